@@ -1,0 +1,71 @@
+# s3qbb developer commands. Needs only Python >= 3.11 and make; everything else goes into .venv.
+
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+EXTRAS      := test,parquet,postgres,docs
+PY_CANDIDATES := python3.11 python3.12 python3
+# Directories that exist are linted; benchmarks/ may not be there yet.
+LINT_PATHS  := $(wildcard s3qbb tests benchmarks)
+PYTEST_ARGS ?= -n 2 -q
+
+.DEFAULT_GOAL := help
+.PHONY: help venv $(VENV) demo test lint typecheck docs bench clean distclean
+
+help:
+	@echo "make demo       run the demo (python -m s3qbb.demo)"
+	@echo "make test       lint, typecheck, pytest ($(PYTEST_ARGS)), docs"
+	@echo "make lint       ruff check + ruff format --check"
+	@echo "make typecheck  mypy --strict"
+	@echo "make docs       build the Sphinx docs into docs/_build/html (warnings are errors)"
+	@echo "make bench      run the benchmarks (python -m benchmarks)"
+	@echo "make clean      remove build and tool caches (distclean also removes .venv)"
+
+venv $(VENV): $(STAMP)
+
+# The interpreter: created once with the first Python >= 3.11 found (recreated if broken).
+$(BIN)/python:
+	@py=""; \
+	for c in $(PY_CANDIDATES); do \
+	  if command -v $$c >/dev/null 2>&1 && \
+	     $$c -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then py=$$c; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then echo "error: s3qbb needs Python >= 3.11 (tried: $(PY_CANDIDATES))" >&2; exit 1; fi; \
+	echo "creating $(VENV) with $$(command -v $$py) ($$($$py -V 2>&1))"; \
+	$$py -m venv --clear $(VENV)
+
+# Dependencies: reinstalled only when pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[$(EXTRAS)]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m s3qbb.demo
+
+test: $(STAMP)
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory docs
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf build dist docs/_build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print \
+	  | xargs rm -rf
+
+distclean: clean
+	rm -rf $(VENV)
