@@ -1,0 +1,214 @@
+"""Resolved dataset references: an ID, a dataset type, a data ID and a run."""
+
+from __future__ import annotations
+
+__all__ = ["DatasetRef", "ensure_resolved", "validate_run_name"]
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AmbiguousDatasetError, DataIdError, DatasetTypeError
+from .dimensions import DataCoordinate
+from .ids import DatasetId, DatasetIdFactory, DatasetIdGenEnum
+
+if TYPE_CHECKING:
+    from .dataset_type import DatasetType
+    from .storage_class import StorageClass, StorageClassFactory
+
+_ID_FACTORY = DatasetIdFactory()
+_MAX_RUN = 256
+
+
+def validate_run_name(run: object) -> str:
+    """Return ``run`` if it is a valid run collection name.
+
+    Run names may contain ``/`` to form a hierarchy (``u/someone/run1``) but
+    no empty, ``.`` or ``..`` segment and no control characters.
+
+    Raises
+    ------
+    DataIdError
+        If the run name is not acceptable.
+    """
+    if not isinstance(run, str) or not run or len(run) > _MAX_RUN:
+        raise DataIdError(f"Run name must be a non-empty str of at most {_MAX_RUN} characters; got {run!r}.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in run):
+        raise DataIdError(f"Run name {run!r} contains control characters.")
+    if any(seg in ("", ".", "..") for seg in run.split("/")):
+        raise DataIdError(f"Run name {run!r} has an empty, '.' or '..' segment between '/'.")
+    return run
+
+
+def ensure_resolved(ref: object, what: str = "this operation") -> DatasetRef:
+    """Return ``ref`` if it is a resolved `DatasetRef`, else raise.
+
+    Raises
+    ------
+    AmbiguousDatasetError
+        If ``ref`` is not a `DatasetRef` (for example a dataset type name or a data ID).
+    """
+    if isinstance(ref, DatasetRef):
+        return ref
+    raise AmbiguousDatasetError(
+        f"{what} needs a resolved DatasetRef (with a dataset ID and run); "
+        f"got {type(ref).__name__} {ref!r:.200}."
+    )
+
+
+class DatasetRef:
+    """A resolved reference to one dataset. Immutable and hashable.
+
+    Parameters
+    ----------
+    datasetType : `DatasetType`
+        The dataset type (a component dataset type for component refs).
+    dataId : `DataCoordinate` or `~collections.abc.Mapping`
+        The data ID; a mapping is standardized against the dataset type's dimensions.
+    run : `str`
+        The run collection.
+    id : `uuid.UUID` or `str`, optional
+        The dataset ID; made with ``id_generation_mode`` when not given.
+    id_generation_mode : `DatasetIdGenEnum`, optional
+        How to make the ID when not given.
+
+    Raises
+    ------
+    DataIdError
+        If the data ID does not match the dataset type's dimensions or the run name is invalid.
+    AmbiguousDatasetError
+        If ``id`` is not a UUID.
+
+    Examples
+    --------
+    >>> from s3qbb.core import DatasetRef, DatasetType, DimensionUniverse
+    >>> u = DimensionUniverse()
+    >>> dt = DatasetType("summary", ["instrument"], "StructuredDataDict", universe=u)
+    >>> ref = DatasetRef(dt, {"instrument": "Cam"}, run="run1")
+    >>> ref.run
+    'run1'
+    """
+
+    __slots__ = ("_hash", "dataId", "datasetType", "id", "run")
+
+    datasetType: DatasetType
+    dataId: DataCoordinate
+    run: str
+    id: DatasetId
+
+    def __init__(
+        self,
+        datasetType: DatasetType,
+        dataId: DataCoordinate | Mapping[str, Any],
+        run: str,
+        *,
+        id: DatasetId | str | None = None,
+        id_generation_mode: DatasetIdGenEnum = DatasetIdGenEnum.UNIQUE,
+    ) -> None:
+        from .dataset_type import DatasetType
+
+        if not isinstance(datasetType, DatasetType):
+            raise DatasetTypeError(f"DatasetRef needs a DatasetType, got {type(datasetType).__name__}.")
+        if isinstance(dataId, DataCoordinate) and dataId.dimensions == datasetType.dimensions:
+            coord = dataId
+        elif isinstance(dataId, Mapping):
+            try:
+                coord = DataCoordinate.standardize(dataId, dimensions=datasetType.dimensions)
+            except DataIdError as err:
+                err.add_note(
+                    f"While making a DatasetRef of dataset type {datasetType.name!r} in run {run!r}."
+                )
+                raise
+        else:
+            raise DataIdError(
+                f"DatasetRef of {datasetType.name!r} needs a data ID mapping, got {type(dataId).__name__}."
+            )
+        validate_run_name(run)
+        if id is None:
+            id = _ID_FACTORY.makeDatasetId(run, datasetType, coord, id_generation_mode)
+        elif isinstance(id, str):
+            try:
+                id = uuid.UUID(id)
+            except ValueError as err:
+                raise AmbiguousDatasetError(f"Dataset ID {id!r} is not a valid UUID.") from err
+        elif not isinstance(id, uuid.UUID):
+            raise AmbiguousDatasetError(f"Dataset ID must be a UUID, got {type(id).__name__} {id!r}.")
+        set_ = object.__setattr__
+        set_(self, "datasetType", datasetType)
+        set_(self, "dataId", coord)
+        set_(self, "run", run)
+        set_(self, "id", id)
+        set_(self, "_hash", hash((datasetType.name, coord, id)))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("DatasetRef is immutable; use replace().")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatasetRef):
+            return NotImplemented
+        return (
+            self.id == other.id
+            and self.datasetType == other.datasetType
+            and self.dataId == other.dataId
+            and self.run == other.run
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    _hash: int
+
+    def __repr__(self) -> str:
+        return f"DatasetRef({self.datasetType.name!r}, {self.dataId}, run={self.run!r}, id={self.id})"
+
+    def __str__(self) -> str:
+        return f"{self.datasetType.name}@{self.dataId} [run={self.run} id={self.id}]"
+
+    def replace(
+        self,
+        *,
+        datasetType: DatasetType | None = None,
+        run: str | None = None,
+        id: DatasetId | None = None,
+    ) -> DatasetRef:
+        """Return a copy with some attributes replaced."""
+        return DatasetRef(
+            datasetType if datasetType is not None else self.datasetType,
+            self.dataId,
+            run if run is not None else self.run,
+            id=id if id is not None else self.id,
+        )
+
+    def isComponent(self) -> bool:
+        """Return whether this is a reference to a component."""
+        return self.datasetType.isComponent()
+
+    def isComposite(self) -> bool:
+        """Return whether the dataset has components."""
+        return self.datasetType.isComposite()
+
+    def makeComponentRef(self, name: str) -> DatasetRef:
+        """Return the ref of one component (same ID and run).
+
+        Raises
+        ------
+        DatasetTypeError
+            If the storage class has no such component.
+        """
+        return self.replace(datasetType=self.datasetType.makeComponentDatasetType(name))
+
+    def makeCompositeRef(self) -> DatasetRef:
+        """Return the ref of the parent dataset of a component ref."""
+        return self.replace(datasetType=self.datasetType.makeCompositeDatasetType())
+
+    def overrideStorageClass(
+        self, storageClass: StorageClass | str, storage_classes: StorageClassFactory | None = None
+    ) -> DatasetRef:
+        """Return a copy whose dataset type has another, convertible storage class.
+
+        Raises
+        ------
+        StorageClassError
+            If the storage classes are not convertible.
+        """
+        return self.replace(datasetType=self.datasetType.overrideStorageClass(storageClass, storage_classes))

@@ -1,0 +1,147 @@
+"""Quanta: one unit of work, its task, predicted inputs and outputs, and datastore records."""
+
+from __future__ import annotations
+
+__all__ = ["Quantum"]
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from ..errors import AmbiguousDatasetError, DatasetTypeError
+from .dataset_ref import DatasetRef, ensure_resolved
+
+if TYPE_CHECKING:
+    from .dataset_type import DatasetType
+    from .dimensions import DataCoordinate
+    from .records import DatastoreRecordData
+
+RefsByType = Mapping["DatasetType", Sequence[DatasetRef]]
+
+
+def _group(
+    refs: RefsByType | Iterable[DatasetRef] | None, what: str
+) -> Mapping[DatasetType, tuple[DatasetRef, ...]]:
+    out: dict[DatasetType, list[DatasetRef]] = {}
+    if refs is None:
+        return MappingProxyType({})
+    if isinstance(refs, Mapping):
+        for dataset_type, group in refs.items():
+            if isinstance(group, DatasetRef):
+                group = [group]
+            for ref in group:
+                ensure_resolved(ref, f"Quantum {what}")
+                if ref.datasetType.name != dataset_type.name:
+                    raise DatasetTypeError(
+                        f"Quantum {what}: ref {ref} is listed under dataset type {dataset_type.name!r}."
+                    )
+                out.setdefault(dataset_type, []).append(ref)
+    else:
+        for ref in refs:
+            ensure_resolved(ref, f"Quantum {what}")
+            out.setdefault(ref.datasetType, []).append(ref)
+    return MappingProxyType({k: tuple(v) for k, v in out.items()})
+
+
+class Quantum:
+    """One unit of work: a task applied to predicted inputs, producing predicted outputs.
+
+    Every ref must be resolved and every dataset ID may appear only once
+    among init-inputs, inputs and outputs together.
+
+    Parameters
+    ----------
+    taskName : `str`, optional
+        Fully-qualified name of the task.
+    taskLabel : `str`, optional
+        Label of the task in its pipeline.
+    dataId : `DataCoordinate`, optional
+        The quantum's data ID.
+    initInputs : mapping or iterable of `DatasetRef`, optional
+        Datasets needed to construct the task.
+    inputs : `~collections.abc.Mapping` [`DatasetType`, sequence of `DatasetRef`] or iterable, optional
+        Predicted inputs.
+    outputs : `~collections.abc.Mapping` [`DatasetType`, sequence of `DatasetRef`] or iterable, optional
+        Predicted outputs.
+    datastore_records : `~collections.abc.Mapping` [`str`, `DatastoreRecordData`], optional
+        Datastore records of the inputs, by datastore name.
+    id : `uuid.UUID`, optional
+        Quantum ID; a random one by default. Names the per-quantum records file.
+
+    Raises
+    ------
+    AmbiguousDatasetError
+        If a ref is unresolved or a dataset ID appears more than once.
+    """
+
+    __slots__ = (
+        "dataId",
+        "datastore_records",
+        "id",
+        "initInputs",
+        "inputs",
+        "outputs",
+        "taskLabel",
+        "taskName",
+    )
+
+    def __init__(
+        self,
+        *,
+        taskName: str | None = None,
+        taskLabel: str | None = None,
+        dataId: DataCoordinate | None = None,
+        initInputs: RefsByType | Iterable[DatasetRef] | None = None,
+        inputs: RefsByType | Iterable[DatasetRef] | None = None,
+        outputs: RefsByType | Iterable[DatasetRef] | None = None,
+        datastore_records: Mapping[str, DatastoreRecordData] | None = None,
+        id: uuid.UUID | None = None,
+    ) -> None:
+        self.taskName = taskName
+        self.taskLabel = taskLabel
+        self.dataId = dataId
+        self.initInputs = _group(initInputs, "init-inputs")
+        self.inputs = _group(inputs, "inputs")
+        self.outputs = _group(outputs, "outputs")
+        self.datastore_records: Mapping[str, DatastoreRecordData] = MappingProxyType(
+            dict(datastore_records or {})
+        )
+        self.id = id if id is not None else uuid.uuid4()
+        seen: dict[uuid.UUID, str] = {}
+        for role, ref in self._all_refs():
+            if ref.id in seen:
+                raise AmbiguousDatasetError(
+                    f"Quantum {self.taskLabel or self.taskName or self.id}: "
+                    f"dataset ID {ref.id} ({ref}) appears "
+                    f"twice (as {seen[ref.id]} and as {role}); each dataset may appear once."
+                )
+            seen[ref.id] = role
+
+    def _all_refs(self) -> Iterator[tuple[str, DatasetRef]]:
+        for role, group in (
+            ("init-input", self.initInputs),
+            ("input", self.inputs),
+            ("output", self.outputs),
+        ):
+            for refs in group.values():
+                for ref in refs:
+                    yield role, ref
+
+    def input_refs(self) -> list[DatasetRef]:
+        """Return the init-input and input refs, in order."""
+        return [ref for role, ref in self._all_refs() if role != "output"]
+
+    def output_refs(self) -> list[DatasetRef]:
+        """Return the output refs, in order."""
+        return [ref for role, ref in self._all_refs() if role == "output"]
+
+    def dataset_types(self) -> dict[str, DatasetType]:
+        """Return every dataset type used by the quantum, by name."""
+        return {ref.datasetType.name: ref.datasetType for _, ref in self._all_refs()}
+
+    def __repr__(self) -> str:
+        return (
+            f"Quantum(id={self.id}, task={self.taskLabel or self.taskName!r}, "
+            f"inputs={sum(map(len, self.inputs.values()))}, outputs={sum(map(len, self.outputs.values()))})"
+        )

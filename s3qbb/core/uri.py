@@ -1,0 +1,93 @@
+"""URIs of dataset artifacts, and the per-dataset URI bundle returned by datastores."""
+
+from __future__ import annotations
+
+__all__ = ["DatasetRefURIs", "ResourceURI"]
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+
+class ResourceURI(str):
+    """A URI string with convenient accessors (``mem://...``, ``s3://bucket/key``).
+
+    It *is* a `str`, so it compares, hashes and prints like the URI it spells.
+    A fragment of ``predicted`` marks a URI of a dataset not (yet) written.
+
+    Examples
+    --------
+    >>> from s3qbb.core.uri import ResourceURI
+    >>> uri = ResourceURI("s3://bucket/run/a.json#predicted")
+    >>> (uri.scheme, uri.netloc, uri.path, uri.is_predicted)
+    ('s3', 'bucket', 'run/a.json', True)
+    """
+
+    __slots__ = ()
+
+    @property
+    def scheme(self) -> str:
+        """URI scheme, for example ``s3`` or ``mem``."""
+        return urlsplit(self).scheme
+
+    @property
+    def netloc(self) -> str:
+        """Network location: the bucket of an ``s3://`` URI."""
+        return urlsplit(self).netloc
+
+    @property
+    def path(self) -> str:
+        """Path without its leading ``/``: the key of an ``s3://`` URI."""
+        return urlsplit(self).path.lstrip("/")
+
+    @property
+    def fragment(self) -> str:
+        """Fragment after ``#``."""
+        return urlsplit(self).fragment
+
+    @property
+    def is_predicted(self) -> bool:
+        """Whether this URI is a prediction (fragment ``predicted``)."""
+        return self.fragment == "predicted"
+
+    def geturl(self) -> str:
+        """Return the URI as a plain `str`."""
+        return str.__str__(self)
+
+    def unpredicted(self) -> ResourceURI:
+        """Return the URI without its ``#predicted`` fragment."""
+        return ResourceURI(self.removesuffix("#predicted"))
+
+    def __repr__(self) -> str:
+        return f"ResourceURI({str.__repr__(self)})"
+
+
+class DatasetRefURIs(tuple[ResourceURI | None, Mapping[str, ResourceURI]]):
+    """The primary URI of a dataset and the URIs of its separately stored components.
+
+    Parameters
+    ----------
+    primaryURI : `ResourceURI`, optional
+        URI of the single artifact, or `None` if the dataset is stored as components.
+    componentURIs : `~collections.abc.Mapping` [`str`, `ResourceURI`], optional
+        URIs of separately stored components.
+    """
+
+    def __new__(
+        cls, primaryURI: ResourceURI | None = None, componentURIs: Mapping[str, ResourceURI] | None = None
+    ) -> DatasetRefURIs:
+        """Make the pair of primary and component URIs."""
+        return super().__new__(cls, (primaryURI, MappingProxyType(dict(componentURIs or {}))))
+
+    @property
+    def primaryURI(self) -> ResourceURI | None:
+        """URI of the single artifact, or `None`."""
+        return self[0]
+
+    @property
+    def componentURIs(self) -> Mapping[str, ResourceURI]:
+        """URIs of separately stored components."""
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"DatasetRefURIs({self.primaryURI!r}, {dict(self.componentURIs)!r})"

@@ -1,0 +1,166 @@
+"""Exceptions raised by s3qbb.
+
+Every exception derives from :class:`S3qbbError` *and* from the builtin that
+matches its category, so callers can write either ``except S3qbbError`` or the
+idiomatic ``except FileNotFoundError`` / ``except LookupError``.
+
+Messages say what failed, on which dataset or URI, and what to do about it.
+Context discovered higher up the stack is attached with
+:meth:`BaseException.add_note` rather than by re-wrapping.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "AmbiguousDatasetError",
+    "BucketNotFoundError",
+    "ConfigError",
+    "CredentialsError",
+    "DataIdError",
+    "DatasetExistsError",
+    "DatasetIntegrityError",
+    "DatasetNotFoundError",
+    "DatasetTypeError",
+    "DatastoreCapacityError",
+    "FormatterError",
+    "InvalidNameError",
+    "InvalidParameterError",
+    "PickleDisabledError",
+    "PreconditionFailedError",
+    "RecordDataError",
+    "RecordExistsError",
+    "RecordNotFoundError",
+    "RecordsStoreError",
+    "S3qbbError",
+    "StorageClassError",
+    "TransientStorageError",
+    "UnknownFormatterError",
+    "UnknownStorageClassError",
+    "UnpredictedDatasetError",
+]
+
+
+class S3qbbError(Exception):
+    """Base class of every exception raised by s3qbb."""
+
+
+# --- lookups -------------------------------------------------------------
+
+
+class DatasetNotFoundError(S3qbbError, FileNotFoundError, LookupError):
+    """A dataset (or its artifact) is not stored where it was expected."""
+
+
+class RecordNotFoundError(S3qbbError, KeyError):
+    """No datastore record exists for a dataset."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we do not.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownStorageClassError(S3qbbError, LookupError):
+    """A storage class name is not known to the storage class factory."""
+
+
+class UnknownFormatterError(S3qbbError, LookupError):
+    """A formatter name is not registered or not allowed."""
+
+
+class BucketNotFoundError(S3qbbError, FileNotFoundError):
+    """The bucket holding a datastore root does not exist."""
+
+
+# --- conflicts -----------------------------------------------------------
+
+
+class DatasetExistsError(S3qbbError, FileExistsError):
+    """A dataset is already stored; the existing copy was left untouched."""
+
+
+class RecordExistsError(S3qbbError, FileExistsError):
+    """A datastore record already exists for a dataset."""
+
+
+class PreconditionFailedError(S3qbbError, FileExistsError):
+    """A conditional request failed (HTTP 412) for a reason other than our own write."""
+
+
+# --- bad input -----------------------------------------------------------
+
+
+class AmbiguousDatasetError(S3qbbError, TypeError):
+    """A dataset was given without a resolved dataset ID."""
+
+
+class StorageClassError(S3qbbError, TypeError):
+    """An object is inconsistent with a storage class, or cannot be converted."""
+
+
+class DatasetTypeError(S3qbbError, ValueError):
+    """A dataset type is malformed or disagrees with its registry definition."""
+
+
+class DataIdError(S3qbbError, ValueError):
+    """A data ID is missing required dimensions, names unknown ones, or has bad values."""
+
+
+class InvalidParameterError(S3qbbError, ValueError):
+    """A read parameter is not declared by the storage class or has a bad value."""
+
+
+class ConfigError(S3qbbError, ValueError):
+    """A configuration value is missing, unknown or inconsistent."""
+
+
+class UnpredictedDatasetError(S3qbbError, LookupError):
+    """A dataset is not among the predicted inputs or outputs of the quantum."""
+
+
+class FormatterError(S3qbbError, ValueError):
+    """A formatter could not serialize or deserialize a dataset."""
+
+
+class PickleDisabledError(FormatterError, PermissionError):
+    """The pickle formatter was asked for but is not enabled in configuration."""
+
+
+# --- storage -------------------------------------------------------------
+
+
+class DatasetIntegrityError(S3qbbError, OSError):
+    """Stored bytes do not match their recorded checksum or size."""
+
+
+class AccessDeniedError(S3qbbError, PermissionError):
+    """The storage service refused an action on a key or bucket."""
+
+
+class CredentialsError(S3qbbError, PermissionError):
+    """Credentials are missing, malformed or rejected (the secret is never shown)."""
+
+
+class TransientStorageError(S3qbbError, ConnectionError):
+    """A transient storage failure persisted after every retry allowed by the policy."""
+
+
+class DatastoreCapacityError(S3qbbError, MemoryError):
+    """A bounded datastore cannot hold an object even after evicting everything."""
+
+
+# --- names ---------------------------------------------------------------
+
+
+class InvalidNameError(S3qbbError, ValueError):
+    """A run or collection name cannot be turned into a safe storage path."""
+
+
+# --- datastore records ---------------------------------------------------
+
+
+class RecordDataError(S3qbbError, ValueError):
+    """Datastore record data are malformed or use a record class s3qbb does not understand."""
+
+
+class RecordsStoreError(S3qbbError, OSError):
+    """The datastore records database failed: closed, unreadable, corrupt or of another schema version."""
