@@ -1,0 +1,494 @@
+"""The datastore contract: a small ABC with capability flags and concrete defaults.
+
+A backend implements eight primitives (`Datastore.put`, `Datastore.get`,
+`Datastore.exists`, `Datastore.knows`, `Datastore.remove`, `Datastore.trash`,
+`Datastore.emptyTrash`, `Datastore.getURIs`) plus `Datastore.forget`; everything
+else (bulk existence, URIs of many datasets, transfer, bulk put/get,
+read-parameter and storage-class handling) has a working default that
+backends may override for speed. Every backend must pass the conformance
+suite in `s3qbb.testing.conformance`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan"]
+
+import threading
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..core.dataset_ref import DatasetRef, ensure_resolved
+from ..core.dataset_type import default_storage_classes
+from ..core.storage_class import StorageClass, StorageClassFactory
+from ..core.uri import DatasetRefURIs, ResourceURI
+from ..errors import DatasetNotFoundError, DatasetTypeError, S3qbbError, StorageClassError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ..core.records import DatastoreRecordData
+
+
+@dataclass(frozen=True, slots=True)
+class DatastoreCapabilities:
+    """What a datastore can do; callers and the conformance suite branch on these flags.
+
+    Parameters
+    ----------
+    ephemeral : `bool`
+        Contents vanish with the process.
+    predicted_uris : `bool`
+        ``getURI(ref, predict=True)`` gives a meaningful URI before a write.
+    partial_reads : `bool`
+        Read parameters are applied while reading (e.g. HTTP ranges), not after a full read.
+    persistent_records : `bool`
+        Records can be exported and imported (`Datastore.export_records`).
+    bounded : `bool`
+        Contents may be evicted to respect a size bound (a cache tier).
+    checksums : `bool`
+        Stored bytes are verified against recorded checksums on read.
+    """
+
+    ephemeral: bool
+    predicted_uris: bool = True
+    partial_reads: bool = False
+    persistent_records: bool = False
+    bounded: bool = False
+    checksums: bool = False
+
+
+@dataclass
+class DatastoreStats:
+    """Thread-safe counters of what a datastore did: requests, retries, bytes, cache hits.
+
+    Read them at any time; `snapshot` returns a plain dict.
+    """
+
+    requests: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_request(self, operation: str, n: int = 1) -> None:
+        """Count ``n`` requests of an operation."""
+        with self._lock:
+            self.requests[operation] += n
+
+    def add(self, **amounts: int) -> None:
+        """Add to scalar counters, for example ``add(bytes_read=10, hits=1)``."""
+        with self._lock:
+            for name, amount in amounts.items():
+                setattr(self, name, getattr(self, name) + amount)
+
+    @property
+    def total_requests(self) -> int:
+        """Total number of requests of every operation."""
+        with self._lock:
+            return sum(self.requests.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return a consistent copy of the counters."""
+        with self._lock:
+            return {
+                "requests": dict(self.requests),
+                "total_requests": sum(self.requests.values()),
+                "retries": self.retries,
+                "bytes_written": self.bytes_written,
+                "bytes_read": self.bytes_read,
+                "hits": self.hits,
+                "misses": self.misses,
+                "evictions": self.evictions,
+            }
+
+    def reset(self) -> None:
+        """Set every counter back to zero."""
+        with self._lock:
+            self.requests.clear()
+            self.retries = self.bytes_written = self.bytes_read = 0
+            self.hits = self.misses = self.evictions = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """What a `Datastore.get` call asked for, validated before any I/O.
+
+    Parameters
+    ----------
+    ref : `DatasetRef`
+        The ref as given (possibly a component ref).
+    parent : `DatasetRef`
+        The ref of the stored (parent) dataset.
+    component : `str` or `None`
+        Component to extract.
+    stored : `StorageClass`
+        Storage class the dataset was written with (of the parent).
+    target : `StorageClass`
+        Storage class of the object to return (component and override applied).
+    parameters : `~collections.abc.Mapping`
+        Validated read parameters.
+    """
+
+    ref: DatasetRef
+    parent: DatasetRef
+    component: str | None
+    stored: StorageClass
+    target: StorageClass
+    parameters: Mapping[str, Any]
+
+
+class Datastore(ABC):
+    """Abstract datastore: stores and retrieves datasets identified by resolved refs.
+
+    Parameters
+    ----------
+    name : `str`
+        Label of the datastore (appears in records and provenance).
+    storageClassFactory : `StorageClassFactory`, optional
+        Factory resolving storage class names; the shipped one by default.
+    """
+
+    capabilities: DatastoreCapabilities = DatastoreCapabilities(ephemeral=True)
+    """What this datastore can do (class default; instances may refine it)."""
+    defaultConfigFile: ClassVar[str | None] = None
+    """Path of configuration defaults (unused by s3qbb; kept for API compatibility)."""
+
+    def __init__(self, name: str, storageClassFactory: StorageClassFactory | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise S3qbbError(f"Datastore name must be a non-empty str, got {name!r}.")
+        self.name = name
+        self.storageClassFactory = storageClassFactory or default_storage_classes()
+        self.stats = DatastoreStats()
+
+    # ------------------------------------------------------------------ flags
+
+    @property
+    def isEphemeral(self) -> bool:
+        """Whether contents disappear when the process ends."""
+        return self.capabilities.ephemeral
+
+    # ------------------------------------------------------------- primitives
+
+    @abstractmethod
+    def put(self, inMemoryDataset: Any, ref: DatasetRef) -> None:
+        """Store a dataset.
+
+        Parameters
+        ----------
+        inMemoryDataset : `object`
+            The dataset; must match the ref's storage class.
+        ref : `DatasetRef`
+            Resolved, non-component ref.
+
+        Raises
+        ------
+        AmbiguousDatasetError
+            If ``ref`` is not a resolved `DatasetRef`.
+        DatasetTypeError
+            If ``ref`` is a component ref.
+        StorageClassError
+            If the object does not match the storage class.
+        DatasetExistsError
+            If the dataset is already stored (the stored copy is left intact).
+        """
+
+    @abstractmethod
+    def get(
+        self,
+        ref: DatasetRef,
+        parameters: Mapping[str, Any] | None = None,
+        storageClass: StorageClass | str | None = None,
+    ) -> Any:
+        """Read a dataset, a component of it, or a subset selected by read parameters.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            Resolved ref (a component ref reads that component).
+        parameters : `~collections.abc.Mapping`, optional
+            Read parameters declared by the storage class.
+        storageClass : `StorageClass` or `str`, optional
+            Storage class of the returned object, convertible from the stored one.
+
+        Returns
+        -------
+        obj : `object`
+            The dataset; never an object whose mutation changes what is stored.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset is not stored here.
+        InvalidParameterError
+            If a parameter is not declared by the storage class.
+        StorageClassError
+            If the storage class override cannot be converted.
+        """
+
+    @abstractmethod
+    def exists(self, ref: DatasetRef) -> bool:
+        """Return whether the dataset is known and its artifact present."""
+
+    @abstractmethod
+    def knows(self, ref: DatasetRef) -> bool:
+        """Return whether the datastore has a record of the dataset (no artifact check)."""
+
+    @abstractmethod
+    def remove(self, ref: DatasetRef) -> None:
+        """Delete a dataset's artifact and record now.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset is not stored here.
+        """
+
+    @abstractmethod
+    def trash(self, ref: DatasetRef | Iterable[DatasetRef], ignore_errors: bool = True) -> None:
+        """Forget datasets now and schedule their artifacts for deletion by `emptyTrash`.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If a dataset is unknown and ``ignore_errors`` is `False`.
+        """
+
+    @abstractmethod
+    def emptyTrash(self, ignore_errors: bool = True) -> None:
+        """Delete the artifacts of trashed datasets."""
+
+    @abstractmethod
+    def getURIs(self, ref: DatasetRef, predict: bool = False) -> DatasetRefURIs:
+        """Return the URIs of a dataset's artifacts.
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            Resolved ref.
+        predict : `bool`, optional
+            Allow URIs of datasets not yet written; they carry ``#predicted``.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset is not stored and ``predict`` is `False`.
+        """
+
+    @abstractmethod
+    def forget(self, refs: Iterable[DatasetRef]) -> None:
+        """Drop records of datasets without touching artifacts."""
+
+    # --------------------------------------------------------------- defaults
+
+    def stored(self, ref: DatasetRef) -> bool:
+        """Return whether the dataset's artifact is present (same as `exists`)."""
+        return self.exists(ref)
+
+    def stored_many(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
+        """Return existence of many datasets at once.
+
+        Parameters
+        ----------
+        refs : iterable of `DatasetRef`
+            Datasets to check.
+
+        Returns
+        -------
+        existence : `dict` [`DatasetRef`, `bool`]
+            Whether each dataset's artifact is present.
+        """
+        return {ref: self.exists(ensure_resolved(ref, "stored_many")) for ref in refs}
+
+    def getURI(self, ref: DatasetRef, predict: bool = False) -> ResourceURI:
+        """Return the single URI of a dataset.
+
+        Raises
+        ------
+        RuntimeError
+            If the dataset is stored as several artifacts.
+        DatasetNotFoundError
+            If the dataset is not stored and ``predict`` is `False`.
+        """
+        uris = self.getURIs(ref, predict)
+        if uris.primaryURI is None or uris.componentURIs:
+            raise RuntimeError(
+                f"Dataset {ref} is stored as several artifacts ({sorted(uris.componentURIs)}); use getURIs()."
+            )
+        return uris.primaryURI
+
+    def getUri(self, ref: DatasetRef, predict: bool = False) -> str:
+        """Return the URI of a dataset as a plain `str` (seed API; see `getURI`).
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset is not stored and ``predict`` is `False`.
+        """
+        return str(self.getURI(ref, predict))
+
+    def get_many_uris(
+        self, refs: Iterable[DatasetRef], predict: bool = False, allow_missing: bool = False
+    ) -> dict[DatasetRef, DatasetRefURIs]:
+        """Return the URIs of many datasets.
+
+        Parameters
+        ----------
+        refs : iterable of `DatasetRef`
+            Datasets.
+        predict : `bool`, optional
+            Allow predicted URIs for datasets not yet written.
+        allow_missing : `bool`, optional
+            Leave out datasets that are unknown (instead of raising).
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If a dataset is unknown and neither ``predict`` nor ``allow_missing`` is set.
+        """
+        out: dict[DatasetRef, DatasetRefURIs] = {}
+        for ref in refs:
+            try:
+                out[ref] = self.getURIs(ref, predict)
+            except DatasetNotFoundError:
+                if not allow_missing:
+                    raise
+        return out
+
+    def transfer(self, inputDatastore: Datastore, ref: DatasetRef) -> None:
+        """Read a dataset from another datastore and store it here.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the input datastore does not hold the dataset.
+        DatasetExistsError
+            If this datastore already holds it.
+        """
+        self.put(inputDatastore.get(ref), ref)
+
+    def put_many(self, items: Iterable[tuple[Any, DatasetRef]]) -> None:
+        """Store many datasets; backends may do so concurrently.
+
+        Every item is attempted; if some fail, the first error is raised after
+        the others were stored, with a note listing how many failed.
+        """
+        errors: list[BaseException] = []
+        for obj, ref in items:
+            try:
+                self.put(obj, ref)
+            except Exception as err:
+                errors.append(err)
+        _raise_first(errors, "put_many")
+
+    def get_many(
+        self, refs: Iterable[DatasetRef], parameters: Mapping[str, Any] | None = None
+    ) -> dict[DatasetRef, Any]:
+        """Read many datasets; backends may do so concurrently.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If any dataset is missing (after the others were read).
+        """
+        out: dict[DatasetRef, Any] = {}
+        errors: list[BaseException] = []
+        for ref in refs:
+            try:
+                out[ref] = self.get(ref, parameters)
+            except Exception as err:
+                errors.append(err)
+        _raise_first(errors, "get_many")
+        return out
+
+    def export_records(self, refs: Iterable[DatasetRef]) -> dict[str, DatastoreRecordData]:
+        """Return the records of datasets, by datastore name (empty for ephemeral datastores)."""
+        return {}
+
+    def import_records(self, data: Mapping[str, DatastoreRecordData]) -> None:  # noqa: B027 (no-op default)
+        """Import records exported by `export_records` (ignored by ephemeral datastores)."""
+
+    def get_root(self) -> str | None:
+        """Return the root URI of the datastore, or `None` if it has none."""
+        return None
+
+    @classmethod
+    def setConfigRoot(cls, root: str, config: Any, full: Any) -> None:
+        """Set filesystem-dependent config for a new repository (does nothing in s3qbb)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 (no-op default)
+        """Release resources held by the datastore."""
+
+    def __enter__(self) -> Datastore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    # ---------------------------------------------------------- for backends
+
+    def _check_put(self, obj: Any, ref: DatasetRef) -> StorageClass:
+        """Validate a put before any I/O; return the storage class to write with."""
+        ensure_resolved(ref, f"{type(self).__name__}.put")
+        if ref.isComponent():
+            raise DatasetTypeError(
+                f"Cannot put component dataset {ref}: components are written with their parent; "
+                f"put the parent dataset ({ref.datasetType.nameAndComponent()[0]!r}) instead."
+            )
+        sc = ref.datasetType.storageClass
+        sc.validate_instance(obj, f"dataset {ref}")
+        return sc
+
+    def _plan_read(
+        self,
+        ref: DatasetRef,
+        parameters: Mapping[str, Any] | None,
+        storageClass: StorageClass | str | None,
+    ) -> ReadPlan:
+        """Validate a get before any I/O."""
+        ensure_resolved(ref, f"{type(self).__name__}.get")
+        component = ref.datasetType.component()
+        parent = ref.makeCompositeRef() if component else ref
+        stored = parent.datasetType.storageClass
+        target = ref.datasetType.storageClass
+        target.validate_parameters(parameters, f"dataset {ref}")
+        if storageClass is not None:
+            override = self.storageClassFactory.resolve(storageClass)
+            if not override.can_convert(target):
+                raise StorageClassError(
+                    f"Cannot read dataset {ref} as storage class {override.name!r}: it is stored as "
+                    f"{target.name!r} and no conversion exists."
+                )
+            target = override
+        return ReadPlan(ref, parent, component, stored, target, dict(parameters or {}))
+
+    @staticmethod
+    def _finish_read(plan: ReadPlan, obj: Any, parameters_applied: bool = False) -> Any:
+        """Extract the component, apply parameters not yet applied, convert to the target class."""
+        if plan.component is not None:
+            obj = plan.stored.get_component(obj, plan.component)
+        if plan.parameters and not parameters_applied:
+            obj = plan.ref.datasetType.storageClass.apply_parameters(obj, plan.parameters)
+        return plan.target.coerce_type(obj)
+
+
+def _raise_first(errors: list[BaseException], what: str) -> None:
+    if errors:
+        first = errors[0]
+        if len(errors) > 1:
+            first.add_note(f"{what}: {len(errors)} items failed; this is the first.")
+        raise first

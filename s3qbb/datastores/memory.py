@@ -1,0 +1,435 @@
+"""InMemoryDatastore: an ephemeral datastore holding Python objects, optionally bounded (LRU).
+
+Copy semantics: `InMemoryDatastore.put` stores a deep copy of the object and
+`InMemoryDatastore.get` returns a deep copy of what is stored, so no caller can
+change stored data by mutating an object it passed in or got back. Objects of
+immutable types (`bytes`, `str`, numbers, tuples and frozensets of those, and
+Arrow tables) are shared, not copied.
+
+With ``max_bytes`` and/or ``max_entries`` the datastore evicts its least
+recently used datasets to respect the bound; that is how it serves as a cache
+tier in front of a persistent datastore. An unbounded InMemoryDatastore never
+evicts.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InMemoryDatastore", "StoredMemoryItemInfo", "estimate_nbytes"]
+
+import copy
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..core.dataset_ref import DatasetRef, ensure_resolved
+from ..core.uri import DatasetRefURIs, ResourceURI
+from ..errors import (
+    ConfigError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    DatastoreCapacityError,
+    RecordExistsError,
+    RecordNotFoundError,
+)
+from .base import Datastore, DatastoreCapabilities
+
+if TYPE_CHECKING:
+    from ..core.ids import DatasetId
+    from ..core.storage_class import StorageClass, StorageClassFactory
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMemoryItemInfo:
+    """Record of a dataset held by an `InMemoryDatastore`.
+
+    Parameters
+    ----------
+    timestamp : `float`
+        When the dataset was stored (Unix time).
+    storageClass : `StorageClass`
+        Storage class it was stored with.
+    parentID : `uuid.UUID`
+        ID of the dataset (components share their parent's ID).
+    dataset_id : `uuid.UUID`
+        ID of the dataset.
+    file_size : `int`
+        Estimated size in bytes of the stored object (see `estimate_nbytes`).
+    """
+
+    timestamp: float
+    storageClass: StorageClass
+    parentID: DatasetId
+    dataset_id: DatasetId
+    file_size: int = -1
+
+
+_IMMUTABLE = (bytes, str, int, float, complex, bool, type(None))
+
+
+def _is_immutable(obj: Any) -> bool:
+    if isinstance(obj, _IMMUTABLE):
+        return True
+    if isinstance(obj, tuple | frozenset):
+        return all(_is_immutable(o) for o in obj)
+    return type(obj).__module__.startswith("pyarrow") and type(obj).__name__ in ("Table", "RecordBatch")
+
+
+def _copy(obj: Any) -> Any:
+    return obj if _is_immutable(obj) else copy.deepcopy(obj)
+
+
+def estimate_nbytes(obj: Any, _depth: int = 0) -> int:
+    """Estimate the memory used by an object, cheaply.
+
+    Exact for `bytes`, NumPy arrays and Arrow tables; for containers, the sum
+    of their items plus a small overhead.
+
+    Parameters
+    ----------
+    obj : `object`
+        Object to measure.
+
+    Returns
+    -------
+    nbytes : `int`
+        Estimated size in bytes.
+    """
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return len(obj)
+    if isinstance(obj, str):
+        return len(obj) + 49
+    nbytes = getattr(obj, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if _depth > 16:
+        return sys.getsizeof(obj)
+    if isinstance(obj, Mapping):
+        return 64 + sum(
+            estimate_nbytes(k, _depth + 1) + estimate_nbytes(v, _depth + 1) for k, v in obj.items()
+        )
+    if isinstance(obj, list | tuple | set | frozenset):
+        return 56 + sum(estimate_nbytes(v, _depth + 1) for v in obj)
+    fields = getattr(obj, "__dict__", None)
+    if isinstance(fields, dict):
+        return 64 + estimate_nbytes(fields, _depth + 1)
+    return sys.getsizeof(obj)
+
+
+def _load_config(config: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    path = Path(config)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"Cannot read InMemoryDatastore config file {str(path)!r}: {err}") from err
+    import yaml
+
+    loaded = yaml.safe_load(text) or {}
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"InMemoryDatastore config file {str(path)!r} must hold a mapping.")
+    return dict(loaded.get("datastore", loaded))
+
+
+class InMemoryDatastore(Datastore):
+    """Ephemeral datastore of Python objects, ``mem://`` URIs, optional LRU bound.
+
+    Parameters
+    ----------
+    config : `~collections.abc.Mapping`, `str` or `~pathlib.Path`, optional
+        Configuration mapping or the path of a YAML/JSON file holding one. Keys:
+        ``name``, ``max_bytes``, ``max_entries``.
+    registry : `object`, optional
+        Accepted for API compatibility and ignored (s3qbb datastores keep their own records).
+    name : `str`, optional
+        Datastore name; overrides ``config["name"]``.
+    max_bytes : `int`, optional
+        Bound on the estimated total size of stored objects; LRU eviction beyond it.
+    max_entries : `int`, optional
+        Bound on the number of stored datasets; LRU eviction beyond it.
+    storageClassFactory : `StorageClassFactory`, optional
+        Factory resolving storage class names.
+
+    Examples
+    --------
+    >>> from s3qbb.datastores.memory import InMemoryDatastore
+    >>> from s3qbb.core import DatasetRef, DatasetType, DimensionUniverse
+    >>> store = InMemoryDatastore(name="scratch")
+    >>> dt = DatasetType("counts", ["instrument"], "StructuredDataDict", universe=DimensionUniverse())
+    >>> ref = DatasetRef(dt, {"instrument": "Cam"}, run="run1")
+    >>> store.put({"n": 1}, ref)
+    >>> store.get(ref)
+    {'n': 1}
+    """
+
+    defaultConfigFile = "datastores/inMemoryDatastore.yaml"
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | str | Path | None = None,
+        registry: Any = None,
+        *,
+        name: str | None = None,
+        max_bytes: int | None = None,
+        max_entries: int | None = None,
+        storageClassFactory: StorageClassFactory | None = None,
+    ) -> None:
+        cfg = _load_config(config)
+        unknown = set(cfg) - {"name", "max_bytes", "max_entries", "cls"}
+        if unknown:
+            raise ConfigError(f"Unknown InMemoryDatastore config keys {sorted(unknown)}.")
+        super().__init__(name or cfg.get("name") or "InMemoryDatastore", storageClassFactory)
+        self.max_bytes = max_bytes if max_bytes is not None else cfg.get("max_bytes")
+        self.max_entries = max_entries if max_entries is not None else cfg.get("max_entries")
+        for label, bound in (("max_bytes", self.max_bytes), ("max_entries", self.max_entries)):
+            if bound is not None and (not isinstance(bound, int) or isinstance(bound, bool) or bound <= 0):
+                raise ConfigError(f"InMemoryDatastore {label} must be a positive int or None, got {bound!r}.")
+        bounded = self.max_bytes is not None or self.max_entries is not None
+        self.capabilities = DatastoreCapabilities(ephemeral=True, predicted_uris=True, bounded=bounded)
+        self._objects: OrderedDict[DatasetId, Any] = OrderedDict()
+        self._records: dict[DatasetId, StoredMemoryItemInfo] = {}
+        self._sizes: dict[DatasetId, int] = {}
+        self._trash: dict[DatasetId, Any] = {}
+        self._nbytes = 0
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def nbytes(self) -> int:
+        """Estimated total size of the stored objects."""
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    # ---------------------------------------------------------------- records
+
+    def addStoredItemInfo(self, ref: DatasetRef, info: StoredMemoryItemInfo) -> None:
+        """Record internal storage information associated with a dataset.
+
+        Raises
+        ------
+        RecordExistsError
+            If a record for this dataset already exists.
+        """
+        ensure_resolved(ref, "addStoredItemInfo")
+        with self._lock:
+            if ref.id in self._records:
+                raise RecordExistsError(f"Datastore {self.name!r} already has a record for dataset {ref}.")
+            self._records[ref.id] = info
+
+    def getStoredItemInfo(self, ref: DatasetRef) -> StoredMemoryItemInfo:
+        """Return the record of a dataset.
+
+        Raises
+        ------
+        RecordNotFoundError
+            If there is no record for the dataset (a `KeyError`).
+        """
+        ensure_resolved(ref, "getStoredItemInfo")
+        try:
+            return self._records[ref.id]
+        except KeyError:
+            raise RecordNotFoundError(f"Datastore {self.name!r} has no record of dataset {ref}.") from None
+
+    def removeStoredItemInfo(self, ref: DatasetRef) -> None:
+        """Remove the record of a dataset (and the object, which is unreachable without it)."""
+        ensure_resolved(ref, "removeStoredItemInfo")
+        with self._lock:
+            self._records.pop(ref.id, None)
+            self._drop_object(ref.id)
+
+    def _drop_object(self, dataset_id: DatasetId) -> Any:
+        obj = self._objects.pop(dataset_id, None)
+        self._nbytes -= self._sizes.pop(dataset_id, 0)
+        return obj
+
+    # ------------------------------------------------------------- primitives
+
+    def put(self, inMemoryDataset: Any, ref: DatasetRef) -> None:
+        """Store a copy of a dataset.
+
+        Raises
+        ------
+        AmbiguousDatasetError
+            If ``ref`` is not a resolved `DatasetRef`.
+        DatasetTypeError
+            If ``ref`` is a component ref.
+        StorageClassError
+            If the object does not match the storage class.
+        DatasetExistsError
+            If the dataset is already stored (the stored copy is left intact).
+        DatastoreCapacityError
+            If the datastore is bounded and the object alone exceeds ``max_bytes``.
+        """
+        sc = self._check_put(inMemoryDataset, ref)
+        stored = _copy(inMemoryDataset)
+        nbytes = estimate_nbytes(stored)
+        if self.max_bytes is not None and nbytes > self.max_bytes:
+            raise DatastoreCapacityError(
+                f"Dataset {ref} needs ~{nbytes} bytes, more than datastore {self.name!r} may hold "
+                f"(max_bytes={self.max_bytes}); raise max_bytes."
+            )
+        with self._lock:
+            if ref.id in self._records:
+                raise DatasetExistsError(
+                    f"Dataset {ref} is already stored in datastore {self.name!r}; "
+                    "the stored copy is unchanged. "
+                    "Remove it first to replace it."
+                )
+            self._objects[ref.id] = stored
+            self._sizes[ref.id] = nbytes
+            self._nbytes += nbytes
+            self._records[ref.id] = StoredMemoryItemInfo(time.time(), sc, ref.id, ref.id, nbytes)
+            self.stats.count_request("put")
+            self.stats.add(bytes_written=nbytes)
+            self._evict(keep=ref.id)
+
+    def _evict(self, keep: DatasetId) -> None:
+        while self._objects and (
+            (self.max_bytes is not None and self._nbytes > self.max_bytes)
+            or (self.max_entries is not None and len(self._objects) > self.max_entries)
+        ):
+            oldest = next(iter(self._objects))
+            if oldest == keep:
+                break
+            self._drop_object(oldest)
+            self._records.pop(oldest, None)
+            self.stats.add(evictions=1)
+
+    def get(
+        self,
+        ref: DatasetRef,
+        parameters: Mapping[str, Any] | None = None,
+        storageClass: StorageClass | str | None = None,
+    ) -> Any:
+        """Return a copy of a stored dataset, a component of it, or a subset.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset is not stored here.
+        InvalidParameterError
+            If a parameter is not declared by the storage class.
+        StorageClassError
+            If the storage class override cannot be converted.
+        """
+        plan = self._plan_read(ref, parameters, storageClass)
+        with self._lock:
+            self.stats.count_request("get")
+            if ref.id not in self._records or ref.id not in self._objects:
+                self.stats.add(misses=1)
+                raise DatasetNotFoundError(
+                    f"Dataset {ref} is not in datastore {self.name!r} ({self._uri(plan.parent, False)})."
+                )
+            self._objects.move_to_end(ref.id)
+            obj = self._objects[ref.id]
+            self.stats.add(hits=1)
+        # Component extraction, parameters and conversion all work on a private copy.
+        return self._finish_read(plan, _copy(obj))
+
+    def exists(self, ref: DatasetRef) -> bool:
+        """Return whether the dataset is stored here."""
+        ensure_resolved(ref, "exists")
+        return ref.id in self._records and ref.id in self._objects
+
+    def knows(self, ref: DatasetRef) -> bool:
+        """Return whether there is a record of the dataset."""
+        ensure_resolved(ref, "knows")
+        return ref.id in self._records
+
+    def remove(self, ref: DatasetRef) -> None:
+        """Delete a dataset now.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset is not stored here.
+        """
+        ensure_resolved(ref, "remove")
+        with self._lock:
+            if ref.id not in self._records:
+                raise DatasetNotFoundError(
+                    f"Cannot remove dataset {ref}: it is not in datastore {self.name!r}."
+                )
+            self._records.pop(ref.id)
+            self._drop_object(ref.id)
+            self.stats.count_request("delete")
+
+    def trash(self, ref: DatasetRef | Iterable[DatasetRef], ignore_errors: bool = True) -> None:
+        """Forget datasets now; their objects are released by `emptyTrash`.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If a dataset is unknown and ``ignore_errors`` is `False`.
+        """
+        refs = [ref] if isinstance(ref, DatasetRef) else list(ref)
+        with self._lock:
+            for r in refs:
+                ensure_resolved(r, "trash")
+                if r.id not in self._records:
+                    if ignore_errors:
+                        continue
+                    raise DatasetNotFoundError(
+                        f"Cannot trash dataset {r}: it is not in datastore {self.name!r}."
+                    )
+                self._records.pop(r.id)
+                obj = self._drop_object(r.id)
+                if obj is not None:
+                    self._trash[r.id] = obj
+
+    def emptyTrash(self, ignore_errors: bool = True) -> None:
+        """Release the objects of trashed datasets."""
+        with self._lock:
+            self._trash.clear()
+
+    def forget(self, refs: Iterable[DatasetRef]) -> None:
+        """Drop datasets (for a memory datastore the record and the object are one)."""
+        with self._lock:
+            for ref in refs:
+                ensure_resolved(ref, "forget")
+                self._records.pop(ref.id, None)
+                self._drop_object(ref.id)
+
+    def _uri(self, ref: DatasetRef, predicted: bool) -> ResourceURI:
+        uri = f"mem://{quote(self.name, safe='')}/{ref.datasetType.name}/{ref.id}"
+        return ResourceURI(uri + "#predicted" if predicted else uri)
+
+    def getURIs(self, ref: DatasetRef, predict: bool = False) -> DatasetRefURIs:
+        """Return ``mem://`` URIs; predicted ones end with ``#predicted``.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset is not stored and ``predict`` is `False`.
+        """
+        ensure_resolved(ref, "getURIs")
+        stored = self.exists(ref)
+        if not stored and not predict:
+            raise DatasetNotFoundError(
+                f"Dataset {ref} is not in datastore {self.name!r}; pass predict=True for a predicted URI."
+            )
+        return DatasetRefURIs(self._uri(ref, not stored))
+
+    def clear(self) -> None:
+        """Drop every dataset, record and trashed object."""
+        with self._lock:
+            self._objects.clear()
+            self._sizes.clear()
+            self._records.clear()
+            self._trash.clear()
+            self._nbytes = 0
+
+    def close(self) -> None:
+        """Release every stored object."""
+        self.clear()
