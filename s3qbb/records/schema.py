@@ -1,0 +1,356 @@
+"""SQLAlchemy Core schema, queries and SQLite connection setup of a datastore records database.
+
+The tables mirror those of a daf_butler ``QuantumBackedButler`` SQLite file so
+daf_butler's tools can read ours:
+
+``file_datastore_records`` (name configurable)
+    One row per stored artifact; primary key ``(dataset_id, component)``,
+    ``component`` holding ``"__NULL_STRING__"`` when the dataset is not a
+    component. Column names, types and lengths are daf_butler's.
+``dataset_location``
+    ``(datastore_name, dataset_id)``: the dataset is stored in that datastore.
+``dataset_location_trash``
+    Same columns; datasets removed from the datastore whose artifacts may not
+    be deleted yet. Primary key ``(dataset_id, datastore_name)``, the order of
+    daf_butler's datastore bridge schema 0.2.1.
+``opaque_meta``
+    Names of the opaque (records) tables, as daf_butler's
+    ``ByNameOpaqueTableStorageManager`` keeps them.
+``s3qbb_meta``
+    Key/value pairs: ``records_schema_version`` and ``datastore_name``.
+
+Dataset IDs use SQLAlchemy's `~sqlalchemy.types.Uuid`, which SQLite stores as
+``CHAR(32)`` lower-case hex without dashes (native ``UUID`` on PostgreSQL):
+byte for byte what daf_butler's ``GUID`` type writes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DATASET_LOCATION_TABLE",
+    "DATASET_LOCATION_TRASH_TABLE",
+    "DEFAULT_RECORDS_TABLE",
+    "META_TABLE",
+    "OPAQUE_META_TABLE",
+    "RECORDS_SCHEMA_VERSION",
+    "WRITE_OPTION",
+    "RecordsQueries",
+    "RecordsSchema",
+    "check_records_table_name",
+    "create_statements",
+    "make_engine",
+    "make_queries",
+    "make_schema",
+]
+
+import dataclasses
+import functools
+import re
+import sqlite3
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.pool import StaticPool
+
+from ..errors import ConfigError
+
+RECORDS_SCHEMA_VERSION = "1"
+"""Version of this schema, stored under ``records_schema_version`` in ``s3qbb_meta``."""
+
+DEFAULT_RECORDS_TABLE = "file_datastore_records"
+"""Default name of the records table (daf_butler's default)."""
+
+DATASET_LOCATION_TABLE = "dataset_location"
+DATASET_LOCATION_TRASH_TABLE = "dataset_location_trash"
+OPAQUE_META_TABLE = "opaque_meta"
+META_TABLE = "s3qbb_meta"
+
+WRITE_OPTION = "s3qbb_write"
+"""Execution option marking a connection whose transactions write (see `make_engine`)."""
+
+_TABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = frozenset({DATASET_LOCATION_TABLE, DATASET_LOCATION_TRASH_TABLE, OPAQUE_META_TABLE, META_TABLE})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordsSchema:
+    """The tables of one records database.
+
+    Parameters
+    ----------
+    metadata : `sqlalchemy.MetaData`
+        Metadata holding every table below.
+    records : `sqlalchemy.Table`
+        The records table.
+    location : `sqlalchemy.Table`
+        ``dataset_location``.
+    trash : `sqlalchemy.Table`
+        ``dataset_location_trash``.
+    opaque_meta : `sqlalchemy.Table`
+        ``opaque_meta``.
+    meta : `sqlalchemy.Table`
+        ``s3qbb_meta``.
+    """
+
+    metadata: sa.MetaData
+    records: sa.Table
+    location: sa.Table
+    trash: sa.Table
+    opaque_meta: sa.Table
+    meta: sa.Table
+
+
+def _location_table(name: str, metadata: sa.MetaData, *, trash: bool) -> sa.Table:
+    datastore_name = sa.Column("datastore_name", sa.String(256), nullable=False)
+    dataset_id = sa.Column("dataset_id", sa.Uuid(), nullable=False)
+    pk = ("dataset_id", "datastore_name") if trash else ("datastore_name", "dataset_id")
+    return sa.Table(name, metadata, datastore_name, dataset_id, sa.PrimaryKeyConstraint(*pk))
+
+
+def check_records_table_name(name: str) -> str:
+    """Check that a records table name is an identifier not used by the schema.
+
+    Parameters
+    ----------
+    name : `str`
+        Proposed records table name.
+
+    Returns
+    -------
+    name : `str`
+        The name, unchanged.
+
+    Raises
+    ------
+    ConfigError
+        Raised if the name is not allowed.
+    """
+    if _TABLE_NAME_RE.fullmatch(name) is None or name in _RESERVED:
+        raise ConfigError(
+            f"Records table name {name!r} is not allowed: use an identifier matching "
+            f"[A-Za-z_][A-Za-z0-9_]* other than {sorted(_RESERVED)}."
+        )
+    return name
+
+
+@functools.lru_cache(maxsize=16)
+def make_schema(records_table: str = DEFAULT_RECORDS_TABLE) -> RecordsSchema:
+    """Build the schema of a records database.
+
+    Parameters
+    ----------
+    records_table : `str`, optional
+        Name of the records table.
+
+    Returns
+    -------
+    schema : `RecordsSchema`
+        Unbound table definitions, shared by every caller asking for the
+        same table name: do not modify them.
+
+    Raises
+    ------
+    ConfigError
+        Raised if ``records_table`` is not an identifier or names another table
+        of the schema.
+    """
+    check_records_table_name(records_table)
+    metadata = sa.MetaData()
+    records = sa.Table(
+        records_table,
+        metadata,
+        sa.Column("dataset_id", sa.Uuid(), primary_key=True),
+        sa.Column("path", sa.String(256), nullable=False),
+        sa.Column("formatter", sa.String(128), nullable=False),
+        sa.Column("storage_class", sa.String(64), nullable=False),
+        sa.Column("component", sa.String(32), primary_key=True),
+        sa.Column("checksum", sa.String(128), nullable=True),
+        sa.Column("file_size", sa.BigInteger(), nullable=True),
+        sa.Index(f"{records_table}_path_idx", "path"),
+    )
+    location = _location_table(DATASET_LOCATION_TABLE, metadata, trash=False)
+    trash = _location_table(DATASET_LOCATION_TRASH_TABLE, metadata, trash=True)
+    opaque_meta = sa.Table(
+        OPAQUE_META_TABLE,
+        metadata,
+        sa.Column("table_name", sa.String(128), primary_key=True),
+    )
+    meta = sa.Table(
+        META_TABLE,
+        metadata,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+    )
+    return RecordsSchema(
+        metadata=metadata, records=records, location=location, trash=trash, opaque_meta=opaque_meta, meta=meta
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def create_statements(records_table: str = DEFAULT_RECORDS_TABLE) -> tuple[str, ...]:
+    """Return the SQLite DDL creating the schema, each statement ``IF NOT EXISTS``.
+
+    Parameters
+    ----------
+    records_table : `str`, optional
+        Name of the records table.
+
+    Returns
+    -------
+    statements : `tuple` [`str`, ...]
+        ``CREATE TABLE`` and ``CREATE INDEX`` statements, rendered once per
+        table name so that opening a store does not compile DDL again.
+    """
+    schema = make_schema(records_table)
+    dialect = sqlite.dialect()
+    tables = schema.metadata.sorted_tables
+    statements = [str(sa.schema.CreateTable(t, if_not_exists=True).compile(dialect=dialect)) for t in tables]
+    statements += [
+        str(sa.schema.CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+        for t in tables
+        for index in sorted(t.indexes, key=lambda i: str(i.name))
+    ]
+    return tuple(statement.strip() for statement in statements)
+
+
+class RecordsQueries:
+    """Statements a records store runs, for one records table and datastore name.
+
+    Parameters
+    ----------
+    schema : `RecordsSchema`
+        Tables to query.
+    datastore_name : `str`
+        Datastore whose ``dataset_location`` rows the queries use.
+    """
+
+    def __init__(self, schema: RecordsSchema, datastore_name: str) -> None:
+        self.schema = schema
+        r, loc, trash = schema.records, schema.location, schema.trash
+        ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+        live = sa.and_(loc.c.dataset_id == r.c.dataset_id, loc.c.datastore_name == datastore_name)
+        columns = (
+            # The ID comes back as stored (32 hex digits): callers map it to the UUIDs they asked for
+            # instead of parsing one UUID per row, the main cost of large reads.
+            sa.type_coerce(r.c.dataset_id, sa.String()).label("dataset_id"),
+            r.c.path,
+            r.c.formatter,
+            r.c.storage_class,
+            r.c.component,
+            r.c.checksum,
+            r.c.file_size,
+        )
+        self.select_one = (
+            sa.select(*columns)
+            .join(loc, live)
+            .where(r.c.dataset_id == sa.bindparam("id"))
+            .order_by(r.c.component)
+        )
+        self.select_many = (
+            sa.select(*columns).join(loc, live).where(r.c.dataset_id.in_(ids)).order_by(*r.primary_key)
+        )
+        self.select_all = sa.select(*columns).join(loc, live).order_by(*r.primary_key)
+        self.select_any = sa.select(*columns).where(r.c.dataset_id.in_(ids))
+        self.has = (
+            sa.select(sa.literal(1))
+            .select_from(r.join(loc, live))
+            .where(r.c.dataset_id == sa.bindparam("id"))
+        )
+        self.existing_ids = sa.select(r.c.dataset_id).where(r.c.dataset_id.in_(ids)).distinct()
+        self.live_ids = sa.select(r.c.dataset_id).join(loc, live).distinct()
+        self.insert_records = r.insert()
+        self.delete_records = r.delete().where(r.c.dataset_id.in_(ids))
+        named = loc.c.datastore_name == datastore_name
+        self.ensure_location = sqlite_insert(loc).on_conflict_do_nothing()
+        self.located_ids = sa.select(loc.c.dataset_id).where(named, loc.c.dataset_id.in_(ids))
+        self.delete_location = loc.delete().where(named, loc.c.dataset_id.in_(ids))
+        trashed = trash.c.datastore_name == datastore_name
+        self.ensure_trash = sqlite_insert(trash).on_conflict_do_nothing()
+        self.trashed_ids = sa.select(trash.c.dataset_id).where(trashed)
+        self.trashed_in = sa.select(trash.c.dataset_id).where(trashed, trash.c.dataset_id.in_(ids))
+        self.delete_trash = trash.delete().where(trashed, trash.c.dataset_id.in_(ids))
+
+
+@functools.lru_cache(maxsize=64)
+def make_queries(records_table: str, datastore_name: str) -> RecordsQueries:
+    """Return the (shared, cached) queries for a records table and datastore.
+
+    Parameters
+    ----------
+    records_table : `str`
+        Name of the records table.
+    datastore_name : `str`
+        Name of the datastore.
+
+    Returns
+    -------
+    queries : `RecordsQueries`
+        Statements built once per process and name pair (~0.4 ms each time
+        otherwise, and a process opens one store per quantum).
+    """
+    return RecordsQueries(make_schema(records_table), datastore_name)
+
+
+def make_engine(filename: str, *, busy_timeout_ms: int) -> sa.Engine:
+    """Create the engine of a records database, with its connect and begin listeners.
+
+    Parameters
+    ----------
+    filename : `str`
+        SQLite file, or ``":memory:"``.
+    busy_timeout_ms : `int`
+        Milliseconds to wait for another process's lock.
+
+    Returns
+    -------
+    engine : `sqlalchemy.Engine`
+        Engine over a single, reused connection (callers serialize its use).
+        Transactions begin with ``BEGIN IMMEDIATE`` when the connection has
+        the `WRITE_OPTION` execution option, with ``BEGIN`` otherwise.
+    """
+
+    def connect() -> sqlite3.Connection:
+        # check_same_thread=False: the one pooled connection is shared by threads, which the
+        # store's lock serializes.
+        return sqlite3.connect(filename, check_same_thread=False)
+
+    # One connection, reused: a second one to ":memory:" would be another database, and for a
+    # file the lock serializes callers anyway.
+    engine = sa.create_engine("sqlite://", creator=connect, poolclass=StaticPool)
+    in_memory = filename == ":memory:"
+
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Turn off pysqlite's own transaction handling (it BEGINs lazily, only before DML) so the
+        # begin listener below decides when and how transactions start (SQLAlchemy's documented
+        # recipe for SQLite).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # No foreign keys are declared today; enforce any that a later schema adds.
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Wait for other processes' locks on a shared file instead of failing at once.
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+            if not in_memory:
+                # Rollback journal, deleted at commit: committed data always lives in the one
+                # database file, which is uploaded as a single object. WAL would keep committed
+                # pages in a -wal side file until a checkpoint.
+                cursor.execute("PRAGMA journal_mode=DELETE").fetchall()
+        finally:
+            cursor.close()
+
+    def on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(WRITE_OPTION, False):
+            # Writers take the RESERVED lock up front: a deferred transaction that later upgrades
+            # from reading to writing can deadlock against another writer and fail with
+            # SQLITE_BUSY without waiting for busy_timeout.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            # Readers get a real transaction too, so multi-statement reads see one snapshot.
+            conn.exec_driver_sql("BEGIN")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine

@@ -1,0 +1,88 @@
+"""Tests of s3qbb.records.schema: daf_butler-compatible table layouts."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from s3qbb.errors import ConfigError
+from s3qbb.records.schema import create_statements, make_schema
+
+
+def test_records_table_matches_daf_butler() -> None:
+    records = make_schema().records
+    assert records.name == "file_datastore_records"
+    assert [c.name for c in records.columns] == [
+        "dataset_id",
+        "path",
+        "formatter",
+        "storage_class",
+        "component",
+        "checksum",
+        "file_size",
+    ]
+    assert [c.name for c in records.primary_key] == ["dataset_id", "component"]
+    lengths = {c.name: getattr(c.type, "length", None) for c in records.columns}
+    assert lengths == {
+        "dataset_id": None,
+        "path": 256,
+        "formatter": 128,
+        "storage_class": 64,
+        "component": 32,
+        "checksum": 128,
+        "file_size": None,
+    }
+    assert not records.c.path.nullable and not records.c.component.nullable
+    assert records.c.checksum.nullable and records.c.file_size.nullable
+    assert isinstance(records.c.file_size.type, sa.BigInteger)
+    assert [list(i.columns.keys()) for i in records.indexes] == [["path"]]
+
+
+def test_location_tables() -> None:
+    schema = make_schema()
+    assert [c.name for c in schema.location.primary_key] == ["datastore_name", "dataset_id"]
+    # daf_butler's datastore bridge 0.2.1 reversed the trash table's key order.
+    assert [c.name for c in schema.trash.primary_key] == ["dataset_id", "datastore_name"]
+    for table in (schema.location, schema.trash):
+        assert table.c.datastore_name.type.length == 256  # type: ignore[attr-defined]
+        assert not table.foreign_keys
+
+
+def test_uuid_stored_as_32_hex_chars_like_daf_butler_guid() -> None:
+    conn = sqlite3.connect(":memory:")
+    for statement in create_statements():
+        conn.execute(statement)
+    (ddl,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'file_datastore_records'").fetchone()
+    assert "dataset_id CHAR(32) NOT NULL" in ddl
+    engine = sa.create_engine("sqlite://", creator=lambda: conn)
+    dataset_id = uuid.uuid4()
+    row = {
+        "dataset_id": dataset_id,
+        "path": "p",
+        "formatter": "f",
+        "storage_class": "s",
+        "component": "c",
+        "checksum": None,
+        "file_size": 1,
+    }
+    with engine.begin() as c:
+        c.execute(make_schema().records.insert(), [row])
+    assert conn.execute("SELECT dataset_id FROM file_datastore_records").fetchone() == (dataset_id.hex,)
+
+
+def test_create_statements_are_idempotent_and_named() -> None:
+    conn = sqlite3.connect(":memory:")
+    for _ in range(2):
+        for statement in create_statements("my_records"):
+            conn.execute(statement)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert names == {"my_records", "dataset_location", "dataset_location_trash", "opaque_meta", "s3qbb_meta"}
+
+
+@pytest.mark.parametrize("name", ["", "1x", "a-b", "x; DROP TABLE y", "dataset_location", "s3qbb_meta"])
+def test_bad_table_names(name: str) -> None:
+    with pytest.raises(ConfigError):
+        make_schema(name)

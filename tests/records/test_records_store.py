@@ -1,0 +1,398 @@
+"""Tests of s3qbb.records.store.SqliteRecordsStore."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3qbb.core.records import DatastoreRecordData, SerializedDatastoreRecordData, StoredFileInfo
+from s3qbb.errors import (
+    ConfigError,
+    RecordDataError,
+    RecordExistsError,
+    RecordsStoreError,
+    TransientStorageError,
+)
+from s3qbb.records.store import SqliteRecordsStore
+
+TABLE = "file_datastore_records"
+
+
+def make_info(dataset_id: uuid.UUID | None = None, component: str | None = None, **kw: Any) -> StoredFileInfo:
+    values: dict[str, Any] = {
+        "dataset_id": dataset_id or uuid.uuid4(),
+        "path": f"run/type/{uuid.uuid4().hex[:8]}.json",
+        "formatter": "s3qbb.formatters.json.JsonFormatter",
+        "storage_class": "StructuredDataDict",
+        "component": component,
+        "checksum": "CRC32C:AAAAAA==",
+        "file_size": 42,
+    }
+    values.update(kw)
+    return StoredFileInfo(**values)
+
+
+@pytest.fixture
+def store() -> Iterator[SqliteRecordsStore]:
+    with SqliteRecordsStore(datastore_name="ds") as s:
+        yield s
+
+
+def raw_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+# --- basics ----------------------------------------------------------------
+
+
+def test_construction_is_lazy(tmp_path: Path) -> None:
+    target = tmp_path / "records.sqlite3"
+    s = SqliteRecordsStore(target, datastore_name="ds")
+    assert not target.exists()
+    assert s.dataset_ids() == set()
+    assert target.exists()
+    s.close()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"datastore_name": ""},
+        {"datastore_name": "ds", "table": "bad name"},
+        {"datastore_name": "ds", "table": "s3qbb_meta"},
+    ],
+)
+def test_bad_construction_arguments(kw: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        SqliteRecordsStore(**kw)
+
+
+def test_insert_get_round_trip(store: SqliteRecordsStore) -> None:
+    plain = make_info()
+    parts = [make_info(uuid.uuid4(), "image"), make_info(None, "mask")]
+    parts[1] = parts[1].update(dataset_id=parts[0].dataset_id, checksum=None, file_size=-1)
+    store.insert([plain])
+    store.insert(parts)
+    assert store.get(plain.dataset_id) == [plain]
+    assert store.get(parts[0].dataset_id) == parts  # sorted by component
+    assert store.has(plain.dataset_id)
+    assert store.dataset_ids() == {plain.dataset_id, parts[0].dataset_id}
+
+
+def test_get_of_missing_is_empty(store: SqliteRecordsStore) -> None:
+    missing = uuid.uuid4()
+    assert store.get(missing) == []
+    assert not store.has(missing)
+    assert store.get_many([missing]) == {}
+    store.insert([])  # no-op
+
+
+def test_get_many_batches(store: SqliteRecordsStore) -> None:
+    infos = [make_info() for _ in range(1234)]
+    store.insert(infos)
+    wanted = [i.dataset_id for i in infos] + [uuid.uuid4()]
+    found = store.get_many(wanted + wanted[:10])
+    assert len(found) == 1234
+    assert all(found[i.dataset_id] == [i] for i in infos)
+    assert len(store.dataset_ids()) == 1234
+
+
+def test_duplicate_insert_refused_without_partial_insert(store: SqliteRecordsStore) -> None:
+    existing = make_info()
+    store.insert([existing])
+    fresh = make_info()
+    with pytest.raises(RecordExistsError, match=str(existing.dataset_id)) as excinfo:
+        store.insert([fresh, make_info(existing.dataset_id, "other")])
+    assert isinstance(excinfo.value, FileExistsError)
+    assert store.get(fresh.dataset_id) == []
+    assert store.get(existing.dataset_id) == [existing]
+
+
+def test_duplicate_within_one_insert_refused(store: SqliteRecordsStore) -> None:
+    info = make_info()
+    other = make_info()
+    with pytest.raises(RecordExistsError, match=str(info.dataset_id)):
+        store.insert([other, info, info.update(path="x.json")])
+    assert store.dataset_ids() == set()
+
+
+def test_insert_replace(store: SqliteRecordsStore) -> None:
+    a = make_info()
+    store.insert([a, make_info(uuid.uuid4())])
+    with pytest.raises(RecordExistsError):
+        store.insert([make_info(a.dataset_id, "image")])
+    replacement = [make_info(a.dataset_id, "image"), make_info(a.dataset_id, "mask")]
+    store.insert(replacement, replace=True)
+    assert store.get(a.dataset_id) == replacement
+
+
+def test_delete(store: SqliteRecordsStore) -> None:
+    infos = [make_info() for _ in range(3)]
+    store.insert(infos)
+    store.move_to_trash([infos[2].dataset_id])
+    assert store.delete([infos[0].dataset_id, infos[2].dataset_id, uuid.uuid4()]) == 2
+    assert store.dataset_ids() == {infos[1].dataset_id}
+    assert store.trashed_ids() == set()
+    assert store.delete([]) == 0
+    store.insert([infos[0]])  # gone for good, so it can come back
+
+
+# --- trash -------------------------------------------------------------------
+
+
+def test_trash_cycle(store: SqliteRecordsStore) -> None:
+    keep, drop = make_info(), make_info()
+    store.insert([keep, drop])
+    assert store.move_to_trash([drop.dataset_id, uuid.uuid4()]) == 1
+    assert store.move_to_trash([drop.dataset_id]) == 0
+    assert store.trashed_ids() == {drop.dataset_id}
+    assert not store.has(drop.dataset_id)
+    assert store.get(drop.dataset_id) == []
+    assert store.dataset_ids() == {keep.dataset_id}
+    with pytest.raises(RecordExistsError):
+        store.insert([drop])  # records linger until the trash is emptied
+    assert store.empty_trash([keep.dataset_id]) == {}
+    assert store.empty_trash() == {drop.dataset_id: [drop]}
+    assert store.trashed_ids() == set()
+    store.insert([drop])
+    assert store.get(drop.dataset_id) == [drop]
+
+
+def test_replace_takes_dataset_out_of_trash(store: SqliteRecordsStore) -> None:
+    info = make_info()
+    store.insert([info])
+    store.move_to_trash([info.dataset_id])
+    store.insert([info], replace=True)
+    assert store.trashed_ids() == set()
+    assert store.get(info.dataset_id) == [info]
+
+
+# --- export / import ------------------------------------------------------------
+
+
+def test_export_json_import_into_new_store(store: SqliteRecordsStore) -> None:
+    infos = [make_info(), make_info(checksum=None, file_size=-1)]
+    parts = [make_info(uuid.uuid4(), "image")]
+    parts.append(make_info(parts[0].dataset_id, "mask"))
+    store.insert(infos + parts)
+    exported = store.export()
+    assert exported.dataset_ids == {i.dataset_id for i in infos + parts}
+    text = exported.to_simple().model_dump_json()
+    data = DatastoreRecordData.from_simple(SerializedDatastoreRecordData.model_validate_json(text))
+    with SqliteRecordsStore(datastore_name="other") as target:
+        target.import_records(data)
+        assert target.export() == exported
+        target.import_records(data)  # idempotent
+        assert target.get_many(exported.dataset_ids) == store.get_many(exported.dataset_ids)
+    subset = store.export([infos[0].dataset_id, uuid.uuid4()])
+    assert subset.records == {infos[0].dataset_id: {TABLE: [infos[0]]}}
+
+
+def test_import_conflict_refused_atomically(store: SqliteRecordsStore) -> None:
+    stored = make_info()
+    store.insert([stored])
+    fresh = make_info()
+    conflicting = stored.update(path="elsewhere.json")
+    data = DatastoreRecordData(
+        {fresh.dataset_id: {TABLE: [fresh]}, stored.dataset_id: {TABLE: [conflicting]}}
+    )
+    with pytest.raises(RecordExistsError, match=str(stored.dataset_id)):
+        store.import_records(data)
+    assert store.get(fresh.dataset_id) == []
+    assert store.get(stored.dataset_id) == [stored]
+
+
+def test_import_ignores_other_tables_and_checks_ids(store: SqliteRecordsStore) -> None:
+    info = make_info()
+    store.import_records(DatastoreRecordData({info.dataset_id: {"other_table": [info]}}))
+    assert store.dataset_ids() == set()
+    with pytest.raises(RecordDataError):
+        store.import_records(DatastoreRecordData({uuid.uuid4(): {TABLE: [info]}}))
+    with pytest.raises(RecordExistsError):
+        store.import_records(DatastoreRecordData({info.dataset_id: {TABLE: [info, info.update(path="b")]}}))
+
+
+def test_import_restores_trashed_dataset(store: SqliteRecordsStore) -> None:
+    info = make_info()
+    store.insert([info])
+    store.move_to_trash([info.dataset_id])
+    store.import_records(DatastoreRecordData({info.dataset_id: {TABLE: [info]}}))
+    assert store.trashed_ids() == set()
+    assert store.has(info.dataset_id)
+
+
+# --- files -------------------------------------------------------------------
+
+
+def test_flush_memory_store_to_sqlite_file(store: SqliteRecordsStore, tmp_path: Path) -> None:
+    infos = [make_info() for _ in range(5)]
+    store.insert(infos)
+    store.move_to_trash([infos[0].dataset_id])
+    target = store.flush_to_file(tmp_path / "sub" / "quantum.sqlite3")
+    assert target == tmp_path / "sub" / "quantum.sqlite3"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["quantum.sqlite3"]
+    tables = {r[0] for r in raw_rows(target, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {
+        "file_datastore_records",
+        "dataset_location",
+        "dataset_location_trash",
+        "opaque_meta",
+        "s3qbb_meta",
+    }
+    rows = raw_rows(target, "SELECT dataset_id, path, component, file_size FROM file_datastore_records")
+    assert {r[0] for r in rows} == {i.dataset_id.hex for i in infos}
+    assert {r[2] for r in rows} == {"__NULL_STRING__"}
+    assert raw_rows(target, "SELECT datastore_name, dataset_id FROM dataset_location_trash") == [
+        ("ds", infos[0].dataset_id.hex)
+    ]
+    meta = dict(raw_rows(target, 'SELECT "key", value FROM s3qbb_meta'))
+    assert meta == {"records_schema_version": "1", "datastore_name": "ds"}
+    assert raw_rows(target, "SELECT table_name FROM opaque_meta") == [("file_datastore_records",)]
+    assert raw_rows(target, "PRAGMA journal_mode") == [("delete",)]
+    # Flushing again replaces the file; the store keeps working.
+    store.insert([make_info()])
+    store.flush_to_file(target)
+    assert len(raw_rows(target, "SELECT * FROM file_datastore_records")) == 6
+    # And the file opens as a store with the same content.
+    with SqliteRecordsStore(target, datastore_name="ds") as reopened:
+        assert reopened.export() == store.export()
+        assert reopened.trashed_ids() == {infos[0].dataset_id}
+
+
+def test_file_store_reopened_sees_data(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite3"
+    info = make_info()
+    with SqliteRecordsStore(path, datastore_name="ds") as s:
+        s.insert([info])
+        assert s.flush_to_file(path) == path
+        assert not Path(f"{path}-journal").exists() and not Path(f"{path}-wal").exists()
+    with SqliteRecordsStore(str(path), datastore_name="ds") as s:
+        assert s.get(info.dataset_id) == [info]
+        copy = s.flush_to_file(tmp_path / "copy.sqlite3")
+    assert raw_rows(copy, "SELECT path FROM file_datastore_records") == [(info.path,)]
+
+
+def test_file_of_another_datastore_or_version_refused(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite3"
+    with SqliteRecordsStore(path, datastore_name="ds") as s:
+        s.insert([make_info()])
+    with pytest.raises(ConfigError, match="belongs to datastore 'ds'"):
+        SqliteRecordsStore(path, datastore_name="other").dataset_ids()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE s3qbb_meta SET value = '99' WHERE key = 'records_schema_version'")
+    conn.close()
+    with pytest.raises(RecordsStoreError, match="schema version 99"):
+        SqliteRecordsStore(path, datastore_name="ds").dataset_ids()
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(b"this is not a sqlite database, not at all" * 100)
+    with pytest.raises(RecordsStoreError, match=r"garbage\.sqlite3"):
+        SqliteRecordsStore(path, datastore_name="ds").has(uuid.uuid4())
+
+
+def test_closed_store_refuses_use() -> None:
+    s = SqliteRecordsStore(datastore_name="ds")
+    s.insert([make_info()])
+    s.close()
+    s.close()
+    with pytest.raises(RecordsStoreError, match="closed"):
+        s.dataset_ids()
+
+
+# --- concurrency ----------------------------------------------------------------
+
+
+def test_writes_begin_immediate_reads_deferred(store: SqliteRecordsStore) -> None:
+    import sqlalchemy as sa
+
+    info = make_info()
+    store.insert([info])  # opens the engine
+    assert store._open is not None  # white box: watch the SQL the listeners emit
+    seen: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with store._lock, store._open.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
+    sa.event.listen(store._open.engine, "before_cursor_execute", capture)
+    store.insert([make_info()])
+    assert seen[0] == "BEGIN IMMEDIATE"
+    seen.clear()
+    store.get(info.dataset_id)
+    assert seen[0] == "BEGIN"
+    seen.clear()
+    store.get_many([info.dataset_id])
+    assert seen[0] == "BEGIN"
+
+
+def test_writer_waits_for_other_process_lock_then_fails(tmp_path: Path) -> None:
+    path = tmp_path / "locked.sqlite3"
+    info = make_info()
+    with SqliteRecordsStore(path, datastore_name="ds", busy_timeout=0.05) as s:
+        s.insert([info])
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another writer holds the RESERVED lock
+            assert s.get(info.dataset_id) == [info]  # readers are not blocked
+            with pytest.raises(TransientStorageError, match="locked") as excinfo:
+                s.insert([make_info()])
+            assert isinstance(excinfo.value, ConnectionError)
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        s.insert([make_info()])
+        assert len(s.dataset_ids()) == 2
+
+
+@pytest.mark.parametrize("on_file", [False, True])
+def test_threads_insert_concurrently(tmp_path: Path, on_file: bool) -> None:
+    filename = str(tmp_path / "threads.sqlite3") if on_file else ":memory:"
+    per_thread = 50
+    with SqliteRecordsStore(filename, datastore_name="ds") as s:
+        batches = [[make_info() for _ in range(per_thread)] for _ in range(8)]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(8)
+
+        def work(batch: list[StoredFileInfo]) -> None:
+            try:
+                barrier.wait()
+                for info in batch:
+                    s.insert([info])
+                    assert s.get(info.dataset_id) == [info]
+            except BaseException as err:  # pragma: no cover - reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(b,)) for b in batches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        expected = {i.dataset_id for b in batches for i in b}
+        assert s.dataset_ids() == expected
+        assert len(s.get_many(expected)) == 8 * per_thread
+
+
+def test_export_to_json_is_daf_butler_layout(store: SqliteRecordsStore) -> None:
+    info = make_info()
+    store.insert([info])
+    doc = json.loads(store.export().to_simple().model_dump_json())
+    assert doc["dataset_ids"] == [str(info.dataset_id)]
+    (by_dataset,) = doc["records"].values()
+    assert by_dataset[info.dataset_id.hex][TABLE][0]["path"] == info.path
