@@ -143,6 +143,9 @@ class DatasetRef:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("DatasetRef is immutable; use replace().")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("DatasetRef is immutable.")
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DatasetRef):
             return NotImplemented
@@ -187,15 +190,22 @@ class DatasetRef:
         """Return whether the dataset has components."""
         return self.datasetType.isComposite()
 
-    def makeComponentRef(self, name: str) -> DatasetRef:
+    def makeComponentRef(self, name: str, storage_classes: StorageClassFactory | None = None) -> DatasetRef:
         """Return the ref of one component (same ID and run).
+
+        Parameters
+        ----------
+        name : `str`
+            Component name.
+        storage_classes : `StorageClassFactory`, optional
+            Factory resolving the component's storage class (the shipped one by default).
 
         Raises
         ------
         DatasetTypeError
             If the storage class has no such component.
         """
-        return self.replace(datasetType=self.datasetType.makeComponentDatasetType(name))
+        return self.replace(datasetType=self.datasetType.makeComponentDatasetType(name, storage_classes))
 
     def makeCompositeRef(self) -> DatasetRef:
         """Return the ref of the parent dataset of a component ref."""

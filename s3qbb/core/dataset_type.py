@@ -8,11 +8,11 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from ..errors import DatasetTypeError, StorageClassError
+from ..errors import DataIdError, DatasetTypeError, StorageClassError, UnknownStorageClassError
 from .dimensions import DimensionGroup, DimensionUniverse
 from .storage_class import StorageClass, StorageClassFactory
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _MAX_NAME = 128
 
 
@@ -35,7 +35,7 @@ def validate_dataset_type_name(name: object) -> str:
     DatasetTypeError
         If the name is not a str, is too long, or has characters outside ``[A-Za-z0-9_]``.
     """
-    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > _MAX_NAME:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > _MAX_NAME:
         raise DatasetTypeError(
             f"Invalid dataset type name {name!r}: use letters, digits and '_' (not starting with a digit), "
             f"at most {_MAX_NAME} characters, optionally '.component'."
@@ -78,7 +78,15 @@ class DatasetType:
     ('instrument', 'detector', 'visit')
     """
 
-    __slots__ = ("_hash", "dimensions", "isCalibration", "name", "parentStorageClass", "storageClass")
+    __slots__ = (
+        "_factory",
+        "_hash",
+        "dimensions",
+        "isCalibration",
+        "name",
+        "parentStorageClass",
+        "storageClass",
+    )
 
     def __init__(
         self,
@@ -95,12 +103,15 @@ class DatasetType:
         if not isinstance(dimensions, DimensionGroup):
             if universe is None:
                 raise DatasetTypeError(f"Dataset type {name!r}: dimension names need a universe.")
-            dimensions = universe.conform(dimensions)
+            try:
+                dimensions = universe.conform(dimensions)
+            except DataIdError as err:
+                raise DatasetTypeError(f"Dataset type {name!r}: {err}") from err
         factory = storage_classes or default_storage_classes()
         try:
             sc = factory.resolve(storageClass)
             parent = factory.resolve(parentStorageClass) if parentStorageClass is not None else None
-        except StorageClassError as err:
+        except (StorageClassError, UnknownStorageClassError) as err:
             raise DatasetTypeError(f"Dataset type {name!r}: {err}") from err
         if "." in name:
             component = name.split(".", 1)[1]
@@ -120,6 +131,7 @@ class DatasetType:
         object.__setattr__(self, "storageClass", sc)
         object.__setattr__(self, "parentStorageClass", parent)
         object.__setattr__(self, "isCalibration", bool(isCalibration))
+        object.__setattr__(self, "_factory", factory)
         object.__setattr__(self, "_hash", hash((name, dimensions, sc.name)))
 
     name: str
@@ -127,8 +139,12 @@ class DatasetType:
     storageClass: StorageClass
     parentStorageClass: StorageClass | None
     isCalibration: bool
+    _factory: StorageClassFactory
 
     def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("DatasetType is immutable.")
+
+    def __delattr__(self, name: str) -> None:
         raise AttributeError("DatasetType is immutable.")
 
     @property
@@ -176,7 +192,7 @@ class DatasetType:
             self.storageClass.components[component],
             parentStorageClass=self.storageClass,
             isCalibration=self.isCalibration,
-            storage_classes=storage_classes,
+            storage_classes=storage_classes or self._factory,
         )
 
     def makeCompositeDatasetType(self) -> DatasetType:
@@ -200,7 +216,7 @@ class DatasetType:
         StorageClassError
             If the new storage class cannot be converted from the current one.
         """
-        new = (storage_classes or default_storage_classes()).resolve(storageClass)
+        new = (storage_classes or self._factory).resolve(storageClass)
         if not new.can_convert(self.storageClass):
             raise StorageClassError(
                 f"Dataset type {self.name!r}: storage class {self.storageClass.name!r} "
@@ -213,7 +229,7 @@ class DatasetType:
             new,
             self.parentStorageClass,
             isCalibration=self.isCalibration,
-            storage_classes=storage_classes,
+            storage_classes=storage_classes or self._factory,
         )
 
     def is_compatible_with(self, other: DatasetType) -> bool:

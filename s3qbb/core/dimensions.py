@@ -28,7 +28,7 @@ from ..errors import ConfigError, DataIdError
 DataIdValue = str | int
 """Type of a data ID value."""
 
-_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+_NAME_RE = re.compile(r"[a-z_][a-z0-9_]*")
 
 DEFAULT_UNIVERSE_CONFIG: Mapping[str, Any] = MappingProxyType(
     {
@@ -112,13 +112,25 @@ class DimensionUniverse:
             raise ConfigError(
                 f"Dimension universe config is malformed ({err!r}); it needs a 'dimensions' mapping."
             ) from err
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"Dimension universe 'dimensions' must be a mapping of name to spec, got {raw!r}."
+            )
         dims: dict[str, Dimension] = {}
         for name, spec in raw.items():
-            if not isinstance(name, str) or not _NAME_RE.match(name):
+            if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
                 raise ConfigError(
                     f"Dimension name {name!r} is invalid: use lower case letters, digits and '_'."
                 )
             spec = spec or {}
+            if not isinstance(spec, Mapping):
+                raise ConfigError(f"Dimension {name!r} spec must be a mapping, got {spec!r}.")
+            extra = set(spec) - {"type", "requires", "implies"}
+            if extra:
+                raise ConfigError(f"Dimension {name!r} spec has unknown keys {sorted(extra)}.")
+            for key in ("requires", "implies"):
+                if isinstance(spec.get(key, ()), str):
+                    raise ConfigError(f"Dimension {name!r}: {key!r} must be a list of names, not a str.")
             type_name = spec.get("type", "str")
             if type_name not in _TYPES:
                 raise ConfigError(f"Dimension {name!r} has type {type_name!r}; expected 'str' or 'int'.")
@@ -129,6 +141,12 @@ class DimensionUniverse:
             for other in (*dim.requires, *dim.implies):
                 if other not in dims:
                     raise ConfigError(f"Dimension {dim.name!r} refers to unknown dimension {other!r}.")
+            both = set(dim.requires) & set(dim.implies)
+            if both or dim.name in (*dim.requires, *dim.implies):
+                raise ConfigError(
+                    f"Dimension {dim.name!r} cannot require and imply the same dimension, nor itself "
+                    f"(a cycle through {sorted(both) or dim.name})."
+                )
         self._dimensions = dims
         self._order = self._topological_order()
         self._groups: dict[frozenset[str], DimensionGroup] = {}
@@ -144,7 +162,7 @@ class DimensionUniverse:
             if name in visiting:
                 raise ConfigError(f"Dimension universe has a cycle through {name!r}.")
             visiting.add(name)
-            for dep in self._dimensions[name].requires:
+            for dep in (*self._dimensions[name].requires, *self._dimensions[name].implies):
                 visit(dep)
             visiting.discard(name)
             order[name] = len(order)
@@ -481,6 +499,9 @@ class DataCoordinate(Mapping[str, DataIdValue]):
         if hasattr(self, "_hash"):
             raise AttributeError("DataCoordinate is immutable.")
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("DataCoordinate is immutable.")
 
     def __repr__(self) -> str:
         return "{" + ", ".join(f"{k}: {v!r}" for k, v in self.required.items()) + "}"

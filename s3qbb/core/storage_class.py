@@ -116,6 +116,10 @@ class StorageClass:
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError(f"Storage class name must be a non-empty str, got {name!r}.")
+        if isinstance(parameters, str):
+            raise ConfigError(
+                f"Storage class {name!r}: parameters must be a list of names, not {parameters!r}."
+            )
         self.name = name
         self._pytype: type | None = pytype if isinstance(pytype, type) else None
         self._pytype_name = _type_path(pytype) if isinstance(pytype, type) else str(pytype)
@@ -182,7 +186,13 @@ class StorageClass:
         for klass in source.__mro__:
             path = self.converters.get(_type_path(klass))
             if path is not None:
-                fn = import_dotted(path)
+                try:
+                    fn = import_dotted(path)
+                except ImportError as err:
+                    raise StorageClassError(
+                        f"Converter {path!r} of storage class {self.name!r} cannot be imported ({err}); "
+                        "fix the storage class definition or install the package providing it."
+                    ) from err
                 if not callable(fn):
                     raise StorageClassError(
                         f"Converter {path!r} of storage class {self.name!r} is not callable."

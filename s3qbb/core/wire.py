@@ -54,7 +54,8 @@ class _Versioned(BaseModel):
     def _known_version(cls, v: int) -> int:
         if v < 0 or v > WIRE_VERSION:
             raise ValueError(
-                f"{cls.__name__} version {v} is newer than this s3qbb understands ({WIRE_VERSION}); upgrade s3qbb."
+                f"{cls.__name__} version {v} is newer than this s3qbb understands ({WIRE_VERSION}); "
+                "upgrade s3qbb."
             )
         return v
 
@@ -172,12 +173,15 @@ def dataset_type_from_simple(
         If the storage class or dimensions are missing or unknown.
     """
     if simple.storageClass is None or simple.dimensions is None:
-        raise DatasetTypeError(f"Serialized dataset type {simple.name!r} lacks its storage class or dimensions.")
+        raise DatasetTypeError(
+            f"Serialized dataset type {simple.name!r} lacks its storage class or dimensions."
+        )
     return DatasetType(
         simple.name,
-        universe.conform(simple.dimensions),
+        simple.dimensions,
         simple.storageClass,
         simple.parentStorageClass,
+        universe=universe,
         isCalibration=simple.isCalibration,
         storage_classes=storage_classes,
     )
@@ -232,7 +236,9 @@ def quantum_to_simple(quantum: Quantum) -> SerializedQuantum:
         id=quantum.id,
         taskName=quantum.taskName,
         taskLabel=quantum.taskLabel,
-        dataId=SerializedDataCoordinate(dataId=quantum.dataId.to_simple()) if quantum.dataId is not None else None,
+        dataId=SerializedDataCoordinate(dataId=quantum.dataId.to_simple())
+        if quantum.dataId is not None
+        else None,
         datasetTypeMapping=mapping,
         initInputs=refs(quantum.initInputs),
         inputs=refs(quantum.inputs),
@@ -253,14 +259,21 @@ def quantum_from_simple(
     DatasetTypeError
         If a ref names a dataset type missing from ``datasetTypeMapping``.
     """
-    types = {n: dataset_type_from_simple(s, universe, storage_classes) for n, s in simple.datasetTypeMapping.items()}
+    types = {
+        n: dataset_type_from_simple(s, universe, storage_classes)
+        for n, s in simple.datasetTypeMapping.items()
+    }
 
     def refs(group: dict[str, list[SerializedDatasetRef]]) -> dict[DatasetType, list[DatasetRef]]:
         out: dict[DatasetType, list[DatasetRef]] = {}
         for name, items in group.items():
             if name not in types:
-                raise DatasetTypeError(f"Serialized quantum {simple.id} uses dataset type {name!r} with no definition.")
-            out[types[name]] = [dataset_ref_from_simple(r, universe, storage_classes, types[name]) for r in items]
+                raise DatasetTypeError(
+                    f"Serialized quantum {simple.id} uses dataset type {name!r} with no definition."
+                )
+            out[types[name]] = [
+                dataset_ref_from_simple(r, universe, storage_classes, types[name]) for r in items
+            ]
         return out
 
     data_id = None
