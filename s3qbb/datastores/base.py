@@ -11,7 +11,7 @@ suite in `s3qbb.testing.conformance`.
 
 from __future__ import annotations
 
-__all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan"]
+__all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan", "raise_first"]
 
 import threading
 from abc import ABC, abstractmethod
@@ -384,7 +384,7 @@ class Datastore(ABC):
                 self.put(obj, ref)
             except Exception as err:
                 errors.append(err)
-        _raise_first(errors, "put_many")
+        raise_first(errors, "put_many")
 
     def get_many(
         self, refs: Iterable[DatasetRef], parameters: Mapping[str, Any] | None = None
@@ -403,7 +403,7 @@ class Datastore(ABC):
                 out[ref] = self.get(ref, parameters)
             except Exception as err:
                 errors.append(err)
-        _raise_first(errors, "get_many")
+        raise_first(errors, "get_many")
         return out
 
     def export_records(self, refs: Iterable[DatasetRef]) -> dict[str, DatastoreRecordData]:
@@ -486,7 +486,8 @@ class Datastore(ABC):
         return plan.target.coerce_type(obj)
 
 
-def _raise_first(errors: list[BaseException], what: str) -> None:
+def raise_first(errors: list[BaseException], what: str) -> None:
+    """Raise the first of several errors of a bulk operation, noting how many failed."""
     if errors:
         first = errors[0]
         if len(errors) > 1:
