@@ -1,0 +1,285 @@
+"""Configuration models for s3qbb.
+
+Every model is a frozen pydantic model that rejects unknown fields. Each field
+documents its default and the environment variable that
+:meth:`EnvConfigModel.from_env` reads it from; nothing here reads the
+environment at import time and there is no module-global configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+__all__ = [
+    "ENV_PREFIX",
+    "EnvConfigModel",
+    "RetryConfig",
+    "S3EndpointConfig",
+]
+
+ENV_PREFIX = "S3QBB_"
+"""Prefix shared by every environment variable s3qbb reads."""
+
+_MIB = 1024**2
+_GIB = 1024**3
+
+
+def _env_field(
+    default: Any, env: str | None, description: str, *, shown: str | None = None, **constraints: Any
+) -> Any:
+    """Build a documented field whose description names its default and variable.
+
+    Parameters
+    ----------
+    default : `object`
+        Default value of the field.
+    env : `str` or `None`
+        Name of the environment variable read by
+        :meth:`EnvConfigModel.from_env`, or `None` if it has none.
+    description : `str`
+        What the field means (one or two sentences).
+    shown : `str`, optional
+        How the default is shown in the description, if not its ``repr``.
+    **constraints
+        Extra keyword arguments for `pydantic.Field` (``ge``, ``gt`` ...).
+
+    Returns
+    -------
+    field : `pydantic.fields.FieldInfo`
+        The field definition.
+    """
+    source = f"Environment variable: ``{env}``." if env else "No environment variable."
+    return Field(
+        default,
+        description=f"{description} Default: ``{shown or repr(default)}``. {source}",
+        json_schema_extra={"env": env} if env else None,
+        **constraints,
+    )
+
+
+class EnvConfigModel(BaseModel):
+    """Base of the s3qbb configuration models.
+
+    Instances are immutable and hashable; unknown fields are rejected. A field
+    that can be set from the environment records the variable name in its
+    ``json_schema_extra["env"]``, which :meth:`from_env` reads.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    _nested_env: ClassVar[dict[str, type[EnvConfigModel]]] = {}
+    """Fields holding another `EnvConfigModel` that `from_env` fills recursively."""
+
+    @classmethod
+    def env_variables(cls) -> dict[str, str]:
+        """Return the environment variable of every field that has one.
+
+        Returns
+        -------
+        variables : `dict` [`str`, `str`]
+            Mapping of field name to environment variable name.
+        """
+        variables: dict[str, str] = {}
+        for name, info in cls.model_fields.items():
+            extra = info.json_schema_extra
+            if isinstance(extra, dict) and isinstance(extra.get("env"), str):
+                variables[name] = str(extra["env"])
+        return variables
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Build a configuration from environment variables.
+
+        Parameters
+        ----------
+        environ : `~collections.abc.Mapping` [`str`, `str`], optional
+            Environment to read; `os.environ` if not given. Empty values count
+            as unset.
+        **overrides
+            Field values that take precedence over the environment.
+
+        Returns
+        -------
+        config : `EnvConfigModel`
+            The validated configuration.
+
+        Raises
+        ------
+        pydantic.ValidationError
+            Raised if a value (from the environment or an override) is invalid;
+            the error names the field.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, variable in cls.env_variables().items():
+            raw = env.get(variable, "")
+            if raw != "":
+                values[name] = raw
+        for name, model in cls._nested_env.items():
+            if name not in overrides:
+                values[name] = model.from_env(env)
+        values.update(overrides)
+        return cls.model_validate(values)
+
+
+class RetryConfig(EnvConfigModel):
+    """How transient storage failures are retried (see `s3qbb.retry.RetryPolicy`).
+
+    Retries stop at whichever comes first: ``max_attempts`` attempts, or a
+    backoff that would take the operation past ``max_total_time`` seconds.
+    """
+
+    max_attempts: int = _env_field(
+        5,
+        "S3QBB_RETRY_MAX_ATTEMPTS",
+        "Maximum number of attempts of one operation, the first included (1 disables retries).",
+        ge=1,
+    )
+    initial_backoff: float = _env_field(
+        0.05,
+        "S3QBB_RETRY_INITIAL_BACKOFF",
+        "Backoff in seconds before the first retry; it doubles on each further retry.",
+        ge=0.0,
+    )
+    max_backoff: float = _env_field(
+        5.0, "S3QBB_RETRY_MAX_BACKOFF", "Upper bound in seconds of a single backoff.", ge=0.0
+    )
+    max_total_time: float = _env_field(
+        60.0,
+        "S3QBB_RETRY_MAX_TOTAL_TIME",
+        "Seconds after the first attempt started beyond which no retry is started.",
+        gt=0.0,
+    )
+    jitter: bool = _env_field(
+        True,
+        "S3QBB_RETRY_JITTER",
+        "Draw each backoff uniformly between zero and its exponential bound ('full jitter').",
+    )
+
+    @model_validator(mode="after")
+    def _check_backoff_bounds(self) -> Self:
+        if self.max_backoff < self.initial_backoff:
+            raise ValueError(
+                f"max_backoff ({self.max_backoff}) must not be smaller than "
+                f"initial_backoff ({self.initial_backoff})"
+            )
+        return self
+
+
+class S3EndpointConfig(EnvConfigModel):
+    """How to reach an S3 service and how to write objects to it.
+
+    Credentials come from the standard AWS chain (environment, shared files,
+    ``profile``, instance metadata) unless ``access_key_id`` and
+    ``secret_access_key`` are given. Secrets are `pydantic.SecretStr` and are
+    never shown in ``repr`` or serialised output.
+    """
+
+    _nested_env: ClassVar[dict[str, type[EnvConfigModel]]] = {"retry": RetryConfig}
+
+    endpoint_url: str | None = _env_field(
+        None,
+        "S3QBB_S3_ENDPOINT_URL",
+        "URL of the S3 service, e.g. ``http://127.0.0.1:9000``. `None` lets boto3 choose: it honours "
+        "``AWS_ENDPOINT_URL_S3`` then ``AWS_ENDPOINT_URL``, else the AWS endpoint of the region.",
+    )
+    region: str | None = _env_field(
+        None,
+        "S3QBB_S3_REGION",
+        "Region name. `None` uses the AWS chain (``AWS_DEFAULT_REGION``, then the profile), "
+        "falling back to ``us-east-1``.",
+    )
+    profile: str | None = _env_field(
+        None, "S3QBB_S3_PROFILE", "Named profile of the AWS shared config files; `None` uses the default."
+    )
+    access_key_id: str | None = _env_field(
+        None,
+        None,
+        "Access key id used instead of the AWS credential chain (needs ``secret_access_key``); "
+        "use the standard ``AWS_ACCESS_KEY_ID`` variable to set it from the environment.",
+    )
+    secret_access_key: SecretStr | None = _env_field(
+        None, None, "Secret key paired with ``access_key_id``; never shown."
+    )
+    session_token: SecretStr | None = _env_field(
+        None, None, "Session token paired with ``access_key_id`` for temporary credentials; never shown."
+    )
+    addressing_style: Literal["auto", "path", "virtual"] = _env_field(
+        "auto",
+        "S3QBB_S3_ADDRESSING_STYLE",
+        "Bucket addressing: ``path`` (``host/bucket/key``, what most local servers need), "
+        "``virtual`` (``bucket.host/key``) or ``auto``.",
+    )
+    connect_timeout: float = _env_field(
+        5.0, "S3QBB_S3_CONNECT_TIMEOUT", "Seconds to wait for a TCP connection.", gt=0.0
+    )
+    read_timeout: float = _env_field(
+        30.0, "S3QBB_S3_READ_TIMEOUT", "Seconds to wait for data on an open connection.", gt=0.0
+    )
+    max_pool_connections: int = _env_field(
+        32, "S3QBB_S3_MAX_POOL_CONNECTIONS", "Size of the HTTP connection pool of a client.", ge=1
+    )
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = _env_field(
+        None,
+        "S3QBB_S3_SERVER_SIDE_ENCRYPTION",
+        "Server-side encryption requested on upload; `None` leaves the bucket default.",
+    )
+    sse_kms_key_id: str | None = _env_field(
+        None,
+        "S3QBB_S3_SSE_KMS_KEY_ID",
+        "KMS key id or ARN for ``server_side_encryption='aws:kms'``; `None` uses the AWS managed key.",
+    )
+    checksum_algorithm: Literal["CRC32C", "SHA256"] = _env_field(
+        "CRC32C",
+        "S3QBB_S3_CHECKSUM_ALGORITHM",
+        "S3 checksum sent with every upload, stored in records and verified on read.",
+    )
+    multipart_threshold: ByteSize = _env_field(
+        ByteSize(16 * _MIB),
+        "S3QBB_S3_MULTIPART_THRESHOLD",
+        "Objects at least this large (bytes, or a string such as ``'64MiB'``) use multipart upload.",
+        shown="16 MiB",
+        ge=1,
+    )
+    multipart_chunksize: ByteSize = _env_field(
+        ByteSize(8 * _MIB),
+        "S3QBB_S3_MULTIPART_CHUNKSIZE",
+        "Part size of multipart uploads and ranged downloads (bytes or ``'8MiB'``; 5 MiB to 5 GiB).",
+        shown="8 MiB",
+        ge=5 * _MIB,
+        le=5 * _GIB,
+    )
+    max_concurrency: int = _env_field(
+        8, "S3QBB_S3_MAX_CONCURRENCY", "Parallel requests of one multipart transfer or bulk call.", ge=1
+    )
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig,
+        description="Retry policy of requests to this endpoint; `from_env` fills it from the "
+        "``S3QBB_RETRY_*`` variables. Default: ``RetryConfig()``.",
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint_url {value!r} must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key must be given together")
+        if self.session_token is not None and self.access_key_id is None:
+            raise ValueError("session_token needs access_key_id and secret_access_key")
+        if self.sse_kms_key_id is not None and self.server_side_encryption != "aws:kms":
+            raise ValueError("sse_kms_key_id needs server_side_encryption='aws:kms'")
+        return self
+
+    @property
+    def has_explicit_credentials(self) -> bool:
+        """Whether credentials are given here rather than by the AWS chain."""
+        return self.access_key_id is not None

@@ -1,0 +1,267 @@
+"""Factory of boto3 S3 clients and of the retry policy used with them.
+
+`make_client` returns one client per distinct connection configuration and
+reuses it: boto3 clients are thread-safe and own the connection pool, while
+boto3 sessions are not thread-safe, so each cached client gets its own
+session, created under a lock. botocore's own retries are turned off
+(``total_max_attempts=1``) because `s3qbb.retry.RetryPolicy` is the only
+retry layer, and botocore only computes or validates checksums when an
+operation requires it because s3qbb sends and verifies them itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import botocore.loaders
+import botocore.session
+
+from ..config import RetryConfig, S3EndpointConfig
+from ..retry import RetryPolicy, RetryStats
+from .errors import error_kind, is_transient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "DEFAULT_REGION",
+    "botocore_config",
+    "clear_client_cache",
+    "client_cache_size",
+    "make_client",
+    "make_retry_policy",
+    "new_client",
+    "resolve_region",
+]
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_REGION = "us-east-1"
+"""Region used when neither the configuration nor the AWS chain names one."""
+
+_USER_AGENT_EXTRA = "s3qbb"
+
+
+def botocore_config(config: S3EndpointConfig, region: str) -> botocore.config.Config:
+    """Return the botocore client configuration for an endpoint configuration.
+
+    Parameters
+    ----------
+    config : `s3qbb.config.S3EndpointConfig`
+        Endpoint configuration.
+    region : `str`
+        Resolved region name.
+
+    Returns
+    -------
+    botocore_config : `botocore.config.Config`
+        Timeouts, pool size and addressing style from ``config``; a single
+        attempt per request; checksums only where an operation requires them.
+    """
+    return botocore.config.Config(
+        region_name=region,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        max_pool_connections=config.max_pool_connections,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        s3={"addressing_style": config.addressing_style},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        user_agent_extra=_USER_AGENT_EXTRA,
+    )
+
+
+def _session(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = None) -> boto3.Session:
+    kwargs: dict[str, Any] = {"profile_name": config.profile, "region_name": config.region}
+    if loader is not None:
+        # Reuse parsed service models (read-only once loaded) instead of reloading them per session.
+        core = botocore.session.get_session()
+        core.register_component("data_loader", loader)
+        kwargs["botocore_session"] = core
+    if config.access_key_id is not None and config.secret_access_key is not None:
+        kwargs["aws_access_key_id"] = config.access_key_id
+        kwargs["aws_secret_access_key"] = config.secret_access_key.get_secret_value()
+        if config.session_token is not None:
+            kwargs["aws_session_token"] = config.session_token.get_secret_value()
+    return boto3.Session(**kwargs)
+
+
+def resolve_region(config: S3EndpointConfig, session: boto3.Session | None = None) -> str:
+    """Return the region a client for ``config`` uses.
+
+    Parameters
+    ----------
+    config : `s3qbb.config.S3EndpointConfig`
+        Endpoint configuration.
+    session : `boto3.Session`, optional
+        Session whose AWS chain is consulted when ``config.region`` is `None`.
+
+    Returns
+    -------
+    region : `str`
+        ``config.region``, else the chain's region, else `DEFAULT_REGION`.
+    """
+    if config.region is not None:
+        return config.region
+    if session is None:
+        session = _session(config)
+    return session.region_name or DEFAULT_REGION
+
+
+def _cache_key(config: S3EndpointConfig) -> tuple[object, ...]:
+    """Fields of ``config`` that shape a client (retry and transfer settings do not)."""
+    return (
+        config.endpoint_url,
+        config.region,
+        config.profile,
+        config.access_key_id,
+        config.secret_access_key,
+        config.session_token,
+        config.addressing_style,
+        config.connect_timeout,
+        config.read_timeout,
+        config.max_pool_connections,
+    )
+
+
+class _ClientCache:
+    """Lock-protected cache of S3 clients keyed on their connection settings."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[object, ...], S3Client] = {}
+        self._loader: botocore.loaders.Loader | None = None
+
+    def get(
+        self,
+        config: S3EndpointConfig,
+        factory: Callable[[S3EndpointConfig, botocore.loaders.Loader], S3Client],
+    ) -> S3Client:
+        key = _cache_key(config)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                if self._loader is None:
+                    self._loader = botocore.loaders.create_loader()
+                client = factory(config, self._loader)  # Under the lock: the loader is shared.
+                self._clients[key] = client
+            return client
+
+    def clear(self) -> None:
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            client.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+
+_CLIENTS = _ClientCache()
+
+
+def _create_client(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = None) -> S3Client:
+    session = _session(config, loader)
+    region = resolve_region(config, session)
+    client = session.client("s3", endpoint_url=config.endpoint_url, config=botocore_config(config, region))
+    _LOG.debug(
+        "Created S3 client for %s (region %s, profile %s, %s credentials)",
+        client.meta.endpoint_url,
+        region,
+        config.profile or "default",
+        "explicit" if config.has_explicit_credentials else "chain",
+    )
+    return client
+
+
+def make_client(config: S3EndpointConfig) -> S3Client:
+    """Return the shared S3 client for an endpoint configuration.
+
+    Parameters
+    ----------
+    config : `s3qbb.config.S3EndpointConfig`
+        Endpoint configuration. Configurations that differ only in retry,
+        checksum, encryption or transfer settings share one client.
+
+    Returns
+    -------
+    client : `mypy_boto3_s3.S3Client`
+        A thread-safe boto3 client. It is created on first use and cached for
+        the life of the process (see `clear_client_cache`); credentials from
+        the AWS chain are resolved when it is created.
+
+    Raises
+    ------
+    botocore.exceptions.ProfileNotFound
+        Raised if ``config.profile`` names an unknown profile.
+    """
+    return _CLIENTS.get(config, _create_client)
+
+
+def new_client(config: S3EndpointConfig) -> S3Client:
+    """Return a new client configured like `make_client` would, outside the cache.
+
+    Parameters
+    ----------
+    config : `s3qbb.config.S3EndpointConfig`
+        Endpoint configuration.
+
+    Returns
+    -------
+    client : `mypy_boto3_s3.S3Client`
+        A client nobody else holds, e.g. for attaching fault injection
+        without affecting other users of the cached client; close it after use.
+    """
+    return _create_client(config)
+
+
+def clear_client_cache() -> None:
+    """Close and forget every cached client (for tests, or after credentials change)."""
+    _CLIENTS.clear()
+
+
+def client_cache_size() -> int:
+    """Return the number of cached clients.
+
+    Returns
+    -------
+    size : `int`
+        Number of distinct clients created since the cache was last cleared.
+    """
+    return len(_CLIENTS)
+
+
+def make_retry_policy(
+    config: RetryConfig | S3EndpointConfig | None = None,
+    *,
+    stats: RetryStats | None = None,
+    **kwargs: Any,
+) -> RetryPolicy:
+    """Return a retry policy that classifies errors of S3 requests.
+
+    Parameters
+    ----------
+    config : `s3qbb.config.RetryConfig` or `s3qbb.config.S3EndpointConfig`, optional
+        Retry bounds, or an endpoint configuration whose ``retry`` is used;
+        `RetryConfig` defaults if not given.
+    stats : `s3qbb.retry.RetryStats`, optional
+        Counters to update.
+    **kwargs
+        Other keyword arguments of `s3qbb.retry.RetryPolicy` (``sleep``,
+        ``clock``, ``rng``).
+
+    Returns
+    -------
+    policy : `s3qbb.retry.RetryPolicy`
+        Policy using `s3qbb.s3.errors.is_transient`, naming errors by S3 code.
+    """
+    retry_config = config.retry if isinstance(config, S3EndpointConfig) else config
+    return RetryPolicy(retry_config, is_transient=is_transient, error_kind=error_kind, stats=stats, **kwargs)

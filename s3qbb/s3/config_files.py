@@ -1,0 +1,56 @@
+"""Small text files on S3 (configuration, quantum descriptions) read with the environment's endpoint."""
+
+from __future__ import annotations
+
+__all__ = ["read_s3_bytes", "read_s3_text", "split_s3_uri"]
+
+from ..config import S3EndpointConfig
+from ..errors import ConfigError
+from .client import make_client, make_retry_policy
+from .objects import S3Bucket
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into bucket and key.
+
+    Raises
+    ------
+    ConfigError
+        If the URI has no bucket or no key.
+    """
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise ConfigError(f"Expected an s3://bucket/key URI, got {uri!r}.")
+    return bucket, key
+
+
+def read_s3_bytes(uri: str, config: S3EndpointConfig | None = None) -> bytes:
+    """Read an object in one GET (retried by the standard policy).
+
+    Parameters
+    ----------
+    uri : `str`
+        ``s3://bucket/key``.
+    config : `s3qbb.config.S3EndpointConfig`, optional
+        Endpoint; `S3EndpointConfig.from_env` by default.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If the object does not exist (a `FileNotFoundError`).
+    """
+    config = config or S3EndpointConfig.from_env()
+    bucket_name, key = split_s3_uri(uri)
+    bucket = S3Bucket(
+        make_client(config),
+        bucket_name,
+        config=config,
+        retry=make_retry_policy(config),
+        count=lambda op: None,
+    )
+    return bucket.get(key).body
+
+
+def read_s3_text(uri: str, config: S3EndpointConfig | None = None) -> str:
+    """Read a UTF-8 text object (see `read_s3_bytes`)."""
+    return read_s3_bytes(uri, config).decode("utf-8")

@@ -1,0 +1,415 @@
+"""Classify and translate errors of S3 requests.
+
+`is_transient` decides what the retry layer retries. `translate_client_error`
+turns a botocore `ClientError` into an s3qbb exception using tables keyed on
+the S3 error code and the HTTP status, never on the error's text. Messages name
+the operation, the ``s3://`` URI and the endpoint, and never contain
+credentials.
+"""
+
+from __future__ import annotations
+
+import http.client
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import botocore.exceptions
+import urllib3.exceptions
+
+from ..errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    ConfigError,
+    CredentialsError,
+    DatasetIntegrityError,
+    DatasetNotFoundError,
+    PreconditionFailedError,
+    S3qbbError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "TRANSIENT_ERROR_CODES",
+    "TRANSIENT_HTTP_STATUSES",
+    "S3ServiceError",
+    "TruncatedBodyError",
+    "error_code",
+    "error_kind",
+    "http_status",
+    "is_transient",
+    "s3_uri",
+    "translate_client_error",
+    "translate_error",
+]
+
+
+class TruncatedBodyError(S3qbbError, OSError):
+    """A response body ended before the length announced by ``Content-Length``.
+
+    Transient: the GET and the body read are retried together.
+    """
+
+
+class S3ServiceError(S3qbbError, OSError):
+    """An S3 request failed for a reason without a more specific s3qbb error.
+
+    Parameters
+    ----------
+    message : `str`
+        Explanation.
+    code : `str`
+        S3 error code (``""`` if the response had none).
+    status : `int` or `None`
+        HTTP status of the response.
+    """
+
+    def __init__(self, message: str, *, code: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+TRANSIENT_HTTP_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses of responses worth retrying."""
+
+TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(
+    {
+        "BandwidthLimitExceeded",
+        "InternalError",
+        "PriorRequestNotComplete",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "SlowDown",
+        "ThrottledException",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequests",
+        "TooManyRequestsException",
+    }
+)
+"""S3 (and AWS-wide) error codes worth retrying whatever their HTTP status."""
+
+# Errors raised while sending a request or reading its response. botocore's
+# SSLError is a ConnectionError too, but a bad certificate does not heal itself.
+_TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, ResponseStreamingError
+    botocore.exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError
+    botocore.exceptions.IncompleteReadError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.IncompleteRead,
+    urllib3.exceptions.ReadTimeoutError,
+    http.client.IncompleteRead,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    TruncatedBodyError,
+)
+_PERMANENT_EXCEPTIONS: tuple[type[BaseException], ...] = (botocore.exceptions.SSLError,)
+
+
+def error_code(err: botocore.exceptions.ClientError) -> str:
+    """Return the S3 error code of a `ClientError` (``""`` if absent).
+
+    Parameters
+    ----------
+    err : `botocore.exceptions.ClientError`
+        The error.
+
+    Returns
+    -------
+    code : `str`
+        E.g. ``"NoSuchKey"``; responses without a body (HEAD) give the status as text.
+    """
+    return str(err.response.get("Error", {}).get("Code", "") or "")
+
+
+def http_status(err: botocore.exceptions.ClientError) -> int | None:
+    """Return the HTTP status of a `ClientError`, if known.
+
+    Parameters
+    ----------
+    err : `botocore.exceptions.ClientError`
+        The error.
+
+    Returns
+    -------
+    status : `int` or `None`
+        The status code.
+    """
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Tell whether an error of an S3 request is worth retrying.
+
+    Parameters
+    ----------
+    exc : `BaseException`
+        The error raised by a boto3 call or while reading a response body.
+
+    Returns
+    -------
+    transient : `bool`
+        `True` for throttling (``SlowDown``, 429 ...), server errors (500, 502,
+        503, 504), connection failures, read timeouts and truncated bodies;
+        `False` for everything else, including every s3qbb error other than
+        `TruncatedBodyError` (so retry layers never nest).
+    """
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return error_code(exc) in TRANSIENT_ERROR_CODES or http_status(exc) in TRANSIENT_HTTP_STATUSES
+    if isinstance(exc, _PERMANENT_EXCEPTIONS):
+        return False
+    if isinstance(exc, S3qbbError) and not isinstance(exc, TruncatedBodyError):
+        return False
+    return isinstance(exc, _TRANSIENT_EXCEPTIONS)
+
+
+def error_kind(exc: BaseException) -> str:
+    """Name an error for retry statistics: the S3 code of a `ClientError`, else the class name.
+
+    Parameters
+    ----------
+    exc : `BaseException`
+        The error.
+
+    Returns
+    -------
+    kind : `str`
+        E.g. ``"SlowDown"`` or ``"ConnectionClosedError"``.
+    """
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = error_code(exc)
+        status = http_status(exc)
+        if code and code != str(status):
+            return code
+        return f"HTTP{status}" if status is not None else "ClientError"
+    return type(exc).__name__
+
+
+def s3_uri(bucket: str, key: str | None = None) -> str:
+    """Format ``s3://bucket/key`` (``s3://bucket/`` without a key).
+
+    Parameters
+    ----------
+    bucket : `str`
+        Bucket name.
+    key : `str`, optional
+        Object key or prefix.
+
+    Returns
+    -------
+    uri : `str`
+        The URI.
+    """
+    return f"s3://{bucket}/{key or ''}"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How to translate one kind of S3 failure."""
+
+    error_class: type[S3qbbError]
+    template: str
+    """Message; may use {operation}, {uri}, {bucket}, {endpoint} and {detail}."""
+
+
+_NOT_FOUND_BUCKET = _Rule(
+    BucketNotFoundError,
+    "{operation} on {uri} failed: bucket {bucket!r} does not exist at {endpoint}; "
+    "create the bucket or fix the datastore root{detail}",
+)
+_NOT_FOUND_KEY = _Rule(DatasetNotFoundError, "{operation} failed: {uri} does not exist at {endpoint}{detail}")
+_ACCESS_DENIED = _Rule(
+    AccessDeniedError,
+    "{operation} on {uri} was denied by {endpoint}; grant this action to the credentials in use "
+    "or use credentials that have it{detail}",
+)
+_BAD_CREDENTIALS = _Rule(
+    CredentialsError,
+    "{operation} on {uri} failed at {endpoint}: the credentials were rejected; check "
+    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or the AWS profile in use{detail}",
+)
+_PRECONDITION = _Rule(
+    PreconditionFailedError,
+    "{operation} on {uri} at {endpoint}: a precondition failed (the object exists, changed or is "
+    "being written concurrently){detail}",
+)
+_INTEGRITY = _Rule(
+    DatasetIntegrityError,
+    "{operation} on {uri} at {endpoint}: the service rejected the checksum of the data sent; "
+    "the bytes were corrupted in transit or the source changed while uploading{detail}",
+)
+_WRONG_REGION = _Rule(
+    ConfigError,
+    "{operation} on {uri} failed at {endpoint}: the bucket is not in the configured region; "
+    "set the region of the S3 endpoint configuration (S3QBB_S3_REGION){detail}",
+)
+_BAD_BUCKET_NAME = _Rule(
+    ConfigError, "{operation} on {uri} failed at {endpoint}: invalid bucket name {bucket!r}{detail}"
+)
+_UNSUPPORTED = _Rule(
+    S3ServiceError,
+    "{operation} on {uri} failed at {endpoint}: the service does not implement this request{detail}",
+)
+_GENERIC = _Rule(S3ServiceError, "{operation} on {uri} failed at {endpoint}{detail}")
+
+_CODE_TABLE: Mapping[str, _Rule] = {
+    "NoSuchBucket": _NOT_FOUND_BUCKET,
+    "NoSuchKey": _NOT_FOUND_KEY,
+    "NotFound": _NOT_FOUND_KEY,
+    "AccessDenied": _ACCESS_DENIED,
+    "AllAccessDisabled": _ACCESS_DENIED,
+    "InvalidAccessKeyId": _BAD_CREDENTIALS,
+    "SignatureDoesNotMatch": _BAD_CREDENTIALS,
+    "ExpiredToken": _BAD_CREDENTIALS,
+    "InvalidToken": _BAD_CREDENTIALS,
+    "TokenRefreshRequired": _BAD_CREDENTIALS,
+    "PreconditionFailed": _PRECONDITION,
+    "ConditionalRequestConflict": _PRECONDITION,
+    "BadDigest": _INTEGRITY,
+    "InvalidDigest": _INTEGRITY,
+    "XAmzContentSHA256Mismatch": _INTEGRITY,
+    "AuthorizationHeaderMalformed": _WRONG_REGION,
+    "PermanentRedirect": _WRONG_REGION,
+    "IllegalLocationConstraintException": _WRONG_REGION,
+    "InvalidBucketName": _BAD_BUCKET_NAME,
+    "NotImplemented": _UNSUPPORTED,
+}
+"""Translation by S3 error code; consulted first."""
+
+_STATUS_TABLE: Mapping[int, _Rule] = {
+    301: _WRONG_REGION,
+    403: _ACCESS_DENIED,
+    404: _NOT_FOUND_KEY,
+    412: _PRECONDITION,
+    501: _UNSUPPORTED,
+}
+"""Translation by HTTP status when the code is unknown (HEAD responses have no code)."""
+
+# Codes whose server message may echo request details (string to sign, key id): not shown.
+_HIDE_SERVER_MESSAGE: frozenset[type[S3qbbError]] = frozenset({CredentialsError})
+
+_CREDENTIAL_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.NoAuthTokenError,
+    botocore.exceptions.TokenRetrievalError,
+)
+
+
+def _rule_for(code: str, status: int | None, key: str | None) -> _Rule:
+    rule = _CODE_TABLE.get(code)
+    if rule is None and status is not None:
+        rule = _STATUS_TABLE.get(status)
+    if rule is None:
+        return _GENERIC
+    if rule is _NOT_FOUND_KEY and key is None:
+        # A 404 without a key (HeadBucket, ListObjectsV2 ...) can only be the bucket.
+        return _NOT_FOUND_BUCKET
+    return rule
+
+
+def translate_client_error(
+    err: botocore.exceptions.ClientError,
+    *,
+    operation: str,
+    bucket: str,
+    key: str | None = None,
+    endpoint: str | None = None,
+) -> S3qbbError:
+    """Translate a botocore `ClientError` into an s3qbb exception.
+
+    The exception class is chosen from a table keyed on the S3 error code,
+    then from one keyed on the HTTP status; the error's text is never parsed.
+
+    Parameters
+    ----------
+    err : `botocore.exceptions.ClientError`
+        The error raised by boto3.
+    operation : `str`
+        What was attempted, e.g. ``"PutObject"`` or ``"get dataset"``.
+    bucket : `str`
+        Bucket of the request.
+    key : `str`, optional
+        Object key (or prefix) of the request; `None` for bucket-level requests.
+    endpoint : `str`, optional
+        Endpoint URL the request went to; `None` means the default AWS endpoint.
+
+    Returns
+    -------
+    error : `s3qbb.errors.S3qbbError`
+        `~s3qbb.errors.BucketNotFoundError`, `~s3qbb.errors.DatasetNotFoundError`,
+        `~s3qbb.errors.AccessDeniedError`, `~s3qbb.errors.CredentialsError`,
+        `~s3qbb.errors.PreconditionFailedError`, `~s3qbb.errors.DatasetIntegrityError`,
+        `~s3qbb.errors.ConfigError` or `S3ServiceError`. The caller raises it
+        ``from err`` so the original stays as ``__cause__``.
+    """
+    code = error_code(err)
+    status = http_status(err)
+    rule = _rule_for(code, status, key)
+    details = [f"S3 error {code or '?'}", f"HTTP {status if status is not None else '?'}"]
+    server_message = str(err.response.get("Error", {}).get("Message", "") or "")
+    if server_message and rule.error_class not in _HIDE_SERVER_MESSAGE:
+        details.append(f"server said: {server_message}")
+    request_id = err.response.get("ResponseMetadata", {}).get("RequestId")
+    if request_id:
+        details.append(f"request id {request_id}")
+    message = rule.template.format(
+        operation=operation,
+        uri=s3_uri(bucket, key),
+        bucket=bucket,
+        endpoint=endpoint or "the default AWS endpoint",
+        detail=f" ({'; '.join(details)})",
+    )
+    if rule.error_class is S3ServiceError:
+        return S3ServiceError(message, code=code, status=status)
+    return rule.error_class(message)
+
+
+def translate_error(
+    exc: BaseException,
+    *,
+    operation: str,
+    bucket: str,
+    key: str | None = None,
+    endpoint: str | None = None,
+) -> S3qbbError | None:
+    """Translate any error of a boto3 call that has a meaningful s3qbb equivalent.
+
+    Parameters
+    ----------
+    exc : `BaseException`
+        The error raised by boto3.
+    operation : `str`
+        What was attempted.
+    bucket : `str`
+        Bucket of the request.
+    key : `str`, optional
+        Object key of the request.
+    endpoint : `str`, optional
+        Endpoint URL the request went to.
+
+    Returns
+    -------
+    error : `s3qbb.errors.S3qbbError` or `None`
+        The translation of a `ClientError` (see `translate_client_error`) or a
+        `~s3qbb.errors.CredentialsError` for missing credentials; `None` if
+        ``exc`` should propagate as it is (s3qbb errors, transient errors
+        handled by the retry layer, programming errors).
+    """
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return translate_client_error(exc, operation=operation, bucket=bucket, key=key, endpoint=endpoint)
+    if isinstance(exc, _CREDENTIAL_EXCEPTIONS):
+        return CredentialsError(
+            f"{operation} on {s3_uri(bucket, key)} failed: no usable credentials were found "
+            f"({type(exc).__name__}); set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
+            "or the credentials of the S3 endpoint configuration"
+        )
+    return None

