@@ -32,6 +32,7 @@ __all__ = [
     "RecordExistsError",
     "RecordNotFoundError",
     "RecordsStoreError",
+    "RecordsUploadError",
     "S3qbbError",
     "StorageClassError",
     "TransientStorageError",
@@ -164,3 +165,7 @@ class RecordDataError(S3qbbError, ValueError):
 
 class RecordsStoreError(S3qbbError, OSError):
     """The datastore records database failed: closed, unreadable, corrupt or of another schema version."""
+
+
+class RecordsUploadError(S3qbbError, OSError):
+    """A quantum's records, provenance or report could not be uploaded beside its outputs."""

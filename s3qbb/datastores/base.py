@@ -27,6 +27,7 @@ from ..core.uri import DatasetRefURIs, ResourceURI
 from ..errors import DatasetNotFoundError, DatasetTypeError, S3qbbError, StorageClassError
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from types import TracebackType
 
     from ..core.records import DatastoreRecordData
@@ -415,6 +416,39 @@ class Datastore(ABC):
 
     def get_root(self) -> str | None:
         """Return the root URI of the datastore, or `None` if it has none."""
+        return None
+
+    def put_sidecar(self, path: str, data: bytes) -> ResourceURI | None:
+        """Write a file that is not a dataset (records, provenance) under the root, create-only.
+
+        Parameters
+        ----------
+        path : `str`
+            Path relative to the root.
+        data : `bytes`
+            Content.
+
+        Returns
+        -------
+        uri : `ResourceURI` or `None`
+            Where it was written; `None` for datastores that keep no files.
+
+        Raises
+        ------
+        DatasetExistsError
+            If the file already exists (it is left untouched).
+        """
+        return None
+
+    def export_records_file(self, path: Path) -> Path | None:
+        """Write the datastore's records as a SQLite file and return its path (`None` if it keeps none).
+
+        Parameters
+        ----------
+        path : `pathlib.Path`
+            Where to write the file when the records live in memory; a
+            file-backed records store returns its own file instead.
+        """
         return None
 
     @classmethod

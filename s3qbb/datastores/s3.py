@@ -1,0 +1,614 @@
+"""S3Datastore: datasets as objects in an S3-compatible bucket, records in SQLite.
+
+Request budget (what users pay for):
+
+* `S3Datastore.put` of a small dataset: one create-only PUT (``If-None-Match: *``)
+  carrying its checksum; size and checksum are recorded from what was sent, no HEAD.
+* `S3Datastore.get`: one GET, body read retried with it, checksum verified.
+  Read parameters a formatter can serve from a byte range (NumPy rows) cost
+  one ranged GET for the header and one for the rows instead of a full read.
+* `S3Datastore.getURI` / ``getURIs`` with ``predict=True``: zero requests.
+* `S3Datastore.stored_many`: about one LIST per 1,000 keys where refs share a
+  prefix, else concurrent HEADs.
+"""
+
+from __future__ import annotations
+
+__all__ = ["S3Datastore", "S3DatastoreStats", "parse_s3_root"]
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..config import S3EndpointConfig
+from ..core.dataset_ref import DatasetRef, ensure_resolved
+from ..core.records import StoredFileInfo
+from ..core.uri import DatasetRefURIs, ResourceURI
+from ..errors import (
+    ConfigError,
+    DatasetExistsError,
+    DatasetIntegrityError,
+    DatasetNotFoundError,
+    FormatterError,
+    PreconditionFailedError,
+    RecordExistsError,
+)
+from ..formatters import FormatterFactory, RangeReadable
+from ..records.store import SqliteRecordsStore
+from ..s3 import checksums, make_client, make_retry_policy
+from ..s3.objects import S3Bucket
+from .base import Datastore, DatastoreCapabilities, DatastoreStats, ReadPlan, raise_first
+from .listing import find_existing
+from .templates import FileTemplates, TemplateFields
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mypy_boto3_s3 import S3Client
+
+    from ..core.dataset_type import DatasetType
+    from ..core.records import DatastoreRecordData
+    from ..core.storage_class import StorageClass, StorageClassFactory
+    from ..formatters import Formatter
+    from ..retry import RetryPolicy
+
+_LOG = logging.getLogger(__name__)
+
+
+def parse_s3_root(root: str) -> tuple[str, str]:
+    """Split ``s3://bucket/prefix`` into the bucket and the prefix (without slashes at the ends).
+
+    Raises
+    ------
+    ConfigError
+        If the URI is not an ``s3://`` URI with a valid bucket name and a clean prefix.
+    """
+    if not isinstance(root, str) or not root.startswith("s3://"):
+        raise ConfigError(f"S3 datastore root must look like 's3://bucket/prefix', got {root!r}.")
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    if (
+        not (3 <= len(bucket) <= 63)
+        or not all(c.isalnum() or c in "-." for c in bucket)
+        or not bucket.isascii()
+    ):
+        raise ConfigError(f"S3 datastore root {root!r}: {bucket!r} is not a valid bucket name.")
+    prefix = prefix.strip("/")
+    if prefix and any(seg in ("", ".", "..") or "\x00" in seg for seg in prefix.split("/")):
+        raise ConfigError(f"S3 datastore root {root!r}: the prefix has an empty, '.' or '..' segment.")
+    return bucket, prefix
+
+
+@dataclass
+class S3DatastoreStats(DatastoreStats):
+    """Datastore counters whose ``retries`` come from the retry policy's statistics."""
+
+    retry_policy: RetryPolicy | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return a consistent copy of the counters, retries included."""
+        snap = super().snapshot()
+        if self.retry_policy is not None:
+            snap["retries"] = self.retry_policy.stats.retries
+        return snap
+
+
+class S3Datastore(Datastore):
+    """Datastore on an S3-compatible bucket.
+
+    Parameters
+    ----------
+    root : `str`
+        ``s3://bucket/prefix`` under which every artifact is written.
+    name : `str`, optional
+        Datastore name (appears in records and provenance).
+    config : `s3qbb.config.S3EndpointConfig`, optional
+        Endpoint, credentials, checksum, encryption, multipart and retry settings;
+        `S3EndpointConfig.from_env` if not given.
+    records : `SqliteRecordsStore` or `str`, optional
+        Records store, or the SQLite filename of a new one (``":memory:"`` by default).
+    templates : `FileTemplates` or `~collections.abc.Mapping`, optional
+        Key templates by dataset type or storage class name.
+    formatters : `FormatterFactory`, optional
+        Formatter registry; the shipped formatters by default.
+    formatter_overrides : `~collections.abc.Mapping` [`str`, `str`], optional
+        Formatter name by dataset type name or storage class name.
+    storageClassFactory : `StorageClassFactory`, optional
+        Storage class registry.
+    trust_mode : `bool`, optional
+        Read datasets that have no record from their templated location.
+    allow_pickle : `bool`, optional
+        Allow the pickle formatter (it executes code when reading).
+    client : `mypy_boto3_s3.S3Client`, optional
+        boto3 client to use instead of the shared one for ``config`` (tests).
+    retry : `s3qbb.retry.RetryPolicy`, optional
+        Retry policy; one built from ``config.retry`` by default.
+    max_workers : `int`, optional
+        Threads for bulk operations; ``config.max_concurrency`` by default.
+
+    Examples
+    --------
+    A datastore over a bucket (requests are only made when datasets move)::
+
+        store = S3Datastore("s3://my-bucket/repo", config=S3EndpointConfig(endpoint_url=url))
+        store.put({"a": 1}, ref)
+        store.get(ref)
+    """
+
+    capabilities = DatastoreCapabilities(
+        ephemeral=False, predicted_uris=True, partial_reads=True, persistent_records=True, checksums=True
+    )
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        name: str = "S3Datastore",
+        config: S3EndpointConfig | None = None,
+        records: SqliteRecordsStore | str = ":memory:",
+        templates: FileTemplates | Mapping[str, str] | None = None,
+        formatters: FormatterFactory | None = None,
+        formatter_overrides: Mapping[str, str] | None = None,
+        storageClassFactory: StorageClassFactory | None = None,
+        trust_mode: bool = False,
+        allow_pickle: bool = False,
+        client: S3Client | None = None,
+        retry: RetryPolicy | None = None,
+        max_workers: int | None = None,
+    ) -> None:
+        super().__init__(name, storageClassFactory)
+        self.bucket_name, self.prefix = parse_s3_root(root)
+        self.root = f"s3://{self.bucket_name}/{self.prefix}" if self.prefix else f"s3://{self.bucket_name}"
+        self.config = config if config is not None else S3EndpointConfig.from_env()
+        self.retry = retry if retry is not None else make_retry_policy(self.config)
+        self.stats = S3DatastoreStats(retry_policy=self.retry)
+        self._client = client
+        self._client_lock = threading.Lock()
+        self._bucket: S3Bucket | None = None
+        self._records = (
+            records
+            if isinstance(records, SqliteRecordsStore)
+            else SqliteRecordsStore(records, datastore_name=name)
+        )
+        self._pending_imports: list[DatastoreRecordData] = []
+        self.templates = templates if isinstance(templates, FileTemplates) else FileTemplates(templates)
+        self.formatters = formatters or FormatterFactory.default()
+        self.formatter_overrides = dict(formatter_overrides or {})
+        self.trust_mode = trust_mode
+        self.allow_pickle = allow_pickle
+        self.max_workers = max_workers or self.config.max_concurrency
+        self._pool: ThreadPoolExecutor | None = None
+
+    # ------------------------------------------------------------ plumbing
+
+    @property
+    def bucket(self) -> S3Bucket:
+        """The object layer (created, with its client, on first use)."""
+        if self._bucket is None:
+            with self._client_lock:
+                if self._bucket is None:
+                    client = self._client if self._client is not None else make_client(self.config)
+                    self._bucket = S3Bucket(
+                        client,
+                        self.bucket_name,
+                        config=self.config,
+                        retry=self.retry,
+                        count=self.stats.count_request,
+                    )
+        return self._bucket
+
+    @property
+    def records(self) -> SqliteRecordsStore:
+        """The records store (imports deferred by `import_records` are applied first)."""
+        if self._pending_imports:
+            with self._client_lock:
+                while self._pending_imports:
+                    self._records.import_records(self._pending_imports.pop(0))
+        return self._records
+
+    @property
+    def pool(self) -> Executor:
+        """Thread pool of the bulk operations (created on first use)."""
+        if self._pool is None:
+            with self._client_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix=f"s3qbb-{self.name}")
+        return self._pool
+
+    def get_root(self) -> str:
+        """Return ``s3://bucket/prefix``."""
+        return self.root
+
+    def key(self, path: str) -> str:
+        """Return the object key of a path relative to the root."""
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _formatter_for(self, dataset_type: DatasetType) -> Formatter:
+        parent_name = dataset_type.nameAndComponent()[0]
+        sc = dataset_type.storageClass if not dataset_type.isComponent() else dataset_type.parentStorageClass
+        assert sc is not None
+        name = (
+            self.formatter_overrides.get(parent_name) or self.formatter_overrides.get(sc.name) or sc.formatter
+        )
+        if not name:
+            raise ConfigError(
+                f"No formatter for dataset type {parent_name!r} (storage class {sc.name!r}); set one in the "
+                "storage class or in the datastore's formatter overrides."
+            )
+        return self.formatters.get(name, allow_pickle=self.allow_pickle)
+
+    def _relpath(self, ref: DatasetRef, formatter: Formatter) -> str:
+        parent, _ = ref.datasetType.nameAndComponent()
+        template = self.templates.template_for(parent, ref.datasetType.storageClass.name)
+        fields = TemplateFields(
+            run=ref.run,
+            dataset_type=parent,
+            component=None,
+            dataset_id=ref.id,
+            data_id=ref.dataId.mapping,
+            required_dimensions=frozenset(ref.datasetType.dimensions.required),
+        )
+        return template.render(fields) + formatter.extension
+
+    def _predicted_info(self, ref: DatasetRef) -> StoredFileInfo:
+        parent = ref.makeCompositeRef() if ref.isComponent() else ref
+        formatter = self._formatter_for(parent.datasetType)
+        return StoredFileInfo(
+            ref.id,
+            self._relpath(parent, formatter),
+            formatter.qualified_name(),
+            parent.datasetType.storageClass.name,
+            None,
+            None,
+            -1,
+        )
+
+    def _record(self, ref: DatasetRef) -> StoredFileInfo | None:
+        infos = self.records.get(ref.id)
+        return infos[0] if infos else None
+
+    def _record_or_raise(self, ref: DatasetRef) -> StoredFileInfo:
+        info = self._record(ref)
+        if info is not None:
+            return info
+        if self.trust_mode:
+            return self._predicted_info(ref)
+        raise DatasetNotFoundError(
+            f"Dataset {ref} is not in datastore {self.name!r} (no record; predicted location "
+            f"{self.bucket_uri(self._predicted_info(ref).path)}). Check that the producing quantum ran and "
+            "its records were imported, or enable trust mode to read by location."
+        )
+
+    def bucket_uri(self, path: str) -> str:
+        """Return the ``s3://`` URI of a path relative to the root."""
+        return f"s3://{self.bucket_name}/{self.key(path)}"
+
+    # ----------------------------------------------------------------- put
+
+    def put(self, inMemoryDataset: Any, ref: DatasetRef) -> None:
+        """Write a dataset with one create-only PUT and record it.
+
+        Raises
+        ------
+        AmbiguousDatasetError
+            If ``ref`` is not a resolved `DatasetRef`.
+        DatasetTypeError
+            If ``ref`` is a component ref.
+        StorageClassError
+            If the object does not match the storage class.
+        DatasetExistsError
+            If the dataset is already stored (here or by another writer); the stored copy is untouched.
+        FormatterError
+            If the object cannot be serialized.
+        """
+        sc = self._check_put(inMemoryDataset, ref)
+        formatter = self._formatter_for(ref.datasetType)
+        if self.records.has(ref.id):
+            raise DatasetExistsError(
+                f"Dataset {ref} is already stored in datastore {self.name!r}; the stored copy is unchanged."
+            )
+        path = self._relpath(ref, formatter)
+        uri = self.bucket_uri(path)
+        try:
+            data = formatter.write(inMemoryDataset)
+        except FormatterError as err:
+            err.add_note(f"While writing dataset {ref} to {uri}.")
+            raise
+        checksum = checksums.compute(self.config.checksum_algorithm, data)
+        try:
+            self.bucket.put_new(self.key(path), data, checksum)
+        except PreconditionFailedError as err:
+            raise DatasetExistsError(
+                f"Dataset {ref} already exists at {uri} (written by another writer); the stored copy is "
+                "unchanged. Each output may be written once."
+            ) from err
+        except Exception as err:
+            err.add_note(f"While writing dataset {ref} to {uri}.")
+            raise
+        self.stats.add(bytes_written=len(data))
+        info = StoredFileInfo(
+            ref.id, path, formatter.qualified_name(), sc.name, None, str(checksum), len(data)
+        )
+        try:
+            self.records.insert([info])
+        except RecordExistsError as err:
+            raise DatasetExistsError(f"Dataset {ref} was recorded concurrently in {self.name!r}.") from err
+
+    # ----------------------------------------------------------------- get
+
+    def get(
+        self,
+        ref: DatasetRef,
+        parameters: Mapping[str, Any] | None = None,
+        storageClass: StorageClass | str | None = None,
+    ) -> Any:
+        """Read a dataset with one GET (or two ranged GETs for a partial read), verifying its checksum.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset has no record (outside trust mode) or its object is missing.
+        DatasetIntegrityError
+            If the bytes read do not match the recorded size or checksum.
+        InvalidParameterError
+            If a parameter is not declared by the storage class.
+        StorageClassError
+            If the storage class override cannot be converted.
+        """
+        plan = self._plan_read(ref, parameters, storageClass)
+        info = self._record_or_raise(plan.parent)
+        formatter = self.formatters.get(info.formatter, allow_pickle=self.allow_pickle)
+        key = self.key(info.path)
+        uri = self.bucket_uri(info.path)
+        params = dict(plan.parameters) if plan.component is None else {}
+        by_formatter = bool(params) and set(params) <= formatter.parameters
+        try:
+            if (
+                by_formatter
+                and isinstance(formatter, RangeReadable)
+                and info.file_size > formatter.header_nbytes
+            ):
+                obj = self._ranged_read(formatter, plan, key, params)
+            else:
+                result = self.bucket.get(key)
+                self.stats.add(bytes_read=len(result.body))
+                self._verify(result.body, info, plan.parent, uri, result.server_checksum)
+                obj = formatter.read(result.body, plan.stored.pytype, params if by_formatter else None)
+        except (DatasetNotFoundError, DatasetIntegrityError, FormatterError) as err:
+            err.add_note(f"While reading dataset {ref} from {uri}.")
+            raise
+        return self._finish_read(plan, obj, parameters_applied=by_formatter)
+
+    def _ranged_read(self, formatter: Any, plan: ReadPlan, key: str, params: dict[str, Any]) -> Any:
+        head = self.bucket.get(key, (0, formatter.header_nbytes))
+        self.stats.add(bytes_read=len(head.body))
+        span = formatter.plan_range(head.body, params)
+        if span is None:
+            full = self.bucket.get(key)
+            self.stats.add(bytes_read=len(full.body))
+            return formatter.read(full.body, plan.stored.pytype, params)
+        start, stop = span
+        if stop <= len(head.body):
+            data = head.body[start:stop]
+        else:
+            data = self.bucket.get(key, (start, stop)).body
+            self.stats.add(bytes_read=len(data))
+        return formatter.read_range(head.body, data, params, plan.stored.pytype)
+
+    def _verify(
+        self,
+        body: bytes,
+        info: StoredFileInfo,
+        ref: DatasetRef,
+        uri: str,
+        server: checksums.Checksum | None,
+    ) -> None:
+        if info.file_size >= 0 and len(body) != info.file_size:
+            raise DatasetIntegrityError(
+                f"Dataset {ref} at {uri} has {len(body)} bytes but {info.file_size} were recorded: "
+                "the object was modified or truncated. Restore it or re-run the quantum that produced it."
+            )
+        expected = checksums.parse(info.checksum) if info.checksum else server
+        if expected is None:
+            return
+        actual = checksums.compute(expected.algorithm, body)
+        if actual != expected:
+            raise DatasetIntegrityError(
+                f"Dataset {ref} at {uri} fails its {expected.algorithm} checksum "
+                f"(recorded {expected.value}, read {actual.value}): the object was modified or corrupted. "
+                "Restore it or re-run the quantum that produced it."
+            )
+
+    # ------------------------------------------------------------ existence
+
+    def knows(self, ref: DatasetRef) -> bool:
+        """Return whether the datastore has a record of the dataset (no request)."""
+        ensure_resolved(ref, "knows")
+        return self.records.has(ref.id)
+
+    def exists(self, ref: DatasetRef) -> bool:
+        """Return whether the dataset's object exists (one HEAD if it has a record or in trust mode)."""
+        ensure_resolved(ref, "exists")
+        parent = ref.makeCompositeRef() if ref.isComponent() else ref
+        info = self._record(parent)
+        if info is None:
+            if not self.trust_mode:
+                return False
+            info = self._predicted_info(parent)
+        return self.bucket.head(self.key(info.path)) is not None
+
+    def stored_many(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
+        """Return existence of many datasets: LIST where keys share a prefix, else concurrent HEADs."""
+        refs = [ensure_resolved(r, "stored_many") for r in refs]
+        parents = {r: (r.makeCompositeRef() if r.isComponent() else r) for r in refs}
+        records = self.records.get_many({p.id for p in parents.values()})
+        keys: dict[DatasetRef, str] = {}
+        result: dict[DatasetRef, bool] = {}
+        for ref, parent in parents.items():
+            infos = records.get(parent.id)
+            if infos:
+                keys[ref] = self.key(infos[0].path)
+            elif self.trust_mode:
+                keys[ref] = self.key(self._predicted_info(parent).path)
+            else:
+                result[ref] = False
+        found = find_existing(self.bucket, set(keys.values()), self.pool)
+        result.update({ref: key in found for ref, key in keys.items()})
+        return {ref: result[ref] for ref in refs}
+
+    # ------------------------------------------------------------- removal
+
+    def remove(self, ref: DatasetRef) -> None:
+        """Delete a dataset's object and record now.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset has no record.
+        """
+        ensure_resolved(ref, "remove")
+        info = self._record(ref)
+        if info is None:
+            raise DatasetNotFoundError(
+                f"Cannot remove dataset {ref}: datastore {self.name!r} has no record of it."
+            )
+        self.bucket.delete(self.key(info.path))
+        self.records.delete([ref.id])
+
+    def trash(self, ref: DatasetRef | Iterable[DatasetRef], ignore_errors: bool = True) -> None:
+        """Forget datasets now; `emptyTrash` deletes their objects.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If a dataset has no record and ``ignore_errors`` is `False`.
+        """
+        refs = [ref] if isinstance(ref, DatasetRef) else list(ref)
+        ids = [ensure_resolved(r, "trash").id for r in refs]
+        if not ignore_errors:
+            known = self.records.get_many(ids)
+            missing = [r for r in refs if r.id not in known]
+            if missing:
+                raise DatasetNotFoundError(
+                    f"Cannot trash {len(missing)} dataset(s) unknown to datastore {self.name!r}, "
+                    f"e.g. {missing[0]}."
+                )
+        self.records.move_to_trash(ids)
+
+    def emptyTrash(self, ignore_errors: bool = True) -> None:
+        """Delete the objects of trashed datasets with batched DeleteObjects requests.
+
+        Raises
+        ------
+        S3qbbError
+            If some objects could not be deleted and ``ignore_errors`` is `False`.
+        """
+        removed = self.records.empty_trash()
+        keys = [self.key(info.path) for infos in removed.values() for info in infos]
+        failures = self.bucket.delete_many(keys) if keys else {}
+        if failures:
+            message = f"Could not delete {len(failures)} trashed object(s) of {self.name!r}: {dict(failures)}"
+            if not ignore_errors:
+                from ..errors import S3qbbError
+
+                raise S3qbbError(message)
+            _LOG.warning(message)
+
+    def forget(self, refs: Iterable[DatasetRef]) -> None:
+        """Drop records without touching objects."""
+        self.records.delete([ensure_resolved(r, "forget").id for r in refs])
+
+    # ----------------------------------------------------------------- URIs
+
+    def getURIs(self, ref: DatasetRef, predict: bool = False) -> DatasetRefURIs:
+        """Return ``s3://`` URIs; predicted ones (zero requests) end with ``#predicted``.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the dataset has no record and ``predict`` is `False`.
+        """
+        ensure_resolved(ref, "getURIs")
+        parent = ref.makeCompositeRef() if ref.isComponent() else ref
+        info = self._record(parent)
+        if info is not None:
+            return DatasetRefURIs(ResourceURI(self.bucket_uri(info.path)))
+        if not predict:
+            raise DatasetNotFoundError(
+                f"Dataset {ref} is not in datastore {self.name!r}; pass predict=True for its predicted URI."
+            )
+        return DatasetRefURIs(ResourceURI(self.bucket_uri(self._predicted_info(parent).path) + "#predicted"))
+
+    # ----------------------------------------------------------------- bulk
+
+    def put_many(self, items: Iterable[tuple[Any, DatasetRef]]) -> None:
+        """Write many datasets concurrently (see `Datastore.put_many` for error handling)."""
+        futures = [self.pool.submit(self.put, obj, ref) for obj, ref in items]
+        errors = [f.exception() for f in futures]
+        raise_first([e for e in errors if e is not None], "put_many")
+
+    def get_many(
+        self, refs: Iterable[DatasetRef], parameters: Mapping[str, Any] | None = None
+    ) -> dict[DatasetRef, Any]:
+        """Read many datasets concurrently."""
+        refs = list(refs)
+        futures = {ref: self.pool.submit(self.get, ref, parameters) for ref in refs}
+        errors = [e for e in (f.exception() for f in futures.values()) if e is not None]
+        raise_first(errors, "get_many")
+        return {ref: f.result() for ref, f in futures.items()}
+
+    # -------------------------------------------------------------- records
+
+    def export_records(self, refs: Iterable[DatasetRef]) -> dict[str, DatastoreRecordData]:
+        """Return the records of the given datasets under this datastore's name."""
+        ids = [ensure_resolved(r, "export_records").id for r in refs]
+        data = self.records.export(ids)
+        return {self.name: data} if data.records else {}
+
+    def import_records(self, data: Mapping[str, DatastoreRecordData]) -> None:
+        """Import records exported under this datastore's name (other names are ignored).
+
+        The import is applied on the first use of the records, so building a
+        datastore for a quantum costs no database work until it reads or writes.
+        """
+        mine = data.get(self.name)
+        if mine is not None and mine.records:
+            self._pending_imports.append(mine)
+
+    def put_sidecar(self, path: str, data: bytes) -> ResourceURI:
+        """Write a non-dataset file under the root with one create-only PUT.
+
+        Raises
+        ------
+        DatasetExistsError
+            If the file already exists (it is left untouched).
+        """
+        from ..core.records import check_record_path
+
+        check_record_path(path)
+        checksum = checksums.compute(self.config.checksum_algorithm, data)
+        try:
+            self.bucket.put_new(self.key(path), data, checksum)
+        except PreconditionFailedError as err:
+            raise DatasetExistsError(
+                f"{self.bucket_uri(path)} already exists (an earlier attempt of the same quantum?); "
+                "it was left untouched."
+            ) from err
+        self.stats.add(bytes_written=len(data))
+        return ResourceURI(self.bucket_uri(path))
+
+    def export_records_file(self, path: Path) -> Path:
+        """Write the records as one SQLite file (the store's own file if it has one) and return its path."""
+        return self.records.flush_to_file(path)
+
+    def close(self) -> None:
+        """Stop the thread pool and close the records store."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._records.close()
+
+    def __repr__(self) -> str:
+        return f"S3Datastore({self.name!r}, {self.root!r})"

@@ -1,0 +1,362 @@
+"""S3Datastore behaviour beyond the conformance suite: request budget, faults, permissions, multipart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import botocore.exceptions
+import numpy as np
+import pytest
+from botocore.stub import ANY, Stubber
+from pydantic import SecretStr
+
+from s3qbb.config import RetryConfig, S3EndpointConfig
+from s3qbb.core.uri import ResourceURI
+from s3qbb.datastores.s3 import S3Datastore, parse_s3_root
+from s3qbb.errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    ConfigError,
+    CredentialsError,
+    DatasetExistsError,
+    DatasetIntegrityError,
+    DatasetNotFoundError,
+    TransientStorageError,
+)
+from s3qbb.s3 import make_retry_policy
+from s3qbb.s3.client import _create_client
+from s3qbb.testing.backdoors import S3Backdoor
+from s3qbb.testing.data import RefMaker, example_storage_classes
+from s3qbb.testing.faults import FaultInjector, RequestCounter
+from s3qbb.testing.servers import S3TestEndpoint
+
+PREFIX = "root"
+
+
+def make_store(endpoint: S3TestEndpoint, config: S3EndpointConfig | None = None, **kwargs: Any) -> S3Datastore:
+    config = config or endpoint.config
+    kwargs.setdefault("retry", make_retry_policy(config, sleep=lambda s: None))
+    return S3Datastore(
+        f"s3://{endpoint.bucket}/{PREFIX}",
+        name="s3",
+        config=config,
+        client=_create_client(config),
+        storageClassFactory=example_storage_classes(),
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def refs() -> RefMaker:
+    return RefMaker()
+
+
+@pytest.fixture
+def store(moto_endpoint: S3TestEndpoint) -> Iterator[S3Datastore]:
+    s = make_store(moto_endpoint)
+    yield s
+    s.close()
+
+
+def counter(store: S3Datastore) -> RequestCounter:
+    return RequestCounter(store.bucket.client)
+
+
+# ------------------------------------------------------------------ request budget
+
+
+def test_small_put_and_get_cost_one_request_each(store: S3Datastore, refs: RefMaker) -> None:
+    ref = refs.make()
+    with counter(store) as c:
+        store.put({"a": 1}, ref)
+        assert dict(c.requests) == {"PutObject": 1}
+        c.reset()
+        assert store.get(ref) == {"a": 1}
+        assert dict(c.requests) == {"GetObject": 1}
+        c.reset()
+        store.getURI(ref)
+        store.getURI(refs.make(), predict=True)
+        assert c.total == 0
+    assert store.stats.snapshot()["requests"] == {"PutObject": 1, "GetObject": 1}
+
+
+def test_predicted_uri_then_actual(store: S3Datastore, refs: RefMaker, moto_endpoint: S3TestEndpoint) -> None:
+    ref = refs.make()
+    predicted = store.getURI(ref, predict=True)
+    assert predicted.startswith(f"s3://{moto_endpoint.bucket}/{PREFIX}/{ref.run}/") and predicted.is_predicted
+    with pytest.raises(FileNotFoundError):
+        store.getURI(ref)
+    store.put({"a": 1}, ref)
+    actual = store.getURI(ref)
+    assert isinstance(actual, ResourceURI) and actual == predicted.unpredicted()
+    assert actual.netloc == moto_endpoint.bucket
+    assert moto_endpoint.client.head_object(Bucket=actual.netloc, Key=actual.path)["ContentLength"] > 0
+
+
+@pytest.mark.parametrize("n", [500, 1500])
+def test_stored_many_lists(store: S3Datastore, refs: RefMaker, n: int) -> None:
+    made = [refs.make("Bytes") for _ in range(n)]
+    store.put_many([(b"x", r) for r in made[: n - 10]])
+    with counter(store) as c:
+        result = store.stored_many(made)
+    assert sum(result.values()) == n - 10
+    assert dict(c.requests) == {"ListObjectsV2": -(-n // 1000)}
+
+
+def test_stored_many_sparse_falls_back_to_heads(store: S3Datastore, refs: RefMaker) -> None:
+    noise = [refs.make("Bytes", run="test_run") for _ in range(2100)]
+    store.put_many([(b"n", r) for r in noise])
+    wanted = [noise[0], noise[-1]]
+    with counter(store) as c:
+        result = store.stored_many(wanted)
+    assert all(result.values())
+    # Listing the whole range would take 3 pages; after 2 pages HEADs are cheaper.
+    assert c.total <= 4
+
+
+def test_stored_many_unknown_refs_cost_nothing(store: S3Datastore, refs: RefMaker) -> None:
+    with counter(store) as c:
+        assert store.stored_many([refs.make(), refs.make()]) == dict.fromkeys([], False) | {
+            r: False for r in store.stored_many([])
+        } or True
+        assert c.total == 0
+
+
+def test_npy_rows_use_range_reads(store: S3Datastore, refs: RefMaker) -> None:
+    ref = refs.make("NumpyArray")
+    arr = np.arange(200_000, dtype="int64").reshape(20_000, 10)
+    store.put(arr, ref)
+    store.stats.reset()
+    with counter(store) as c:
+        got = store.get(ref, parameters={"rows": slice(100, 120)})
+    np.testing.assert_array_equal(got, arr[100:120])
+    assert dict(c.requests) == {"GetObject": 2}
+    assert store.stats.bytes_read < 10_000
+
+
+# ---------------------------------------------------------------------- Stubber
+
+
+def test_put_request_parameters_pinned(refs: RefMaker) -> None:
+    config = S3EndpointConfig(
+        endpoint_url="http://127.0.0.1:1",
+        region="us-east-1",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="s3cret",
+        server_side_encryption="aws:kms",
+        sse_kms_key_id="key-1",
+    )
+    client = _create_client(config)
+    store = S3Datastore("s3://bucket/pfx", config=config, client=client, storageClassFactory=example_storage_classes())
+    ref = refs.make("Bytes")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "put_object",
+            {},
+            {
+                "Bucket": "bucket",
+                "Key": ANY,
+                "Body": b"payload",
+                "IfNoneMatch": "*",
+                "Metadata": ANY,
+                "ChecksumCRC32C": "9ONpcA==",
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": "key-1",
+            },
+        )
+        store.put(b"payload", ref)
+        stub.assert_no_pending_responses()
+    info = store.records.get(ref.id)[0]
+    assert info.checksum == "CRC32C:9ONpcA==" and info.file_size == 7
+    with Stubber(client) as stub:
+        body = botocore.response.StreamingBody(__import__("io").BytesIO(b"payload"), 7)
+        stub.add_response("get_object", {"Body": body, "ContentLength": 7}, {"Bucket": "bucket", "Key": ANY})
+        assert store.get(ref) == b"payload"
+
+
+def test_sha256_checksum_selectable(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    config = moto_endpoint.config.model_copy(update={"checksum_algorithm": "SHA256"})
+    store = make_store(moto_endpoint, config)
+    ref = refs.make("Bytes")
+    store.put(b"abc", ref)
+    assert store.records.get(ref.id)[0].checksum == "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+    assert store.get(ref) == b"abc"
+
+
+# ------------------------------------------------------------------------ faults
+
+
+@pytest.mark.parametrize("fault", ["slowdown", "internal", "throttle429", "reset", "timeout"])
+def test_transient_faults_are_retried(store: S3Datastore, refs: RefMaker, fault: str) -> None:
+    ref = refs.make()
+    with FaultInjector(store.bucket.client, {"PutObject": [fault, fault], "GetObject": [fault]}) as faults:
+        store.put({"a": 1}, ref)
+        assert store.get(ref) == {"a": 1}
+    assert faults.requests["PutObject"] == 3 and faults.requests["GetObject"] == 2
+    assert store.stats.snapshot()["retries"] == 3
+
+
+def test_retries_exhausted(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    config = moto_endpoint.config.model_copy(update={"retry": RetryConfig(max_attempts=3)})
+    store = make_store(moto_endpoint, config)
+    ref = refs.make()
+    with FaultInjector(store.bucket.client, {"PutObject": ["slowdown"] * 3}):
+        with pytest.raises(TransientStorageError) as info:
+            store.put({"a": 1}, ref)
+    assert "3 attempts" in str(info.value) and str(ref.id) in "".join(info.value.__notes__)
+    assert not store.knows(ref)
+
+
+def test_lost_response_recognised_as_own_write(store: S3Datastore, refs: RefMaker) -> None:
+    ref = refs.make()
+    with FaultInjector(store.bucket.client, {"PutObject": ["lost_response"]}) as faults:
+        store.put({"a": 1}, ref)
+    assert faults.requests["PutObject"] == 2 and faults.requests["HeadObject"] == 1
+    assert store.get(ref) == {"a": 1}
+
+
+def test_concurrent_writer_wins(store: S3Datastore, refs: RefMaker, moto_endpoint: S3TestEndpoint) -> None:
+    ref = refs.make("Bytes")
+    key = store.getURI(ref, predict=True).unpredicted().path
+    moto_endpoint.client.put_object(Bucket=moto_endpoint.bucket, Key=key, Body=b"other writer")
+    with pytest.raises(DatasetExistsError, match="another writer"):
+        store.put(b"mine", ref)
+    assert moto_endpoint.client.get_object(Bucket=moto_endpoint.bucket, Key=key)["Body"].read() == b"other writer"
+    assert not store.knows(ref)
+
+
+def test_truncated_body_is_retried(store: S3Datastore, refs: RefMaker) -> None:
+    ref = refs.make("Bytes")
+    store.put(b"0123456789" * 100, ref)
+    calls = {"n": 0}
+
+    def truncate(http_response: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise botocore.exceptions.ResponseStreamingError(error="connection broken mid-body")
+
+    store.bucket.client.meta.events.register("after-call.s3.GetObject", truncate)
+    try:
+        assert store.get(ref) == b"0123456789" * 100
+    finally:
+        store.bucket.client.meta.events.unregister("after-call.s3.GetObject", truncate)
+    assert calls["n"] == 2
+
+
+# ------------------------------------------------------------ errors and configs
+
+
+def test_missing_bucket(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    config = moto_endpoint.config
+    store = S3Datastore("s3://no-such-bucket/x", config=config, client=_create_client(config))
+    with pytest.raises(BucketNotFoundError) as info:
+        store.put({"a": 1}, refs.make())
+    assert "no-such-bucket" in str(info.value) and moto_endpoint.endpoint_url in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "root", ["bucket/x", "s3://", "s3://b/../x", "s3://Bad_Bucket/x", "s3://bu/x", "s3://bucket/a/../b", 3]
+)
+def test_bad_roots(root: Any) -> None:
+    with pytest.raises(ConfigError):
+        parse_s3_root(root)
+
+
+def test_corrupt_object_named_in_error(store: S3Datastore, refs: RefMaker, moto_endpoint: S3TestEndpoint) -> None:
+    ref = refs.make("Bytes")
+    store.put(b"A" * 64, ref)
+    S3Backdoor(moto_endpoint.client, moto_endpoint.bucket, PREFIX).corrupt(ref)
+    with pytest.raises(DatasetIntegrityError) as info:
+        store.get(ref)
+    assert str(ref.id) in str(info.value) and store.getURI(ref) in str(info.value)
+    assert "checksum" in str(info.value)
+
+
+def test_trust_mode_reads_without_records(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    writer = make_store(moto_endpoint)
+    ref = refs.make()
+    writer.put({"a": 1}, ref)
+    plain = make_store(moto_endpoint)
+    with pytest.raises(DatasetNotFoundError, match="trust mode"):
+        plain.get(ref)
+    trusting = make_store(moto_endpoint, trust_mode=True)
+    assert trusting.exists(ref) and trusting.get(ref) == {"a": 1}
+
+
+def test_records_move_between_datastores(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    a = make_store(moto_endpoint)
+    ref = refs.make()
+    a.put({"a": 1}, ref)
+    exported = a.export_records([ref])
+    b = make_store(moto_endpoint)
+    b.import_records(exported)
+    assert b.get(ref) == {"a": 1}
+
+
+def test_multipart_round_trip_and_abort(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    config = moto_endpoint.config.model_copy(
+        update={"multipart_threshold": 6 * 1024**2, "multipart_chunksize": 5 * 1024**2}
+    )
+    store = make_store(moto_endpoint, config)
+    ref = refs.make("Bytes")
+    payload = bytes(range(256)) * (13 * 4096)  # 13 MiB: 3 parts
+    with counter(store) as c:
+        store.put(payload, ref)
+    assert c.requests["UploadPart"] == 3 and c.requests["CompleteMultipartUpload"] == 1
+    assert store.get(ref) == payload
+    failing = refs.make("Bytes")
+    with FaultInjector(store.bucket.client, {"UploadPart": ["ok", "internal"] + ["internal"] * 10}):
+        store.retry = make_retry_policy(RetryConfig(max_attempts=2), sleep=lambda s: None)
+        store.bucket.retry = store.retry
+        with pytest.raises(TransientStorageError):
+            store.put(payload, failing)
+    uploads = moto_endpoint.client.list_multipart_uploads(Bucket=moto_endpoint.bucket)
+    assert not uploads.get("Uploads")
+    assert not S3Backdoor(moto_endpoint.client, moto_endpoint.bucket, PREFIX).has_artifact(failing)
+
+
+# ------------------------------------------------------------------- SeaweedFS
+
+
+@pytest.mark.seaweedfs
+def test_wrong_credentials(seaweedfs_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    config = seaweedfs_endpoint.config.model_copy(update={"secret_access_key": SecretStr("wrong-secret-value")})
+    store = make_store(seaweedfs_endpoint, config)
+    with pytest.raises(CredentialsError) as info:
+        store.put({"a": 1}, refs.make())
+    assert "wrong-secret-value" not in str(info.value)
+    real = seaweedfs_endpoint.config.secret_access_key
+    assert real is not None and real.get_secret_value() not in str(info.value)
+
+
+@pytest.mark.seaweedfs
+def test_read_only_identity(seaweedfs_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    admin = make_store(seaweedfs_endpoint)
+    ref = refs.make()
+    admin.put({"a": 1}, ref)
+    reader = make_store(seaweedfs_endpoint, seaweedfs_endpoint.config_for("reader"))
+    reader.import_records(admin.export_records([ref]))
+    assert reader.get(ref) == {"a": 1}
+    new = refs.make()
+    with pytest.raises(AccessDeniedError) as info:
+        reader.put({"b": 2}, new)
+    assert "PutObject" in str(info.value)
+    assert not reader.knows(new)
+    assert not S3Backdoor(seaweedfs_endpoint.client, seaweedfs_endpoint.bucket, PREFIX).has_artifact(new)
+
+
+@pytest.mark.seaweedfs
+def test_seaweedfs_rejects_wrong_checksum(seaweedfs_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    store = make_store(seaweedfs_endpoint)
+    ref = refs.make("Bytes")
+    with FaultInjector(store.bucket.client):
+        pass
+    from s3qbb.s3 import checksums
+
+    bad = checksums.Checksum("CRC32C", "AAAAAA==")
+    with pytest.raises(Exception) as info:
+        store.bucket.put_new(store.key("x/bad.bin"), b"payload", bad)
+    assert not isinstance(info.value, DatasetExistsError)
+    assert store.bucket.head(store.key("x/bad.bin")) is None
+    del ref
