@@ -440,6 +440,22 @@ class Datastore(ABC):
         """
         return None
 
+    def invalidate(self, refs: DatasetRef | Iterable[DatasetRef]) -> None:  # noqa: B027 (no-op default)
+        """Drop cached copies of datasets (a no-op for datastores without a cache tier).
+
+        Storage changed behind the datastore's back (by another process or a
+        back door) is seen by cached datastores only after this call.
+        """
+
+    def round_trip(self, obj: Any, ref: DatasetRef) -> Any:
+        """Return the object a read of ``ref`` returns after ``put(obj, ref)``.
+
+        Datastores that serialize (S3) may return an object of a different
+        but equal-valued shape (a JSON tuple comes back as a list); a cache
+        tier in front of them stores this form so hits and misses agree.
+        """
+        return obj
+
     def export_records_file(self, path: Path) -> Path | None:
         """Write the datastore's records as a SQLite file and return its path (`None` if it keeps none).
 

@@ -599,6 +599,11 @@ class S3Datastore(Datastore):
         self.stats.add(bytes_written=len(data))
         return ResourceURI(self.bucket_uri(path))
 
+    def round_trip(self, obj: Any, ref: DatasetRef) -> Any:
+        """Return ``obj`` as a read returns it: serialized and read back with the dataset's formatter."""
+        formatter = self._formatter_for(ref.datasetType)
+        return formatter.read(formatter.write(obj), ref.datasetType.storageClass.pytype)
+
     def export_records_file(self, path: Path) -> Path:
         """Write the records as one SQLite file (the store's own file if it has one) and return its path."""
         return self.records.flush_to_file(path)
