@@ -33,6 +33,8 @@ __all__ = [
     "RecordNotFoundError",
     "RecordsStoreError",
     "RecordsUploadError",
+    "RegistryConnectionError",
+    "RegistryError",
     "S3qbbError",
     "StorageClassError",
     "TransientStorageError",
@@ -169,3 +171,14 @@ class RecordsStoreError(S3qbbError, OSError):
 
 class RecordsUploadError(S3qbbError, OSError):
     """A quantum's records, provenance or report could not be uploaded beside its outputs."""
+
+
+# --- central registry ----------------------------------------------------
+
+
+class RegistryError(S3qbbError, OSError):
+    """The central registry database failed, is unreadable, or has another schema version."""
+
+
+class RegistryConnectionError(RegistryError, ConnectionError):
+    """The central registry database cannot be reached (the password is never shown)."""

@@ -1,0 +1,148 @@
+"""Upload a quantum's records file, provenance and execution report beside its outputs."""
+
+from __future__ import annotations
+
+__all__ = ["FinishResult", "upload_quantum_files"]
+
+import datetime
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import RecordsUploadError, S3qbbError
+from ..provenance.files import host_info, provenance_key, records_key, report_key
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..core.dataset_ref import DatasetRef
+    from ..core.uri import ResourceURI
+    from ..datastores.base import Datastore
+    from ..provenance.model import QuantumProvenanceData
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    """What `QuantumBackedButler.finish` left behind."""
+
+    status: str = "skipped"
+    """``succeeded``, ``failed``, or ``skipped`` when nothing could be uploaded."""
+    records_uri: ResourceURI | None = None
+    provenance_uri: ResourceURI | None = None
+    report_uri: ResourceURI | None = None
+
+    @property
+    def uris(self) -> list[ResourceURI]:
+        """The URIs of the uploaded files."""
+        return [u for u in (self.records_uri, self.provenance_uri, self.report_uri) if u is not None]
+
+
+def upload_quantum_files(
+    datastore: Datastore,
+    provenance: QuantumProvenanceData,
+    *,
+    quantum_id: uuid.UUID,
+    task_label: str | None,
+    task_name: str | None,
+    run: str | None,
+    records_filename: str,
+    started_at: float,
+    error: BaseException | None,
+    warnings_seen: list[str],
+    refs: Iterable[DatasetRef] = (),
+) -> FinishResult:
+    """Upload ``<run>/_records/<quantum id>.{sqlite3,provenance.json,quantum.json}``, create-only.
+
+    Returns
+    -------
+    result : `FinishResult`
+        The URIs written; status ``skipped`` if the datastore keeps no files or no run is known.
+
+    Raises
+    ------
+    RecordsUploadError
+        If a file could not be written; the message names the file and what to do.
+    """
+    from ..core.wire import dataset_ref_to_simple
+    from ..provenance.model import ErrorInfo, QuantumDatasetCounts, QuantumExecutionReport
+
+    status = "failed" if error is not None else "succeeded"
+    if not datastore.capabilities.persistent_records or datastore.get_root() is None:
+        return FinishResult(status="skipped")
+    if run is None:
+        _LOG.warning(
+            "Quantum %s has no single output run; its records and provenance are not uploaded. "
+            "Pass run= when building the butler.",
+            quantum_id,
+        )
+        return FinishResult(status="skipped")
+    ended = datetime.datetime.now(datetime.UTC)
+    started = datetime.datetime.fromtimestamp(started_at, datetime.UTC)
+    host = host_info()
+    stats = datastore.stats.snapshot()
+    report = QuantumExecutionReport(
+        quantum_id=quantum_id,
+        task_label=task_label or "unknown",
+        task_name=task_name or task_label or "unknown",
+        run=run,
+        status=status,
+        started_at=started,
+        ended_at=ended,
+        duration_s=max(0.0, (ended - started).total_seconds()),
+        host=host.host,
+        pid=host.pid,
+        s3qbb_version=host.s3qbb_version,
+        python_version=host.python_version,
+        datastores={datastore.name: str(datastore.get_root())},
+        requests={k: v for k, v in stats["requests"].items() if v >= 0},
+        retries=stats["retries"],
+        bytes_read=stats["bytes_read"],
+        bytes_written=stats["bytes_written"],
+        cache_hits=stats["hits"],
+        cache_misses=stats["misses"],
+        error=ErrorInfo.from_exception(error) if error is not None else None,
+        warnings=warnings_seen,
+        datasets=QuantumDatasetCounts.from_provenance(provenance),
+        refs=[dataset_ref_to_simple(ref) for ref in refs],
+    )
+    files: list[tuple[str, bytes | Path]] = []
+    with tempfile.TemporaryDirectory(prefix="s3qbb-records-") as tmp:
+        db = datastore.export_records_file(
+            Path(tmp) / "records.sqlite3" if records_filename == ":memory:" else Path(records_filename)
+        )
+        if db is not None:
+            files.append((records_key(run, quantum_id), db))
+        files.append((provenance_key(run, quantum_id), provenance.to_json()))
+        files.append((report_key(run, quantum_id), report.model_dump_json(indent=1).encode()))
+        uris: list[ResourceURI | None] = []
+        for path, content in files:
+            data = content.read_bytes() if isinstance(content, Path) else content
+            try:
+                uri = datastore.put_sidecar(path, data)
+                if uri is None:
+                    _LOG.warning(
+                        "Datastore %s keeps no files; records of quantum %s not uploaded.",
+                        datastore,
+                        quantum_id,
+                    )
+                    return FinishResult(status="skipped")
+                uris.append(uri)
+            except S3qbbError as err:
+                raise RecordsUploadError(
+                    f"Uploading {path} of quantum {quantum_id} (status {status}) "
+                    f"to {datastore.get_root()} failed: "
+                    f"{err}. The outputs already written are intact; re-run the upload or use "
+                    "`s3qbb ingest --recover` to record them."
+                ) from err
+    by_name = dict(zip((p for p, _ in files), uris, strict=True))
+    return FinishResult(
+        status=status,
+        records_uri=by_name.get(records_key(run, quantum_id)),
+        provenance_uri=by_name.get(provenance_key(run, quantum_id)),
+        report_uri=by_name.get(report_key(run, quantum_id)),
+    )

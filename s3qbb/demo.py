@@ -1,0 +1,250 @@
+"""``make demo``: a small pipeline run quantum by quantum on an S3 server, as batch jobs would run it.
+
+Starts a moto S3 server on 127.0.0.1 (or uses ``--endpoint``), writes a
+repository config to the bucket, then runs three stages of quanta, each
+quantum in its own process through ``s3qbb run-quantum``:
+
+1. ``ingest``: writes raw images (NumPy arrays) for one visit and N detectors;
+2. ``calibrate`` (one quantum per detector): reads a raw, writes a calibrated
+   image and a metrics dict;
+3. ``summarize``: reads every metrics dict, writes a visit summary.
+
+Each downstream quantum is built from the provenance files its upstream
+quanta uploaded (their datastore records), exactly as a workflow system
+would. Finally it lists the records files left beside the outputs.
+"""
+
+from __future__ import annotations
+
+__all__ = ["calibrate", "ingest", "main", "summarize"]
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from .butler.quantum_backed import QuantumBackedButler
+    from .core.dataset_ref import DatasetRef
+    from .core.quantum import Quantum
+
+BUCKET = "s3qbb-demo"
+ROOT = f"s3://{BUCKET}/repo"
+
+
+# --------------------------------------------------------------------- the tasks
+
+
+def _outputs(quantum: Quantum, name: str) -> list[DatasetRef]:
+    return [ref for ref in quantum.output_refs() if ref.datasetType.name == name]
+
+
+def ingest(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write one synthetic raw image per output ref."""
+    import numpy as np
+
+    for ref in _outputs(quantum, "raw"):
+        rng = np.random.default_rng(int(ref.dataId["detector"]))
+        butler.put(rng.normal(1000.0, 30.0, size=(256, 256)).astype("float32"), ref)
+
+
+def calibrate(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Subtract the background of a raw image; record simple metrics."""
+    import numpy as np
+
+    (raw_ref,) = quantum.input_refs()
+    raw = butler.get(raw_ref)
+    background = float(np.median(raw))
+    (calexp_ref,) = _outputs(quantum, "calexp")
+    (metrics_ref,) = _outputs(quantum, "calexp_metrics")
+    butler.put(raw - background, calexp_ref)
+    butler.put(
+        {"background": background, "noise": float(raw.std()), "detector": raw_ref.dataId["detector"]},
+        metrics_ref,
+    )
+
+
+def summarize(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Combine the metrics of every detector of a visit."""
+    metrics = [butler.get(ref) for ref in quantum.input_refs()]
+    (summary_ref,) = _outputs(quantum, "visit_summary")
+    butler.put(
+        {
+            "detectors": sorted(m["detector"] for m in metrics),
+            "mean_background": sum(m["background"] for m in metrics) / len(metrics),
+        },
+        summary_ref,
+    )
+
+
+# ------------------------------------------------------------------- the driver
+
+
+def _dataset_types() -> dict[str, Any]:
+    from .core import DatasetType, DimensionUniverse
+
+    u = DimensionUniverse()
+    return {
+        "raw": DatasetType("raw", ["visit", "detector"], "NumpyArray", universe=u),
+        "calexp": DatasetType("calexp", ["visit", "detector"], "NumpyArray", universe=u),
+        "calexp_metrics": DatasetType(
+            "calexp_metrics", ["visit", "detector"], "StructuredDataDict", universe=u
+        ),
+        "visit_summary": DatasetType("visit_summary", ["visit"], "StructuredDataDict", universe=u),
+    }
+
+
+def _records_of(client: S3Client, quanta: Iterable[Quantum], run: str) -> dict[str, Any]:
+    """Merge the datastore records the given quanta uploaded in their provenance files."""
+    from .core.records import DatastoreRecordData
+    from .provenance.files import provenance_key
+    from .provenance.model import QuantumProvenanceData
+
+    merged: dict[str, DatastoreRecordData] = {}
+    for q in quanta:
+        key = f"repo/{provenance_key(run, q.id)}"
+        body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        for name, data in QuantumProvenanceData.from_json(body, source=key).datastore_record_data().items():
+            merged.setdefault(name, DatastoreRecordData({})).update(data)
+    return merged
+
+
+def _run_stage(
+    client: S3Client, label: str, quanta: Sequence[Quantum], task: str, env: dict[str, str], workers: int
+) -> None:
+    from .core.wire import quantum_to_simple
+
+    def one(q: Quantum) -> tuple[Quantum, subprocess.CompletedProcess[str]]:
+        key = f"quanta/{label}/{q.id}.json"
+        client.put_object(Bucket=BUCKET, Key=key, Body=quantum_to_simple(q).model_dump_json().encode())
+        cmd = [
+            sys.executable, "-m", "s3qbb.cli", "run-quantum", f"s3://{BUCKET}/{key}",
+            "--task", task, "--config", f"{ROOT}/butler.yaml", "--json",
+        ]  # fmt: skip
+        return q, subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(one, quanta))
+    elapsed = time.monotonic() - started
+    print(f"\n== stage {label}: {len(quanta)} quanta in {elapsed:.1f} s ({workers} processes)")
+    for q, proc in results:
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout + proc.stderr)
+            raise SystemExit(f"quantum {q.id} of stage {label} failed with exit status {proc.returncode}")
+        outcome = json.loads(proc.stdout)
+        print(f"   quantum {str(q.id)[:8]} {outcome['status']}: {len(outcome['uploaded'])} files uploaded")
+
+
+def run_demo(endpoint: str, env: dict[str, str], detectors: int, workers: int) -> None:
+    """Run the three stages against an S3 endpoint whose credentials are in ``env``."""
+    import boto3
+    import yaml
+
+    from .core import DataCoordinate, DatasetRef, Quantum
+
+    env = {**env, "AWS_ENDPOINT_URL_S3": endpoint}  # how the jobs find the config on S3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=BUCKET)
+    config = {"datastore": {"root": ROOT, "endpoint": {"endpoint_url": endpoint, "addressing_style": "path"}}}
+    client.put_object(Bucket=BUCKET, Key="repo/butler.yaml", Body=yaml.safe_dump(config).encode())
+    print(f"repository: {ROOT} on {endpoint}\nconfig:\n  " + yaml.safe_dump(config).replace("\n", "\n  "))
+
+    types = _dataset_types()
+    raw_run, run = "demo/raw", f"demo/run-{int(time.time())}"
+    visit = {"instrument": "DemoCam", "visit": 42}
+    refs: dict[tuple[str, int], DatasetRef] = {}
+    for det in range(detectors):
+        for name, r in (("raw", raw_run), ("calexp", run), ("calexp_metrics", run)):
+            refs[name, det] = DatasetRef(types[name], {**visit, "detector": det}, r)
+    summary = DatasetRef(types["visit_summary"], visit, run)
+    universe = types["raw"].dimensions.universe
+
+    ingest_q = Quantum(
+        taskLabel="ingest", taskName="s3qbb.demo.ingest", outputs=[refs["raw", d] for d in range(detectors)]
+    )
+    _run_stage(client, "ingest", [ingest_q], "s3qbb.demo:ingest", env, workers)
+
+    raw_records = _records_of(client, [ingest_q], raw_run)
+    calibrate_q = [
+        Quantum(
+            taskLabel="calibrate",
+            taskName="s3qbb.demo.calibrate",
+            dataId=DataCoordinate.standardize({**visit, "detector": d}, universe=universe),
+            inputs=[refs["raw", d]],
+            outputs=[refs["calexp", d], refs["calexp_metrics", d]],
+            datastore_records=raw_records,
+        )
+        for d in range(detectors)
+    ]
+    _run_stage(client, "calibrate", calibrate_q, "s3qbb.demo:calibrate", env, workers)
+
+    summarize_q = Quantum(
+        taskLabel="summarize",
+        taskName="s3qbb.demo.summarize",
+        inputs=[refs["calexp_metrics", d] for d in range(detectors)],
+        outputs=[summary],
+        datastore_records=_records_of(client, calibrate_q, run),
+    )
+    _run_stage(client, "summarize", [summarize_q], "s3qbb.demo:summarize", env, workers)
+
+    print("\n== records files uploaded beside the outputs")
+    for prefix in (f"repo/{raw_run}/_records/", f"repo/{run}/_records/"):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(".sqlite3"):
+                    print(f"   s3://{BUCKET}/{item['Key']}  ({item['Size']} bytes)")
+    body = client.get_object(Bucket=BUCKET, Key=f"repo/{run}/_records/{summarize_q.id}.provenance.json")[
+        "Body"
+    ]
+    provenance = json.loads(body.read())
+    print(f"\n== provenance of the visit summary (quantum {summarize_q.id})")
+    for field in ("predicted_inputs", "available_inputs", "actual_inputs", "actual_outputs"):
+        print(f"   {field:17s} {len(provenance[field])} dataset(s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m s3qbb.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--endpoint", help="S3 endpoint URL to use instead of starting a moto server on 127.0.0.1"
+    )
+    parser.add_argument("--detectors", type=int, default=4, help="calibrate quanta to run (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel quantum processes (default 2)")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.endpoint:
+        missing = [v for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if v not in env]
+        if missing:
+            parser.error(f"--endpoint needs credentials in the environment: set {', '.join(missing)}")
+        run_demo(args.endpoint, env, args.detectors, args.workers)
+        return 0
+    from .testing.servers import MotoServer
+
+    env.update(
+        {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    with MotoServer() as server:
+        print(f"started a moto S3 server on {server.endpoint_url}")
+        run_demo(server.endpoint_url, env, args.detectors, args.workers)
+    print("\nstopped the S3 server; done.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Repository configuration: the datastore stack, templates, storage classes, loaded from YAML or JSON.
+
+A minimal configuration is two lines::
+
+    datastore:
+      root: s3://my-bucket/repo
+
+Everything else has a default: a bounded in-memory cache tier in front of an
+`~s3qbb.datastores.s3.S3Datastore`, the shipped storage classes and
+dimension universe, the endpoint and credentials from the environment
+(`~s3qbb.config.S3EndpointConfig.from_env`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CONFIG_FILENAMES",
+    "CacheConfig",
+    "DatastoreConfig",
+    "RepoConfig",
+    "build_datastore",
+    "load_repo_config",
+]
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
+
+from .config import S3EndpointConfig
+from .core.dimensions import DimensionUniverse
+from .core.storage_class import StorageClassFactory
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .datastores.base import Datastore
+
+CONFIG_FILENAMES = ("butler.yaml", "s3qbb.yaml", "butler.json")
+"""Names looked for when a configuration location is a directory or a prefix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CacheConfig(_Model):
+    """The in-memory cache tier in front of the primary datastore."""
+
+    enabled: bool = Field(True, description="Put a bounded in-memory cache in front of the datastore.")
+    max_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Bound on cached bytes (LRU beyond).")
+    max_entries: int = Field(10_000, gt=0, description="Bound on cached datasets (LRU beyond).")
+
+
+class DatastoreConfig(_Model):
+    """The primary datastore."""
+
+    cls: Literal["s3", "memory"] = Field("s3", description="Kind of datastore: 's3' or 'memory'.")
+    name: str | None = Field(
+        None, description="Datastore name; 'S3Datastore' or 'InMemoryDatastore' by default."
+    )
+    root: str | None = Field(None, description="Root URI, 's3://bucket/prefix' (required for 's3').")
+    endpoint: S3EndpointConfig | None = Field(
+        None, description="S3 endpoint settings; read from S3QBB_*/AWS_* environment variables when absent."
+    )
+    templates: dict[str, str] = Field(
+        default_factory=dict, description="Key templates by dataset type or class."
+    )
+    formatters: dict[str, str] = Field(
+        default_factory=dict, description="Formatter by dataset type or class."
+    )
+    trust_mode: bool = Field(
+        False, description="Read datasets without records from their templated location."
+    )
+    allow_pickle: bool = Field(False, description="Allow the pickle formatter (it runs code when reading).")
+
+
+class RepoConfig(_Model):
+    """A repository: datastore stack, storage classes and dimension universe."""
+
+    version: int = Field(1, description="Configuration format version.")
+    datastore: DatastoreConfig = Field(description="The primary datastore.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="The cache tier.")
+    storageClasses: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Storage classes added to the shipped ones."
+    )
+    dimensions: dict[str, Any] | None = Field(
+        None, description="Dimension universe config; the shipped one if absent."
+    )
+    source: str | None = Field(None, description="Where the configuration was read from (set by the loader).")
+
+    def storage_class_factory(self) -> StorageClassFactory:
+        """Return the shipped storage classes plus those of this configuration.
+
+        Raises
+        ------
+        ConfigError
+            If a storage class definition is malformed or conflicts with a shipped one.
+        """
+        factory = StorageClassFactory.default()
+        factory.addFromConfig(self.storageClasses)
+        return factory
+
+    def universe(self) -> DimensionUniverse:
+        """Return the dimension universe of this configuration."""
+        return DimensionUniverse(self.dimensions)
+
+
+def _parse(text: str, where: str) -> Any:
+    if where.endswith(".json"):
+        try:
+            return json.loads(text)
+        except ValueError as err:
+            raise ConfigError(f"Configuration {where} is not valid JSON: {err}") from err
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Configuration {where} is not valid YAML: {err}") from err
+
+
+def _read_s3(uri: str) -> tuple[str, str]:
+    from .s3.config_files import read_s3_text
+
+    if uri.endswith("/") or not uri.rsplit("/", 1)[-1].count("."):
+        base = uri.rstrip("/")
+        errors = []
+        for name in CONFIG_FILENAMES:
+            try:
+                return read_s3_text(f"{base}/{name}"), f"{base}/{name}"
+            except FileNotFoundError as err:
+                errors.append(str(err))
+        raise ConfigError(f"No configuration file ({', '.join(CONFIG_FILENAMES)}) under {uri}.")
+    return read_s3_text(uri), uri
+
+
+def _candidates(path: Path) -> list[Path]:
+    if path.is_dir():
+        return [path / name for name in CONFIG_FILENAMES]
+    return [path]
+
+
+def _read_local(location: str | os.PathLike[str], search_paths: Iterable[str]) -> tuple[str, str]:
+    path = Path(location)
+    tried: list[str] = []
+    bases = [Path()] if path.is_absolute() else [Path(), *(Path(p) for p in search_paths)]
+    for base in bases:
+        for candidate in _candidates(base / path):
+            tried.append(str(candidate))
+            if candidate.is_file():
+                try:
+                    return candidate.read_text(), str(candidate)
+                except OSError as err:
+                    raise ConfigError(f"Cannot read configuration {candidate}: {err}") from err
+    raise ConfigError(
+        f"Configuration {str(location)!r} not found; looked at {tried}. Pass search_paths or a full path."
+    )
+
+
+def load_repo_config(
+    config: RepoConfig | Mapping[str, Any] | str | os.PathLike[str],
+    search_paths: Iterable[str] | None = None,
+) -> RepoConfig:
+    """Load a repository configuration.
+
+    Parameters
+    ----------
+    config : `RepoConfig`, `~collections.abc.Mapping`, `str` or `os.PathLike`
+        A configuration, its contents, a local file or directory, or an
+        ``s3://`` URI of a file or of a prefix holding ``butler.yaml``.
+    search_paths : iterable of `str`, optional
+        Directories searched, in order, for a relative local path not found
+        in the working directory.
+
+    Returns
+    -------
+    config : `RepoConfig`
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be found or read, or its contents are invalid.
+    """
+    if isinstance(config, RepoConfig):
+        return config
+    source: str | None = None
+    if isinstance(config, Mapping):
+        data: Any = dict(config)
+    elif isinstance(config, str | os.PathLike):
+        location = os.fspath(config)
+        if location.startswith("s3://"):
+            text, source = _read_s3(location)
+        else:
+            text, source = _read_local(location, search_paths or ())
+        data = _parse(text, source)
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"Configuration {source} must hold a mapping, not {type(data).__name__}.")
+        data = {**data, "source": source}
+    else:
+        raise ConfigError(f"Cannot load a repository configuration from {type(config).__name__}.")
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(
+            f"Invalid repository configuration{f' {source}' if source else ''}: {problems}"
+        ) from err
+
+
+def build_datastore(
+    config: RepoConfig,
+    *,
+    filename: str = ":memory:",
+    storage_classes: StorageClassFactory | None = None,
+) -> Datastore:
+    """Build the datastore stack a configuration describes.
+
+    Parameters
+    ----------
+    config : `RepoConfig`
+        The repository configuration.
+    filename : `str`, optional
+        SQLite file of the primary datastore's records (in memory by default).
+    storage_classes : `StorageClassFactory`, optional
+        Storage classes; ``config.storage_class_factory()`` by default.
+
+    Returns
+    -------
+    datastore : `~s3qbb.datastores.base.Datastore`
+        The primary datastore, wrapped by the cache tier when it is enabled.
+
+    Raises
+    ------
+    ConfigError
+        If the configuration is incomplete (an S3 datastore without a root, ...).
+    """
+    storage_classes = storage_classes or config.storage_class_factory()
+    ds = config.datastore
+    backend: Datastore
+    if ds.cls == "s3":
+        from .datastores.s3 import S3Datastore
+
+        if not ds.root:
+            raise ConfigError(
+                "Datastore 's3' needs a root such as 's3://bucket/prefix' "
+                f"(configuration {config.source or 'given'})."
+            )
+        backend = S3Datastore(
+            ds.root,
+            name=ds.name or "S3Datastore",
+            config=ds.endpoint or S3EndpointConfig.from_env(),
+            records=filename,
+            templates=ds.templates or None,
+            formatter_overrides=ds.formatters,
+            storageClassFactory=storage_classes,
+            trust_mode=ds.trust_mode,
+            allow_pickle=ds.allow_pickle,
+        )
+    else:
+        from .datastores.memory import InMemoryDatastore
+
+        backend = InMemoryDatastore(name=ds.name or "InMemoryDatastore", storageClassFactory=storage_classes)
+    if not config.cache.enabled:
+        return backend
+    from .datastores.caching import CachingDatastore
+    from .datastores.memory import InMemoryDatastore
+
+    cache = InMemoryDatastore(
+        name=f"{backend.name}-cache",
+        max_bytes=int(config.cache.max_bytes),
+        max_entries=config.cache.max_entries,
+        storageClassFactory=storage_classes,
+    )
+    return CachingDatastore(backend, cache)
