@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import importlib.metadata
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -272,6 +273,9 @@ class MotoServer(S3TestServer):
         """Start the server if it is not running and return it."""
         if self._server is None:
             from moto.server import ThreadedMotoServer
+
+            # werkzeug logs every request at INFO to stderr; a test server should be quiet.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
             server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
             server.start()
