@@ -331,14 +331,22 @@ def test_writes_begin_immediate_reads_deferred(store: SqliteRecordsStore) -> Non
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
     sa.event.listen(store._open.engine, "before_cursor_execute", capture)
-    store.insert([make_info()])
+    store.insert([make_info(), make_info()])  # several datasets: the SQLAlchemy path
     assert seen[0] == "BEGIN IMMEDIATE"
-    seen.clear()
-    store.get(info.dataset_id)
-    assert seen[0] == "BEGIN"
     seen.clear()
     store.get_many([info.dataset_id])
     assert seen[0] == "BEGIN"
+    # The hot single-dataset statements run on the DB-API connection and also write under BEGIN IMMEDIATE.
+    raw: list[str] = []
+    store._open.fast.conn.set_trace_callback(raw.append)
+    try:
+        store.insert([make_info()])
+        assert raw[0] == "BEGIN IMMEDIATE" and raw[-1] == "COMMIT"
+        raw.clear()
+        assert store.get(info.dataset_id) and store.has(info.dataset_id)
+        assert all(stmt.startswith("SELECT") for stmt in raw)
+    finally:
+        store._open.fast.conn.set_trace_callback(None)
 
 
 def test_writer_waits_for_other_process_lock_then_fails(tmp_path: Path) -> None:
