@@ -187,16 +187,17 @@ class RetryStats:
 class _Budget:
     """Attempt and time budget of one `tenacity.Retrying` run, on the policy's clock."""
 
-    def __init__(self, policy: RetryPolicy, description: str) -> None:
+    def __init__(self, policy: RetryPolicy, description: str, start: float | None = None) -> None:
         self._policy = policy
         self._description = description
-        self._start = policy.clock()
+        self._fixed_start = start is not None
+        self._start = start if start is not None else policy.clock()
 
     def elapsed(self) -> float:
         return self._policy.clock() - self._start
 
     def before(self, state: tenacity.RetryCallState) -> None:
-        if state.attempt_number == 1:
+        if state.attempt_number == 1 and not self._fixed_start:
             self._start = self._policy.clock()  # A Retrying object may be iterated again.
         self._policy.stats.record_attempt(is_retry=state.attempt_number > 1)
 
@@ -399,7 +400,10 @@ class RetryPolicy:
             Iterate it as ``for attempt in retrying: with attempt: ...``. Use
             one object per operation and per thread.
         """
-        budget = _Budget(self, description)
+        return self._retrying(description, None)
+
+    def _retrying(self, description: str, start: float | None) -> tenacity.Retrying:
+        budget = _Budget(self, description, start)
         return tenacity.Retrying(
             sleep=self._sleep,
             stop=budget.stop,
@@ -439,8 +443,31 @@ class RetryPolicy:
         Exception
             Any permanent error raised by ``fn``, unchanged, at its first occurrence.
         """
-        result: _R = self.retrying(description)(fn, *args, **kwargs)
-        return result
+        # Fast path: the first attempt runs without building a tenacity object (~40 us a request);
+        # only a transient failure enters the retry loop, which replays that failure as attempt 1
+        # so attempts, backoff and the time budget are exactly those of the policy.
+        start = self._clock()
+        try:
+            result: _R = fn(*args, **kwargs)
+        except BaseException as err:
+            if not self._is_transient(err):
+                self._stats.record_attempt(is_retry=False)
+                raise
+            first = err
+        else:
+            self._stats.record_attempt(is_retry=False)
+            return result
+        replayed = False
+
+        def again(*a: Any, **k: Any) -> _R:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                raise first
+            return fn(*a, **k)
+
+        retried: _R = self._retrying(description, start)(again, *args, **kwargs)
+        return retried
 
     def __repr__(self) -> str:
         return f"RetryPolicy({self._config!r}, is_transient={getattr(self._is_transient, '__name__', '?')})"
