@@ -38,8 +38,8 @@ from ..errors import (
 )
 from ..formatters import FormatterFactory, RangeReadable
 from ..records.store import SqliteRecordsStore
-from ..s3 import checksums, make_client, make_retry_policy
-from ..s3.objects import S3Bucket
+from ..s3 import checksums
+from ..s3.policy import make_retry_policy
 from .base import Datastore, DatastoreCapabilities, DatastoreStats, ReadPlan, raise_first
 from .listing import find_existing
 from .templates import FileTemplates, TemplateFields
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..core.storage_class import StorageClass, StorageClassFactory
     from ..formatters import Formatter
     from ..retry import RetryPolicy
+    from ..s3.objects import S3Bucket
 
 _LOG = logging.getLogger(__name__)
 
@@ -189,6 +190,9 @@ class S3Datastore(Datastore):
         if self._bucket is None:
             with self._client_lock:
                 if self._bucket is None:
+                    from ..s3.client import make_client  # boto3 is imported on first use
+                    from ..s3.objects import S3Bucket
+
                     client = self._client if self._client is not None else make_client(self.config)
                     self._bucket = S3Bucket(
                         client,

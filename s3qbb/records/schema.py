@@ -45,7 +45,6 @@ __all__ = [
 
 import dataclasses
 import functools
-import re
 import sqlite3
 from typing import Any
 
@@ -55,24 +54,16 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
-from ..errors import ConfigError
-
-RECORDS_SCHEMA_VERSION = "1"
-"""Version of this schema, stored under ``records_schema_version`` in ``s3qbb_meta``."""
-
-DEFAULT_RECORDS_TABLE = "file_datastore_records"
-"""Default name of the records table (daf_butler's default)."""
-
-DATASET_LOCATION_TABLE = "dataset_location"
-DATASET_LOCATION_TRASH_TABLE = "dataset_location_trash"
-OPAQUE_META_TABLE = "opaque_meta"
-META_TABLE = "s3qbb_meta"
-
-WRITE_OPTION = "s3qbb_write"
-"""Execution option marking a connection whose transactions write (see `make_engine`)."""
-
-_TABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED = frozenset({DATASET_LOCATION_TABLE, DATASET_LOCATION_TRASH_TABLE, OPAQUE_META_TABLE, META_TABLE})
+from .names import (
+    DATASET_LOCATION_TABLE,
+    DATASET_LOCATION_TRASH_TABLE,
+    DEFAULT_RECORDS_TABLE,
+    META_TABLE,
+    OPAQUE_META_TABLE,
+    RECORDS_SCHEMA_VERSION,
+    WRITE_OPTION,
+    check_records_table_name,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,32 +99,6 @@ def _location_table(name: str, metadata: sa.MetaData, *, trash: bool) -> sa.Tabl
     dataset_id = sa.Column("dataset_id", sa.Uuid(), nullable=False)
     pk = ("dataset_id", "datastore_name") if trash else ("datastore_name", "dataset_id")
     return sa.Table(name, metadata, datastore_name, dataset_id, sa.PrimaryKeyConstraint(*pk))
-
-
-def check_records_table_name(name: str) -> str:
-    """Check that a records table name is an identifier not used by the schema.
-
-    Parameters
-    ----------
-    name : `str`
-        Proposed records table name.
-
-    Returns
-    -------
-    name : `str`
-        The name, unchanged.
-
-    Raises
-    ------
-    ConfigError
-        Raised if the name is not allowed.
-    """
-    if _TABLE_NAME_RE.fullmatch(name) is None or name in _RESERVED:
-        raise ConfigError(
-            f"Records table name {name!r} is not allowed: use an identifier matching "
-            f"[A-Za-z_][A-Za-z0-9_]* other than {sorted(_RESERVED)}."
-        )
-    return name
 
 
 @functools.lru_cache(maxsize=16)

@@ -21,8 +21,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from ..core.records import NULL_COMPONENT, DatastoreRecordData, StoredFileInfo
 from ..errors import (
     ConfigError,
@@ -31,22 +29,25 @@ from ..errors import (
     RecordsStoreError,
     TransientStorageError,
 )
-from .schema import (
+from .names import (
     DATASET_LOCATION_TABLE,
     DEFAULT_RECORDS_TABLE,
     META_TABLE,
     OPAQUE_META_TABLE,
     RECORDS_SCHEMA_VERSION,
     WRITE_OPTION,
-    RecordsQueries,
     check_records_table_name,
-    create_statements,
-    make_engine,
-    make_queries,
 )
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    import sqlalchemy as sa
+
+    from .schema import RecordsQueries
+
+# SQLAlchemy (~0.3 s to import) is loaded when a store is first used, not when s3qbb is imported:
+# a batch job builds its butler before it moves any data.
 
 _BATCH = 500  # IN-list size; far below SQLite's bound-parameter limit.
 _SQLITE_BUSY = 5
@@ -241,6 +242,8 @@ class SqliteRecordsStore:
                 f"Records store {self._filename!r} of datastore {self._datastore_name!r} is closed; "
                 "create a new store."
             )
+        from .schema import make_engine, make_queries
+
         engine = make_engine(self._filename, busy_timeout_ms=self._busy_timeout_ms)
         try:
             with self._translate("open the database"):
@@ -257,6 +260,8 @@ class SqliteRecordsStore:
     def _init_schema(self, conn: sa.Connection) -> None:
         # DDL rendered once per table name (IF NOT EXISTS, so reopening a file is harmless); the
         # meta statements are plain SQL for the same reason: opening a store should cost ~1 ms.
+        from .schema import create_statements
+
         for statement in create_statements(self._table):
             conn.exec_driver_sql(statement)
         found: dict[str, str] = {
@@ -284,6 +289,8 @@ class SqliteRecordsStore:
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:
+        import sqlalchemy as sa
+
         try:
             yield
         except sa.exc.IntegrityError as err:

@@ -20,9 +20,8 @@ import botocore.config
 import botocore.loaders
 import botocore.session
 
-from ..config import RetryConfig, S3EndpointConfig
-from ..retry import RetryPolicy, RetryStats
-from .errors import error_kind, is_transient
+from ..config import S3EndpointConfig
+from .policy import make_retry_policy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -237,31 +236,3 @@ def client_cache_size() -> int:
         Number of distinct clients created since the cache was last cleared.
     """
     return len(_CLIENTS)
-
-
-def make_retry_policy(
-    config: RetryConfig | S3EndpointConfig | None = None,
-    *,
-    stats: RetryStats | None = None,
-    **kwargs: Any,
-) -> RetryPolicy:
-    """Return a retry policy that classifies errors of S3 requests.
-
-    Parameters
-    ----------
-    config : `s3qbb.config.RetryConfig` or `s3qbb.config.S3EndpointConfig`, optional
-        Retry bounds, or an endpoint configuration whose ``retry`` is used;
-        `RetryConfig` defaults if not given.
-    stats : `s3qbb.retry.RetryStats`, optional
-        Counters to update.
-    **kwargs
-        Other keyword arguments of `s3qbb.retry.RetryPolicy` (``sleep``,
-        ``clock``, ``rng``).
-
-    Returns
-    -------
-    policy : `s3qbb.retry.RetryPolicy`
-        Policy using `s3qbb.s3.errors.is_transient`, naming errors by S3 code.
-    """
-    retry_config = config.retry if isinstance(config, S3EndpointConfig) else config
-    return RetryPolicy(retry_config, is_transient=is_transient, error_kind=error_kind, stats=stats, **kwargs)

@@ -8,8 +8,9 @@ is one GET whose body read is retried together with it.
 
 from __future__ import annotations
 
-__all__ = ["WRITE_TOKEN", "GetResult", "HeadResult", "S3Bucket"]
+__all__ = ["WRITE_TOKEN", "GetResult", "HeadResult", "MultipartUpload", "S3Bucket"]
 
+import datetime
 import functools
 import logging
 import uuid
@@ -57,6 +58,16 @@ class HeadResult:
 
     size: int
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """An incomplete multipart upload (see `S3Bucket.list_multipart_uploads`)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime.datetime | None = None
+    """When the upload was created, by the server's clock (`None` if the server did not say)."""
 
 
 def _is_conflict(err: BaseException) -> bool:
@@ -204,6 +215,54 @@ class S3Bucket:
                 return
             token = response.get("NextContinuationToken")
 
+    def list_multipart_uploads(
+        self, prefix: str, *, page_size: int = 1000
+    ) -> Iterator[list[MultipartUpload]]:
+        """Yield pages of the incomplete multipart uploads under a prefix (one ListMultipartUploads each).
+
+        Parameters
+        ----------
+        prefix : `str`
+            Key prefix (``""`` for the whole bucket).
+        page_size : `int`, optional
+            Uploads asked for per request (at most 1,000 on AWS).
+
+        Notes
+        -----
+        Later pages start after the key and upload ID markers of the previous
+        one (the last upload's when the server sends none). Some servers
+        misread those markers (SeaweedFS 4.48 skips uploads), and iteration
+        stops if the markers repeat, so a caller that must see every upload
+        lists again after acting on what it saw (as
+        `s3qbb.datastores.cleanup.abort_stale_uploads` does).
+        """
+        markers: tuple[str, str] | None = None
+        seen: set[tuple[str, str]] = set()
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxUploads": page_size}
+            if markers is not None:
+                kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers
+            response = self._request(
+                "ListMultipartUploads",
+                prefix,
+                functools.partial(self.client.list_multipart_uploads, **kwargs),
+            )
+            uploads = [
+                MultipartUpload(item["Key"], item["UploadId"], item.get("Initiated"))
+                for item in response.get("Uploads", [])
+                if "Key" in item and "UploadId" in item
+            ]
+            yield uploads
+            if not response.get("IsTruncated") or not uploads:
+                return
+            markers = (
+                response.get("NextKeyMarker") or uploads[-1].key,
+                response.get("NextUploadIdMarker") or uploads[-1].upload_id,
+            )
+            if markers in seen:
+                return
+            seen.add(markers)
+
     # --------------------------------------------------------------- writes
 
     def put_new(self, key: str, data: bytes, checksum: checksums.Checksum) -> None:
@@ -308,14 +367,35 @@ class S3Bucket:
             self.abort_multipart(key, upload_id)
             raise
 
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Abort a multipart upload (one AbortMultipartUpload request).
+
+        Returns
+        -------
+        aborted : `bool`
+            `False` if the upload no longer exists (completed or aborted already).
+
+        Raises
+        ------
+        AccessDeniedError
+            If the credentials may not abort uploads under the key.
+        """
+
+        def abort() -> bool:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except botocore.exceptions.ClientError as err:
+                if error_code(err) == "NoSuchUpload" or http_status(err) == 404:
+                    return False
+                raise
+            return True
+
+        return self._request("AbortMultipartUpload", key, abort)
+
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Abort a multipart upload, logging (not raising) failures."""
         try:
-            self._request(
-                "AbortMultipartUpload",
-                key,
-                lambda: self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id),
-            )
+            self.abort_upload(key, upload_id)
         except Exception as err:  # the original failure matters more
             _LOG.warning("Could not abort multipart upload %s of %s: %s", upload_id, self.uri(key), err)
 

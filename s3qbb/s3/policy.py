@@ -1,0 +1,52 @@
+"""The retry policy of S3 requests, buildable without importing boto3 (imported on the first error)."""
+
+from __future__ import annotations
+
+__all__ = ["make_retry_policy"]
+
+from typing import Any
+
+from ..config import RetryConfig, S3EndpointConfig
+from ..retry import RetryPolicy, RetryStats
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from .errors import is_transient
+
+    return is_transient(exc)
+
+
+def _error_kind(exc: BaseException) -> str:
+    from .errors import error_kind
+
+    return error_kind(exc)
+
+
+def make_retry_policy(
+    config: RetryConfig | S3EndpointConfig | None = None,
+    *,
+    stats: RetryStats | None = None,
+    **kwargs: Any,
+) -> RetryPolicy:
+    """Return a retry policy that classifies errors of S3 requests.
+
+    Parameters
+    ----------
+    config : `s3qbb.config.RetryConfig` or `s3qbb.config.S3EndpointConfig`, optional
+        Retry bounds, or an endpoint configuration whose ``retry`` is used;
+        `RetryConfig` defaults if not given.
+    stats : `s3qbb.retry.RetryStats`, optional
+        Counters to update.
+    **kwargs
+        Other keyword arguments of `s3qbb.retry.RetryPolicy` (``sleep``,
+        ``clock``, ``rng``).
+
+    Returns
+    -------
+    policy : `s3qbb.retry.RetryPolicy`
+        Policy using `s3qbb.s3.errors.is_transient`, naming errors by S3 code.
+    """
+    retry_config = config.retry if isinstance(config, S3EndpointConfig) else config
+    return RetryPolicy(
+        retry_config, is_transient=_is_transient, error_kind=_error_kind, stats=stats, **kwargs
+    )
