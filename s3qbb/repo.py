@@ -134,7 +134,10 @@ def _read_s3(uri: str) -> tuple[str, str]:
             except FileNotFoundError as err:
                 errors.append(str(err))
         raise ConfigError(f"No configuration file ({', '.join(CONFIG_FILENAMES)}) under {uri}.")
-    return read_s3_text(uri), uri
+    try:
+        return read_s3_text(uri), uri
+    except FileNotFoundError as err:
+        raise ConfigError(f"Configuration {uri} not found: {err}") from err
 
 
 def _candidates(path: Path) -> list[Path]:

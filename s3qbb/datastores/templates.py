@@ -37,6 +37,9 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, DataIdError, DatasetTypeError, InvalidNameError
 
+RESERVED_SEGMENT = "_records"
+"""Folder below a run reserved for per-quantum records files; a rendered segment equal to it is escaped."""
+
 DEFAULT_TEMPLATE = (
     "{run}/{datasetType}.{component:?}/{band:?}/{day_obs:?}/{visit:?}/{exposure:?}/{tract:?}/{patch:?}/"
     "{datasetType}_{component:?}_{detector:?}_{id}"
@@ -506,7 +509,8 @@ class FileTemplate:
         for segment in self._segments:
             text = self._render_segment(segment, fields)
             if text is not None:
-                pieces.append(text)
+                # "_records" below a run holds the per-quantum files: no dataset may land there.
+                pieces.append("%5Frecords" if text == RESERVED_SEGMENT else text)
         path = "/".join(pieces)
         if len(path) > MAX_PATH_LENGTH:
             raise DataIdError(
