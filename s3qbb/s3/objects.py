@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
 
-from ..errors import PreconditionFailedError, S3qbbError
+from ..errors import DatasetNotFoundError, PreconditionFailedError, S3qbbError
 from . import checksums
 from .errors import TruncatedBodyError, error_code, http_status, s3_uri, translate_error
 
@@ -37,6 +37,9 @@ _R = TypeVar("_R")
 
 WRITE_TOKEN = "s3qbb-write-token"
 """Object metadata key holding the random token of the write that created it."""
+
+WRITE_CHECKSUM = "s3qbb-checksum"
+"""Object metadata key holding the full-object checksum of what the write sent ("CRC32C:...")."""
 
 _CONFLICT_STATUSES = {409, 412}
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -269,7 +272,10 @@ class S3Bucket:
         """Create an object that must not exist yet: one create-only PUT.
 
         A PUT that is retried after a lost response and then answers 412 is
-        recognised as our own write by the write token in its metadata.
+        recognised as our own write by the write token in its metadata; an
+        object holding exactly the bytes being written (same size and checksum,
+        e.g. from an earlier call whose success was never reported) is accepted
+        too: what is stored is then what the caller wants stored.
 
         Raises
         ------
@@ -285,20 +291,25 @@ class S3Bucket:
             "Key": key,
             "Body": data,
             "IfNoneMatch": "*",
-            "Metadata": {WRITE_TOKEN: token},
+            "Metadata": {WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
             checksums.request_parameter(checksum.algorithm): checksum.value,
             **self._sse,
         }
         try:
             self._request("PutObject", key, lambda: self.client.put_object(**kwargs))
         except PreconditionFailedError as err:
-            if self._written_by(key, token):
+            if self._written_by(key, token, checksum, len(data)):
                 return
             raise self._conflict(key) from err
 
-    def _written_by(self, key: str, token: str) -> bool:
+    def _written_by(self, key: str, token: str, checksum: checksums.Checksum, size: int) -> bool:
+        """Tell whether the object at ``key`` is this write's (token) or holds exactly its bytes."""
         head = self.head(key)
-        return head is not None and head.metadata.get(WRITE_TOKEN) == token
+        if head is None:
+            return False
+        if head.metadata.get(WRITE_TOKEN) == token:
+            return True
+        return head.size == size and head.metadata.get(WRITE_CHECKSUM) == str(checksum)
 
     def _conflict(self, key: str) -> PreconditionFailedError:
         return PreconditionFailedError(
@@ -306,9 +317,12 @@ class S3Bucket:
         )
 
     def _put_multipart(self, key: str, data: bytes, checksum: checksums.Checksum) -> None:
-        if self.head(key) is not None:
-            raise self._conflict(key)
         token = uuid.uuid4().hex
+        # One HEAD first: no point uploading every part of an object that already exists.
+        if self.head(key) is not None:
+            if self._written_by(key, token, checksum, len(data)):
+                return
+            raise self._conflict(key)
         algorithm = checksum.algorithm
         created = self._request(
             "CreateMultipartUpload",
@@ -317,7 +331,7 @@ class S3Bucket:
                 Bucket=self.bucket,
                 Key=key,
                 ChecksumAlgorithm=algorithm,
-                Metadata={WRITE_TOKEN: token},
+                Metadata={WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
                 **self._sse,  # type: ignore[arg-type]
             ),
         )
@@ -360,9 +374,16 @@ class S3Bucket:
             )
         except PreconditionFailedError as err:
             self.abort_multipart(key, upload_id)
-            if self._written_by(key, token):
+            if self._written_by(key, token, checksum, len(data)):
                 return
             raise self._conflict(key) from err
+        except DatasetNotFoundError:
+            # A retried CompleteMultipartUpload whose first attempt was applied (response lost)
+            # may answer 404 NoSuchUpload: the object is then ours.
+            if self._written_by(key, token, checksum, len(data)):
+                return
+            self.abort_multipart(key, upload_id)
+            raise
         except BaseException:
             self.abort_multipart(key, upload_id)
             raise

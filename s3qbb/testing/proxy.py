@@ -1,0 +1,737 @@
+"""Fault injection from outside the client: an HTTP/1.1 reverse proxy in front of an S3 endpoint.
+
+`FaultProxy` listens on the loopback interface and relays every request to
+an upstream S3 URL unchanged (same request line, same headers, so SigV4
+signatures stay valid), except those it chooses to break. Unlike the
+in-process `s3qbb.testing.faults.FaultInjector`, it breaks the real HTTP
+exchange: connections are really reset, bodies really cut short, responses
+really late, so the whole client stack (botocore, urllib3, sockets) is
+exercised. Point the code under test at `FaultProxy.url` with path-style
+addressing, e.g. ``proxy.endpoint_config(config)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import select
+import socket
+import struct
+import threading
+import urllib.parse
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal, Self, get_args
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ..config import S3EndpointConfig
+
+__all__ = ["PROXY_FAULT_KINDS", "FaultProxy", "ProxyFaultKind", "s3_operation"]
+
+ProxyFaultKind = Literal["slowdown", "internal", "reset_before", "reset_after", "slow_first_byte", "truncate"]
+"""Faults `FaultProxy` injects into one request:
+
+- ``slowdown``: answer 503 ``SlowDown`` (S3 error XML); the request is not forwarded;
+- ``internal``: answer 500 ``InternalError``; the request is not forwarded;
+- ``reset_before``: reset the client connection; the request is not forwarded;
+- ``reset_after``: forward the request, let the server apply it and answer, then
+  reset the client connection before any response byte (a write applied whose
+  response is lost);
+- ``slow_first_byte``: forward the request, then wait `FaultProxy.slow_delay`
+  seconds before relaying the response (beyond the client's read timeout, it
+  times out; the server applied the request anyway);
+- ``truncate``: forward the request, send the response head with the real
+  ``Content-Length`` but only half the body, then close. A response without a
+  body (HEAD, PUT ...) is cut in the middle of its status line instead.
+"""
+
+PROXY_FAULT_KINDS: Final[tuple[str, ...]] = get_args(ProxyFaultKind)
+
+_PASS: Final = frozenset({"ok", "pass", ""})
+_BLOCK: Final = 256 * 1024
+_MAX_LINE: Final = 64 * 1024
+_CLOSE: Final = -1
+_CHUNKED: Final = -2
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_ERRORS: Final[Mapping[str, tuple[bytes, str, str]]] = {
+    "slowdown": (b"503 Slow Down", "SlowDown", "Please reduce your request rate."),
+    "internal": (b"500 Internal Server Error", "InternalError", "We encountered an internal error."),
+    "bad_gateway": (b"502 Bad Gateway", "BadGateway", "The fault proxy could not reach the upstream server."),
+}
+
+
+class _ProtocolError(Exception):
+    """A peer sent something that is not HTTP/1.1 or closed the connection mid-message."""
+
+
+# (method, on an object?, query parameter that must be present, operation): the first match wins.
+_OPERATIONS: Final = (
+    ("GET", False, "list-type", "ListObjectsV2"), ("GET", False, "uploads", "ListMultipartUploads"),
+    ("GET", False, "versions", "ListObjectVersions"), ("GET", False, "location", "GetBucketLocation"),
+    ("GET", False, "", "ListObjects"), ("PUT", False, "", "CreateBucket"), ("HEAD", False, "", "HeadBucket"),
+    ("DELETE", False, "", "DeleteBucket"), ("POST", False, "delete", "DeleteObjects"),
+    ("PUT", True, "partNumber", "UploadPart"), ("PUT", True, "tagging", "PutObjectTagging"),
+    ("PUT", True, "", "PutObject"), ("POST", True, "uploads", "CreateMultipartUpload"),
+    ("POST", True, "uploadId", "CompleteMultipartUpload"),
+    ("DELETE", True, "uploadId", "AbortMultipartUpload"), ("DELETE", True, "", "DeleteObject"),
+    ("GET", True, "uploadId", "ListParts"), ("GET", True, "tagging", "GetObjectTagging"),
+    ("GET", True, "", "GetObject"), ("HEAD", True, "", "HeadObject"),
+)  # fmt: skip
+_COPIES: Final = {"PutObject": "CopyObject", "UploadPart": "UploadPartCopy"}
+
+
+def s3_operation(
+    method: str,
+    target: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    addressing_style: Literal["path", "virtual"] = "path",
+) -> str:
+    """Name the S3 operation of an HTTP request.
+
+    Parameters
+    ----------
+    method : `str`
+        HTTP method, e.g. ``"PUT"``.
+    target : `str`
+        Request target (path and query), e.g. ``"/bucket/key?partNumber=1&uploadId=x"``.
+    headers : `~collections.abc.Mapping` [`str`, `str`], optional
+        Request headers with lower-case names (``x-amz-copy-source`` tells a copy).
+    addressing_style : `str`, optional
+        ``"path"`` (bucket first in the path) or ``"virtual"`` (bucket in the host name).
+
+    Returns
+    -------
+    operation : `str`
+        The botocore operation name, e.g. ``"PutObject"``, ``"ListObjectsV2"``,
+        ``"UploadPart"``; the ``x-id`` query parameter botocore adds wins when present.
+    """
+    parts = urllib.parse.urlsplit(target)
+    params = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    if params.get("x-id"):
+        return params["x-id"][0]
+    method = method.upper()
+    path = parts.path.lstrip("/")
+    if addressing_style == "path":
+        bucket, _, key = path.partition("/")
+        if not bucket:
+            return "ListBuckets" if method == "GET" else f"{method}Service"
+    else:
+        key = path
+    for verb, on_object, parameter, operation in _OPERATIONS:
+        if verb == method and on_object == bool(key) and (not parameter or parameter in params):
+            copy = "x-amz-copy-source" in (headers or {})
+            return _COPIES.get(operation, operation) if copy else operation
+    return f"{method}{'Object' if key else 'Bucket'}"
+
+
+class _Stream:
+    """A socket with a read buffer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(_BLOCK)
+        self.buf += data
+        return bool(data)
+
+    def readline(self) -> bytes:
+        """Return one line with its terminator (a partial line at EOF, ``b""`` at EOF)."""
+        start = 0
+        while (end := self.buf.find(b"\n", start)) < 0:
+            if len(self.buf) > _MAX_LINE:
+                raise _ProtocolError("line too long")
+            start = len(self.buf)
+            if not self._fill():
+                end = len(self.buf) - 1
+                break
+        line = bytes(self.buf[: end + 1])
+        del self.buf[: end + 1]
+        return line
+
+    def read(self, limit: int) -> bytes:
+        """Return up to ``limit`` bytes (``b""`` only at EOF)."""
+        if not self.buf and not self._fill():
+            return b""
+        data = bytes(self.buf[:limit])
+        del self.buf[:limit]
+        return data
+
+    def readable(self, timeout: float) -> bool:
+        """Tell whether a read would not block (data buffered, arriving, or EOF) within ``timeout``."""
+        return bool(self.buf) or bool(select.select([self.sock], [], [], timeout)[0])
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+
+@dataclass
+class _Head:
+    """Start line and header lines of an HTTP message, kept as received."""
+
+    start: bytes
+    lines: list[bytes]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for line in self.lines:
+            name, _, value = line.decode("latin-1").partition(":")
+            key = name.strip().lower()
+            result[key] = f"{result[key]}, {value.strip()}" if key in result else value.strip()
+        return result
+
+    @property
+    def status(self) -> int:
+        fields = self.start.split(None, 2)
+        if len(fields) < 2 or not fields[1].isdigit():
+            raise _ProtocolError(f"bad status line {self.start[:80]!r}")
+        return int(fields[1])
+
+    def with_header(self, name: str, value: str, *, drop: Iterable[str] = ()) -> _Head:
+        gone = {name.lower(), *(d.lower() for d in drop)}
+        kept = [ln for ln in self.lines if ln.split(b":", 1)[0].strip().lower().decode("latin-1") not in gone]
+        return _Head(self.start, [*kept, f"{name}: {value}".encode("latin-1")])
+
+    def raw(self) -> bytes:
+        return b"\r\n".join([self.start, *self.lines, b"", b""])
+
+
+def _read_head(stream: _Stream) -> _Head | None:
+    """Read a message head; `None` at a clean EOF before it."""
+    line = stream.readline()
+    while line in (b"\r\n", b"\n"):
+        line = stream.readline()
+    if not line:
+        return None
+    if not line.endswith(b"\n"):
+        raise _ProtocolError("connection closed inside a message head")
+    lines: list[bytes] = []
+    while (header := stream.readline()) not in (b"\r\n", b"\n"):
+        if not header.endswith(b"\n") or len(lines) > 200:
+            raise _ProtocolError("bad or unterminated header block")
+        lines.append(header.rstrip(b"\r\n"))
+    return _Head(line.rstrip(b"\r\n"), lines)
+
+
+def _request_framing(headers: Mapping[str, str]) -> int:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return _CHUNKED
+    length = headers.get("content-length", "0").split(",")[0].strip()
+    if not length.isdigit():
+        raise _ProtocolError(f"bad Content-Length {length!r}")
+    return int(length)
+
+
+def _response_framing(head: _Head, method: str) -> int:
+    status = head.status
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return 0
+    headers = head.headers
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return _CHUNKED
+    if "content-length" in headers:
+        return _request_framing(headers)
+    return _CLOSE
+
+
+def _copy_body(src: _Stream, framing: int, sink: Callable[[bytes], None], *, decode: bool = False) -> None:
+    """Pass a message body from ``src`` to ``sink``, raw or (``decode``) without chunk framing."""
+    if framing == _CLOSE:
+        while data := src.read(_BLOCK):
+            sink(data)
+        return
+    if framing != _CHUNKED:
+        remaining = framing
+        while remaining:
+            data = src.read(min(remaining, _BLOCK))
+            if not data:
+                raise _ProtocolError("connection closed inside a body")
+            sink(data)
+            remaining -= len(data)
+        return
+    while True:
+        line = src.readline()
+        size_text = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not size_text:
+            raise _ProtocolError("bad chunk size line")
+        if not decode:
+            sink(line)
+        size = int(size_text, 16)
+        if size == 0:
+            while (trailer := src.readline()) not in (b"\r\n", b"\n"):
+                if not trailer:
+                    raise _ProtocolError("connection closed inside chunk trailers")
+                if not decode:
+                    sink(trailer)
+            if not decode:
+                sink(b"\r\n")
+            return
+        _copy_body(src, size, sink)
+        end = src.readline()
+        if end not in (b"\r\n", b"\n"):
+            raise _ProtocolError("chunk not followed by CRLF")
+        if not decode:
+            sink(end)
+
+
+def _discard(data: bytes) -> None:
+    """Drop what a body copy hands over."""
+
+
+def _close(sock: socket.socket, *, reset: bool = False) -> None:
+    """Close a socket: with a FIN after shutdown, or abruptly with a TCP RST (``reset``)."""
+    with contextlib.suppress(OSError):
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _keep_alive(version: bytes, headers: Mapping[str, str]) -> bool:
+    connection = headers.get("connection", "").lower()
+    if version.strip().upper() == b"HTTP/1.0":
+        return "keep-alive" in connection
+    return "close" not in connection
+
+
+class _Session:
+    """One client connection, served by one thread, with the upstream connection it reuses."""
+
+    def __init__(self, proxy: FaultProxy, sock: socket.socket) -> None:
+        self.proxy = proxy
+        self.client = _Stream(sock)
+        self.upstream: _Stream | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.proxy.stopping:
+                request = _read_head(self.client)
+                if request is None or not self.handle(request):
+                    break
+        except (OSError, ValueError, _ProtocolError):
+            pass  # The client went away or spoke garbage: drop the connection.
+        finally:
+            self.close()
+            self.proxy._forget(self)
+
+    def close(self) -> None:
+        _close(self.client.sock)
+        self.drop_upstream()
+
+    def drop_upstream(self) -> None:
+        if self.upstream is not None:
+            _close(self.upstream.sock)
+            self.upstream = None
+
+    def connect(self) -> _Stream:
+        if self.upstream is not None and self.upstream.readable(0.0):
+            self.drop_upstream()  # An idle connection with something to read was closed by the server.
+        if self.upstream is None:
+            sock = socket.create_connection(self.proxy.upstream_address, timeout=self.proxy.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.upstream = _Stream(sock)
+        return self.upstream
+
+    def handle(self, request: _Head) -> bool:
+        """Serve one request; return whether the client connection stays open."""
+        fields = request.start.split()
+        if len(fields) != 3:
+            raise _ProtocolError(f"bad request line {request.start[:80]!r}")
+        method, target = fields[0].decode("latin-1").upper(), fields[1].decode("latin-1")
+        headers = request.headers
+        framing = _request_framing(headers)
+        expects = framing != 0 and headers.get("expect", "").lower() == "100-continue"
+        keep = _keep_alive(fields[2], headers)
+        operation = s3_operation(method, target, headers, addressing_style=self.proxy.addressing_style)
+        kind = self.proxy._choose(operation)
+        if kind == "reset_before":
+            _close(self.client.sock, reset=True)
+            return False
+        if kind in ("slowdown", "internal"):
+            if framing and not expects:
+                _copy_body(self.client, framing, _discard)
+            keep = keep and not expects  # The client holds back its body: close instead of reading it.
+            self.client.send(self.proxy._error_response(kind, method, target, keep=keep))
+            return keep
+        for attempt in (1, 2):
+            reused = self.upstream is not None
+            try:
+                response, body_sent = self.forward(request, framing, expects)
+                break
+            except (OSError, _ProtocolError):
+                self.drop_upstream()
+                if attempt == 1 and reused and framing == 0:
+                    continue  # A kept-alive upstream connection went stale: nothing was lost, try afresh.
+                self.proxy._count("relay_errors")
+                with contextlib.suppress(OSError):
+                    self.client.send(self.proxy._error_response("bad_gateway", method, target, keep=False))
+                return False
+        assert self.upstream is not None
+        upstream = self.upstream
+        resp_framing = _response_framing(response, method)
+        upstream_keep = (
+            body_sent and resp_framing != _CLOSE and _keep_alive(response.start[:8], response.headers)
+        )
+        if kind in ("reset_after", "truncate"):
+            parts: list[bytes] = []
+            _copy_body(upstream, resp_framing, parts.append, decode=True)
+            if not upstream_keep:
+                self.drop_upstream()
+            if kind == "reset_after":
+                _close(self.client.sock, reset=True)
+                return False
+            body = b"".join(parts)
+            if body:
+                head = response.with_header("Content-Length", str(len(body)), drop=["transfer-encoding"])
+                self.client.send(head.with_header("Connection", "close").raw() + body[: len(body) // 2])
+            else:
+                self.client.send(response.start[: len(response.start) // 2])
+            return False
+        if kind == "slow_first_byte" and self.proxy._stopped.wait(self.proxy.slow_delay):
+            return False
+        keep = keep and upstream_keep
+        self.client.send((response if keep else response.with_header("Connection", "close")).raw())
+        _copy_body(upstream, resp_framing, self.client.send)
+        if not upstream_keep:
+            self.drop_upstream()
+        return keep
+
+    def forward(self, request: _Head, framing: int, expects: bool) -> tuple[_Head, bool]:
+        """Send a request upstream; return the final response head and whether the body was sent."""
+        upstream = self.connect()
+        upstream.send(request.raw())
+        if expects:
+            # Relay the server's decision: its final answer (body never sent), or "continue". A server
+            # that stays silent gets the body after continue_timeout, as RFC 9110 lets clients do.
+            while upstream.readable(self.proxy.continue_timeout):
+                interim = _read_head(upstream)
+                if interim is None:
+                    raise _ProtocolError("upstream closed the connection before answering")
+                if interim.status == 100:
+                    break
+                if interim.status >= 200:
+                    return interim, False
+                self.client.send(interim.raw())
+            self.client.send(_CONTINUE)
+            self.proxy._count("continues")
+        if framing:
+            _copy_body(self.client, framing, upstream.send)
+        while True:
+            response = _read_head(upstream)
+            if response is None:
+                raise _ProtocolError("upstream closed the connection before answering")
+            if response.status >= 200 or response.status == 101:
+                return response, True
+            if response.status != 100:
+                self.client.send(response.raw())
+
+
+class FaultProxy:
+    """A threaded HTTP/1.1 reverse proxy that breaks some of the requests it relays to an S3 endpoint.
+
+    Parameters
+    ----------
+    upstream_url : `str`
+        ``http://host:port`` of the S3 service to relay to.
+    script : `~collections.abc.Mapping` [`str`, `~collections.abc.Iterable` [`str`]], optional
+        Per operation name (see `s3_operation`), what its next requests do, in
+        order: a fault kind (see `ProxyFaultKind`) or ``"ok"``, e.g.
+        ``{"PutObject": ["reset_after", "ok"]}``. Operations whose script is
+        used up (or absent) fall back to random faults.
+    rate : `float`, optional
+        Probability in ``[0, 1]`` of a random fault on a request without a script entry.
+    kinds : `~collections.abc.Mapping` [`str`, `float`] or `~collections.abc.Sequence` [`str`], optional
+        Kinds random faults are drawn from, with relative weights if a mapping;
+        every kind, equally likely, by default.
+    operations : `~collections.abc.Iterable` [`str`], optional
+        Operations random faults apply to; all by default.
+    seed : `int`, optional
+        Seed of the random faults.
+    slow_delay : `float`, optional
+        Seconds ``slow_first_byte`` holds a response back.
+    continue_timeout : `float`, optional
+        Seconds to wait for the server's ``100 Continue`` before sending a body anyway.
+    timeout : `float`, optional
+        Socket timeout in seconds (an idle client connection is closed after it).
+    host : `str`, optional
+        Interface to listen on.
+    port : `int`, optional
+        Port to listen on; 0 (the default) lets the kernel choose (see `port`).
+    addressing_style : `str`, optional
+        How clients address buckets (``"path"`` or ``"virtual"``), for naming operations.
+
+    Notes
+    -----
+    Requests are relayed unchanged, ``Host`` header included, so SigV4
+    signatures made for the proxy's address stay valid; use path-style
+    addressing. ``Expect: 100-continue`` is relayed: the server's ``100
+    Continue`` (or its early final answer) reaches the client before the body
+    moves. Keep-alive, ``Content-Length`` and chunked bodies are supported.
+    Counters (`requests`, `injected`, `injected_by_operation`) are thread-safe.
+
+    Examples
+    --------
+    >>> with FaultProxy(server_url, {"GetObject": ["truncate"]}) as proxy:  # doctest: +SKIP
+    ...     store = S3Datastore("s3://bucket/repo", config=proxy.endpoint_config(config))
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        script: Mapping[str, Iterable[str]] | None = None,
+        *,
+        rate: float = 0.0,
+        kinds: Mapping[str, float] | Sequence[str] | None = None,
+        operations: Iterable[str] | None = None,
+        seed: int = 0,
+        slow_delay: float = 1.0,
+        continue_timeout: float = 1.0,
+        timeout: float = 60.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        addressing_style: Literal["path", "virtual"] = "path",
+    ) -> None:
+        parts = urllib.parse.urlsplit(upstream_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"FaultProxy relays plain HTTP only; got upstream {upstream_url!r}")
+        self.upstream_url = upstream_url.rstrip("/")
+        self.upstream_address = (parts.hostname, parts.port or 80)
+        self.slow_delay = slow_delay
+        self.continue_timeout = continue_timeout
+        self.timeout = timeout
+        self.addressing_style: Literal["path", "virtual"] = addressing_style
+        self._bind = (host, port)
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._scripts: dict[str, deque[str]] = {}
+        self._rate = 0.0
+        self._kinds: tuple[str, ...] = PROXY_FAULT_KINDS
+        self._weights: tuple[float, ...] = (1.0,) * len(PROXY_FAULT_KINDS)
+        self._operations: frozenset[str] | None = None
+        self._requests: Counter[str] = Counter()
+        self._injected: Counter[str] = Counter()
+        self._injected_by_operation: Counter[str] = Counter()
+        self._events: Counter[str] = Counter()
+        self._number = 0
+        self._listener: socket.socket | None = None
+        self._accepter: threading.Thread | None = None
+        self._sessions: dict[_Session, threading.Thread] = {}
+        self._stopped = threading.Event()
+        for operation, steps in (script or {}).items():
+            self.script(operation, *steps)
+        self.set_rate(rate, kinds, operations)
+
+    # --- control -----------------------------------------------------------
+
+    def set_rate(
+        self,
+        rate: float,
+        kinds: Mapping[str, float] | Sequence[str] | None = None,
+        operations: Iterable[str] | None = None,
+    ) -> None:
+        """Change the random faults (see the class parameters of the same names)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fault rate {rate} is not within [0, 1]")
+        weights = (
+            dict(kinds) if isinstance(kinds, Mapping) else dict.fromkeys(kinds or PROXY_FAULT_KINDS, 1.0)
+        )
+        _check_kinds(weights)
+        if rate > 0.0 and not any(w > 0 for w in weights.values()):
+            raise ValueError("random faults need at least one kind with a positive weight")
+        with self._lock:
+            self._rate = rate
+            self._kinds, self._weights = tuple(weights), tuple(weights.values())
+            self._operations = frozenset(operations) if operations is not None else None
+
+    def script(self, operation: str, *steps: str) -> None:
+        """Append steps (fault kinds or ``"ok"``) to the script of an operation, e.g. ``"GetObject"``."""
+        _check_kinds(steps)
+        with self._lock:
+            self._scripts.setdefault(operation, deque()).extend(steps)
+
+    def pending(self, operation: str) -> int:
+        """Return how many scripted steps of an operation are not used yet."""
+        with self._lock:
+            return len(self._scripts.get(operation, ()))
+
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests received so far by operation, faulted or not (a copy)."""
+        with self._lock:
+            return Counter(self._requests)
+
+    @property
+    def injected(self) -> Counter[str]:
+        """Faults injected so far by kind (a copy)."""
+        with self._lock:
+            return Counter(self._injected)
+
+    @property
+    def injected_by_operation(self) -> Counter[str]:
+        """Faults injected so far by operation (a copy)."""
+        with self._lock:
+            return Counter(self._injected_by_operation)
+
+    @property
+    def continues(self) -> int:
+        """``100 Continue`` interim responses relayed to clients so far."""
+        with self._lock:
+            return self._events["continues"]
+
+    @property
+    def relay_errors(self) -> int:
+        """Requests that could not be relayed (upstream unreachable, a peer closed mid-message)."""
+        with self._lock:
+            return self._events["relay_errors"]
+
+    def reset_counters(self) -> None:
+        """Set every counter back to zero (scripts and rate are kept)."""
+        with self._lock:
+            for counter in (self._requests, self._injected, self._injected_by_operation, self._events):
+                counter.clear()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called."""
+        return self._stopped.is_set()
+
+    @property
+    def port(self) -> int:
+        """Port the proxy listens on."""
+        if self._listener is None:
+            raise RuntimeError("FaultProxy is not running: call start() or use it as a context manager")
+        return int(self._listener.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the proxy: the endpoint URL to give the client under test."""
+        return f"http://{self._bind[0]}:{self.port}"
+
+    def endpoint_config(self, config: S3EndpointConfig) -> S3EndpointConfig:
+        """Return ``config`` pointing at the proxy (path-style addressing)."""
+        values = {**config.model_dump(), "endpoint_url": self.url, "addressing_style": "path"}
+        return type(config).model_validate(values)
+
+    def start(self) -> Self:
+        """Start listening (if not already) and return the proxy."""
+        if self._listener is None:
+            self._stopped.clear()
+            listener = socket.create_server(self._bind, backlog=128)
+            listener.settimeout(0.1)  # accept() polls so that stop() is noticed promptly
+            self._listener = listener
+            self._accepter = threading.Thread(target=self._accept, name="s3qbb-fault-proxy", daemon=True)
+            self._accepter.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, close every connection and join every thread; idempotent."""
+        self._stopped.set()
+        if self._accepter is not None:
+            self._accepter.join(timeout)
+            self._accepter = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sessions = dict(self._sessions)
+        for session in sessions:
+            session.close()
+        for thread in sessions.values():
+            thread.join(timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._listener is not None else "stopped"
+        return f"FaultProxy({where} -> {self.upstream_url}, rate={self._rate})"
+
+    # --- internals ---------------------------------------------------------
+
+    def _accept(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stopped.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # out of file descriptors, or the listener closed by stop()
+                self._stopped.wait(0.05)
+                continue
+            sock.settimeout(self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            session = _Session(self, sock)
+            thread = threading.Thread(target=session.run, name="s3qbb-fault-proxy-conn", daemon=True)
+            with self._lock:
+                self._sessions[session] = thread
+            thread.start()
+
+    def _forget(self, session: _Session) -> None:
+        with self._lock:
+            self._sessions.pop(session, None)
+
+    def _count(self, event: str) -> None:
+        with self._lock:
+            self._events[event] += 1
+
+    def _choose(self, operation: str) -> str | None:
+        with self._lock:
+            self._requests[operation] += 1
+            steps = self._scripts.get(operation)
+            kind: str | None = None
+            if steps:
+                kind = steps.popleft()
+            elif (
+                self._rate > 0.0
+                and (self._operations is None or operation in self._operations)
+                and self._random.random() < self._rate
+            ):
+                kind = self._random.choices(self._kinds, self._weights)[0]
+            if kind in _PASS:
+                return None
+            if kind is not None:
+                self._injected[kind] += 1
+                self._injected_by_operation[operation] += 1
+            return kind
+
+    def _error_response(self, kind: str, method: str, target: str, *, keep: bool) -> bytes:
+        status, code, message = _ERRORS[kind]
+        with self._lock:
+            self._number += 1
+            request_id = f"s3qbb-proxy-{self._number}"
+        resource = urllib.parse.urlsplit(target).path
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{message}</Message><Resource>{resource}</Resource>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        head = [
+            b"HTTP/1.1 " + status,
+            b"Content-Type: application/xml",
+            b"Content-Length: %d" % len(body),
+            f"x-amz-request-id: {request_id}".encode(),
+            b"Connection: " + (b"keep-alive" if keep else b"close"),
+        ]
+        return _Head(head[0], head[1:]).raw() + (b"" if method == "HEAD" else body)
+
+
+def _check_kinds(steps: Iterable[str]) -> None:
+    unknown = {s for s in steps if s not in PROXY_FAULT_KINDS and s not in _PASS}
+    if unknown:
+        raise ValueError(f"unknown fault kind(s) {sorted(unknown)}; known: {PROXY_FAULT_KINDS} and 'ok'")
