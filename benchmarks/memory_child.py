@@ -1,0 +1,125 @@
+"""Child process of the memory benchmark: N small puts and gets, then report peak RSS.
+
+Run as ``python -m benchmarks.memory_child`` with a JSON job on stdin::
+
+    {"side": "s3qbb" | "boto3", "endpoint_url": ..., "bucket": ..., "access_key_id": ...,
+     "secret_access_key": ..., "prefix": ..., "count": N, "size": 1024}
+
+It prints one JSON line: ``maxrss_kib`` (peak RSS: ``VmHWM``, else ``ru_maxrss``), ``import_rss_kib``
+(resident size once the side's modules are imported) and ``seconds``. The
+``boto3`` side imports only boto3 and awscrt (no s3qbb), and does what
+``S3Datastore.put``/``get`` do on the wire: a create-only PUT carrying a CRC32C
+checksum, then a GET whose body is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _status_kib(field: str) -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def _rss_kib() -> int:
+    return _status_kib("VmRSS")
+
+
+def _run_s3qbb(job: dict[str, Any], data: bytes) -> int:
+    from s3qbb.config import S3EndpointConfig
+    from s3qbb.datastores.s3 import S3Datastore
+    from s3qbb.testing.data import RefMaker
+
+    import_rss = _rss_kib()
+    config = S3EndpointConfig(
+        endpoint_url=job["endpoint_url"],
+        region="us-east-1",
+        addressing_style="path",
+        access_key_id=job["access_key_id"],
+        secret_access_key=job["secret_access_key"],
+    )
+    store = S3Datastore(f"s3://{job['bucket']}/{job['prefix']}", config=config)
+    maker = RefMaker(run="memory")
+    refs = [maker.make("Bytes", name="blob") for _ in range(job["count"])]
+    for ref in refs:
+        store.put(data, ref)
+    for ref in refs:
+        if store.get(ref) != data:
+            raise AssertionError("s3qbb read back different bytes")
+    store.close()
+    return import_rss
+
+
+def _run_boto3(job: dict[str, Any], data: bytes) -> int:
+    import base64
+
+    import boto3
+    import botocore.config
+    from awscrt import checksums  # type: ignore[import-untyped]
+
+    import_rss = _rss_kib()
+    session = boto3.Session(
+        aws_access_key_id=job["access_key_id"],
+        aws_secret_access_key=job["secret_access_key"],
+        region_name="us-east-1",
+    )
+    # The client settings s3qbb.s3.client.botocore_config uses, spelled out so s3qbb is not imported.
+    config = botocore.config.Config(
+        connect_timeout=5.0,
+        read_timeout=30.0,
+        max_pool_connections=32,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    client = session.client("s3", endpoint_url=job["endpoint_url"], config=config)
+    keys = [f"{job['prefix']}/blob/{i}/blob_{i}_{os.urandom(16).hex()}.bin" for i in range(job["count"])]
+    for key in keys:
+        crc = base64.b64encode(checksums.crc32c(data).to_bytes(4, "big")).decode()
+        client.put_object(Bucket=job["bucket"], Key=key, Body=data, ChecksumCRC32C=crc, IfNoneMatch="*")
+    for key in keys:
+        if client.get_object(Bucket=job["bucket"], Key=key)["Body"].read() != data:
+            raise AssertionError("boto3 read back different bytes")
+    client.close()
+    return import_rss
+
+
+def main() -> None:
+    """Run the job read from stdin and print the report."""
+    job = json.loads(sys.stdin.read())
+    data = os.urandom(int(job["size"]))
+    start = time.perf_counter()
+    runner = {"s3qbb": _run_s3qbb, "boto3": _run_boto3}[job["side"]]
+    import_rss = runner(job, data)
+    ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm = _status_kib("VmHWM")
+    report = {
+        "side": job["side"],
+        # Linux keeps the larger of ru_maxrss and the RSS of the process image replaced by exec, i.e.
+        # the forked copy of the parent: VmHWM (peak RSS of this image) is the figure for this child.
+        "maxrss_kib": hwm if hwm > 0 else ru_maxrss,
+        "ru_maxrss_kib": ru_maxrss,
+        "import_rss_kib": import_rss,
+        "end_rss_kib": _rss_kib(),
+        "seconds": time.perf_counter() - start,
+    }
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
