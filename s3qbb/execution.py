@@ -155,13 +155,14 @@ def run_quantum(
         Exit code, uploaded files, error.
     """
     from .butler.quantum_backed import QuantumBackedButler
+    from .provenance.files import redact
     from .repo import load_repo_config
 
     try:
         repo = load_repo_config(config)
         butler = QuantumBackedButler.initialize(repo, quantum, universe or repo.universe(), filename=filename)
     except Exception as err:
-        _LOG.error("Cannot set up quantum %s: %s", quantum.id, err)
+        _LOG.error("Cannot set up quantum %s: %s", quantum.id, redact(str(err)))
         return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, None, err)
     try:
         existence = butler.stored_many(quantum.input_refs())
@@ -179,7 +180,7 @@ def run_quantum(
     try:
         task(butler, quantum)
     except Exception as err:
-        _LOG.error("Task of quantum %s failed: %s", quantum.id, err)
+        _LOG.error("Task of quantum %s failed: %s", quantum.id, redact(str(err)))
         try:
             finish = butler.finish(err)
         except Exception as upload_err:  # finish() never raises when given an error; be safe anyway
@@ -188,17 +189,22 @@ def run_quantum(
     try:
         finish = butler.finish()
     except Exception as err:
-        _LOG.error("Quantum %s succeeded but its records could not be uploaded: %s", quantum.id, err)
+        _LOG.error(
+            "Quantum %s succeeded but its records could not be uploaded: %s", quantum.id, redact(str(err))
+        )
         return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, None, err, missing)
     return QuantumOutcome(EXIT_SUCCESS, finish, None, missing)
 
 
 def outcome_summary(outcome: QuantumOutcome) -> dict[str, Any]:
-    """Return a JSON-able summary of an outcome (for CLIs and logs)."""
+    """Return a JSON-able summary of an outcome (for CLIs and logs), credentials redacted."""
+    from .provenance.files import redact
+
+    error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
     return {
         "exit_code": outcome.exit_code,
         "status": outcome.finish.status if outcome.finish else "not-started",
         "uploaded": [str(u) for u in outcome.finish.uris] if outcome.finish else [],
-        "error": f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None,
+        "error": redact(error) if error is not None else None,
         "missing_inputs": list(outcome.missing_inputs),
     }

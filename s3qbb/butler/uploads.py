@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import RecordsUploadError, S3qbbError
+from ..errors import DatasetExistsError, RecordsUploadError, S3qbbError
 from ..provenance.files import host_info, provenance_key, records_key, report_key
 
 if TYPE_CHECKING:
@@ -120,10 +120,22 @@ def upload_quantum_files(
         files.append((provenance_key(run, quantum_id), provenance.to_json()))
         files.append((report_key(run, quantum_id), report.model_dump_json(indent=1).encode()))
         uris: list[ResourceURI | None] = []
+        overwrite = False
         for path, content in files:
             data = content.read_bytes() if isinstance(content, Path) else content
             try:
-                uri = datastore.put_sidecar(path, data)
+                try:
+                    uri = datastore.put_sidecar(path, data, overwrite=overwrite)
+                except DatasetExistsError:
+                    if overwrite or not _earlier_attempt_failed(datastore, report_key(run, quantum_id)):
+                        raise
+                    # An earlier attempt of this quantum failed (or died before its report):
+                    # this attempt's files replace its files.
+                    _LOG.warning(
+                        "Replacing the records of an earlier failed attempt of quantum %s.", quantum_id
+                    )
+                    overwrite = True
+                    uri = datastore.put_sidecar(path, data, overwrite=True)
                 if uri is None:
                     _LOG.warning(
                         "Datastore %s keeps no files; records of quantum %s not uploaded.",
@@ -135,8 +147,8 @@ def upload_quantum_files(
             except S3qbbError as err:
                 raise RecordsUploadError(
                     f"Uploading {path} of quantum {quantum_id} (status {status}) "
-                    f"to {datastore.get_root()} failed: "
-                    f"{err}. The outputs already written are intact; re-run the upload or use "
+                    f"to {datastore.get_root()} failed: {str(err).rstrip('.')}. "
+                    "The outputs already written are intact; re-run the upload or use "
                     "`s3qbb ingest --recover` to record them."
                 ) from err
     by_name = dict(zip((p for p, _ in files), uris, strict=True))
@@ -146,3 +158,18 @@ def upload_quantum_files(
         provenance_uri=by_name.get(provenance_key(run, quantum_id)),
         report_uri=by_name.get(report_key(run, quantum_id)),
     )
+
+
+def _earlier_attempt_failed(datastore: Datastore, report_path: str) -> bool:
+    """Tell whether the files already under a quantum's names belong to an attempt that did not succeed."""
+    from pydantic import ValidationError
+
+    from ..provenance.model import QuantumExecutionReport
+
+    data = datastore.read_sidecar(report_path)
+    if data is None:
+        return True  # the earlier attempt died between its uploads
+    try:
+        return QuantumExecutionReport.from_json(data).status != "succeeded"
+    except (ValidationError, S3qbbError, ValueError):
+        return True  # an unreadable report cannot vouch for a success

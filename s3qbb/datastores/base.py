@@ -418,7 +418,7 @@ class Datastore(ABC):
         """Return the root URI of the datastore, or `None` if it has none."""
         return None
 
-    def put_sidecar(self, path: str, data: bytes) -> ResourceURI | None:
+    def put_sidecar(self, path: str, data: bytes, *, overwrite: bool = False) -> ResourceURI | None:
         """Write a file that is not a dataset (records, provenance) under the root, create-only.
 
         Parameters
@@ -427,6 +427,8 @@ class Datastore(ABC):
             Path relative to the root.
         data : `bytes`
             Content.
+        overwrite : `bool`, optional
+            Replace an existing file instead of refusing.
 
         Returns
         -------
@@ -455,6 +457,10 @@ class Datastore(ABC):
         tier in front of them stores this form so hits and misses agree.
         """
         return obj
+
+    def read_sidecar(self, path: str) -> bytes | None:
+        """Read a file written by `put_sidecar`; `None` if it does not exist (or there are no files)."""
+        return None
 
     def export_records_file(self, path: Path) -> Path | None:
         """Write the datastore's records as a SQLite file and return its path (`None` if it keeps none).

@@ -621,9 +621,13 @@ class CachingDatastore(Datastore):
         """Import records into the backend."""
         self.backend.import_records(data)
 
-    def put_sidecar(self, path: str, data: bytes) -> ResourceURI | None:
+    def put_sidecar(self, path: str, data: bytes, *, overwrite: bool = False) -> ResourceURI | None:
         """Write a non-dataset file through the backend."""
-        return self.backend.put_sidecar(path, data)
+        return self.backend.put_sidecar(path, data, overwrite=overwrite)
+
+    def read_sidecar(self, path: str) -> bytes | None:
+        """Read a non-dataset file through the backend."""
+        return self.backend.read_sidecar(path)
 
     def export_records_file(self, path: Path) -> Path | None:
         """Write the backend's records as a SQLite file."""

@@ -581,17 +581,21 @@ class S3Datastore(Datastore):
         if mine is not None and mine.records:
             self._pending_imports.append(mine)
 
-    def put_sidecar(self, path: str, data: bytes) -> ResourceURI:
-        """Write a non-dataset file under the root with one create-only PUT.
+    def put_sidecar(self, path: str, data: bytes, *, overwrite: bool = False) -> ResourceURI:
+        """Write a non-dataset file under the root with one PUT (create-only unless ``overwrite``).
 
         Raises
         ------
         DatasetExistsError
-            If the file already exists (it is left untouched).
+            If the file already exists and ``overwrite`` is `False` (it is left untouched).
         """
         from ..core.records import check_record_path
 
         check_record_path(path)
+        if overwrite:
+            self.bucket.put_raw(self.key(path), data)
+            self.stats.add(bytes_written=len(data))
+            return ResourceURI(self.bucket_uri(path))
         checksum = checksums.compute(self.config.checksum_algorithm, data)
         try:
             self.bucket.put_new(self.key(path), data, checksum)
@@ -607,6 +611,16 @@ class S3Datastore(Datastore):
         """Return ``obj`` as a read returns it: serialized and read back with the dataset's formatter."""
         formatter = self._formatter_for(ref.datasetType)
         return formatter.read(formatter.write(obj), ref.datasetType.storageClass.pytype)
+
+    def read_sidecar(self, path: str) -> bytes | None:
+        """Read a non-dataset file under the root (one GET); `None` if it does not exist."""
+        from ..core.records import check_record_path
+
+        check_record_path(path)
+        try:
+            return self.bucket.get(self.key(path)).body
+        except DatasetNotFoundError:
+            return None
 
     def export_records_file(self, path: Path) -> Path:
         """Write the records as one SQLite file (the store's own file if it has one) and return its path."""

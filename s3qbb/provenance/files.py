@@ -13,16 +13,21 @@ exactly one name per kind and :func:`parse_records_key` can recognise them
 when listing a run after execution.
 
 :func:`redact` removes credentials from text (error messages, tracebacks,
-warnings) before it is written into a report.
+warnings) before it is written into a report; :class:`RedactingFormatter`
+does the same for log output.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CREDENTIAL_ENVIRONMENT_VARIABLES",
+    "MIN_SECRET_CHARS",
     "RECORDS_DIR",
     "RECORDS_FILE_SUFFIXES",
     "HostInfo",
     "RecordsFileKind",
+    "RedactingFormatter",
+    "credential_values",
     "host_info",
     "parse_records_key",
     "provenance_key",
@@ -35,12 +40,14 @@ __all__ = [
 
 import dataclasses
 import datetime
+import logging
 import os
 import platform
 import re
 import socket
 import urllib.parse
 import uuid
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from ..datastores.templates import sanitize_run
@@ -333,20 +340,57 @@ def _mask_secrets_near_key_ids(text: str) -> str:
     return "".join(pieces)
 
 
-def redact(text: str) -> str:
+CREDENTIAL_ENVIRONMENT_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+"""Environment variables whose values `credential_values` reports (and `redact` masks by default)."""
+
+MIN_SECRET_CHARS = 8
+"""Shortest credential value masked literally; shorter ones would mangle ordinary words."""
+
+
+def credential_values(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Return the credentials set in the environment, for literal masking.
+
+    Parameters
+    ----------
+    environ : `~collections.abc.Mapping` [`str`, `str`], optional
+        Environment to read; `os.environ` (at call time) by default.
+
+    Returns
+    -------
+    values : `frozenset` [`str`]
+        Values of `CREDENTIAL_ENVIRONMENT_VARIABLES` that are at least
+        `MIN_SECRET_CHARS` characters long. Whatever their shape (AWS
+        keys or the keys of another S3 service), a credential in use is
+        masked wherever it appears.
+    """
+    env = os.environ if environ is None else environ
+    values = (env.get(name, "").strip() for name in CREDENTIAL_ENVIRONMENT_VARIABLES)
+    return frozenset(v for v in values if len(v) >= MIN_SECRET_CHARS)
+
+
+def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     """Remove credentials from text before it is stored or shown.
 
     Parameters
     ----------
     text : `str`
         Any text: an error message, a traceback, a warning, a URI.
+    secrets : iterable of `str`, optional
+        Exact values to mask wherever they appear (those shorter than
+        `MIN_SECRET_CHARS` are ignored); `credential_values` (the
+        credentials in the environment) by default.
 
     Returns
     -------
     redacted : `str`
-        The text with, replaced by ``***``: values assigned to secret-bearing
-        names (``aws_secret_access_key=...``, ``aws_session_token``,
-        ``"SecretAccessKey": "..."``, ``X-Amz-Signature=`` and
+        The text with, replaced by ``***``: every occurrence of ``secrets``;
+        values assigned to secret-bearing names (``aws_secret_access_key=...``,
+        ``aws_session_token``, ``"SecretAccessKey": "..."``, ``X-Amz-Signature=`` and
         ``X-Amz-Security-Token=`` of presigned URLs, ``password=``); URL
         passwords (``scheme://user:***@host``); 40-character base64 tokens
         within 100 characters of an access key ID; and the access key IDs
@@ -354,7 +398,49 @@ def redact(text: str) -> str:
         (``CRC32C:9ONpcA==``) and ordinary text are left alone. Applying it
         twice changes nothing more.
     """
+    literal = credential_values() if secrets is None else {s for s in secrets if len(s) >= MIN_SECRET_CHARS}
+    for value in sorted(literal, key=len, reverse=True):  # longest first: one may contain another
+        text = text.replace(value, _MASK)
     text = _URL_PASSWORD_RE.sub(lambda m: f"{m['head']}:{_MASK}@", text)
     text = _ASSIGNMENT_RE.sub(_mask_assignment, text)
     text = _mask_secrets_near_key_ids(text)
     return _KEY_ID_RE.sub(lambda m: f"{m['prefix']}{_MASK}", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose output passes through `redact`.
+
+    The whole formatted record is redacted, the traceback of ``exc_info``
+    included, so credentials in messages of any library (botocore's signed
+    request headers at debug level among them) never reach the handler's
+    stream. The ``s3qbb`` command line installs it; applications embedding
+    s3qbb can install it on their own handlers.
+
+    Parameters
+    ----------
+    fmt, datefmt, style
+        As for `logging.Formatter`.
+    secrets : iterable of `str`, optional
+        Exact values to mask besides the credentials in the environment.
+
+    Examples
+    --------
+    >>> import logging
+    >>> handler = logging.StreamHandler()
+    >>> handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    """
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: Literal["%", "{", "$"] = "%",
+        *,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        super().__init__(fmt, datefmt, style)
+        self._secrets = frozenset(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the record, then redact the result."""
+        return redact(super().format(record), credential_values() | self._secrets)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
 
-from ..errors import DatasetNotFoundError, PreconditionFailedError, S3qbbError
+from ..errors import AccessDeniedError, DatasetNotFoundError, PreconditionFailedError, S3qbbError
 from . import checksums
 from .errors import TruncatedBodyError, error_code, http_status, s3_uri, translate_error
 
@@ -318,8 +318,14 @@ class S3Bucket:
 
     def _put_multipart(self, key: str, data: bytes, checksum: checksums.Checksum) -> None:
         token = uuid.uuid4().hex
-        # One HEAD first: no point uploading every part of an object that already exists.
-        if self.head(key) is not None:
+        # One HEAD first: no point uploading every part of an object that already exists. An
+        # identity allowed to write but not to read its prefix gets 403 here; the create-only
+        # complete still protects the object, so go on without the pre-check.
+        try:
+            exists = self.head(key) is not None
+        except AccessDeniedError:
+            exists = False
+        if exists:
             if self._written_by(key, token, checksum, len(data)):
                 return
             raise self._conflict(key)

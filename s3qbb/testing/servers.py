@@ -391,6 +391,16 @@ class SeaweedFSServer(S3TestServer):
         directory (removed by `stop`) by default.
     extra_args : `~collections.abc.Sequence` [`str`], optional
         More ``weed mini`` flags.
+    extra_identities : `~collections.abc.Mapping` [`str`, `~collections.abc.Sequence` [`str`]], optional
+        More identities besides `SEAWEEDFS_IDENTITIES`: name to SeaweedFS
+        actions, which may be scoped to a bucket (``"List:bucket"``) or to a
+        key prefix with a trailing ``*`` (``"Write:bucket/run/*"``). They get
+        random credentials at each start like the others.
+
+    Raises
+    ------
+    ValueError
+        If an extra identity reuses the name of a built-in one.
     """
 
     name = "seaweedfs"
@@ -403,8 +413,17 @@ class SeaweedFSServer(S3TestServer):
         stop_timeout: float = 10.0,
         workdir: str | Path | None = None,
         extra_args: Sequence[str] = (),
+        extra_identities: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
+        clashing = set(extra_identities or {}) & set(SEAWEEDFS_IDENTITIES)
+        if clashing:
+            raise ValueError(f"extra identities {sorted(clashing)} clash with the built-in ones")
+        self.identities: dict[str, tuple[str, ...]] = {
+            **SEAWEEDFS_IDENTITIES,
+            **{name: tuple(actions) for name, actions in (extra_identities or {}).items()},
+        }
+        """SeaweedFS actions of every identity, the extra ones included."""
         found = Path(binary) if binary is not None else find_weed_binary()
         if found is None:
             raise FileNotFoundError(
@@ -471,13 +490,13 @@ class SeaweedFSServer(S3TestServer):
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "data").mkdir(exist_ok=True)
         self._workdir = workdir
-        self._credentials = {name: _random_credentials() for name in SEAWEEDFS_IDENTITIES}
+        self._credentials = {name: _random_credentials() for name in self.identities}
         identities = {
             "identities": [
                 {
                     "name": name,
                     "credentials": [{"accessKey": creds.access_key_id, "secretKey": creds.secret_access_key}],
-                    "actions": list(SEAWEEDFS_IDENTITIES[name]),
+                    "actions": list(self.identities[name]),
                 }
                 for name, creds in self._credentials.items()
             ]
@@ -614,7 +633,7 @@ class SeaweedFSServer(S3TestServer):
         return "\n".join(text.splitlines()[-lines:])
 
     def credentials(self, identity: str = "admin") -> S3Credentials:
-        """Return the (random for each start) key pair of one of `SEAWEEDFS_IDENTITIES`."""
+        """Return the (random for each start) key pair of an identity (built-in or extra)."""
         if not self._credentials:
             raise RuntimeError("SeaweedFSServer has not been started")
         if identity not in self._credentials:
