@@ -19,6 +19,7 @@ help:
 	@echo "make typecheck  mypy --strict"
 	@echo "make docs       build the Sphinx docs into docs/_build/html (warnings are errors)"
 	@echo "make bench      run the benchmarks (python -m benchmarks)"
+	@echo "make localstack-venv  build LocalStack's own venv (.localstack-venv, Python 3.11) for its tests"
 	@echo "make clean      remove build and tool caches (distclean also removes .venv)"
 
 venv $(VENV): $(STAMP)
@@ -61,6 +62,13 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# LocalStack (the real-S3 test tier) lives in its own virtual environment, built once by this
+# script (a no-op when it is ready). `make test` does not depend on it: the pytest fixtures build it
+# on demand and skip the LocalStack tests if that is impossible (unless S3QBB_REQUIRE_LOCALSTACK=1).
+.PHONY: localstack-venv
+localstack-venv:
+	localstack/start.sh --venv-only
 
 clean:
 	rm -rf build dist docs/_build .mypy_cache .ruff_cache .pytest_cache .hypothesis

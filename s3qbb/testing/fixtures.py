@@ -118,3 +118,59 @@ def s3_endpoint(request: pytest.FixtureRequest) -> S3TestEndpoint:
     """Run the test once per S3 server (moto, then SeaweedFS), prepared like ``moto_endpoint``."""
     endpoint: S3TestEndpoint = request.getfixturevalue(f"{request.param}_endpoint")
     return endpoint
+
+
+# --- LocalStack -------------------------------------------------------------
+# Set S3QBB_REQUIRE_LOCALSTACK=1 (e.g. in CI) to fail rather than skip the LocalStack tests when
+# LocalStack cannot be installed (no python3.11, no network). Set S3QBB_LOCALSTACK_URL to use a
+# LocalStack that already runs (localstack/docker-compose.yml) instead of starting one.
+
+__all__ += ["localstack_endpoint", "localstack_server"]
+
+if TYPE_CHECKING:
+    from .localstack import LocalStackServer
+
+
+def _localstack_required() -> bool:
+    return os.environ.get("S3QBB_REQUIRE_LOCALSTACK", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def localstack_server(request: pytest.FixtureRequest) -> Iterator[LocalStackServer]:
+    """Run LocalStack's S3 on 127.0.0.1 and a free port for the whole session.
+
+    The first run builds LocalStack's virtual environment (``.localstack-venv``
+    at the repository root, or ``$S3QBB_LOCALSTACK_VENV``; about a minute).
+    Skipped when that is impossible (no ``python3.11``, no network), unless
+    ``S3QBB_REQUIRE_LOCALSTACK=1``. With ``S3QBB_LOCALSTACK_URL`` set, the
+    LocalStack at that URL is used and only this session's buckets are reset.
+    """
+    import contextlib
+
+    from .localstack import LocalStackServer, LocalStackUnavailableError, default_localstack_venv
+
+    url = os.environ.get("S3QBB_LOCALSTACK_URL")
+    if url:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        server = LocalStackServer(endpoint_url=url, bucket_prefix=f"s3qbb-test-{worker}-")
+    else:
+        server = LocalStackServer(default_localstack_venv(request.config.rootpath))
+    try:
+        server.start()
+    except LocalStackUnavailableError as err:
+        if _localstack_required():
+            pytest.fail(f"LocalStack is required (S3QBB_REQUIRE_LOCALSTACK) but unavailable: {err}")
+        pytest.skip(f"LocalStack unavailable: {str(err).splitlines()[0]}")
+    try:
+        yield server
+    finally:
+        if url:  # Leave a shared server without this session's buckets.
+            with contextlib.suppress(Exception):
+                server.reset()
+        server.stop()
+
+
+@pytest.fixture
+def localstack_endpoint(localstack_server: LocalStackServer, s3_env_scrubber: None) -> S3TestEndpoint:
+    """Empty the session LocalStack and create an empty bucket ``endpoint.bucket``."""
+    return localstack_server.endpoint(localstack_server.test_bucket)
