@@ -269,6 +269,13 @@ class S3Datastore(Datastore):
             -1,
         )
 
+    def predicted_record(self, ref: DatasetRef) -> StoredFileInfo:
+        """Return the record a put of ``ref`` would write, without size or checksum (no request).
+
+        Used to adopt objects found at their templated location (trust mode, recovery).
+        """
+        return self._predicted_info(ref)
+
     def _record(self, ref: DatasetRef) -> StoredFileInfo | None:
         infos = self.records.get(ref.id)
         return infos[0] if infos else None

@@ -19,7 +19,7 @@ from s3qbb.butler import QuantumBackedButler
 from s3qbb.core.quantum import Quantum
 from s3qbb.datastores.cleanup import abort_stale_uploads
 from s3qbb.datastores.s3 import S3Datastore
-from s3qbb.errors import AccessDeniedError
+from s3qbb.errors import AccessDeniedError, DatasetExistsError
 from s3qbb.execution import EXIT_SUCCESS, run_quantum
 from s3qbb.provenance.files import records_prefix
 from s3qbb.s3.client import clear_client_cache
@@ -128,12 +128,16 @@ def _key_of(endpoint: S3TestEndpoint, dataset_id: object) -> str:
     return key
 
 
-def test_write_only_grant_cannot_start_multipart_uploads(scoped: S3TestEndpoint) -> None:
+def test_write_only_grant_writes_small_and_multipart_outputs(scoped: S3TestEndpoint) -> None:
+    """Without Read, the HEAD before a multipart upload is refused; the create-only complete still guards."""
     config = scoped.config_for("writeonly", multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
     store = S3Datastore(ROOT, config=config)
     store.put({"small": True}, make_ref("small", 1, OUT_RUN))  # one create-only PUT: Write suffices
-    with pytest.raises(AccessDeniedError, match="HeadObject on s3://s3qbb-lp/repo/lp/out/big/"):
-        store.put(b"\x00" * (6 * MIB), make_ref("big", 1, OUT_RUN, storage_class="Bytes"))
+    big = make_ref("big", 1, OUT_RUN, storage_class="Bytes")
+    store.put(b"\x00" * (6 * MIB), big)
+    assert "-" in scoped.client.head_object(Bucket=BUCKET, Key=_key_of(scoped, big.id))["ETag"]
+    with pytest.raises(DatasetExistsError):
+        S3Datastore(ROOT, config=config).put(b"\x01" * (6 * MIB), big)
     store.close()
 
 

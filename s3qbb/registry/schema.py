@@ -1,0 +1,222 @@
+"""SQLAlchemy Core schema of the central registry, and its versioned creation.
+
+Tables (all created on first use, ``IF NOT EXISTS``):
+
+``registry_meta``
+    Key/value pairs; ``schema_version`` is `REGISTRY_SCHEMA_VERSION`.
+``dataset_type``
+    ``name`` (primary key), ``storage_class``, ``dimensions`` (JSON list).
+``run``
+    ``name`` (primary key).
+``dataset``
+    ``id`` (UUID, primary key), ``dataset_type``, ``run``, ``data_id``
+    (canonical JSON object). Type, run and data ID are `None` when no file
+    of the ingested quanta described the dataset (see :mod:`.ingest`).
+``dataset_data_id``
+    One row per dimension of a dataset's data ID, indexed on
+    ``(dimension, value)`` so data ID filters use an index.
+``datastore_record``
+    The columns of the per-quantum ``file_datastore_records`` table plus
+    ``datastore_name``; primary key ``(dataset_id, datastore_name, component)``.
+``quantum``
+    ``id``, ``run``, ``task_label``, ``task_name``, ``status``, times,
+    ``host``, error, and the key of the provenance file it came from.
+``quantum_dataset``
+    Provenance edges ``(quantum_id, dataset_id, role)``, the primary key, with
+    ``role`` one of `DATASET_ROLES`; indexed on ``(dataset_id, role)`` to find
+    the quantum that wrote a dataset.
+
+UUIDs use `sqlalchemy.types.Uuid` (native on PostgreSQL, 32 hex digits on
+SQLite). Every string column has a length; ingest checks values against it
+(`check_row`) so a hostile file fails alone instead of failing a batch.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DATASET_ROLES",
+    "META_TABLE",
+    "REGISTRY_SCHEMA_VERSION",
+    "DatasetRole",
+    "RegistryTables",
+    "check_row",
+    "make_tables",
+]
+
+import dataclasses
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Literal, get_args
+
+import sqlalchemy as sa
+
+REGISTRY_SCHEMA_VERSION: Final = "1"
+"""Version of this schema, stored under ``schema_version`` in ``registry_meta``."""
+
+META_TABLE: Final = "registry_meta"
+
+DatasetRole = Literal[
+    "predicted_input", "available_input", "actual_input", "predicted_output", "actual_output"
+]
+"""Role of a dataset for a quantum; the names of the `QuantumProvenanceData` ID sets, singular."""
+
+DATASET_ROLES: tuple[DatasetRole, ...] = get_args(DatasetRole)
+"""Every role, inputs first."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RegistryTables:
+    """The tables of a registry (unbound definitions; see the module docstring)."""
+
+    metadata: sa.MetaData
+    meta: sa.Table
+    dataset_type: sa.Table
+    run: sa.Table
+    dataset: sa.Table
+    data_id: sa.Table
+    record: sa.Table
+    quantum: sa.Table
+    edge: sa.Table
+
+    @property
+    def insert_order(self) -> tuple[sa.Table, ...]:
+        """Tables in the order ingest writes them (referenced tables first).
+
+        Every writer takes row locks table by table in this order and, within
+        a table, in primary-key order, so concurrent writers cannot wait on
+        each other in a cycle (no deadlock on PostgreSQL).
+        """
+        return (self.dataset_type, self.run, self.dataset, self.data_id, self.record, self.quantum, self.edge)
+
+
+@functools.cache
+def make_tables() -> RegistryTables:
+    """Return the registry tables.
+
+    Returns
+    -------
+    tables : `RegistryTables`
+        Shared, unbound definitions without a schema name (a PostgreSQL
+        schema is chosen per engine with ``schema_translate_map``): do not
+        modify them.
+    """
+    md = sa.MetaData()
+    meta = sa.Table(
+        META_TABLE,
+        md,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+    )
+    dataset_type = sa.Table(
+        "dataset_type",
+        md,
+        sa.Column("name", sa.String(128), primary_key=True),
+        sa.Column("storage_class", sa.String(64), nullable=True),
+        sa.Column("dimensions", sa.String(1024), nullable=True),
+    )
+    run = sa.Table("run", md, sa.Column("name", sa.String(256), primary_key=True))
+    dataset = sa.Table(
+        "dataset",
+        md,
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("dataset_type", sa.String(128), sa.ForeignKey("dataset_type.name"), nullable=True),
+        sa.Column("run", sa.String(256), sa.ForeignKey("run.name"), nullable=True),
+        sa.Column("data_id", sa.String(2048), nullable=True),
+        sa.Index("dataset_run_type_idx", "run", "dataset_type"),
+        sa.Index("dataset_type_idx", "dataset_type"),
+    )
+    data_id = sa.Table(
+        "dataset_data_id",
+        md,
+        sa.Column("dataset_id", sa.Uuid(), sa.ForeignKey("dataset.id"), primary_key=True),
+        sa.Column("dimension", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String(256), nullable=False),
+        sa.Index("dataset_data_id_value_idx", "dimension", "value"),
+    )
+    record = sa.Table(
+        "datastore_record",
+        md,
+        sa.Column("dataset_id", sa.Uuid(), sa.ForeignKey("dataset.id"), primary_key=True),
+        sa.Column("datastore_name", sa.String(256), primary_key=True),
+        sa.Column("component", sa.String(32), primary_key=True),
+        sa.Column("path", sa.String(1024), nullable=False),
+        sa.Column("formatter", sa.String(128), nullable=False),
+        sa.Column("storage_class", sa.String(64), nullable=False),
+        sa.Column("checksum", sa.String(128), nullable=True),
+        sa.Column("file_size", sa.BigInteger(), nullable=True),
+    )
+    quantum = sa.Table(
+        "quantum",
+        md,
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("run", sa.String(256), sa.ForeignKey("run.name"), nullable=True),
+        sa.Column("task_label", sa.String(256), nullable=True),
+        sa.Column("task_name", sa.String(512), nullable=True),
+        sa.Column("status", sa.String(16), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("host", sa.String(256), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("source", sa.String(2048), nullable=True),
+        sa.Index("quantum_run_idx", "run"),
+        sa.Index("quantum_task_label_idx", "task_label"),
+    )
+    edge = sa.Table(
+        "quantum_dataset",
+        md,
+        sa.Column("quantum_id", sa.Uuid(), sa.ForeignKey("quantum.id"), primary_key=True),
+        sa.Column("dataset_id", sa.Uuid(), sa.ForeignKey("dataset.id"), primary_key=True),
+        sa.Column("role", sa.String(16), primary_key=True),
+        sa.Index("quantum_dataset_dataset_idx", "dataset_id", "role"),
+    )
+    return RegistryTables(md, meta, dataset_type, run, dataset, data_id, record, quantum, edge)
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_INT64 = 2**63
+
+
+@functools.cache
+def _limits(table: sa.Table) -> tuple[tuple[str, int | None], ...]:
+    """Return the checked columns: strings with their length (`None`: unbounded), integers with -1."""
+    out: list[tuple[str, int | None]] = []
+    for column in table.columns:
+        if isinstance(column.type, sa.String):
+            out.append((column.name, column.type.length))
+        elif isinstance(column.type, sa.Integer):
+            out.append((column.name, -1))
+    return tuple(out)
+
+
+def check_row(table: sa.Table, row: Mapping[str, Any]) -> str | None:
+    """Check that a row's values fit a table's columns on every supported database.
+
+    Parameters
+    ----------
+    table : `sqlalchemy.Table`
+        One of the registry tables.
+    row : `~collections.abc.Mapping` [`str`, `typing.Any`]
+        Column values.
+
+    Returns
+    -------
+    problem : `str` or `None`
+        What does not fit, or `None` if the row fits: strings longer than
+        their column or holding NUL or control characters (PostgreSQL refuses
+        both where SQLite keeps them), integers outside 64 bits. Checking
+        first gives both databases the same behaviour and lets ingest report
+        the one file at fault instead of failing a batch.
+    """
+    for name, limit in _limits(table):
+        value = row.get(name)
+        if isinstance(value, str):
+            if limit is not None and limit >= 0 and len(value) > limit:
+                return f"{table.name}.{name} is {len(value)} characters long, more than the {limit} allowed"
+            if name != "error" and _CONTROL_RE.search(value):
+                return f"{table.name}.{name} {value[:80]!r} contains NUL or control characters"
+            if "\x00" in value:
+                return f"{table.name}.{name} contains a NUL character"
+        elif isinstance(value, int) and limit == -1 and not -_INT64 <= value < _INT64:
+            return f"{table.name}.{name} value {value} does not fit in 64 bits"
+    return None

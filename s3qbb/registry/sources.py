@@ -1,0 +1,255 @@
+"""Find, download and validate the per-quantum files a run left in ``<run>/_records/``.
+
+Nothing here touches the registry database. Every problem with one file is
+returned as an `~s3qbb.registry.results.IngestFailure` naming the file, so
+one bad file never stops the others.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "FetchResult",
+    "ListedRun",
+    "QuantumBundle",
+    "QuantumFiles",
+    "fetch_quantum",
+    "list_run",
+    "parse_run_uri",
+]
+
+import dataclasses
+import urllib.parse
+import uuid
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, InvalidNameError, S3qbbError
+from ..provenance.files import RECORDS_DIR, parse_records_key, redact
+from ..provenance.model import QuantumExecutionReport, QuantumProvenanceData
+from .results import IngestFailure
+
+if TYPE_CHECKING:
+    from ..provenance.files import RecordsFileKind
+    from ..s3.objects import S3Bucket
+
+DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
+"""Largest provenance or report file ingest downloads (256 MiB); larger ones are reported and skipped."""
+
+
+class _RejectedError(Exception):
+    """A file cannot be ingested; ``args[0]`` is the key, ``args[1]`` the reason."""
+
+
+def parse_run_uri(uri: str) -> tuple[str, str]:
+    """Split the URI of a run prefix into bucket and key prefix.
+
+    Parameters
+    ----------
+    uri : `str`
+        ``s3://bucket/root/<run>/``; the trailing ``/`` is optional and a
+        URI ending in ``/_records/`` means its parent.
+
+    Returns
+    -------
+    bucket : `str`
+        Bucket name.
+    prefix : `str`
+        Key prefix of the run, ending in ``/`` (empty for a bucket's top).
+
+    Raises
+    ------
+    ConfigError
+        Raised if the URI is not ``s3://bucket/...`` or has a query or fragment.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"Run URI {redact(uri)[:200]!r} must look like s3://BUCKET/ROOT/RUN/ (the run's prefix beside "
+            "its outputs)."
+        )
+    prefix = parts.path.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    if prefix == f"{RECORDS_DIR}/" or prefix.endswith(f"/{RECORDS_DIR}/"):
+        prefix = prefix.removesuffix(f"{RECORDS_DIR}/")
+    return parts.netloc, prefix
+
+
+@dataclasses.dataclass
+class QuantumFiles:
+    """The keys of one quantum's files, by kind."""
+
+    quantum_id: uuid.UUID
+    keys: dict[RecordsFileKind, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedRun:
+    """What listing a run's ``_records/`` found."""
+
+    bucket: str
+    prefix: str
+    """Key prefix of the run (ending in ``/``)."""
+    quanta: dict[uuid.UUID, QuantumFiles]
+    """Per-quantum files, by quantum ID."""
+    rejected: list[IngestFailure]
+    """Keys under ``_records/`` that are not per-quantum files."""
+    files: int
+    """Keys listed."""
+
+
+def list_run(bucket: S3Bucket, prefix: str) -> ListedRun:
+    """List a run's per-quantum files (one LIST request per 1,000 keys).
+
+    Parameters
+    ----------
+    bucket : `~s3qbb.s3.objects.S3Bucket`
+        The bucket.
+    prefix : `str`
+        Key prefix of the run, from `parse_run_uri`.
+
+    Returns
+    -------
+    listed : `ListedRun`
+        Files grouped by quantum; other keys (nested folders, foreign names,
+        ``..`` segments, IDs that are not lower-case UUIDs) as failures.
+
+    Raises
+    ------
+    S3qbbError
+        Raised if the listing itself fails (missing bucket, access denied, ...).
+    """
+    records_prefix = f"{prefix}{RECORDS_DIR}/"
+    quanta: dict[uuid.UUID, QuantumFiles] = {}
+    rejected: list[IngestFailure] = []
+    files = 0
+    for page in bucket.list_keys(records_prefix):
+        for key in page:
+            files += 1
+            name = key[len(records_prefix) :]
+            try:
+                if "/" in name:
+                    raise InvalidNameError(f"{name[:200]!r} is in a sub-folder of {RECORDS_DIR}/")
+                kind, quantum_id = parse_records_key(f"run/{RECORDS_DIR}/{name}")
+            except InvalidNameError as err:
+                rejected.append(IngestFailure(bucket.uri(key), f"not a per-quantum file: {err}"))
+                continue
+            quanta.setdefault(quantum_id, QuantumFiles(quantum_id)).keys[kind] = key
+    return ListedRun(bucket.bucket, prefix, quanta, rejected, files)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantumBundle:
+    """The validated files of one quantum."""
+
+    quantum_id: uuid.UUID
+    provenance: QuantumProvenanceData
+    report: QuantumExecutionReport | None
+    """`None` if the quantum left no report (daf_butler's provenance alone)."""
+    source: str
+    """URI of the provenance file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchResult:
+    """Outcome of `fetch_quantum`: a bundle, or the failures that kept it out."""
+
+    bundle: QuantumBundle | None
+    failures: list[IngestFailure]
+    bytes_downloaded: int
+
+
+def _download(bucket: S3Bucket, key: str, max_bytes: int) -> bytes:
+    from ..s3.errors import S3ServiceError
+
+    try:
+        # One GET that stops after max_bytes + 1 bytes: an oversized file is recognised without
+        # reading it whole; Content-Range gives its real size.
+        result = bucket.get(key, byte_range=(0, max_bytes + 1))
+    except S3ServiceError as err:
+        if err.status == 416:  # No byte range of an empty object is satisfiable.
+            raise _RejectedError(key, "the file is empty") from err
+        raise _RejectedError(key, f"download failed: {redact(str(err))}") from err
+    except S3qbbError as err:
+        raise _RejectedError(key, f"download failed: {redact(str(err))}") from err
+    if result.size > max_bytes:
+        raise _RejectedError(
+            key, f"the file is {result.size} bytes, more than the {max_bytes} allowed (max_file_bytes)"
+        )
+    if not result.body:
+        raise _RejectedError(key, "the file is empty")
+    return result.body
+
+
+def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int) -> FetchResult:
+    """Download and validate a quantum's provenance and execution report.
+
+    The SQLite records file is not downloaded: the provenance file carries
+    the datastore records of the quantum's outputs.
+
+    Parameters
+    ----------
+    bucket : `~s3qbb.s3.objects.S3Bucket`
+        The bucket.
+    files : `QuantumFiles`
+        The quantum's keys.
+    max_file_bytes : `int`
+        Largest file accepted.
+
+    Returns
+    -------
+    result : `FetchResult`
+        The bundle, or `None` and the failures: no provenance file (an
+        unfinished upload), a file that is empty, too large, not JSON, of a
+        newer version, inconsistent, or that names another quantum. Either
+        file failing keeps the whole quantum out, so that a later ingest
+        can add it once the file is fixed.
+    """
+    keys = files.keys
+    downloaded = 0
+    provenance_key = keys.get("provenance")
+    if provenance_key is None:
+        present = next(iter(keys.values()))
+        return FetchResult(
+            None,
+            [
+                IngestFailure(
+                    bucket.uri(present),
+                    f"quantum {files.quantum_id} has no provenance file beside it: its upload did not "
+                    "finish. Re-run the quantum, or record its outputs with `s3qbb ingest --recover`.",
+                )
+            ],
+            0,
+        )
+    failures: list[IngestFailure] = []
+    provenance: QuantumProvenanceData | None = None
+    report: QuantumExecutionReport | None = None
+    try:
+        data = _download(bucket, provenance_key, max_file_bytes)
+        downloaded += len(data)
+        provenance = QuantumProvenanceData.from_json(data, source=bucket.uri(provenance_key))
+    except _RejectedError as err:
+        failures.append(IngestFailure(bucket.uri(err.args[0]), err.args[1]))
+    except Exception as err:  # A hostile file must not stop the ingest: report anything it raises.
+        failures.append(IngestFailure(bucket.uri(provenance_key), redact(str(err))[:2000]))
+    report_key = keys.get("report")
+    if report_key is not None:
+        try:
+            data = _download(bucket, report_key, max_file_bytes)
+            downloaded += len(data)
+            report = QuantumExecutionReport.from_json(data, source=bucket.uri(report_key))
+            if report.quantum_id != files.quantum_id:
+                raise _RejectedError(
+                    report_key,
+                    f"the report describes quantum {report.quantum_id}, but its name says "
+                    f"{files.quantum_id}; it was not written by s3qbb for this quantum",
+                )
+        except _RejectedError as err:
+            failures.append(IngestFailure(bucket.uri(err.args[0]), err.args[1]))
+        except Exception as err:
+            failures.append(IngestFailure(bucket.uri(report_key), redact(str(err))[:2000]))
+    if failures or provenance is None:
+        return FetchResult(None, failures, downloaded)
+    return FetchResult(
+        QuantumBundle(files.quantum_id, provenance, report, bucket.uri(provenance_key)), [], downloaded
+    )
