@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import inspect_cmd
+from . import inspect_cmd, registry_cmds
 from . import run_quantum as run_quantum_cmd
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run_quantum_cmd.add_parser(sub)
     inspect_cmd.add_parser(sub)
+    registry_cmds.add_parsers(sub)
     return parser
 
 

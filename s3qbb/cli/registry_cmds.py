@@ -1,0 +1,182 @@
+"""``s3qbb ingest``, ``s3qbb datasets`` and ``s3qbb provenance``: the central registry from the shell."""
+
+from __future__ import annotations
+
+__all__ = ["add_parsers", "datasets_command", "ingest_command", "provenance_command"]
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..errors import S3qbbError
+
+if TYPE_CHECKING:
+    from ..registry.results import DatasetRow, ProvenanceTree
+
+DEFAULT_REGISTRY = "sqlite:///s3qbb-registry.sqlite3"
+
+
+def _registry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        default=DEFAULT_REGISTRY,
+        help="registry URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+        f"(default: {DEFAULT_REGISTRY})",
+    )
+
+
+def add_parsers(sub: Any) -> None:
+    """Register the three sub-commands."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "ingest", help="load the records and provenance a run left in S3 into the central registry"
+    )
+    p.add_argument("run_uri", help="s3://bucket/root/<run>/")
+    _registry_arg(p)
+    p.add_argument("--workers", type=int, default=16, help="parallel downloads (default 16)")
+    p.add_argument("--batch-size", type=int, default=200, help="quanta per transaction (default 200)")
+    p.add_argument(
+        "--recover",
+        metavar="QUANTA",
+        help="first recover quanta that left no records (killed jobs), from their descriptions (a local "
+        "directory or s3:// prefix of quantum JSON files); needs --config",
+    )
+    p.add_argument("--config", help="repository config (local path or s3:// URI), for --recover")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=ingest_command)
+
+    d: argparse.ArgumentParser = sub.add_parser("datasets", help="list datasets in the registry")
+    _registry_arg(d)
+    d.add_argument("--run", help="only this run")
+    d.add_argument("--dataset-type", help="only this dataset type")
+    d.add_argument(
+        "--where", action="append", default=[], metavar="DIM=VALUE", help="data ID filter, repeatable"
+    )
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=datasets_command)
+
+    v: argparse.ArgumentParser = sub.add_parser(
+        "provenance", help="show which quantum produced a dataset and what it read, recursively"
+    )
+    v.add_argument("dataset_id", help="dataset UUID")
+    _registry_arg(v)
+    v.add_argument("--depth", type=int, default=3, help="levels of producing quanta to follow (default 3)")
+    v.add_argument("--json", action="store_true", help="print JSON")
+    v.set_defaults(func=provenance_command)
+
+
+def _fail(command: str, err: BaseException) -> int:
+    from ..provenance.files import redact
+
+    print(f"s3qbb {command}: {redact(str(err))}", file=sys.stderr)
+    return 2
+
+
+def ingest_command(args: argparse.Namespace) -> int:
+    """Run ``s3qbb ingest``."""
+    from ..registry import Registry
+    from ..registry.ingest import TextProgressBar
+
+    try:
+        if args.recover:
+            if not args.config:
+                return _fail("ingest", S3qbbError("--recover needs --config (the repository configuration)."))
+            from ..recovery import load_quanta, recover_quanta
+            from ..repo import load_repo_config
+
+            repo = load_repo_config(args.config)
+            recovered = recover_quanta(repo, load_quanta(args.recover, repo.universe()))
+            done = [r for r in recovered if r.status == "recovered"]
+            print(
+                f"recovered {len(done)} quantum(s) that left no records "
+                f"({sum(r.outputs_found for r in done)} outputs found, "
+                f"{sum(r.outputs_missing for r in done)} missing); {len(recovered) - len(done)} had records",
+                file=sys.stderr,
+            )
+        with Registry.from_url(args.registry) as registry:
+            bar = None if args.no_progress or args.json else TextProgressBar(sys.stderr)
+            try:
+                summary = registry.ingest_run(
+                    args.run_uri, workers=args.workers, batch_size=args.batch_size, progress=bar
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+    except (S3qbbError, OSError, ValueError) as err:
+        return _fail("ingest", err)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=1, default=str))
+    else:
+        print(summary.describe())
+    return 1 if summary.failures else 0
+
+
+def _parse_where(items: list[str]) -> dict[str, int | str] | None:
+    if not items:
+        return None
+    out: dict[str, int | str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise S3qbbError(f"--where {item!r} must look like DIMENSION=VALUE.")
+        out[key] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
+def _dataset_line(row: DatasetRow) -> str:
+    data_id = ", ".join(f"{k}={v}" for k, v in (row.data_id or {}).items())
+    where = row.records[0].path if row.records else "-"
+    return f"{row.id}  {row.dataset_type or '?':<20} {row.run or '?':<24} {data_id:<40} {where}"
+
+
+def datasets_command(args: argparse.Namespace) -> int:
+    """Run ``s3qbb datasets``."""
+    from ..registry import Registry
+
+    try:
+        with Registry.from_url(args.registry, create=False) as registry:
+            rows = registry.datasets(
+                run=args.run, dataset_type=args.dataset_type, data_id=_parse_where(args.where)
+            )
+    except (S3qbbError, OSError, ValueError) as err:
+        return _fail("datasets", err)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=1, default=str))
+        return 0
+    print(f"{'dataset id':36}  {'dataset type':<20} {'run':<24} {'data ID':<40} path")
+    for row in rows:
+        print(_dataset_line(row))
+    print(f"({len(rows)} dataset(s))")
+    return 0
+
+
+def _print_tree(tree: ProvenanceTree) -> None:
+    def walk(dataset_id: Any, indent: int, seen: frozenset[Any]) -> None:
+        row = tree.datasets.get(dataset_id)
+        label = f"{row.dataset_type} {dict(row.data_id or {})} [{row.run}]" if row else "(unknown dataset)"
+        print(f"{'  ' * indent}{dataset_id}  {label}")
+        producer = tree.producer_of(dataset_id)
+        if producer is None or dataset_id in seen or indent // 2 >= tree.depth:
+            return
+        print(f"{'  ' * (indent + 1)}<- quantum {producer.id} ({producer.task_label}, {producer.status})")
+        for parent in tree.inputs_of(dataset_id):
+            walk(parent.id, indent + 2, seen | {dataset_id})
+
+    walk(tree.root, 0, frozenset())
+
+
+def provenance_command(args: argparse.Namespace) -> int:
+    """Run ``s3qbb provenance``."""
+    from ..registry import Registry
+
+    try:
+        with Registry.from_url(args.registry, create=False) as registry:
+            tree = registry.provenance(args.dataset_id, depth=args.depth)
+    except (S3qbbError, OSError, ValueError) as err:
+        return _fail("provenance", err)
+    if args.json:
+        print(json.dumps(tree.to_dict(), indent=1, default=str))
+    else:
+        _print_tree(tree)
+    return 0
