@@ -11,7 +11,9 @@ quantum in its own process through ``s3qbb run-quantum``:
 
 Each downstream quantum is built from the provenance files its upstream
 quanta uploaded (their datastore records), exactly as a workflow system
-would. Finally it lists the records files left beside the outputs.
+would. Finally it lists the records files left beside the outputs, ingests
+both runs into a SQLite registry, lists the datasets and prints the
+provenance chain of the visit summary back to the raws.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -143,7 +146,7 @@ def _run_stage(
         print(f"   quantum {str(q.id)[:8]} {outcome['status']}: {len(outcome['uploaded'])} files uploaded")
 
 
-def run_demo(endpoint: str, env: dict[str, str], detectors: int, workers: int) -> None:
+def run_demo(endpoint: str, env: dict[str, str], detectors: int, workers: int, registry_url: str) -> None:
     """Run the three stages against an S3 endpoint whose credentials are in ``env``."""
     import boto3
     import yaml
@@ -209,13 +212,49 @@ def run_demo(endpoint: str, env: dict[str, str], detectors: int, workers: int) -
             for item in page.get("Contents", []):
                 if item["Key"].endswith(".sqlite3"):
                     print(f"   s3://{BUCKET}/{item['Key']}  ({item['Size']} bytes)")
-    body = client.get_object(Bucket=BUCKET, Key=f"repo/{run}/_records/{summarize_q.id}.provenance.json")[
-        "Body"
-    ]
-    provenance = json.loads(body.read())
-    print(f"\n== provenance of the visit summary (quantum {summarize_q.id})")
-    for field in ("predicted_inputs", "available_inputs", "actual_inputs", "actual_outputs"):
-        print(f"   {field:17s} {len(provenance[field])} dataset(s)")
+    _ingest_and_query(endpoint, env, registry_url, [raw_run, run], summary.id)
+
+
+def _ingest_and_query(
+    endpoint: str, env: dict[str, str], registry_url: str, runs: list[str], dataset_id: uuid.UUID
+) -> None:
+    """Ingest both runs into the registry, list the datasets and print one provenance chain."""
+    from .config import S3EndpointConfig
+    from .registry import Registry
+
+    config = S3EndpointConfig(
+        endpoint_url=endpoint,
+        region="us-east-1",
+        addressing_style="path",
+        access_key_id=env["AWS_ACCESS_KEY_ID"],
+        secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    print(f"\n== ingest into the registry {registry_url}")
+    with Registry.from_url(registry_url) as registry:
+        for r in runs:
+            described = registry.ingest_run(f"{ROOT}/{r}/", config=config).describe()
+            print("   " + described.replace("\n", "\n   "))
+        print("\n== datasets in the registry")
+        for row in registry.datasets():
+            data_id = ", ".join(f"{k}={v}" for k, v in (row.data_id or {}).items())
+            path = row.records[0].path if row.records else "-"
+            print(f"   {row.dataset_type or '?':<15} {row.run or '?':<22} {data_id:<38} {path}")
+        tree = registry.provenance(dataset_id, depth=3)
+        print(f"\n== provenance of the visit summary {dataset_id}")
+
+        def walk(node: uuid.UUID, indent: int) -> None:
+            row = tree.datasets[node]
+            pad = "  " * indent
+            print(f"   {pad}{row.dataset_type} {dict(row.data_id or {})} [{row.run}]")
+            producer = tree.producer_of(node)
+            if producer is not None:
+                print(
+                    f"   {pad}  <- quantum {str(producer.id)[:8]} ({producer.task_label}, {producer.status})"
+                )
+                for parent in tree.inputs_of(node):
+                    walk(parent.id, indent + 2)
+
+        walk(tree.root, 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,13 +265,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--detectors", type=int, default=4, help="calibrate quanta to run (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="parallel quantum processes (default 2)")
+    parser.add_argument(
+        "--registry", help="registry URL to ingest into (default: a new SQLite file in a temp dir)"
+    )
     args = parser.parse_args(argv)
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="s3qbb-demo-")
+    registry_url = args.registry or f"sqlite:///{tmp}/registry.sqlite3"
     env = dict(os.environ)
     if args.endpoint:
         missing = [v for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if v not in env]
         if missing:
             parser.error(f"--endpoint needs credentials in the environment: set {', '.join(missing)}")
-        run_demo(args.endpoint, env, args.detectors, args.workers)
+        run_demo(args.endpoint, env, args.detectors, args.workers, registry_url)
         return 0
     from .testing.servers import MotoServer
 
@@ -241,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with MotoServer() as server:
         print(f"started a moto S3 server on {server.endpoint_url}")
-        run_demo(server.endpoint_url, env, args.detectors, args.workers)
+        run_demo(server.endpoint_url, env, args.detectors, args.workers, registry_url)
     print("\nstopped the S3 server; done.")
     return 0
 
