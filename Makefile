@@ -18,7 +18,7 @@ help:
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy --strict"
 	@echo "make docs       build the Sphinx docs into docs/_build/html (warnings are errors)"
-	@echo "make bench      run the benchmarks (python -m benchmarks)"
+	@echo "make bench      run the benchmarks: S3Datastore, butler, registry, soak (each vs raw boto3 / targets)"
 	@echo "make localstack-venv  build LocalStack's own venv (.localstack-venv, Python 3.11) for its tests"
 	@echo "make clean      remove build and tool caches (distclean also removes .venv)"
 
@@ -62,6 +62,9 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.qbb
+	$(BIN)/python -m benchmarks.registry_bench --server seaweedfs
+	$(BIN)/python -m benchmarks.soak
 
 # LocalStack (the real-S3 test tier) lives in its own virtual environment, built once by this
 # script (a no-op when it is ready). `make test` does not depend on it: the pytest fixtures build it
