@@ -78,8 +78,8 @@ def load_task(spec: str) -> TaskFunction:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"Cannot load task {spec!r}: {err}") from err
+    except Exception as err:  # a module that fails on import is a setup failure, not a task failure
+        raise ConfigError(f"Cannot load task {spec!r}: {type(err).__name__}: {err}") from err
     if not callable(obj):
         raise ConfigError(f"Task {spec!r} is not callable.")
     return obj  # type: ignore[no-any-return]

@@ -119,7 +119,11 @@ def _parse(text: str, where: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"Configuration {where} is not valid YAML: {err}") from err
+        # Not str(err): PyYAML quotes the offending source line, which may hold a credential.
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ConfigError(f"Configuration {where} is not valid YAML{at}: {problem}.") from None
 
 
 def _read_s3(uri: str) -> tuple[str, str]:

@@ -79,7 +79,7 @@ def describe_file(location: str) -> dict[str, Any]:
     except ValueError as err:
         raise S3qbbError(f"{location} is neither a SQLite records file nor JSON: {err}") from err
     if isinstance(parsed, dict) and parsed.get("format") == "s3qbb.quantum":
-        report = QuantumExecutionReport.model_validate(parsed)
+        report = QuantumExecutionReport.from_json(data, source=location)
         return {"kind": "report", "source": location, **json.loads(report.model_dump_json())}
     provenance = QuantumProvenanceData.from_json(data, source=location)
     simple = json.loads(provenance.to_json())

@@ -49,7 +49,9 @@ def command(args: argparse.Namespace) -> int:
         quantum = load_quantum(args.quantum, repo.universe())
         task = load_task(args.task)
     except S3qbbError as err:
-        print(f"s3qbb run-quantum: {err}", file=sys.stderr)
+        from ..provenance.files import redact
+
+        print(f"s3qbb run-quantum: {redact(str(err))}", file=sys.stderr)
         return EXIT_INFRASTRUCTURE_FAILURE
     outcome = run_quantum(
         repo, quantum, task, filename=args.records_file, require_inputs=not args.allow_missing_inputs

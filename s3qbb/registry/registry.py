@@ -118,6 +118,18 @@ class Registry:
         from ..retry import RetryPolicy
 
         parsed = parse_registry_url(url)
+        if (
+            not create
+            and parsed.get_backend_name() == "sqlite"
+            and parsed.database not in (None, "", ":memory:")
+        ):
+            from pathlib import Path
+
+            if not Path(parsed.database).is_file():
+                raise RegistryError(
+                    f"Registry {safe_url(parsed)} does not exist; run `s3qbb ingest` (or open it with "
+                    "create=True) to make it."
+                )
         engine = create_registry_engine(parsed, namespace=namespace, connect_timeout=connect_timeout)
         try:
             ensure_schema(engine, parsed, namespace=namespace, create=create)

@@ -31,6 +31,7 @@ EXAMPLE_PAGES = {
     "datastores",
     "errors",
     "formatters",
+    "registry",
     "model",
     "provenance",
     "quickstart",

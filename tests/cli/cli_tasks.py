@@ -1,0 +1,45 @@
+"""Tasks that the ``s3qbb run-quantum`` subprocesses of the CLI tests run (``cli_tasks:NAME``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from s3qbb.butler import QuantumBackedButler
+    from s3qbb.core.quantum import Quantum
+
+
+def produce(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write every output: ``{"name": <dataset type>, "detector": d}`` (no inputs read)."""
+    for ref in quantum.output_refs():
+        data_id = dict(ref.dataId)
+        butler.put({"name": ref.datasetType.name, "detector": data_id.get("detector")}, ref)
+
+
+def combine(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Read every input; write the sorted detectors read to every output."""
+    detectors = sorted(butler.get(ref)["detector"] for ref in quantum.input_refs())
+    for ref in quantum.output_refs():
+        butler.put({"name": ref.datasetType.name, "detector": detectors[0], "read": detectors}, ref)
+
+
+def fail(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write the first output, then raise."""
+    first, *_ = quantum.output_refs()
+    butler.put({"partial": True}, first)
+    raise ValueError("the task failed on purpose")
+
+
+def fail_with_secret(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Raise an error whose message holds the job's secret access key."""
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    raise RuntimeError(f"cannot call the service: aws_secret_access_key={secret} secret {secret}")
+
+
+def write_some_then_die(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write every output but the last, then die by SIGKILL (as the out-of-memory killer would)."""
+    for ref in quantum.output_refs()[:-1]:
+        butler.put({"detector": dict(ref.dataId)["detector"]}, ref)
+    os.kill(os.getpid(), signal.SIGKILL)
