@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .core.dataset_ref import DatasetRef
     from .core.dimensions import DimensionUniverse
     from .core.quantum import Quantum
+    from .core.records import StoredFileInfo
+    from .datastores.s3 import S3Datastore
     from .repo import RepoConfig
 
 
@@ -121,7 +124,7 @@ def recover_quanta(
                 continue
             found = [ref for ref, ok in datastore.stored_many(outputs).items() if ok]
             if found:
-                datastore.records.insert([datastore.predicted_record(ref) for ref in found])
+                datastore.records.insert([_adopted_record(datastore, ref) for ref in found])
             records = datastore.export_records(found)
             inputs = quantum.input_refs()
             provenance = QuantumProvenanceData(
@@ -173,6 +176,21 @@ def recover_quanta(
         finally:
             datastore.close()
     return results
+
+
+def _adopted_record(datastore: S3Datastore, ref: DatasetRef) -> StoredFileInfo:
+    """Return the record of an object found at its templated location (size and checksum: one HEAD).
+
+    s3qbb writes the full-object checksum into each object's metadata, so a
+    recovered dataset is verified on read like any other.
+    """
+    from .s3.objects import WRITE_CHECKSUM
+
+    info = datastore.predicted_record(ref)
+    head = datastore.bucket.head(datastore.key(info.path))
+    if head is None:  # deleted since the listing
+        return info
+    return info.update(file_size=head.size, checksum=head.metadata.get(WRITE_CHECKSUM))
 
 
 class _tempdir:  # noqa: N801 (a context manager used like a function)

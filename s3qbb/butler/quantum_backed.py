@@ -275,12 +275,15 @@ class QuantumBackedButler(LimitedButler):
         allow_unpredicted_reads: bool = False,
         quantum_id: uuid.UUID | None = None,
         run: str | None = None,
+        refs: Iterable[DatasetRef] = (),
     ) -> QuantumBackedButler:
         """Construct a butler from sets of input and output dataset IDs.
 
         Parameters are those of `initialize`, with the quantum replaced by
         ``predicted_inputs``, ``predicted_outputs`` and ``datastore_records``
-        (records of the inputs, by datastore name), and an optional ``quantum_id``.
+        (records of the inputs, by datastore name), an optional ``quantum_id``,
+        and optional ``refs`` of the predicted datasets, which the execution
+        report lists so a registry can record their dataset types and data IDs.
         """
         info = _QuantumInfo(quantum_id=quantum_id or uuid.uuid4(), run=run)
         setup = _Setup(
@@ -292,9 +295,11 @@ class QuantumBackedButler(LimitedButler):
             OpaqueManagerClass,
             BridgeManagerClass,
         )
-        return setup.build(
+        butler = setup.build(
             predicted_inputs, predicted_outputs, datastore_records, info, allow_unpredicted_reads
         )
+        butler._known_refs.update((ref.id, ref) for ref in refs)
+        return butler
 
     # ---------------------------------------------------------------- reads
 

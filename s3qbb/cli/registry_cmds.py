@@ -24,6 +24,7 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
         help="registry URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
         f"(default: {DEFAULT_REGISTRY})",
     )
+    p.add_argument("--namespace", help="PostgreSQL schema holding the registry tables (default: public)")
 
 
 def add_parsers(sub: Any) -> None:
@@ -94,7 +95,7 @@ def ingest_command(args: argparse.Namespace) -> int:
                 f"{sum(r.outputs_missing for r in done)} missing); {len(recovered) - len(done)} had records",
                 file=sys.stderr,
             )
-        with Registry.from_url(args.registry) as registry:
+        with Registry.from_url(args.registry, namespace=args.namespace) as registry:
             bar = None if args.no_progress or args.json else TextProgressBar(sys.stderr)
             try:
                 summary = registry.ingest_run(
@@ -135,7 +136,7 @@ def datasets_command(args: argparse.Namespace) -> int:
     from ..registry import Registry
 
     try:
-        with Registry.from_url(args.registry, create=False) as registry:
+        with Registry.from_url(args.registry, namespace=args.namespace, create=False) as registry:
             rows = registry.datasets(
                 run=args.run, dataset_type=args.dataset_type, data_id=_parse_where(args.where)
             )
@@ -171,7 +172,7 @@ def provenance_command(args: argparse.Namespace) -> int:
     from ..registry import Registry
 
     try:
-        with Registry.from_url(args.registry, create=False) as registry:
+        with Registry.from_url(args.registry, namespace=args.namespace, create=False) as registry:
             tree = registry.provenance(args.dataset_id, depth=args.depth)
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("provenance", err)

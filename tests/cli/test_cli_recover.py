@@ -63,6 +63,10 @@ def test_ingest_recover_records_the_killed_quantum_once(cli_job: CliJob) -> None
         tree = registry.provenance(written[0].id)
         assert tree.producer is not None and tree.producer.status == "recovered"
         assert tree.dataset.records[0].path.endswith(f"{written[0].id}.json")
+        # The adopted record carries the size and checksum the killed job's put wrote into the metadata.
+        record = tree.dataset.records[0]
+        assert record.file_size is not None and record.file_size > 0
+        assert record.checksum is not None and record.checksum.startswith("CRC32C:")
 
     # A second run, with the descriptions on S3 this time, skips the quantum: its report exists now.
     for path in quanta_dir.glob("*.json"):
