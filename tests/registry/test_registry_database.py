@@ -100,8 +100,17 @@ def test_schema_created_on_first_use_and_reopened(tmp_path: Path) -> None:
 
 
 def test_create_false_refuses_a_database_without_registry(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    sqlite3.connect(empty).close()  # an SQLite file, but no registry in it
     with pytest.raises(RegistryError, match="holds no s3qbb registry"):
-        Registry.from_url(tmp_path / "empty.sqlite3", create=False)
+        Registry.from_url(empty, create=False)
+
+
+def test_create_false_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "registry.sqlite3"
+    with pytest.raises(RegistryError, match="does not exist; run `s3qbb ingest`"):
+        Registry.from_url(missing, create=False)
+    assert not missing.parent.exists()
 
 
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
