@@ -16,17 +16,16 @@ __all__ = ["ProvenanceWarning", "QuantumBackedButler"]
 
 import logging
 import os
-import time
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
-from ..errors import ConfigError, DatasetTypeError, UnpredictedDatasetError
+from ..errors import DatasetTypeError, UnpredictedDatasetError
 from .limited import DeferredDatasetHandle, LimitedButler
+from .setup import ButlerSetup, QuantumInfo, check_dataset_type, datastore_names, single_run
 from .uploads import FinishResult, upload_quantum_files
 
 if TYPE_CHECKING:
@@ -45,80 +44,6 @@ _LOG = logging.getLogger(__name__)
 
 class ProvenanceWarning(UserWarning):
     """Provenance of a quantum may be incomplete or inconsistent."""
-
-
-@dataclass
-class _QuantumInfo:
-    """What the butler knows of its quantum besides the predicted IDs (for reports and uploads)."""
-
-    quantum_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    task_label: str | None = None
-    task_name: str | None = None
-    run: str | None = None
-    records_filename: str = ":memory:"
-    started_at: float = field(default_factory=time.time)
-
-
-@dataclass(frozen=True)
-class _Setup:
-    """Everything `initialize` and `from_predicted` share: one parameter object, built once."""
-
-    config: RepoConfig | Mapping[str, Any] | str | os.PathLike[str]
-    dimensions: DimensionUniverse
-    filename: str
-    search_paths: tuple[str, ...]
-    dataset_types: Mapping[str, DatasetType] | None
-    OpaqueManagerClass: Any = None
-    BridgeManagerClass: Any = None
-
-    def build(
-        self,
-        predicted_inputs: Iterable[uuid.UUID],
-        predicted_outputs: Iterable[uuid.UUID],
-        datastore_records: Mapping[str, DatastoreRecordData],
-        info: _QuantumInfo,
-        allow_unpredicted_reads: bool,
-    ) -> QuantumBackedButler:
-        from ..repo import build_datastore, load_repo_config
-
-        for label, value in (
-            ("OpaqueManagerClass", self.OpaqueManagerClass),
-            ("BridgeManagerClass", self.BridgeManagerClass),
-        ):
-            if value is not None:
-                warnings.warn(
-                    f"{label} is accepted for daf_butler compatibility and ignored: s3qbb keeps datastore "
-                    "records in its own SQLite store.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-        repo = load_repo_config(self.config, self.search_paths)
-        storage_classes = repo.storage_class_factory()
-        datastore = build_datastore(repo, filename=self.filename, storage_classes=storage_classes)
-        unknown = set(datastore_records) - set(_datastore_names(datastore))
-        if unknown:
-            datastore.close()
-            raise ConfigError(
-                f"Datastore records name unknown datastore(s) {sorted(unknown)}; "
-                f"this butler's datastores are "
-                f"{list(_datastore_names(datastore))}. Check the repository configuration's datastore name."
-            )
-        datastore.import_records(datastore_records)
-        info.records_filename = self.filename
-        return QuantumBackedButler(
-            predicted_inputs,
-            predicted_outputs,
-            self.dimensions,
-            datastore,
-            storage_classes,
-            self.dataset_types,
-            allow_unpredicted_reads=allow_unpredicted_reads,
-            _info=info,
-        )
-
-
-def _datastore_names(datastore: Datastore) -> tuple[str, ...]:
-    return (datastore.name,)
 
 
 class QuantumBackedButler(LimitedButler):
@@ -158,7 +83,7 @@ class QuantumBackedButler(LimitedButler):
         dataset_types: Mapping[str, DatasetType] | None = None,
         *,
         allow_unpredicted_reads: bool = False,
-        _info: _QuantumInfo | None = None,
+        _info: QuantumInfo | None = None,
     ) -> None:
         self._predicted_inputs = set(predicted_inputs)
         self._predicted_outputs = set(predicted_outputs)
@@ -178,7 +103,7 @@ class QuantumBackedButler(LimitedButler):
         self._actual_inputs: set[uuid.UUID] = set()
         self._actual_output_refs: dict[uuid.UUID, DatasetRef] = {}
         self._known_refs: dict[uuid.UUID, DatasetRef] = {}
-        self._info = _info or _QuantumInfo()
+        self._info = _info or QuantumInfo()
         self._finished: FinishResult | None = None
         self._provenance: QuantumProvenanceData | None = None
 
@@ -231,15 +156,15 @@ class QuantumBackedButler(LimitedButler):
         """
         if dataset_types:
             for ref in [*quantum.input_refs(), *quantum.output_refs()]:
-                _check_dataset_type(ref, dataset_types)
+                check_dataset_type(ref, dataset_types)
         outputs = quantum.output_refs()
-        info = _QuantumInfo(
+        info = QuantumInfo(
             quantum_id=quantum.id,
             task_label=quantum.taskLabel,
             task_name=quantum.taskName,
-            run=run or _single_run(outputs),
+            run=run or single_run(outputs),
         )
-        setup = _Setup(
+        setup = ButlerSetup(
             config,
             dimensions,
             filename,
@@ -285,8 +210,8 @@ class QuantumBackedButler(LimitedButler):
         and optional ``refs`` of the predicted datasets, which the execution
         report lists so a registry can record their dataset types and data IDs.
         """
-        info = _QuantumInfo(quantum_id=quantum_id or uuid.uuid4(), run=run)
-        setup = _Setup(
+        info = QuantumInfo(quantum_id=quantum_id or uuid.uuid4(), run=run)
+        setup = ButlerSetup(
             config,
             dimensions,
             filename,
@@ -316,7 +241,7 @@ class QuantumBackedButler(LimitedButler):
     def _check_readable(self, ref: object, what: str) -> DatasetRef:
         ref = ensure_resolved(ref, what)
         if self._dataset_types is not None:
-            _check_dataset_type(ref, self._dataset_types)
+            check_dataset_type(ref, self._dataset_types)
         if (
             ref.id in self._predicted_inputs
             or ref.id in self._actual_output_refs
@@ -438,7 +363,7 @@ class QuantumBackedButler(LimitedButler):
                 "only predicted outputs may be written."
             )
         if self._dataset_types is not None:
-            _check_dataset_type(ref, self._dataset_types)
+            check_dataset_type(ref, self._dataset_types)
         self._datastore.put(obj, ref)
         self._actual_output_refs[ref.id] = ref
         return ref
@@ -510,7 +435,7 @@ class QuantumBackedButler(LimitedButler):
 
     def get_datastore_names(self) -> tuple[str, ...]:
         """Return the names of the datastores of this butler."""
-        return _datastore_names(self._datastore)
+        return datastore_names(self._datastore)
 
     def get_datastore_roots(self) -> dict[str, ResourceURI | None]:
         """Return the root URI of each datastore."""
@@ -593,7 +518,7 @@ class QuantumBackedButler(LimitedButler):
                 quantum_id=self._info.quantum_id,
                 task_label=self._info.task_label,
                 task_name=self._info.task_name,
-                run=self._info.run or _single_run(self._actual_output_refs.values()),
+                run=self._info.run or single_run(self._actual_output_refs.values()),
                 records_filename=self._info.records_filename,
                 started_at=self._info.started_at,
                 error=error,
@@ -640,21 +565,3 @@ class QuantumBackedButler(LimitedButler):
 def _warn_provenance(message: str) -> None:
     _LOG.warning(message)
     warnings.warn(message, ProvenanceWarning, stacklevel=3)
-
-
-def _single_run(refs: Iterable[DatasetRef]) -> str | None:
-    runs = {r.run for r in refs}
-    return runs.pop() if len(runs) == 1 else None
-
-
-def _check_dataset_type(ref: DatasetRef, dataset_types: Mapping[str, DatasetType]) -> None:
-    parent_name = ref.datasetType.nameAndComponent()[0]
-    registered = dataset_types.get(parent_name)
-    if registered is None:
-        return
-    parent = ref.makeCompositeRef().datasetType if ref.isComponent() else ref.datasetType
-    if not registered.is_compatible_with(parent) and not parent.is_compatible_with(registered):
-        raise DatasetTypeError(
-            f"Dataset {ref} has dataset type {parent!r}, which disagrees with the registry definition "
-            f"{registered!r} (dimensions or storage class)."
-        )

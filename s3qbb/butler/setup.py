@@ -1,0 +1,121 @@
+"""How a QuantumBackedButler is built: one parameter object for ``initialize`` and ``from_predicted``."""
+
+from __future__ import annotations
+
+__all__ = ["ButlerSetup", "QuantumInfo", "check_dataset_type", "datastore_names", "single_run"]
+
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, DatasetTypeError
+
+if TYPE_CHECKING:
+    from ..core.dataset_ref import DatasetRef
+    from ..core.dataset_type import DatasetType
+    from ..core.dimensions import DimensionUniverse
+    from ..core.records import DatastoreRecordData
+    from ..datastores.base import Datastore
+    from ..repo import RepoConfig
+    from .quantum_backed import QuantumBackedButler
+
+
+@dataclass
+class QuantumInfo:
+    """What the butler knows of its quantum besides the predicted IDs (for reports and uploads)."""
+
+    quantum_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    task_label: str | None = None
+    task_name: str | None = None
+    run: str | None = None
+    records_filename: str = ":memory:"
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class ButlerSetup:
+    """Everything `initialize` and `from_predicted` share: one parameter object, built once."""
+
+    config: RepoConfig | Mapping[str, Any] | str | os.PathLike[str]
+    dimensions: DimensionUniverse
+    filename: str
+    search_paths: tuple[str, ...]
+    dataset_types: Mapping[str, DatasetType] | None
+    OpaqueManagerClass: Any = None
+    BridgeManagerClass: Any = None
+
+    def build(  # noqa: D102 (see ButlerSetup)
+        self,
+        predicted_inputs: Iterable[uuid.UUID],
+        predicted_outputs: Iterable[uuid.UUID],
+        datastore_records: Mapping[str, DatastoreRecordData],
+        info: QuantumInfo,
+        allow_unpredicted_reads: bool,
+    ) -> QuantumBackedButler:
+        from ..repo import build_datastore, load_repo_config
+
+        for label, value in (
+            ("OpaqueManagerClass", self.OpaqueManagerClass),
+            ("BridgeManagerClass", self.BridgeManagerClass),
+        ):
+            if value is not None:
+                warnings.warn(
+                    f"{label} is accepted for daf_butler compatibility and ignored: s3qbb keeps datastore "
+                    "records in its own SQLite store.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        repo = load_repo_config(self.config, self.search_paths)
+        storage_classes = repo.storage_class_factory()
+        datastore = build_datastore(repo, filename=self.filename, storage_classes=storage_classes)
+        unknown = set(datastore_records) - set(datastore_names(datastore))
+        if unknown:
+            datastore.close()
+            raise ConfigError(
+                f"Datastore records name unknown datastore(s) {sorted(unknown)}; "
+                f"this butler's datastores are "
+                f"{list(datastore_names(datastore))}. Check the repository configuration's datastore name."
+            )
+        datastore.import_records(datastore_records)
+        info.records_filename = self.filename
+        from .quantum_backed import QuantumBackedButler
+
+        return QuantumBackedButler(
+            predicted_inputs,
+            predicted_outputs,
+            self.dimensions,
+            datastore,
+            storage_classes,
+            self.dataset_types,
+            allow_unpredicted_reads=allow_unpredicted_reads,
+            _info=info,
+        )
+
+
+def datastore_names(datastore: Datastore) -> tuple[str, ...]:
+    """Return the names of the datastores behind a butler's datastore (wrappers keep their backend's)."""
+    return (datastore.name,)
+
+
+def single_run(refs: Iterable[DatasetRef]) -> str | None:
+    """Return the run shared by every ref, or `None` if there are several or none."""
+    runs = {r.run for r in refs}
+    return runs.pop() if len(runs) == 1 else None
+
+
+def check_dataset_type(ref: DatasetRef, dataset_types: Mapping[str, DatasetType]) -> None:
+    """Raise `DatasetTypeError` if ``ref``'s dataset type disagrees with its registry definition."""
+    parent_name = ref.datasetType.nameAndComponent()[0]
+    registered = dataset_types.get(parent_name)
+    if registered is None:
+        return
+    parent = ref.makeCompositeRef().datasetType if ref.isComponent() else ref.datasetType
+    if not registered.is_compatible_with(parent) and not parent.is_compatible_with(registered):
+        raise DatasetTypeError(
+            f"Dataset {ref} has dataset type {parent!r}, which disagrees with the registry definition "
+            f"{registered!r} (dimensions or storage class)."
+        )
