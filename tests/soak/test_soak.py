@@ -37,10 +37,9 @@ def test_short_soak_loses_corrupts_and_invents_nothing(
     assert set(result.faults) == set(PROXY_FAULT_KINDS) and min(result.faults.values()) > 0
     assert sum(result.faults.values()) >= 0.1 * result.requests
     # Every HTTP request came from s3qbb's one retry layer (botocore's own retries are off),
-    # and faults were answered by retries. Not one retry per fault exactly: a "truncate" of a
-    # bodiless success (PutObject, UploadPart) that cuts after the status line still parses as a
-    # success for an applied write, so it needs no retry (one CI run: 74 retries for 77 faults,
-    # the 4 unseen all resets/truncations, nothing lost or corrupted).
+    # and faults were answered by retries. Not one retry per fault exactly: in one CI run 4 of 33
+    # resets/truncations were never seen as errors by the client (74 retries for 77 faults) while
+    # nothing was lost or corrupted; why is an open question (see the issue note).
     assert result.attempts == result.requests
     assert result.retries + result.gave_up >= 0.9 * sum(result.faults.values())
     assert elapsed < 60
