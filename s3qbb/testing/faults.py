@@ -10,9 +10,8 @@ afterwards, since cached clients are shared.
 
 from __future__ import annotations
 
-import random
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, cast, get_args
 
@@ -20,6 +19,8 @@ import botocore.awsrequest
 import botocore.compat
 import botocore.exceptions
 import urllib3
+
+from .faultplan import FaultCounters, FaultPlan, error_xml
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,8 +52,6 @@ FaultKind = Literal["slowdown", "internal", "throttle429", "reset", "timeout", "
 
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 
-_PASS: Final = frozenset({"ok", "pass", ""})
-
 _ERROR_RESPONSES: Final[Mapping[str, tuple[int, str, str]]] = {
     "slowdown": (503, "SlowDown", "Please reduce your request rate."),
     "internal": (500, "InternalError", "We encountered an internal error. Please try again."),
@@ -77,11 +76,7 @@ class _RawBody:
 def _error_response(url: str, kind: str, request_number: int) -> botocore.awsrequest.AWSResponse:
     status, code, message = _ERROR_RESPONSES[kind]
     request_id = f"s3qbb-fault-{request_number}"
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{message}</Message>"
-        f"<RequestId>{request_id}</RequestId></Error>"
-    ).encode()
+    body = error_xml(code, message, request_id)
     headers = botocore.compat.HTTPHeaders()
     headers["Content-Type"] = "application/xml"
     headers["Content-Length"] = str(len(body))
@@ -168,7 +163,7 @@ class RequestCounter(_Hook):
             self._requests.clear()
 
 
-class FaultInjector(_Hook):
+class FaultInjector(FaultCounters, _Hook):
     """Make some requests of a client fail, following a script or at random.
 
     Parameters
@@ -206,78 +201,12 @@ class FaultInjector(_Hook):
         operations: Iterable[str] | None = None,
         seed: int = 0,
     ) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"fault rate {rate} is not within [0, 1]")
-        scripts = {op: deque(steps) for op, steps in (script or {}).items()}
-        for steps in [*scripts.values(), kinds]:
-            unknown = {s for s in steps if s not in FAULT_KINDS and s not in _PASS}
-            if unknown:
-                raise ValueError(f"unknown fault kind(s) {sorted(unknown)}; known: {FAULT_KINDS} and 'ok'")
         if rate > 0.0 and not kinds:
             raise ValueError("random faults need at least one kind")
+        self._plan = FaultPlan(FAULT_KINDS, script, rate=rate, kinds=kinds, operations=operations, seed=seed)
         self._lock = threading.Lock()
-        self._scripts = scripts
-        self._rate = rate
-        self._kinds = tuple(kinds)
-        self._operations = frozenset(operations) if operations is not None else None
-        self._random = random.Random(seed)
-        self._requests: Counter[str] = Counter()
-        self._injected: Counter[str] = Counter()
-        self._injected_by_operation: Counter[str] = Counter()
         self._http: urllib3.PoolManager | None = None
         super().__init__(client, first=True)
-
-    # --- control ----------------------------------------------------------
-
-    def script(self, operation: str, *steps: str) -> None:
-        """Append steps to the script of an operation.
-
-        Parameters
-        ----------
-        operation : `str`
-            S3 operation name, e.g. ``"GetObject"``.
-        *steps : `str`
-            Fault kinds or ``"ok"``.
-        """
-        unknown = {s for s in steps if s not in FAULT_KINDS and s not in _PASS}
-        if unknown:
-            raise ValueError(f"unknown fault kind(s) {sorted(unknown)}; known: {FAULT_KINDS} and 'ok'")
-        with self._lock:
-            self._scripts.setdefault(operation, deque()).extend(steps)
-
-    def pending(self, operation: str) -> int:
-        """Return how many scripted steps of an operation are not used yet.
-
-        Parameters
-        ----------
-        operation : `str`
-            S3 operation name.
-
-        Returns
-        -------
-        pending : `int`
-            Number of steps left.
-        """
-        with self._lock:
-            return len(self._scripts.get(operation, ()))
-
-    @property
-    def requests(self) -> Counter[str]:
-        """Requests seen so far by operation (faulted or not; a copy)."""
-        with self._lock:
-            return Counter(self._requests)
-
-    @property
-    def injected(self) -> Counter[str]:
-        """Faults injected so far by kind (a copy)."""
-        with self._lock:
-            return Counter(self._injected)
-
-    @property
-    def injected_by_operation(self) -> Counter[str]:
-        """Faults injected so far by operation (a copy)."""
-        with self._lock:
-            return Counter(self._injected_by_operation)
 
     def detach(self) -> None:
         """Stop injecting faults (idempotent)."""
@@ -288,27 +217,9 @@ class FaultInjector(_Hook):
 
     # --- the hook -----------------------------------------------------------
 
-    def _choose(self, operation: str) -> tuple[str | None, int]:
-        with self._lock:
-            self._requests[operation] += 1
-            number = self._requests.total()
-            steps = self._scripts.get(operation)
-            if steps:
-                kind: str | None = steps.popleft()
-            elif self._rate > 0.0 and (self._operations is None or operation in self._operations):
-                kind = self._random.choice(self._kinds) if self._random.random() < self._rate else None
-            else:
-                kind = None
-            if kind in _PASS:
-                kind = None
-            if kind is not None:
-                self._injected[kind] += 1
-                self._injected_by_operation[operation] += 1
-            return kind, number
-
     def _handle(self, **kwargs: Any) -> botocore.awsrequest.AWSResponse | None:
         request: botocore.awsrequest.AWSPreparedRequest = kwargs["request"]
-        kind, number = self._choose(_operation(str(kwargs.get("event_name", ""))))
+        kind, number = self._plan.choose(_operation(str(kwargs.get("event_name", ""))))
         if kind is None:
             return None
         if kind in _ERROR_RESPONSES:

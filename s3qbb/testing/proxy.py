@@ -13,16 +13,17 @@ addressing, e.g. ``proxy.endpoint_config(config)``.
 from __future__ import annotations
 
 import contextlib
-import random
 import select
 import socket
 import struct
 import threading
 import urllib.parse
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, Self, get_args
+
+from .faultplan import FaultCounters, FaultPlan, error_xml
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -50,7 +51,6 @@ ProxyFaultKind = Literal["slowdown", "internal", "reset_before", "reset_after", 
 
 PROXY_FAULT_KINDS: Final[tuple[str, ...]] = get_args(ProxyFaultKind)
 
-_PASS: Final = frozenset({"ok", "pass", ""})
 _BLOCK: Final = 256 * 1024
 _MAX_LINE: Final = 64 * 1024
 _CLOSE: Final = -1
@@ -351,7 +351,7 @@ class _Session:
         expects = framing != 0 and headers.get("expect", "").lower() == "100-continue"
         keep = _keep_alive(fields[2], headers)
         operation = s3_operation(method, target, headers, addressing_style=self.proxy.addressing_style)
-        kind = self.proxy._choose(operation)
+        kind, _ = self.proxy._plan.choose(operation)
         if kind == "reset_before":
             _close(self.client.sock, reset=True)
             return False
@@ -434,7 +434,7 @@ class _Session:
                 self.client.send(response.raw())
 
 
-class FaultProxy:
+class FaultProxy(FaultCounters):
     """A threaded HTTP/1.1 reverse proxy that breaks some of the requests it relays to an S3 endpoint.
 
     Parameters
@@ -510,24 +510,15 @@ class FaultProxy:
         self.addressing_style: Literal["path", "virtual"] = addressing_style
         self._bind = (host, port)
         self._lock = threading.Lock()
-        self._random = random.Random(seed)
-        self._scripts: dict[str, deque[str]] = {}
-        self._rate = 0.0
-        self._kinds: tuple[str, ...] = PROXY_FAULT_KINDS
-        self._weights: tuple[float, ...] = (1.0,) * len(PROXY_FAULT_KINDS)
-        self._operations: frozenset[str] | None = None
-        self._requests: Counter[str] = Counter()
-        self._injected: Counter[str] = Counter()
-        self._injected_by_operation: Counter[str] = Counter()
+        self._plan = FaultPlan(
+            PROXY_FAULT_KINDS, script, rate=rate, kinds=kinds, operations=operations, seed=seed
+        )
         self._events: Counter[str] = Counter()
         self._number = 0
         self._listener: socket.socket | None = None
         self._accepter: threading.Thread | None = None
         self._sessions: dict[_Session, threading.Thread] = {}
         self._stopped = threading.Event()
-        for operation, steps in (script or {}).items():
-            self.script(operation, *steps)
-        self.set_rate(rate, kinds, operations)
 
     # --- control -----------------------------------------------------------
 
@@ -538,47 +529,7 @@ class FaultProxy:
         operations: Iterable[str] | None = None,
     ) -> None:
         """Change the random faults (see the class parameters of the same names)."""
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"fault rate {rate} is not within [0, 1]")
-        weights = (
-            dict(kinds) if isinstance(kinds, Mapping) else dict.fromkeys(kinds or PROXY_FAULT_KINDS, 1.0)
-        )
-        _check_kinds(weights)
-        if rate > 0.0 and not any(w > 0 for w in weights.values()):
-            raise ValueError("random faults need at least one kind with a positive weight")
-        with self._lock:
-            self._rate = rate
-            self._kinds, self._weights = tuple(weights), tuple(weights.values())
-            self._operations = frozenset(operations) if operations is not None else None
-
-    def script(self, operation: str, *steps: str) -> None:
-        """Append steps (fault kinds or ``"ok"``) to the script of an operation, e.g. ``"GetObject"``."""
-        _check_kinds(steps)
-        with self._lock:
-            self._scripts.setdefault(operation, deque()).extend(steps)
-
-    def pending(self, operation: str) -> int:
-        """Return how many scripted steps of an operation are not used yet."""
-        with self._lock:
-            return len(self._scripts.get(operation, ()))
-
-    @property
-    def requests(self) -> Counter[str]:
-        """Requests received so far by operation, faulted or not (a copy)."""
-        with self._lock:
-            return Counter(self._requests)
-
-    @property
-    def injected(self) -> Counter[str]:
-        """Faults injected so far by kind (a copy)."""
-        with self._lock:
-            return Counter(self._injected)
-
-    @property
-    def injected_by_operation(self) -> Counter[str]:
-        """Faults injected so far by operation (a copy)."""
-        with self._lock:
-            return Counter(self._injected_by_operation)
+        self._plan.set_rate(rate, kinds, operations)
 
     @property
     def continues(self) -> int:
@@ -594,9 +545,9 @@ class FaultProxy:
 
     def reset_counters(self) -> None:
         """Set every counter back to zero (scripts and rate are kept)."""
+        self._plan.reset_counters()
         with self._lock:
-            for counter in (self._requests, self._injected, self._injected_by_operation, self._events):
-                counter.clear()
+            self._events.clear()
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -659,7 +610,7 @@ class FaultProxy:
 
     def __repr__(self) -> str:
         where = self.url if self._listener is not None else "stopped"
-        return f"FaultProxy({where} -> {self.upstream_url}, rate={self._rate})"
+        return f"FaultProxy({where} -> {self.upstream_url}, rate={self._plan.rate})"
 
     # --- internals ---------------------------------------------------------
 
@@ -690,37 +641,13 @@ class FaultProxy:
         with self._lock:
             self._events[event] += 1
 
-    def _choose(self, operation: str) -> str | None:
-        with self._lock:
-            self._requests[operation] += 1
-            steps = self._scripts.get(operation)
-            kind: str | None = None
-            if steps:
-                kind = steps.popleft()
-            elif (
-                self._rate > 0.0
-                and (self._operations is None or operation in self._operations)
-                and self._random.random() < self._rate
-            ):
-                kind = self._random.choices(self._kinds, self._weights)[0]
-            if kind in _PASS:
-                return None
-            if kind is not None:
-                self._injected[kind] += 1
-                self._injected_by_operation[operation] += 1
-            return kind
-
     def _error_response(self, kind: str, method: str, target: str, *, keep: bool) -> bytes:
         status, code, message = _ERRORS[kind]
         with self._lock:
             self._number += 1
             request_id = f"s3qbb-proxy-{self._number}"
         resource = urllib.parse.urlsplit(target).path
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{message}</Message><Resource>{resource}</Resource>"
-            f"<RequestId>{request_id}</RequestId></Error>"
-        ).encode()
+        body = error_xml(code, message, request_id, resource)
         head = [
             b"HTTP/1.1 " + status,
             b"Content-Type: application/xml",
@@ -729,9 +656,3 @@ class FaultProxy:
             b"Connection: " + (b"keep-alive" if keep else b"close"),
         ]
         return _Head(head[0], head[1:]).raw() + (b"" if method == "HEAD" else body)
-
-
-def _check_kinds(steps: Iterable[str]) -> None:
-    unknown = {s for s in steps if s not in PROXY_FAULT_KINDS and s not in _PASS}
-    if unknown:
-        raise ValueError(f"unknown fault kind(s) {sorted(unknown)}; known: {PROXY_FAULT_KINDS} and 'ok'")
