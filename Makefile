@@ -3,14 +3,14 @@
 VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
-EXTRAS      := test,parquet,postgres,docs
+EXTRAS      := test,parquet,postgres,docs,bench,dask
 PY_CANDIDATES := python3.11 python3.12 python3
 # Directories that exist are linted; benchmarks/ may not be there yet.
 LINT_PATHS  := $(wildcard s3qbb tests benchmarks)
 PYTEST_ARGS ?= -n 2 -q
 
 .DEFAULT_GOAL := help
-.PHONY: help venv $(VENV) demo test lint typecheck docs bench clean distclean
+.PHONY: help venv $(VENV) demo test lint typecheck docs bench report scale clean distclean
 
 help:
 	@echo "make demo       run the demo (python -m s3qbb.demo)"
@@ -19,6 +19,8 @@ help:
 	@echo "make typecheck  mypy --strict"
 	@echo "make docs       build the Sphinx docs into docs/_build/html (warnings are errors)"
 	@echo "make bench      run the benchmarks: S3Datastore, butler, registry, soak (each vs raw boto3 / targets)"
+	@echo "make report     the performance report: every benchmark on SeaweedFS and moto -> docs/perf/ (table + plots)"
+	@echo "make scale      the scale-out benchmark: 1-16 concurrent run-quantum jobs, SeaweedFS + PostgreSQL -> docs/perf/"
 	@echo "make localstack-venv  build LocalStack's own venv (.localstack-venv, Python 3.11) for its tests"
 	@echo "make clean      remove build and tool caches (distclean also removes .venv)"
 
@@ -65,6 +67,12 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.qbb
 	$(BIN)/python -m benchmarks.registry_bench --server seaweedfs
 	$(BIN)/python -m benchmarks.soak
+
+report: $(STAMP)
+	$(BIN)/python -m benchmarks.report_all
+
+scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale
 
 # LocalStack (the real-S3 test tier) lives in its own virtual environment, built once by this
 # script (a no-op when it is ready). `make test` does not depend on it: the pytest fixtures build it
