@@ -2,7 +2,7 @@
 
 It shows what a new backend implements: the eight primitives and ``forget``,
 built on the helpers of `s3qbb.datastores.base.Datastore` (``_check_put``,
-``_plan_read``, ``_finish_read``), the key templates and the formatters. The
+``_plan_read``, ``_as_stored``, ``_finish_read``), the key templates and the formatters. The
 conformance suite at the bottom runs from ``tests/docs/test_docs_examples.py``.
 """
 
@@ -41,7 +41,7 @@ class LocalDirectoryDatastore(Datastore):
         self.root = Path(root)
         self.templates = FileTemplates()
         self.formatters = FormatterFactory.default()
-        self._records: dict[uuid.UUID, tuple[str, str]] = {}  # dataset ID -> (path, formatter name)
+        self._records: dict[uuid.UUID, tuple[str, str, str]] = {}  # ID -> (path, formatter, storage class)
         self._trash: list[str] = []
         self._lock = threading.Lock()
 
@@ -84,7 +84,7 @@ class LocalDirectoryDatastore(Datastore):
         except FileExistsError as err:
             raise DatasetExistsError(f"Dataset {ref} already exists at {self._uri(path)}.") from err
         with self._lock:
-            self._records[ref.id] = (path, formatter.name)
+            self._records[ref.id] = (path, formatter.name, storage_class.name)
         self.stats.count_request("put")
         self.stats.add(bytes_written=len(data))
 
@@ -99,7 +99,8 @@ class LocalDirectoryDatastore(Datastore):
         record = self._records.get(plan.parent.id)
         if record is None:
             raise DatasetNotFoundError(f"Dataset {ref} is not in datastore {self.name!r}.")
-        path, formatter_name = record
+        path, formatter_name, stored_as = record
+        plan = self._as_stored(plan, stored_as)  # decode as written, even if the ref says otherwise
         try:
             data = (self.root / path).read_bytes()
         except FileNotFoundError as err:

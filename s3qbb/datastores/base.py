@@ -17,7 +17,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
@@ -531,6 +531,27 @@ class Datastore(ABC):
                 )
             target = override
         return ReadPlan(ref, parent, component, stored, target, dict(parameters or {}))
+
+    def _as_stored(self, plan: ReadPlan, storage_class: str) -> ReadPlan:
+        """Return ``plan`` reading with the storage class the dataset was written with.
+
+        A ref may carry another storage class than the one its dataset was
+        stored with (`DatasetRef.overrideStorageClass`); the bytes must be
+        decoded as written, then converted. ``storage_class`` comes from the
+        dataset's record.
+        """
+        if storage_class == plan.stored.name:
+            return plan
+        try:
+            stored = self.storageClassFactory.getStorageClass(storage_class)
+        except LookupError:
+            return plan  # written with a class this process does not know: decode as the ref says
+        if plan.component is None and not plan.target.can_convert(stored):
+            raise StorageClassError(
+                f"Cannot read dataset {plan.ref} as storage class {plan.target.name!r}: it is stored as "
+                f"{stored.name!r} and no conversion exists. Read it as {stored.name!r} instead."
+            )
+        return replace(plan, stored=stored)
 
     @staticmethod
     def _finish_read(plan: ReadPlan, obj: Any, parameters_applied: bool = False) -> Any:

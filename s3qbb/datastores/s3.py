@@ -370,6 +370,7 @@ class S3Datastore(Datastore):
         """
         plan = self._plan_read(ref, parameters, storageClass)
         info = self._record_or_raise(plan.parent)
+        plan = self._as_stored(plan, info.storage_class)
         formatter = self.formatters.get(info.formatter, allow_pickle=self.allow_pickle)
         key = self.key(info.path)
         uri = self.bucket_uri(info.path)

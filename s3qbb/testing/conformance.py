@@ -247,6 +247,21 @@ class DatastoreConformance:
             datastore.get(ref, storageClass="Bytes")
         assert datastore.get(ref) == [1, 2, 3]
 
+    def test_storage_class_override_of_stored_array(self, datastore: Datastore, refs: RefMaker) -> None:
+        # Decoding follows the class the dataset was written with, not the one the ref carries.
+        np = pytest.importorskip("numpy")
+        ref = refs.make("NumpyArray")
+        datastore.put(np.arange(4), ref)
+        as_list = ref.overrideStorageClass("StructuredDataList", datastore.storageClassFactory)
+        assert datastore.get(as_list) == [0, 1, 2, 3]
+        assert datastore.get(ref, storageClass="StructuredDataList") == [0, 1, 2, 3]
+        assert isinstance(datastore.get(ref), np.ndarray)
+        with pytest.raises(StorageClassError):
+            datastore.get(
+                ref.overrideStorageClass("StructuredDataList", datastore.storageClassFactory),
+                storageClass="Bytes",
+            )
+
     # ---------------------------------------------------------- copy safety
 
     def test_copy_safety(self, datastore: Datastore, refs: RefMaker) -> None:
