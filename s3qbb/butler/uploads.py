@@ -85,6 +85,10 @@ def upload_quantum_files(
     started = datetime.datetime.fromtimestamp(started_at, datetime.UTC)
     host = host_info()
     stats = datastore.stats.snapshot()
+    hits, misses = stats["hits"], stats["misses"]
+    cache_stats = getattr(datastore, "cache_stats", None)  # a cache tier counts its own hits
+    if cache_stats is not None:
+        hits, misses = cache_stats.hits, cache_stats.misses
     report = QuantumExecutionReport(
         quantum_id=quantum_id,
         task_label=task_label or "unknown",
@@ -103,8 +107,8 @@ def upload_quantum_files(
         retries=stats["retries"],
         bytes_read=stats["bytes_read"],
         bytes_written=stats["bytes_written"],
-        cache_hits=stats["hits"],
-        cache_misses=stats["misses"],
+        cache_hits=hits,
+        cache_misses=misses,
         error=ErrorInfo.from_exception(error) if error is not None else None,
         warnings=warnings_seen,
         datasets=QuantumDatasetCounts.from_provenance(provenance),

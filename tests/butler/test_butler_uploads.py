@@ -74,6 +74,23 @@ def test_files_after_success(cache_env: ButlerEnv, tmp_path: Path) -> None:
     assert report.bytes_written > 0
 
 
+def test_report_counts_cache_hits_and_misses(cache_env: ButlerEnv) -> None:
+    out = cache_env.refs.make()
+    quantum = cache_env.quantum(outputs=[out], label="writer")
+    with cache_env.butler(quantum) as butler:
+        butler.put({"a": 1}, out)
+        assert butler.get(out) == {"a": 1}
+        assert butler.get(out) == {"a": 1}
+    report = cache_env.records_files(quantum.id).report
+    if cache_env.cache:
+        # Write-through: both reads are served by the cache, and S3 sees no GetObject.
+        assert (report.cache_hits, report.cache_misses) == (2, 0)
+        assert "GetObject" not in report.requests
+    else:
+        assert (report.cache_hits, report.cache_misses) == (0, 0)
+        assert report.requests["GetObject"] == 2
+
+
 def test_records_file_opens_with_plain_sqlite(moto_env: ButlerEnv, tmp_path: Path) -> None:
     out = moto_env.refs.make()
     quantum = moto_env.quantum(outputs=[out])
