@@ -27,6 +27,10 @@ OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 EXAMPLE_PAGES = {
     "batch",
     "butler",
+    "cache",
+    "concepts",
+    "migrating",
+    "running",
     "configuration",
     "datastores",
     "errors",
