@@ -16,7 +16,7 @@ __all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan", "
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -66,16 +66,33 @@ class DatastoreStats:
     """Thread-safe counters of what a datastore did: requests, retries, bytes, cache hits.
 
     Read them at any time; `snapshot` returns a plain dict.
+
+    Parameters
+    ----------
+    retry_source : `~collections.abc.Callable` [[], `int`], optional
+        Where `retries` comes from when a retry policy counts them (the S3
+        datastore passes its policy's statistics); counted here otherwise.
     """
 
     requests: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
     bytes_written: int = 0
     bytes_read: int = 0
     hits: int = 0
     misses: int = 0
     evictions: int = 0
+    retry_source: Callable[[], int] | None = field(default=None, repr=False, compare=False)
+    _retries: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again after a transient failure."""
+        return self._retries if self.retry_source is None else self.retry_source() - self._retries
+
+    @retries.setter
+    def retries(self, value: int) -> None:
+        # With a retry source, _retries is the offset that makes `retries` read ``value`` now.
+        self._retries = value if self.retry_source is None else self.retry_source() - value
 
     def count_request(self, operation: str, n: int = 1) -> None:
         """Count ``n`` requests of an operation."""

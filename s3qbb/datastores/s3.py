@@ -14,13 +14,12 @@ Request budget (what users pay for):
 
 from __future__ import annotations
 
-__all__ = ["S3Datastore", "S3DatastoreStats", "parse_s3_root"]
+__all__ = ["S3Datastore", "parse_s3_root"]
 
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config import S3EndpointConfig
@@ -80,20 +79,6 @@ def parse_s3_root(root: str) -> tuple[str, str]:
     if prefix and any(seg in ("", ".", "..") or "\x00" in seg for seg in prefix.split("/")):
         raise ConfigError(f"S3 datastore root {root!r}: the prefix has an empty, '.' or '..' segment.")
     return bucket, prefix
-
-
-@dataclass
-class S3DatastoreStats(DatastoreStats):
-    """Datastore counters whose ``retries`` come from the retry policy's statistics."""
-
-    retry_policy: RetryPolicy | None = None
-
-    def snapshot(self) -> dict[str, Any]:
-        """Return a consistent copy of the counters, retries included."""
-        snap = super().snapshot()
-        if self.retry_policy is not None:
-            snap["retries"] = self.retry_policy.stats.retries
-        return snap
 
 
 class S3Datastore(Datastore):
@@ -164,7 +149,7 @@ class S3Datastore(Datastore):
         self.root = f"s3://{self.bucket_name}/{self.prefix}" if self.prefix else f"s3://{self.bucket_name}"
         self.config = config if config is not None else S3EndpointConfig.from_env()
         self.retry = retry if retry is not None else make_retry_policy(self.config)
-        self.stats = S3DatastoreStats(retry_policy=self.retry)
+        self.stats = DatastoreStats(retry_source=lambda: self.retry.stats.retries)
         self._client = client
         self._client_lock = threading.Lock()
         self._bucket: S3Bucket | None = None
