@@ -479,8 +479,20 @@ class FaultProxy(FaultCounters):
 
     Examples
     --------
-    >>> with FaultProxy(server_url, {"GetObject": ["truncate"]}) as proxy:  # doctest: +SKIP
-    ...     store = S3Datastore("s3://bucket/repo", config=proxy.endpoint_config(config))
+    A response cut short is noticed by the checksum and retried:
+
+    >>> from s3qbb import S3Datastore
+    >>> from s3qbb.testing.data import RefMaker
+    >>> from s3qbb.testing.servers import MotoServer
+    >>> server = MotoServer().start()
+    >>> endpoint = server.endpoint(bucket="proxied")
+    >>> with FaultProxy(server.endpoint_url, {"GetObject": ["truncate"]}) as proxy:
+    ...     store = S3Datastore("s3://proxied/repo", config=proxy.endpoint_config(endpoint.config))
+    ...     ref = RefMaker().make("StructuredDataDict")
+    ...     store.put({"a": 1}, ref)
+    ...     store.get(ref), proxy.injected, store.stats.retries
+    ({'a': 1}, Counter({'truncate': 1}), 1)
+    >>> server.stop()
     """
 
     def __init__(

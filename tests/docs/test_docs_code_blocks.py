@@ -82,10 +82,7 @@ DOCTEST_OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 # Docstring examples marked ``+SKIP``, which never run. Each entry is an example readers see in the API
 # reference that no test executes: make it runnable and remove the entry.
-KNOWN_SKIPPED_DOCSTRING_EXAMPLES = {
-    # Needs a running server (server_url, config); docs/reliability.md has an executed version.
-    "s3qbb.testing.proxy.FaultProxy",
-}
+KNOWN_SKIPPED_DOCSTRING_EXAMPLES: set[str] = set()
 
 
 # ------------------------------------------------------------------ extraction
