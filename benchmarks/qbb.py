@@ -6,20 +6,33 @@
   builds a butler ready to put, against a fresh process that imports boto3 and
   creates an S3 client (target <= 1.2x); also with the butler's S3 client created;
 * building a butler for 10 inputs / 10 outputs in a warm process (target <= 2 ms);
-* a cache hit against an S3 GET of the same dataset on a moto server (target >= 50x);
+* a cache hit against an S3 GET of the same dataset (target >= 50x), interleaved with a plain
+  boto3 GET of the same object, requests counted;
 * ``extract_provenance_data()`` after 500 outputs (target <= 10 ms).
+
+The last two run on a moto server in this process, or with ``--server moto|seaweedfs`` on a
+server in its own process (`benchmarks.servers`). Each figure is a function returning a `dict`;
+`run_qbb` runs them all (``python -m benchmarks.report_all`` calls them one by one, per server).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .report import Target
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from s3qbb.testing.servers import S3TestEndpoint, S3TestServer
 
 _BOTO3_CHILD = """
 import time
@@ -105,105 +118,230 @@ def construction(n: int) -> dict[str, Any]:
     return {"median_ms": _timeit(build, n) * 1000}
 
 
-def cache_hit(n: int) -> dict[str, Any]:
-    """Median cache hit against a median S3 GET of the same small dataset on a moto server."""
-    from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum, QuantumBackedButler
+def _butler_config(endpoint: S3TestEndpoint, **extra: Any) -> dict[str, Any]:
+    """Repository configuration of a butler writing to ``s3://<endpoint bucket>/repo``."""
+    secret = endpoint.config.secret_access_key
+    return {
+        "datastore": {
+            "root": f"s3://{endpoint.bucket}/repo",
+            "endpoint": json.loads(endpoint.config.model_dump_json())
+            | {"secret_access_key": secret.get_secret_value() if secret is not None else None},
+        },
+        **extra,
+    }
+
+
+def _s3_client(butler: Any) -> S3Client:
+    """The boto3 client of a butler's S3 datastore (behind its caching layer)."""
+    store = butler._datastore
+    client: S3Client = getattr(store, "backend", store).bucket.client
+    return client
+
+
+@contextlib.contextmanager
+def _running(server: S3TestServer | None) -> Iterator[S3TestServer]:
+    """Yield ``server``, or an in-process moto server started (and stopped) for the occasion."""
+    if server is not None:
+        yield server
+        return
     from s3qbb.testing.servers import MotoServer
+
+    with MotoServer() as started:
+        yield started
+
+
+def cache_hit(n: int, server: S3TestServer | None = None, *, trials: int = 5) -> dict[str, Any]:
+    """Cache hit against an S3 GET of the same small dataset, and a plain boto3 GET of its object.
+
+    Three sides run interleaved (`benchmarks.harness.run_interleaved`), ``n``
+    operations each: ``cache_hit`` (``butler.get`` answered by the in-memory
+    cache), ``s3_get`` (``butler.get`` of a butler whose cache is disabled: one
+    GET, checksum verified, JSON decoded) and ``boto3_get`` (``get_object`` +
+    ``read`` of the same object). Requests are counted per side.
+
+    Parameters
+    ----------
+    n : `int`
+        Timed operations per side.
+    server : `s3qbb.testing.servers.S3TestServer`, optional
+        A running server (it is reset); an in-process moto server by default.
+    trials : `int`, optional
+        Rounds the operations are spread over.
+    """
+    from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum, QuantumBackedButler
+    from s3qbb.testing.faults import RequestCounter
+
+    from .harness import Side, run_interleaved, summarise
 
     u = DimensionUniverse()
     dt = DatasetType("d", ["instrument"], "StructuredDataDict", universe=u)
     ref = DatasetRef(dt, {"instrument": "C"}, "run")
     payload = {f"k{i}": i for i in range(100)}
-    with MotoServer() as server:
-        endpoint = server.endpoint("bench")
-        base = {
-            "datastore": {
-                "root": "s3://bench/repo",
-                "endpoint": json.loads(endpoint.config.model_dump_json())
-                | {
-                    "secret_access_key": endpoint.config.secret_access_key.get_secret_value()  # type: ignore[union-attr]
-                },
-            }
-        }
+    trials = max(1, min(trials, n))
+    with _running(server) as running:
+        endpoint = running.endpoint("bench-cache")
+        base = _butler_config(endpoint)
         butler = QuantumBackedButler.initialize(base, Quantum(outputs=[ref]), u, allow_unpredicted_reads=True)
         butler.put(payload, ref)
-        hit = _timeit(lambda: butler.get(ref), n)
         records = butler._datastore.export_records([ref])
         uncached = QuantumBackedButler.from_predicted(
             base | {"cache": {"enabled": False}}, [ref.id], [], u, records
         )
-        get = _timeit(lambda: uncached.get(ref), n)
-        butler.close()
-        uncached.close()
-    return {"hit_us": hit * 1e6, "s3_get_us": get * 1e6, "ratio": get / hit}
+        key = str(butler.getURI(ref)).removeprefix(f"s3://{endpoint.bucket}/")
+        plain = endpoint.client
+        counters = {
+            "cache_hit": RequestCounter(_s3_client(butler)),
+            "s3_get": RequestCounter(_s3_client(uncached)),
+            "boto3_get": RequestCounter(plain),
+        }
+        try:
+            results = run_interleaved(
+                [
+                    Side("cache_hit", lambda i: butler.get(ref), counters["cache_hit"]),
+                    Side("s3_get", lambda i: uncached.get(ref), counters["s3_get"]),
+                    Side(
+                        "boto3_get",
+                        lambda i: plain.get_object(Bucket=endpoint.bucket, Key=key)["Body"].read(),
+                        counters["boto3_get"],
+                    ),
+                ],
+                trials=trials,
+                ops_per_trial=max(1, n // trials),
+                warmup_ops=3,
+            )
+            if uncached.get(ref) != payload or butler.get(ref) != payload:
+                raise AssertionError("cache_hit: a butler read back a different payload")
+        finally:
+            for counter in counters.values():
+                counter.detach()
+            butler.close()
+            uncached.close()
+    sides = {name: summarise(result) for name, result in results.items()}
+    hit, get = sides["cache_hit"]["wall_median_s"], sides["s3_get"]["wall_median_s"]
+    return {
+        "hit_us": hit * 1e6,
+        "s3_get_us": get * 1e6,
+        "boto3_get_us": sides["boto3_get"]["wall_median_s"] * 1e6,
+        "ratio": get / hit,
+        "s3_get_vs_boto3": get / sides["boto3_get"]["wall_median_s"],
+        "object_bytes": len(json.dumps(payload)),
+        "sides": sides,
+    }
 
 
-def provenance(n_outputs: int) -> dict[str, Any]:
-    """Time of extract_provenance_data() after ``n_outputs`` puts to S3 (moto server)."""
+def provenance(n_outputs: int, server: S3TestServer | None = None, *, repeats: int = 20) -> dict[str, Any]:
+    """Time of extract_provenance_data() after ``n_outputs`` puts to S3 (an in-process moto by default)."""
     from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum, QuantumBackedButler
-    from s3qbb.testing.servers import MotoServer
 
     u = DimensionUniverse()
     dt = DatasetType("d", ["visit", "detector"], "StructuredDataDict", universe=u)
     outputs = [
         DatasetRef(dt, {"instrument": "C", "visit": 1, "detector": i}, "out") for i in range(n_outputs)
     ]
-    with MotoServer() as server:
-        endpoint = server.endpoint("bench")
-        config = {
-            "datastore": {
-                "root": "s3://bench/repo",
-                "endpoint": json.loads(endpoint.config.model_dump_json())
-                | {
-                    "secret_access_key": endpoint.config.secret_access_key.get_secret_value()  # type: ignore[union-attr]
-                },
-            },
-            "cache": {"enabled": False},
-        }
+    with _running(server) as running:
+        endpoint = running.endpoint("bench-provenance")
+        config = _butler_config(endpoint, cache={"enabled": False})
         butler = QuantumBackedButler.initialize(config, Quantum(outputs=outputs), u)
-        for ref in outputs:
-            butler.put({"i": 1}, ref)
-        median = _timeit(butler.extract_provenance_data, 20)
-        butler.close()
+        try:
+            for ref in outputs:
+                butler.put({"i": 1}, ref)
+            median = _timeit(butler.extract_provenance_data, repeats)
+        finally:
+            butler.close()
     return {"outputs": n_outputs, "median_ms": median * 1000}
+
+
+def evaluate_targets(results: dict[str, Any], server: str = "-") -> list[Target]:
+    """Return the targets of the figures present in ``results`` (keys as in `main`'s JSON)."""
+    targets: list[Target] = []
+
+    def add(case: str, metric: str, value: float, comparison: str, limit: float, detail: str = "") -> None:
+        passed = value <= limit if comparison == "<=" else value >= limit
+        targets.append(Target(server, case, metric, value, comparison, limit, passed, detail))
+
+    if "cold_start" in results:
+        c = results["cold_start"]
+        detail = (
+            f"{c['s3qbb_butler_s'] * 1e3:.0f} ms vs {c['boto3_import_and_client_s'] * 1e3:.0f} ms; "
+            f"with the butler's own client {c['ratio_with_client']:.2f}x"
+        )
+        add("cold_start", "butler / (import boto3 + client)", c["ratio"], "<=", 1.2, detail)
+    if "construction" in results:
+        add("construction", "build butler 10 in / 10 out (ms)", results["construction"]["median_ms"], "<=", 2)
+    if "cache_hit" in results:
+        h = results["cache_hit"]
+        detail = f"hit {h['hit_us']:.0f} us, S3 GET {h['s3_get_us']:.0f} us"
+        add("cache_hit", "cache hit speed-up vs S3 GET", h["ratio"], ">=", 50, detail)
+    if "provenance" in results:
+        p = results["provenance"]
+        add("provenance", f"extract_provenance_data, {p['outputs']} outputs (ms)", p["median_ms"], "<=", 10)
+    return targets
+
+
+def run_qbb(
+    *,
+    quick: bool = False,
+    server: S3TestServer | None = None,
+    outputs: int = 500,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every QBB figure and return them (the JSON `main` prints).
+
+    ``server`` is used by the cache and provenance figures (an in-process moto
+    server by default); cold start and construction make no request.
+    """
+    say = progress or (lambda line: None)
+    results: dict[str, Any] = {}
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("cold_start", lambda: cold_start(1 if quick else 7)),
+        ("construction", lambda: construction(50 if quick else 300)),
+        ("cache_hit", lambda: cache_hit(30 if quick else 500, server, trials=2 if quick else 5)),
+        ("provenance", lambda: provenance(outputs, server, repeats=5 if quick else 20)),
+    ]
+    for name, run in steps:
+        began = time.perf_counter()
+        results[name] = run()
+        say(f"qbb {name}: {time.perf_counter() - began:.1f} s")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print figures against targets."""
+    from .report import format_targets
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.qbb", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument(
+        "--server",
+        choices=("moto-inprocess", "moto", "seaweedfs"),
+        default="moto-inprocess",
+        help="S3 server of the cache and provenance figures (default: moto in this process)",
+    )
     args = parser.parse_args(argv)
-    repeats = 3 if args.quick else 7
-    results = {
-        "cold_start": cold_start(repeats),
-        "construction": construction(50 if args.quick else 300),
-        "cache_hit": cache_hit(100 if args.quick else 500),
-        "provenance": provenance(500),
-    }
+    server: S3TestServer | None = None
+    if args.server != "moto-inprocess":
+        from .servers import make_server
+
+        server = make_server(args.server).start()
+    try:
+        results = run_qbb(quick=args.quick, server=server)
+    finally:
+        if server is not None:
+            server.stop()
     c = results["cold_start"]
-    rows = [
-        ("cold start: butler / (import boto3 + client)", c["ratio"], "<= 1.2", c["ratio"] <= 1.2),
-        ("cold start incl. butler's client", c["ratio_with_client"], "(info)", True),
-        ("build butler 10 in / 10 out (ms)", results["construction"]["median_ms"], "<= 2", None),
-        ("cache hit speed-up vs S3 GET (x)", results["cache_hit"]["ratio"], ">= 50", None),
-        ("extract_provenance_data, 500 outputs (ms)", results["provenance"]["median_ms"], "<= 10", None),
-    ]
     boto3_ms = c["boto3_import_and_client_s"] * 1000
     lazy_ms, client_ms = c["s3qbb_butler_s"] * 1000, c["s3qbb_butler_with_client_s"] * 1000
     print(f"cold start medians: boto3 {boto3_ms:.0f} ms, s3qbb butler {lazy_ms:.0f} ms,", end=" ")
     print(f"with its client {client_ms:.0f} ms")
     hit = results["cache_hit"]
-    print(f"cache: hit {hit['hit_us']:.0f} us, S3 GET {hit['s3_get_us']:.0f} us")
-    checks = {
-        "build butler 10 in / 10 out (ms)": lambda v: v <= 2,
-        "cache hit speed-up vs S3 GET (x)": lambda v: v >= 50,
-        "extract_provenance_data, 500 outputs (ms)": lambda v: v <= 10,
-    }
-    print(f"\n{'figure':46s} {'value':>9s}  target   result")
-    for name, value, target, ok in rows:
-        if ok is None:
-            ok = checks[name](value)
-        print(f"{name:46s} {value:9.2f}  {target:7s}  {'PASS' if ok else 'MISS'}")
+    print(
+        f"cache: hit {hit['hit_us']:.0f} us, S3 GET {hit['s3_get_us']:.0f} us "
+        f"(plain boto3 GET {hit['boto3_get_us']:.0f} us)"
+    )
+    print()
+    local = {k: v for k, v in results.items() if k in ("cold_start", "construction")}
+    remote = {k: v for k, v in results.items() if k not in local}
+    print(format_targets(evaluate_targets(local) + evaluate_targets(remote, args.server)))
     print(json.dumps(results, indent=1))
     return 0
 

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import random
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from s3qbb.core.wire import SerializedDataCoordinate, SerializedDatasetRef, SerializedDatasetType
 from s3qbb.provenance import QuantumExecutionReport, QuantumProvenanceData, provenance_key, report_key
@@ -39,6 +42,9 @@ from s3qbb.registry import Registry
 from s3qbb.registry.database import parse_registry_url
 from s3qbb.registry.sources import QuantumBundle
 from s3qbb.registry.writer import build_rows
+
+if TYPE_CHECKING:
+    from s3qbb.testing.servers import S3TestServer
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 FORMATTER = "s3qbb.formatters.json.JsonFormatter"
@@ -112,7 +118,13 @@ def make_quantum(
     return qid, provenance, report, out
 
 
-def fill_registry(registry: Registry, datasets: int, levels: int, seed: int) -> tuple[list[uuid.UUID], float]:
+def fill_registry(
+    registry: Registry,
+    datasets: int,
+    levels: int,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[uuid.UUID], float]:
     """Insert a synthetic pipeline; return the IDs of the last level's datasets and the insert time."""
     rng = random.Random(seed)
     per_level = max(1, datasets // (4 * levels))
@@ -135,121 +147,216 @@ def fill_registry(registry: Registry, datasets: int, levels: int, seed: int) -> 
                 assert not outcome.failures, outcome.failures[:3]
                 batch = []
         previous = current
-        print(f"  level {level}: {per_level} quanta, {len(current)} datasets", file=sys.stderr)
+        if progress is not None:
+            progress(f"  level {level}: {per_level} quanta, {len(current)} datasets")
     writer.analyze()  # as ingest_run does after adding quanta
     return [r.id for r in previous], insert_s
 
 
-def _ms(samples: list[float]) -> str:
+def _stats(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return {
+        "median_ms": statistics.median(ordered) * 1e3,
+        "p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1e3,
+        "max_ms": ordered[-1] * 1e3,
+        "samples": len(ordered),
+    }
+
+
+def _ms(stats: dict[str, float]) -> str:
     return (
-        f"median {statistics.median(ordered) * 1e3:6.2f} ms, p95 {p95 * 1e3:6.2f} ms, "
-        f"max {ordered[-1] * 1e3:6.2f} ms"
+        f"median {stats['median_ms']:6.2f} ms, p95 {stats['p95_ms']:6.2f} ms, max {stats['max_ms']:6.2f} ms"
     )
 
 
-def bench_queries(url: str, label: str, args: argparse.Namespace, namespace: str | None) -> None:
-    """Fill a registry and time provenance and dataset queries."""
-    print(f"\n== {label}: filling with ~{args.datasets} datasets in {args.levels} levels")
+def query_latency(
+    url: str,
+    *,
+    datasets: int,
+    levels: int,
+    samples: int,
+    seed: int = 1,
+    namespace: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Fill a registry with a synthetic pipeline and time provenance and dataset queries.
+
+    Returns the registry's counts, the fill and insert times, and per query the
+    median, p95 and maximum latency (``provenance_depth_<d>`` for depth 1 and
+    the full depth, ``datasets_by_data_id``).
+    """
     with Registry.from_url(url, namespace=namespace) as registry:
         started = time.perf_counter()
-        last, insert_s = fill_registry(registry, args.datasets, args.levels, args.seed)
+        last, insert_s = fill_registry(registry, datasets, levels, seed, progress)
+        fill_s = time.perf_counter() - started
         counts = registry.counts()
-        print(
-            f"   {counts['dataset']} datasets, {counts['quantum']} quanta, {counts['quantum_dataset']} edges "
-            f"in {time.perf_counter() - started:.1f} s (inserts {insert_s:.1f} s: "
-            f"{counts['quantum'] / insert_s:.0f} quanta/s)"
-        )
-        rng = random.Random(args.seed + 1)
-        targets = rng.sample(last, min(args.samples, len(last)))
-        for depth in (1, args.levels):
+        result: dict[str, Any] = {
+            "datasets": counts["dataset"],
+            "quanta": counts["quantum"],
+            "edges": counts["quantum_dataset"],
+            "levels": levels,
+            "fill_s": fill_s,
+            "insert_s": insert_s,
+            "quanta_per_s": counts["quantum"] / insert_s if insert_s else math.nan,
+            "queries": {},
+        }
+        rng = random.Random(seed + 1)
+        targets = rng.sample(last, min(samples, len(last)))
+        for depth in sorted({1, levels}):
             registry.provenance(targets[0], depth=depth)  # warm-up
-            samples = []
+            times = []
             sizes = []
             for dataset_id in targets:
                 t = time.perf_counter()
                 tree = registry.provenance(dataset_id, depth=depth)
-                samples.append(time.perf_counter() - t)
+                times.append(time.perf_counter() - t)
                 sizes.append(len(tree.datasets))
-            verdict = "OK" if statistics.median(samples) < 0.05 else "SLOWER THAN 50 ms"
-            print(
-                f"   provenance depth {depth:2d} ({statistics.mean(sizes):5.1f} datasets per tree): "
-                f"{_ms(samples)}  [{verdict}]"
-            )
-        samples = []
-        for _ in range(args.samples // 4 or 1):
+            result["queries"][f"provenance_depth_{depth}"] = _stats(times) | {
+                "depth": depth,
+                "datasets_per_tree": statistics.mean(sizes),
+            }
+        times = []
+        found: list[Any] = []
+        for _ in range(samples // 4 or 1):
             t = time.perf_counter()
             found = registry.datasets(run="bench/run0", data_id={"visit": 0, "detector": rng.randrange(100)})
-            samples.append(time.perf_counter() - t)
-        print(f"   datasets(run, data_id) ({len(found)} rows): {_ms(samples)}")
+            times.append(time.perf_counter() - t)
+        result["queries"]["datasets_by_data_id"] = _stats(times) | {"rows": len(found)}
+    return result
+
+
+def bench_queries(url: str, label: str, args: argparse.Namespace, namespace: str | None) -> None:
+    """Fill a registry, time provenance and dataset queries, and print the results."""
+    print(f"\n== {label}: filling with ~{args.datasets} datasets in {args.levels} levels")
+    r = query_latency(
+        url,
+        datasets=args.datasets,
+        levels=args.levels,
+        samples=args.samples,
+        seed=args.seed,
+        namespace=namespace,
+        progress=lambda line: print(line, file=sys.stderr),
+    )
+    print(
+        f"   {r['datasets']} datasets, {r['quanta']} quanta, {r['edges']} edges "
+        f"in {r['fill_s']:.1f} s (inserts {r['insert_s']:.1f} s: {r['quanta_per_s']:.0f} quanta/s)"
+    )
+    for name, q in r["queries"].items():
+        if name.startswith("provenance"):
+            verdict = "OK" if q["median_ms"] < 50 else "SLOWER THAN 50 ms"
+            print(
+                f"   provenance depth {q['depth']:2d} ({q['datasets_per_tree']:5.1f} datasets per tree): "
+                f"{_ms(q)}  [{verdict}]"
+            )
+        else:
+            print(f"   datasets(run, data_id) ({q['rows']} rows): {_ms(q)}")
 
 
 # --- ingest throughput --------------------------------------------------------------------------
 
 
+def ingest_throughput(
+    server: S3TestServer, *, quanta: int, trials: int, seed: int = 1, workers: int = 16
+) -> dict[str, Any]:
+    """Time `Registry.ingest_run` against raw boto3 downloading the same files, on a running server.
+
+    ``quanta`` quanta's provenance and report files are written to a fresh
+    bucket; then, per trial and in alternating order, ``ingest_run`` fills a
+    new SQLite registry and raw boto3 lists the run's records prefix and GETs
+    every file with ``workers`` threads (no parsing). Requests are counted on
+    both clients.
+    """
+    from s3qbb.s3 import make_client
+    from s3qbb.testing.faults import RequestCounter
+
+    endpoint = server.endpoint("registry-bench")
+    client, bucket = endpoint.client, endpoint.bucket
+    run = "bench/ingest"
+    rng = random.Random(seed)
+    inputs = [_ref(uuid.uuid4(), "raw", "bench/raw", 0, i) for i in range(100)]
+    written = 0
+
+    def put(item: tuple[str, bytes]) -> None:
+        client.put_object(Bucket=bucket, Key=item[0], Body=item[1])
+
+    files = []
+    for index in range(quanta):
+        qid, provenance, report, _ = make_quantum(run, 1, index, rng.sample(inputs, 2))
+        files.append((f"repo/{provenance_key(run, qid)}", provenance.to_json()))
+        files.append((f"repo/{report_key(run, qid)}", report.to_json()))
+        written += len(files[-1][1]) + len(files[-2][1])
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(put, files))
+    uri = f"s3://{bucket}/repo/{run}/"
+
+    def raw_boto3() -> float:
+        started = time.perf_counter()
+        keys = [
+            item["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=f"repo/{run}/_records/"
+            )
+            for item in page.get("Contents", [])
+        ]
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda k: client.get_object(Bucket=bucket, Key=k)["Body"].read(), keys))
+        return time.perf_counter() - started
+
+    sides = ("boto3", "s3qbb")
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    counters = {"boto3": RequestCounter(client), "s3qbb": RequestCounter(make_client(endpoint.config))}
+    requests: dict[str, Counter[str]] = {side: Counter() for side in sides}
+    try:
+        for trial in range(trials):
+            with tempfile.TemporaryDirectory() as tmp:
+                registry = Registry.from_url(Path(tmp) / "ingest.sqlite3")
+                for side in sides if trial % 2 == 0 else sides[::-1]:
+                    before = counters[side].requests
+                    if side == "boto3":
+                        times[side].append(raw_boto3())
+                    else:
+                        summary = registry.ingest_run(uri, config=endpoint.config)
+                        assert summary.quanta_added == quanta and not summary.failures
+                        times[side].append(summary.elapsed_s)
+                    requests[side].update(counters[side].requests - before)
+                registry.close()
+    finally:
+        for counter in counters.values():
+            counter.detach()
+    result: dict[str, Any] = {"quanta": quanta, "files": len(files), "bytes": written, "sides": {}}
+    for side in sides:
+        median = statistics.median(times[side])
+        result["sides"][side] = {
+            "what": "Registry.ingest_run" if side == "s3qbb" else f"LIST + {workers} threads of GET",
+            "trials": len(times[side]),
+            "median_s": median,
+            "quanta_per_s": quanta / median,
+            "mb_per_s": written / median / 1e6,
+            "requests_per_trial": requests[side].total() / trials,
+            "requests": {k: v / trials for k, v in sorted(requests[side].items())},
+        }
+    result["ratio"] = result["sides"]["s3qbb"]["median_s"] / result["sides"]["boto3"]["median_s"]
+    return result
+
+
 def bench_ingest(args: argparse.Namespace) -> None:
-    """Time Registry.ingest_run against raw boto3 downloads of the same files."""
+    """Time Registry.ingest_run against raw boto3 downloads of the same files, and print the results."""
     from benchmarks.servers import make_server
 
     print(f"\n== ingest of {args.ingest_quanta} quanta from {args.server} (16 workers, batches of 200)")
     server = make_server(args.server).start()
     try:
-        endpoint = server.endpoint("registry-bench")
-        client, bucket = endpoint.client, endpoint.bucket
-        run = "bench/ingest"
-        rng = random.Random(args.seed)
-        inputs = [_ref(uuid.uuid4(), "raw", "bench/raw", 0, i) for i in range(100)]
-        written = 0
-
-        def put(item: tuple[str, bytes]) -> None:
-            client.put_object(Bucket=bucket, Key=item[0], Body=item[1])
-
-        files = []
-        for index in range(args.ingest_quanta):
-            qid, provenance, report, _ = make_quantum(run, 1, index, rng.sample(inputs, 2))
-            files.append((f"repo/{provenance_key(run, qid)}", provenance.to_json()))
-            files.append((f"repo/{report_key(run, qid)}", report.to_json()))
-            written += len(files[-1][1]) + len(files[-2][1])
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(put, files))
-        uri = f"s3://{bucket}/repo/{run}/"
-
-        def raw_boto3() -> float:
-            started = time.perf_counter()
-            keys = [
-                item["Key"]
-                for page in client.get_paginator("list_objects_v2").paginate(
-                    Bucket=bucket, Prefix=f"repo/{run}/_records/"
-                )
-                for item in page.get("Contents", [])
-            ]
-            with ThreadPoolExecutor(16) as pool:
-                list(pool.map(lambda k: client.get_object(Bucket=bucket, Key=k)["Body"].read(), keys))
-            return time.perf_counter() - started
-
-        results: dict[str, list[float]] = {"raw boto3 (list + GET)": [], "s3qbb ingest": []}
-        for trial in range(args.trials):
-            with tempfile.TemporaryDirectory() as tmp:
-                registry = Registry.from_url(Path(tmp) / "ingest.sqlite3")
-                order = [0, 1] if trial % 2 == 0 else [1, 0]
-                for side in order:
-                    if side == 0:
-                        results["raw boto3 (list + GET)"].append(raw_boto3())
-                    else:
-                        summary = registry.ingest_run(uri, config=endpoint.config)
-                        assert summary.quanta_added == args.ingest_quanta and not summary.failures
-                        results["s3qbb ingest"].append(summary.elapsed_s)
-                registry.close()
-        base = statistics.median(results["raw boto3 (list + GET)"])
-        for name, samples in results.items():
-            median = statistics.median(samples)
-            print(
-                f"   {name:24s} median {median:6.2f} s  {args.ingest_quanta / median:7.0f} quanta/s  "
-                f"{written / median / 1e6:6.1f} MB/s  x{median / base:.2f} of raw boto3"
-            )
+        r = ingest_throughput(server, quanta=args.ingest_quanta, trials=args.trials, seed=args.seed)
     finally:
         server.stop()
+    for side, label in (("boto3", "raw boto3 (list + GET)"), ("s3qbb", "s3qbb ingest")):
+        s = r["sides"][side]
+        ratio = s["median_s"] / r["sides"]["boto3"]["median_s"]
+        print(
+            f"   {label:24s} median {s['median_s']:6.2f} s  {s['quanta_per_s']:7.0f} quanta/s  "
+            f"{s['mb_per_s']:6.1f} MB/s  x{ratio:.2f} of raw boto3  "
+            f"({s['requests_per_trial']:.0f} requests)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -134,16 +134,20 @@ def format_results(server: str, result: dict[str, Any]) -> str:
 
 def format_targets(targets: list[Target]) -> str:
     """Return the targets section."""
+    w_server = max([10, *(len(t.server) for t in targets)])
+    w_case = max([12, *(len(t.case) for t in targets)])
+    w_metric = max([30, *(len(t.metric) for t in targets)])
     lines = [
         "== targets ==",
-        f"{'server':<10} {'case':<12} {'metric':<30} {'measured':>9} {'target':>9}  result",
+        f"{'server':<{w_server}} {'case':<{w_case}} {'metric':<{w_metric}} "
+        f"{'measured':>9} {'target':>9}  result",
     ]
     for t in targets:
         measured = "-" if math.isnan(t.measured) else f"{t.measured:.3f}"
         detail = f"  ({t.detail})" if t.detail else ""
         lines.append(
-            f"{t.server:<10} {t.case:<12} {t.metric:<30} {measured:>9} {t.comparison:>3} {t.limit:<5g}  "
-            f"{'PASS' if t.passed else 'MISS'}{detail}"
+            f"{t.server:<{w_server}} {t.case:<{w_case}} {t.metric:<{w_metric}} {measured:>9} "
+            f"{t.comparison:>3} {t.limit:<5g}  {'PASS' if t.passed else 'MISS'}{detail}"
         )
     return "\n".join(lines)
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from s3qbb.testing.faults import RequestCounter
     from s3qbb.testing.servers import S3TestEndpoint, S3TestServer
 
-__all__ = ["BUCKET", "CASES", "BenchContext", "Counts", "cpu_bound_ceiling", "crc32c_header"]
+__all__ = ["BUCKET", "CASES", "BenchContext", "Counts", "cpu_bound_ceiling", "crc32c_header", "make_case"]
 
 BUCKET = "s3qbb-bench"
 SMALL_SIZE = 1024
@@ -159,7 +159,7 @@ def _plain_key(case: str, i: int) -> str:
     return f"boto3/{case}/blob/{i}/blob_{i % 200}_{uuid.uuid4()}.bin"
 
 
-def _case(
+def make_case(
     name: str,
     what: str,
     results: dict[str, Any],
@@ -168,6 +168,7 @@ def _case(
     bytes_per_op: int = 0,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Return the JSON record of one case: per-side summaries and ratios to the ``reference`` side."""
     sides = {side: summarise(result, bytes_per_op=bytes_per_op) for side, result in results.items()}
     ref = sides[reference]
     ratios = {
@@ -243,8 +244,8 @@ def case_small(ctx: BenchContext) -> list[dict[str, Any]]:
         "boto3_default": "default boto3 client (CRC32 computed by botocore), no explicit checksum",
     }
     return [
-        _case("small_put", "1 KiB put", puts, bytes_per_op=SMALL_SIZE, extra=note),
-        _case("small_get", "1 KiB get (+ read)", gets, bytes_per_op=SMALL_SIZE, extra=note),
+        make_case("small_put", "1 KiB put", puts, bytes_per_op=SMALL_SIZE, extra=note),
+        make_case("small_get", "1 KiB get (+ read)", gets, bytes_per_op=SMALL_SIZE, extra=note),
     ]
 
 
@@ -278,7 +279,7 @@ def case_stored_many(ctx: BenchContext) -> list[dict[str, Any]]:
         ops_per_trial=1,
         warmup_ops=2,
     )
-    return [_case("stored_many", f"existence of {len(refs)} refs of one run", results)]
+    return [make_case("stored_many", f"existence of {len(refs)} refs of one run", results)]
 
 
 def case_large(ctx: BenchContext) -> list[dict[str, Any]]:
@@ -359,8 +360,8 @@ def case_large(ctx: BenchContext) -> list[dict[str, Any]]:
     }
     what = f"{c.large_mib} MiB"
     return [
-        _case("large_put", f"{what} put", puts, bytes_per_op=size, extra=extra),
-        _case("large_get", f"{what} get", gets, bytes_per_op=size, extra=extra),
+        make_case("large_put", f"{what} put", puts, bytes_per_op=size, extra=extra),
+        make_case("large_get", f"{what} get", gets, bytes_per_op=size, extra=extra),
     ]
 
 
@@ -420,8 +421,8 @@ def case_many(ctx: BenchContext) -> list[dict[str, Any]]:
     )
     extra = {"datasets_per_op": n, "s3qbb_max_workers": ctx.store.max_workers, "boto3": "sequential"}
     results = [
-        _case("many_put", f"put_many of {n} x 1 KiB", puts, extra=dict(extra)),
-        _case("many_get", f"get_many of {n} x 1 KiB", gets, extra=dict(extra)),
+        make_case("many_put", f"put_many of {n} x 1 KiB", puts, extra=dict(extra)),
+        make_case("many_get", f"get_many of {n} x 1 KiB", gets, extra=dict(extra)),
     ]
     server_gil = isinstance(ctx.server, MotoProcessServer)
     for result in results:
