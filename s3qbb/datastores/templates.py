@@ -2,8 +2,11 @@
 
 A template is a ``/``-separated string of literals and fields, for example
 ``{run}/{datasetType}.{component:?}/{visit:?}/{datasetType}_{detector}_{id}``.
-Fields are ``{run}``, ``{datasetType}``, ``{component}``, ``{id}`` and any
-dimension name; a ``:?`` suffix makes a field optional.  A missing optional
+Fields are ``{run}``, ``{datasetType}``, ``{component}``, ``{id}``,
+``{id_hash}`` and any dimension name; a ``:?`` suffix makes a field optional.
+``{id_hash:N}`` renders the first ``N`` (1 to 32, default 2) hex digits of the
+SHA-256 of the dataset ID: put after ``{run}/``, it spreads a run's keys
+evenly over ``16**N`` prefixes.  A missing optional
 field is dropped together with the separator characters (``_``, ``.``, ``-``)
 written just before it in the same path segment (or just after it, when it
 starts the segment); a segment left with nothing but separators is dropped.
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "ID_HASH_DEFAULT_WIDTH",
+    "ID_HASH_FIELD",
     "MAX_PATH_LENGTH",
     "FileTemplate",
     "FileTemplates",
@@ -60,9 +65,14 @@ _HASH_CHARS = 16
 _SEPARATORS = "_.-"
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOOKUP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
-_FIELD_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(:\?)?")
+_FIELD_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::(\?|[0-9]+))?")
 _TEMPLATE_CHARS = frozenset(string.ascii_letters + string.digits + "_.=+-{}/:?")
-_ALWAYS_PRESENT = frozenset({"run", "datasetType", "id"})
+_ALWAYS_PRESENT = frozenset({"run", "datasetType", "id", "id_hash"})
+ID_HASH_FIELD = "id_hash"
+"""Field rendering hex digits of a hash of the dataset ID: ``{id_hash}`` or ``{id_hash:N}``."""
+ID_HASH_DEFAULT_WIDTH = 2
+"""Hex digits rendered by ``{id_hash}`` without a width (256 prefixes)."""
+_ID_HASH_MAX_WIDTH = 32
 
 _short = reprlib.Repr()
 _short.maxstring = 80
@@ -224,6 +234,7 @@ class TemplateFields:
 class _Field:
     name: str
     optional: bool
+    width: int | None = None
 
 
 _Part = str | _Field
@@ -336,9 +347,25 @@ class FileTemplate:
                 match = _FIELD_RE.fullmatch(content)
                 if match is None:
                     raise self._error(
-                        f"field {{{content}}} is malformed", i, "Write {name} or {name:?} with a valid name."
+                        f"field {{{content}}} is malformed",
+                        i,
+                        "Write {name} or {name:?} with a valid name, or {id_hash:N}.",
                     )
-                name, optional = match.group(1), match.group(2) is not None
+                name, suffix = match.group(1), match.group(2)
+                optional = suffix == "?"
+                width = int(suffix) if suffix is not None and not optional else None
+                if width is not None and name != ID_HASH_FIELD:
+                    raise self._error(
+                        f"field {{{content}}} has a width",
+                        i,
+                        f"Only {{{ID_HASH_FIELD}:N}} takes one; write {{{name}}} or {{{name}:?}}.",
+                    )
+                if width is not None and not 1 <= width <= _ID_HASH_MAX_WIDTH:
+                    raise self._error(
+                        f"field {{{content}}} has width {width}",
+                        i,
+                        f"The width of {{{ID_HASH_FIELD}:N}} is 1 to {_ID_HASH_MAX_WIDTH} hex digits.",
+                    )
                 if name == "run":
                     raise self._error("'{run}' appears again", i, "It may appear only once, at the start.")
                 if optional and name in _ALWAYS_PRESENT:
@@ -348,7 +375,7 @@ class FileTemplate:
                 if literal:
                     parts.append("".join(literal))
                     literal = []
-                parts.append(_Field(name, optional))
+                parts.append(_Field(name, optional, width))
                 i = end
             elif char == "}":
                 raise self._error("'}' has no matching '{'", i)
@@ -425,11 +452,15 @@ class FileTemplate:
 
     # -- rendering --
 
-    def _value(self, name: str, fields: TemplateFields) -> str | None:
+    def _value(self, name: str, fields: TemplateFields, width: int | None = None) -> str | None:
         if name == "datasetType":
             return fields.dataset_type
         if name == "id":
             return str(fields.dataset_id)
+        if name == ID_HASH_FIELD:
+            # Hex digits only: always one safe segment, never "_records", "." or "..".
+            digest = hashlib.sha256(fields.dataset_id.bytes).hexdigest()
+            return digest[: width or ID_HASH_DEFAULT_WIDTH]
         value: str | int
         if name == "component":
             if fields.component is None:
@@ -458,7 +489,7 @@ class FileTemplate:
                     out.append(text)
                     is_literal.append(True)
                 continue
-            value = self._value(part.name, fields)
+            value = self._value(part.name, fields, part.width)
             if value is not None:
                 out.append(value)
                 is_literal.append(False)
