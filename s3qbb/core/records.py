@@ -102,9 +102,11 @@ def check_record_path(path: str) -> str:
         raise ValueError(f"record path {path!r} contains NUL or control characters")
     if not _URI_SCHEME_RE.match(path) and path.startswith("/"):
         raise ValueError(f"relative record path {path!r} starts with '/'")
-    for segment in path.split("/"):
-        if urllib.parse.unquote(segment) == "..":
-            raise ValueError(f"record path {path!r} has a '..' segment")
+    segments = path.split("/")
+    if ".." in segments or (
+        "%" in path and any(urllib.parse.unquote(s) == ".." for s in segments if "%" in s)
+    ):
+        raise ValueError(f"record path {path!r} has a '..' segment")
     return path
 
 
