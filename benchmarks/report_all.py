@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from .report import Target, _clean
 from .s3_datastore import CASES, Counts
-from .servers import REPO_ROOT
+from .servers import REPO_ROOT, machine_busy_seconds, own_cpu_seconds
 from .sweeps import SweepCounts
 
 if TYPE_CHECKING:
@@ -367,6 +368,7 @@ def run_report(
     say(f"{meta['machine']['cpu_model']}, {cores} cores, load average {meta['loadavg_start'][0]:.2f}")
     if meta["loadavg_start"][0] > 0.5 * cores:
         say("warning: other processes are busy on this machine; expect noisy figures")
+    busy_start, own_start = machine_busy_seconds(), own_cpu_seconds()
     results: dict[str, Any] = {"meta": meta, "local": _local(counts, postgres, say), "servers": {}}
     for kind in servers:
         server = make_server(kind)
@@ -381,6 +383,10 @@ def run_report(
     meta["loadavg_end"] = list(os.getloadavg())
     meta["loadavg_1min_max"] = max([*loads, meta["loadavg_end"][0]])
     meta["duration_s"] = time.perf_counter() - began
+    # The benchmark's own load (client and servers) is in the load average: what others used is
+    # the machine's busy time minus ours (the servers are children, counted once stopped).
+    others = (machine_busy_seconds() - busy_start) - (own_cpu_seconds() - own_start)
+    meta["other_processes_cores"] = max(0.0, others / meta["duration_s"]) if math.isfinite(others) else None
     targets = _targets(results)
 
     out.mkdir(parents=True, exist_ok=True)

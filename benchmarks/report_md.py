@@ -97,17 +97,23 @@ def _header(results: dict[str, Any]) -> list[str]:
     ]
     if meta["quick"]:
         lines += ["**Quick run: the counts are too small for the figures to mean anything.**", ""]
+    others = meta.get("other_processes_cores")
     peak = meta.get("loadavg_1min_max") or max(meta["loadavg_start"][0], meta["loadavg_end"][0])
-    busy = peak > 0.5 * (cores or 1)
+    # Without /proc/stat, fall back on the load average, which includes the benchmark's own load.
+    busy = peak > 0.5 * (cores or 1) if others is None else others > 0.1 * (cores or 1)
     if busy:
         lines += [
-            "**The machine was busy (see the load average): the figures are noisy.** "
+            "**The machine was busy (other processes, see below): the figures are noisy.** "
             "Rerun on a quiet machine before drawing conclusions from small differences.",
             "",
         ]
     rows = [
         ["CPU", f"{machine['cpu_model']}, {cores} cores"],
         ["RAM", f"{machine['ram_gib']:.1f} GiB"],
+        [
+            "other processes",
+            "unknown" if others is None else f"{others:.2f} cores on average during the run",
+        ],
         ["OS", machine["os"]],
         ["Python", machine["python"]],
         [

@@ -11,6 +11,8 @@ and exposes it through the `S3TestServer` interface.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import subprocess
 import sys
 import urllib.request
@@ -153,6 +155,23 @@ def process_cpu_seconds(pid: int) -> float:
     except OSError:
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine have been busy (``/proc/stat``; NaN where unavailable)."""
+    try:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return math.nan
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (servers once stopped)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _serve_moto() -> None:

@@ -43,7 +43,7 @@ autodoc_default_options = {
 # Python, boto3 or pydantic objects cannot resolve; nitpicky mode would report each one.
 nitpicky = False
 
-exclude_patterns = ["_build", "_ext", "examples"]
+exclude_patterns = ["_build", "_ext", "examples", "perf"]  # perf/*.md are included by pages
 root_doc = "index"
 
 html_theme = "alabaster"
