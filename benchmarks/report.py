@@ -80,8 +80,9 @@ def evaluate_targets(server: str, cases: dict[str, Any]) -> list[Target]:
     return targets
 
 
-def _duration(seconds: float) -> str:
-    if math.isnan(seconds):
+def duration(seconds: Any) -> str:
+    """``1.23 s``, ``4.56 ms``, ``78 us``, or ``-`` for a missing or non-finite value."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not math.isfinite(seconds):
         return "-"
     if seconds >= 1.0:
         return f"{seconds:.2f} s"
@@ -113,9 +114,9 @@ def format_results(server: str, result: dict[str, Any]) -> str:
             )
             reqs = ", ".join(f"{k} {v:g}" for k, v in s["requests"].items())
             lines.append(
-                f"{name if index == 0 else '':<12} {side:<14} {_duration(s['wall_median_s']):>10} "
-                f"{_duration(s['wall_p90_s']):>10} {_duration(s['cpu_median_s']):>10} "
-                f"{_duration(s['server_cpu_per_op_s']):>10} "
+                f"{name if index == 0 else '':<12} {side:<14} {duration(s['wall_median_s']):>10} "
+                f"{duration(s['wall_p90_s']):>10} {duration(s['cpu_median_s']):>10} "
+                f"{duration(s['server_cpu_per_op_s']):>10} "
                 f"{s['requests_per_op']:>8.2f} {mib:>8} {_ratio(ratios['time']):>9} "
                 f"{_ratio(ratios['cpu']):>8}  {reqs}"
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .report import Target
+from .report import Target, duration
 from .sweeps import size_label
 
 __all__ = ["INCLUDE_END", "INCLUDE_START", "render"]
@@ -36,17 +36,6 @@ _SHORT_OPS = {
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def duration(seconds: Any) -> str:
-    """``1.23 s``, ``4.56 ms``, ``78 us``, or ``-``."""
-    if not _finite(seconds):
-        return "-"
-    if seconds >= 1.0:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.0f} us"
 
 
 def ratio(value: Any, digits: int = 2) -> str:
