@@ -34,13 +34,13 @@ __all__ = [
 
 import hashlib
 import re
-import reprlib
 import string
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..errors import ConfigError, DataIdError, DatasetTypeError, InvalidNameError
+from ..errors import ConfigError, DataIdError, DatasetTypeError
+from .sanitize import _short, sanitize_run, sanitize_segment
 
 RESERVED_SEGMENT = "_records"
 """Folder below a run reserved for per-quantum records files; a rendered segment equal to it is escaped."""
@@ -58,10 +58,6 @@ It ends with the dataset ID, so it is unique for every dataset.
 MAX_PATH_LENGTH = 900
 """Longest rendered path accepted, in bytes (S3 allows 1024 and a root prefix precedes it)."""
 
-_KEEP = frozenset(string.ascii_letters + string.digits + "_.=+@,-")
-_MAX_SEGMENT = 128
-_TRUNCATED_PREFIX = 100
-_HASH_CHARS = 16
 _SEPARATORS = "_.-"
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOOKUP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
@@ -73,105 +69,6 @@ ID_HASH_FIELD = "id_hash"
 ID_HASH_DEFAULT_WIDTH = 2
 """Hex digits rendered by ``{id_hash}`` without a width (256 prefixes)."""
 _ID_HASH_MAX_WIDTH = 32
-
-_short = reprlib.Repr()
-_short.maxstring = 80
-_short.maxother = 80
-_short.maxdict = 20
-
-
-# --- sanitisation ----------------------------------------------------------
-
-
-def _value_text(value: object) -> str:
-    """Return the text of a data ID value, refusing types that are not str or int."""
-    if isinstance(value, bool):
-        raise DataIdError(f"bool is not a dimension value (got {value!r}); use an int or a str.")
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return str(int(value))
-    raise DataIdError(
-        f"Dimension values must be str or int, not {type(value).__name__} ({_short.repr(value)}); "
-        "convert the value (e.g. int() for numpy integers) before building the data ID."
-    )
-
-
-def sanitize_segment(value: str | int) -> str:
-    """Turn one value into exactly one safe path segment.
-
-    Characters in ``[A-Za-z0-9_.=+@,-]`` are kept; every other byte of the
-    UTF-8 encoding is written as ``%XX`` (so ``%`` becomes ``%25`` and ``/``
-    becomes ``%2F``), and a leading ``.`` as ``%2E``.  The mapping is
-    injective.  A result longer than 128 characters is cut to 100 characters
-    followed by ``~`` and the first 16 hex digits of the SHA-256 of the value.
-
-    Parameters
-    ----------
-    value : `str` or `int`
-        The value; integers render in decimal.
-
-    Returns
-    -------
-    segment : `str`
-        A non-empty ASCII segment, never ``.`` or ``..``, without ``/`` or backslash.
-
-    Raises
-    ------
-    DataIdError
-        If the value is empty, a bool, or neither a str nor an int.
-    """
-    text = _value_text(value)
-    if not text:
-        raise DataIdError("An empty string cannot be a path segment; give the dimension a non-empty value.")
-    parts: list[str] = []
-    for char in text:
-        if char in _KEEP:
-            parts.append(char)
-        else:
-            parts.extend(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
-    if parts[0] == ".":
-        parts[0] = "%2E"
-    encoded = "".join(parts)
-    if len(encoded) > _MAX_SEGMENT:
-        head = encoded[:_TRUNCATED_PREFIX]
-        cut = head.rfind("%", _TRUNCATED_PREFIX - 2)  # do not split a %XX escape
-        if cut != -1:
-            head = head[:cut]
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        encoded = f"{head}~{digest[:_HASH_CHARS]}"
-    return encoded
-
-
-def sanitize_run(run: str) -> str:
-    """Turn a run name into a safe path prefix, one segment per ``/``-separated part.
-
-    Parameters
-    ----------
-    run : `str`
-        Run name; it may contain ``/`` (``u/someone/run1``).
-
-    Returns
-    -------
-    prefix : `str`
-        The parts joined by ``/``, each sanitised with :func:`sanitize_segment`.
-
-    Raises
-    ------
-    InvalidNameError
-        If the name is not a str, is empty, or has an empty, ``.`` or ``..`` part.
-    """
-    if not isinstance(run, str):
-        raise InvalidNameError(f"Run names must be str, not {type(run).__name__} ({_short.repr(run)}).")
-    parts = run.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            what = "an empty part" if not part else f"a {part!r} part"
-            raise InvalidNameError(
-                f"Run name {_short.repr(run)} has {what}; use non-empty '/'-separated parts "
-                "other than '.' and '..' (no leading, trailing or doubled '/')."
-            )
-    return "/".join(sanitize_segment(part) for part in parts)
 
 
 # --- what a dataset contributes ---------------------------------------------
