@@ -49,11 +49,11 @@ import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
+from ..sqlite_engine import install_sqlite_listeners
 from .names import (
     DATASET_LOCATION_TABLE,
     DATASET_LOCATION_TRASH_TABLE,
@@ -285,37 +285,9 @@ def make_engine(filename: str, *, busy_timeout_ms: int) -> sa.Engine:
     # One connection, reused: a second one to ":memory:" would be another database, and for a
     # file the lock serializes callers anyway.
     engine = sa.create_engine("sqlite://", creator=connect, poolclass=StaticPool)
-    in_memory = filename == ":memory:"
-
-    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        # Turn off pysqlite's own transaction handling (it BEGINs lazily, only before DML) so the
-        # begin listener below decides when and how transactions start (SQLAlchemy's documented
-        # recipe for SQLite).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            # No foreign keys are declared today; enforce any that a later schema adds.
-            cursor.execute("PRAGMA foreign_keys=ON")
-            # Wait for other processes' locks on a shared file instead of failing at once.
-            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
-            if not in_memory:
-                # Rollback journal, deleted at commit: committed data always lives in the one
-                # database file, which is uploaded as a single object. WAL would keep committed
-                # pages in a -wal side file until a checkpoint.
-                cursor.execute("PRAGMA journal_mode=DELETE").fetchall()
-        finally:
-            cursor.close()
-
-    def on_begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get(WRITE_OPTION, False):
-            # Writers take the RESERVED lock up front: a deferred transaction that later upgrades
-            # from reading to writing can deadlock against another writer and fail with
-            # SQLITE_BUSY without waiting for busy_timeout.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            # Readers get a real transaction too, so multi-statement reads see one snapshot.
-            conn.exec_driver_sql("BEGIN")
-
-    event.listen(engine, "connect", on_connect)
-    event.listen(engine, "begin", on_begin)
-    return engine
+    # Rollback journal, deleted at commit: committed data always lives in the one database file,
+    # which is uploaded as a single object. WAL would keep committed pages in a -wal side file.
+    pragmas = () if filename == ":memory:" else ("PRAGMA journal_mode=DELETE",)
+    return install_sqlite_listeners(
+        engine, busy_timeout_ms=busy_timeout_ms, write_option=WRITE_OPTION, pragmas=pragmas
+    )

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigError, CredentialsError, RegistryConnectionError, RegistryError
 from ..provenance.files import redact
+from ..sqlite_engine import install_sqlite_listeners
 from .schema import META_TABLE, REGISTRY_SCHEMA_VERSION, make_tables
 
 WRITE_OPTION = "s3qbb_registry_write"
@@ -138,35 +138,12 @@ def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> sa.Engine:
             ) from err
         engine = sa.create_engine(url)
 
-    def on_connect(dbapi_connection: sqlite3.Connection, connection_record: Any) -> None:
-        # Turn off pysqlite's own transaction handling (it BEGINs lazily, only before DML) so that the
-        # begin listener below decides how transactions start (SQLAlchemy's recipe for SQLite).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            # The schema declares foreign keys; SQLite enforces them only when asked, per connection.
-            cursor.execute("PRAGMA foreign_keys=ON")
-            # Wait for another process's lock (another ingest) instead of failing at once.
-            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
-            if not in_memory:
-                # Write-ahead log: queries keep reading while an ingest writes. The registry is a
-                # local file (WAL needs shared memory, so not a network file system).
-                cursor.execute("PRAGMA journal_mode=WAL").fetchall()
-                cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
-
-    def on_begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get(WRITE_OPTION, False):
-            # Writers take the write lock up front: a deferred transaction that upgrades from reading
-            # to writing can fail with SQLITE_BUSY at once, without waiting for busy_timeout.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-    event.listen(engine, "connect", on_connect)
-    event.listen(engine, "begin", on_begin)
-    return engine
+    # Write-ahead log: queries keep reading while an ingest writes. The registry is a local file
+    # (WAL needs shared memory, so not a network file system).
+    pragmas = () if in_memory else ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+    return install_sqlite_listeners(
+        engine, busy_timeout_ms=busy_timeout_ms, write_option=WRITE_OPTION, pragmas=pragmas
+    )
 
 
 def create_registry_engine(

@@ -1,0 +1,69 @@
+"""SQLite connection and transaction setup shared by the records store and the registry.
+
+Both databases need the same recipe (SQLAlchemy's documented one for pysqlite):
+pysqlite's own lazy transaction handling is turned off, every connection gets
+foreign keys and a busy timeout, and transactions begin with ``BEGIN
+IMMEDIATE`` when the connection carries a write option, so a writer takes the
+write lock up front instead of failing with ``SQLITE_BUSY`` when a deferred
+transaction upgrades from reading to writing. What differs is the journal:
+the records file is uploaded as one object (rollback journal), the registry
+serves readers while an ingest writes (WAL).
+"""
+
+from __future__ import annotations
+
+__all__ = ["install_sqlite_listeners"]
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+
+def install_sqlite_listeners(
+    engine: sa.Engine, *, busy_timeout_ms: int, write_option: str, pragmas: Sequence[str] = ()
+) -> sa.Engine:
+    """Set up every connection of a SQLite engine and decide how its transactions begin.
+
+    Parameters
+    ----------
+    engine : `sqlalchemy.Engine`
+        A pysqlite engine.
+    busy_timeout_ms : `int`
+        Milliseconds to wait for another process's lock.
+    write_option : `str`
+        Execution option that marks a connection as a writer: its
+        transactions begin with ``BEGIN IMMEDIATE`` (``BEGIN`` otherwise, so
+        multi-statement reads see one snapshot).
+    pragmas : `~collections.abc.Sequence` [`str`], optional
+        Further statements run on each new connection (journal mode ...).
+
+    Returns
+    -------
+    engine : `sqlalchemy.Engine`
+        The same engine.
+    """
+
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Turn off pysqlite's own transaction handling (it BEGINs lazily, only before DML) so the
+        # begin listener below decides when and how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # SQLite enforces declared foreign keys only when asked, per connection.
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+            for pragma in pragmas:
+                cursor.execute(pragma).fetchall()
+        finally:
+            cursor.close()
+
+    def on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get(write_option, False) else "BEGIN"
+        )
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine
