@@ -17,7 +17,7 @@ What it does, on one SeaweedFS server (127.0.0.1, free ports, one bucket):
 3. key layouts: the same quanta at ``--layout-n`` with the default template and with
    ``{id_hash:2}`` after the run, back to back; the distribution of the keys over first-level
    prefixes; and the cost of ``stored_many`` over one dataset type of a large run in each layout;
-4. the same quanta once more through `s3qbb.executors.dask.run_pipeline_on_dask` on a
+4. the same quanta once more through `s3qbb.batch.dask.run_pipeline_on_dask` on a
    ``distributed.LocalCluster`` (processes, 2 workers), if the ``dask`` extra is installed;
 5. ingests every run into ONE registry (PostgreSQL in a fresh schema, or SQLite if PostgreSQL
    cannot be reached) and measures ingest time, quanta/s and the CPU of the registry server.
@@ -307,7 +307,7 @@ def write_raws(
     bench_args: argparse.Namespace, endpoint: S3TestEndpoint, repo: RepoConfig, run: str
 ) -> tuple[list[DatasetRef], dict[str, DatastoreRecordData]]:
     """Write the raw inputs with in-process quanta; return the raw refs and their records."""
-    from s3qbb.execution import run_quantum
+    from s3qbb.batch.execution import run_quantum
 
     quanta, raws = ScalePipeline().raw_quanta(bench_args.quanta, run)
     with ThreadPoolExecutor(2) as pool:
@@ -377,7 +377,7 @@ def run_dask(bench: Bench) -> dict[str, Any] | None:
     except ImportError as err:
         bench.progress(f"   Dask is not installed ({err}): skipping (install the 'dask' extra)")
         return None
-    from s3qbb.executors.dask import run_pipeline_on_dask
+    from s3qbb.batch.dask import run_pipeline_on_dask
 
     run, quanta = bench.new_run("dask")
     threads = bench.args.dask_threads
@@ -570,7 +570,8 @@ def run_ingest(bench: Bench, tmp: Path) -> dict[str, Any]:
 
 
 STARTUP_CODE = (
-    "import numpy, boto3, s3qbb.cli, s3qbb.execution, s3qbb.butler.quantum_backed, s3qbb.datastores.s3, "
+    "import numpy, boto3, s3qbb.cli, s3qbb.batch.execution, s3qbb.butler.quantum_backed, "
+    "s3qbb.datastores.s3, "
     "s3qbb.records.store, s3qbb.formatters.npy, s3qbb.provenance.model, benchmarks.scale_pipeline; "
     "boto3.client('s3', region_name='us-east-1')"
 )

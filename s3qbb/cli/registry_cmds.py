@@ -83,7 +83,7 @@ def ingest_command(args: argparse.Namespace) -> int:
         if args.recover:
             if not args.config:
                 return _fail("ingest", S3qbbError("--recover needs --config (the repository configuration)."))
-            from ..recovery import load_quanta, recover_quanta
+            from ..batch.recovery import load_quanta, recover_quanta
             from ..repo import load_repo_config
 
             repo = load_repo_config(args.config)

@@ -9,8 +9,14 @@ import json
 import sys
 from typing import Any
 
+from ..batch.execution import (
+    EXIT_INFRASTRUCTURE_FAILURE,
+    load_quantum,
+    load_task,
+    outcome_summary,
+    run_quantum,
+)
 from ..errors import S3qbbError
-from ..execution import EXIT_INFRASTRUCTURE_FAILURE, load_quantum, load_task, outcome_summary, run_quantum
 
 
 def add_parser(sub: Any) -> None:

@@ -191,7 +191,7 @@ class Pipeline:
 
 
 def run_pipeline(endpoint: S3TestEndpoint, detectors: tuple[int, ...] = (1, 2)) -> Pipeline:
-    """Run three stages in this process with `s3qbb.execution.run_quantum` (fast), as the jobs would.
+    """Run three stages in this process with `s3qbb.batch.execution.run_quantum` (fast), as the jobs would.
 
     ``make`` writes one raw per detector in `RAW_RUN`; each ``calibrate``
     reads its raw and writes a calexp in `RUN`; ``summarize`` reads every
@@ -199,7 +199,7 @@ def run_pipeline(endpoint: S3TestEndpoint, detectors: tuple[int, ...] = (1, 2)) 
     """
     import cli_tasks
 
-    from s3qbb.execution import run_quantum
+    from s3qbb.batch.execution import run_quantum
 
     config = {
         "datastore": {"root": f"s3://{endpoint.bucket}/{PREFIX}", "endpoint": endpoint.config},

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import PREFIX, RUN, CliJob, make_ref
 
+from s3qbb.batch.execution import run_quantum
 from s3qbb.cli.main import main
 from s3qbb.core import Quantum
-from s3qbb.execution import run_quantum
 from s3qbb.provenance.files import provenance_key, records_key, report_key
 from s3qbb.testing.servers import S3TestEndpoint
 

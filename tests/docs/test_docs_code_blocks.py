@@ -546,7 +546,7 @@ def check_batch_job(document: dict[str, Any], where: str) -> None:
 
 
 def check_json(block: Block, request: pytest.FixtureRequest) -> None:
-    from s3qbb.execution import QuantumOutcome, outcome_summary
+    from s3qbb.batch.execution import QuantumOutcome, outcome_summary
     from s3qbb.provenance import QuantumExecutionReport, QuantumProvenanceData
 
     try:

@@ -2,7 +2,7 @@
 
 Two ways to make the files a run leaves in ``<run>/_records/``:
 
-- `run_pipeline`: real `QuantumBackedButler`s (through `s3qbb.execution.run_quantum`)
+- `run_pipeline`: real `QuantumBackedButler`s (through `s3qbb.batch.execution.run_quantum`)
   on the moto server, a three-stage pipeline like ``s3qbb.demo``;
 - `SyntheticRuns`: the files written directly from the provenance models (fast,
   for many quanta, hostile variants and the multi-process tests).
@@ -225,7 +225,7 @@ def _failing_calibrate(butler: Any, quantum: Quantum) -> None:
 def run_pipeline(endpoint: Any, *, detectors: int = 3, fail_detector: int | None = None) -> PipelineRun:
     """Run ingest -> calibrate (per detector) -> summarize with real butlers on the test server."""
     from s3qbb import demo
-    from s3qbb.execution import run_quantum
+    from s3qbb.batch.execution import run_quantum
     from s3qbb.repo import DatastoreConfig, RepoConfig
 
     root = f"s3://{endpoint.bucket}/{ROOT}"

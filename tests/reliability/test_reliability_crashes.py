@@ -24,12 +24,12 @@ from reliability_helpers import (
     write_quantum,
 )
 
+from s3qbb.batch.execution import EXIT_TASK_FAILURE
 from s3qbb.core.dataset_ref import DatasetRef
 from s3qbb.core.quantum import Quantum
 from s3qbb.datastores.cleanup import abort_stale_uploads
 from s3qbb.datastores.s3 import S3Datastore
 from s3qbb.errors import ConfigError, TransientStorageError
-from s3qbb.execution import EXIT_TASK_FAILURE
 from s3qbb.provenance.files import records_prefix
 from s3qbb.provenance.model import QuantumExecutionReport, QuantumProvenanceData
 from s3qbb.s3 import make_retry_policy, new_client

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from reliability_helpers import make_ref, repo_config, upload_text
 
+from s3qbb.batch.execution import EXIT_SUCCESS, run_quantum
 from s3qbb.butler import QuantumBackedButler
 from s3qbb.core.quantum import Quantum
 from s3qbb.datastores.cleanup import abort_stale_uploads
 from s3qbb.datastores.s3 import S3Datastore
 from s3qbb.errors import AccessDeniedError, DatasetExistsError
-from s3qbb.execution import EXIT_SUCCESS, run_quantum
 from s3qbb.provenance.files import records_prefix
 from s3qbb.s3.client import clear_client_cache
 from s3qbb.testing.servers import S3TestEndpoint, SeaweedFSServer, find_weed_binary

@@ -19,12 +19,12 @@ from reliability_helpers import (
     upload_text,
 )
 
+from s3qbb.batch.execution import EXIT_SUCCESS, EXIT_TASK_FAILURE, outcome_summary, run_quantum
 from s3qbb.config import S3EndpointConfig
 from s3qbb.core.quantum import Quantum
 from s3qbb.core.wire import quantum_to_simple
 from s3qbb.datastores.s3 import S3Datastore
 from s3qbb.errors import CredentialsError
-from s3qbb.execution import EXIT_SUCCESS, EXIT_TASK_FAILURE, outcome_summary, run_quantum
 from s3qbb.provenance.files import RedactingFormatter, credential_values, redact
 from s3qbb.provenance.model import QuantumExecutionReport
 from s3qbb.testing.servers import S3TestEndpoint

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, S3qbbError
+from ..errors import ConfigError, S3qbbError
 
 if TYPE_CHECKING:
-    from .butler.quantum_backed import QuantumBackedButler
-    from .butler.uploads import FinishResult
-    from .core.dimensions import DimensionUniverse
-    from .core.quantum import Quantum
-    from .repo import RepoConfig
+    from ..butler.quantum_backed import QuantumBackedButler
+    from ..butler.uploads import FinishResult
+    from ..core.dimensions import DimensionUniverse
+    from ..core.quantum import Quantum
+    from ..repo import RepoConfig
 
 _LOG = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def load_quantum(source: str | os.PathLike[str] | bytes, universe: DimensionUniv
     """
     from pydantic import ValidationError
 
-    from .core.wire import SerializedQuantum, quantum_from_simple
+    from ..core.wire import SerializedQuantum, quantum_from_simple
 
     where = "<bytes>"
     if isinstance(source, bytes):
@@ -103,7 +103,7 @@ def load_quantum(source: str | os.PathLike[str] | bytes, universe: DimensionUniv
     else:
         where = os.fspath(source)
         if where.startswith("s3://"):
-            from .s3.config_files import read_s3_bytes
+            from ..s3.config_files import read_s3_bytes
 
             data = read_s3_bytes(where)
         else:
@@ -154,9 +154,9 @@ def run_quantum(
     outcome : `QuantumOutcome`
         Exit code, uploaded files, error.
     """
-    from .butler.quantum_backed import QuantumBackedButler
-    from .provenance.files import redact
-    from .repo import load_repo_config
+    from ..butler.quantum_backed import QuantumBackedButler
+    from ..provenance.files import redact
+    from ..repo import load_repo_config
 
     try:
         repo = load_repo_config(config)
@@ -198,7 +198,7 @@ def run_quantum(
 
 def outcome_summary(outcome: QuantumOutcome) -> dict[str, Any]:
     """Return a JSON-able summary of an outcome (for CLIs and logs), credentials redacted."""
-    from .provenance.files import redact
+    from ..provenance.files import redact
 
     error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
     return {

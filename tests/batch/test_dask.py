@@ -1,4 +1,4 @@
-"""s3qbb.executors.dask: a three-stage pipeline on a two-process LocalCluster against the moto server."""
+"""s3qbb.batch.dask: a three-stage pipeline on a two-process LocalCluster against the moto server."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from s3qbb.batch.dask import DaskUnavailableError, QuantumResult, run_pipeline_on_dask
 from s3qbb.core import DataCoordinate, DatasetRef, DatasetType, DimensionUniverse, Quantum
 from s3qbb.errors import ConfigError
-from s3qbb.executors.dask import DaskUnavailableError, QuantumResult, run_pipeline_on_dask
 from s3qbb.provenance import QuantumExecutionReport, provenance_key, records_key, report_key
 from s3qbb.repo import DatastoreConfig, RepoConfig
 from s3qbb.testing.servers import S3TestEndpoint

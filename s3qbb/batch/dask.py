@@ -1,4 +1,4 @@
-"""Run the quanta of a pipeline on a Dask cluster, one `~s3qbb.execution.run_quantum` per quantum.
+"""Run the quanta of a pipeline on a Dask cluster, one `~s3qbb.batch.execution.run_quantum` per quantum.
 
 `run_pipeline_on_dask` submits one Dask task per quantum. A quantum depends
 on the quanta producing its inputs (matched by dataset ID), so it starts only
@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, S3qbbError
-from ..execution import EXIT_INFRASTRUCTURE_FAILURE, EXIT_SUCCESS, TaskFunction, load_task
+from .execution import EXIT_INFRASTRUCTURE_FAILURE, EXIT_SUCCESS, TaskFunction, load_task
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -132,8 +132,8 @@ def _run_one(
     *upstream: QuantumResult,
 ) -> QuantumResult:
     """Run one quantum in a worker (a Dask task: it returns its outcome and never raises)."""
-    from ..execution import load_quantum, outcome_summary, run_quantum
     from ..provenance.files import redact
+    from .execution import load_quantum, outcome_summary, run_quantum
 
     started = time.monotonic()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -213,7 +213,7 @@ def run_pipeline_on_dask(
 ) -> dict[uuid.UUID, QuantumResult]:
     """Run a pipeline's quanta on a Dask cluster and return how each ended.
 
-    One Dask task per quantum calls `s3qbb.execution.run_quantum` in a worker
+    One Dask task per quantum calls `s3qbb.batch.execution.run_quantum` in a worker
     process. A quantum runs after the quanta producing its inputs (matched by
     dataset ID) and gets their output records from them; it is not run if one
     of them did not succeed. The call returns when every quantum has ended.

@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .core.dataset_ref import DatasetRef
-    from .core.dimensions import DimensionUniverse
-    from .core.quantum import Quantum
-    from .core.records import StoredFileInfo
-    from .datastores.s3 import S3Datastore
-    from .repo import RepoConfig
+    from ..core.dataset_ref import DatasetRef
+    from ..core.dimensions import DimensionUniverse
+    from ..core.quantum import Quantum
+    from ..core.records import StoredFileInfo
+    from ..datastores.s3 import S3Datastore
+    from ..repo import RepoConfig
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,9 @@ def load_quanta(location: str | os.PathLike[str], universe: DimensionUniverse) -
 
     where = os.fspath(location)
     if where.startswith("s3://"):
-        from .config import S3EndpointConfig
-        from .s3.client import make_client
-        from .s3.config_files import split_s3_uri
+        from ..config import S3EndpointConfig
+        from ..s3.client import make_client
+        from ..s3.config_files import split_s3_uri
 
         bucket, prefix = split_s3_uri(where.rstrip("/") + "/")
         client = make_client(S3EndpointConfig.from_env())
@@ -94,10 +94,10 @@ def recover_quanta(
     recovered : `list` [`RecoveredQuantum`]
         One entry per quantum.
     """
-    from .datastores.s3 import S3Datastore
-    from .provenance.files import host_info, provenance_key, records_key, report_key
-    from .provenance.model import QuantumDatasetCounts, QuantumExecutionReport, QuantumProvenanceData
-    from .repo import build_datastore, load_repo_config
+    from ..datastores.s3 import S3Datastore
+    from ..provenance.files import host_info, provenance_key, records_key, report_key
+    from ..provenance.model import QuantumDatasetCounts, QuantumExecutionReport, QuantumProvenanceData
+    from ..repo import build_datastore, load_repo_config
 
     repo = load_repo_config(config)
     repo = repo.model_copy(
@@ -136,7 +136,7 @@ def recover_quanta(
                 datastore_records={name: data.to_simple() for name, data in records.items()},
             )
             now = datetime.datetime.now(datetime.UTC)
-            from .core.wire import dataset_ref_to_simple
+            from ..core.wire import dataset_ref_to_simple
 
             report = QuantumExecutionReport(
                 quantum_id=quantum.id,
@@ -184,7 +184,7 @@ def _adopted_record(datastore: S3Datastore, ref: DatasetRef) -> StoredFileInfo:
     s3qbb writes the full-object checksum into each object's metadata, so a
     recovered dataset is verified on read like any other.
     """
-    from .s3.objects import WRITE_CHECKSUM
+    from ..s3.objects import WRITE_CHECKSUM
 
     info = datastore.predicted_record(ref)
     head = datastore.bucket.head(datastore.key(info.path))
