@@ -521,6 +521,7 @@ class QuantumBackedButler(LimitedButler):
                 run=self._info.run or single_run(self._actual_output_refs.values()),
                 records_filename=self._info.records_filename,
                 started_at=self._info.started_at,
+                attempt_id=self._info.token().attempt_id,
                 error=error,
                 warnings_seen=[str(w.message) for w in caught],
                 refs=self._known_refs_for(provenance),

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.attempt import WriteToken
 from ..errors import ConfigError, DatasetTypeError
 
 if TYPE_CHECKING:
@@ -34,6 +35,14 @@ class QuantumInfo:
     run: str | None = None
     records_filename: str = ":memory:"
     started_at: float = field(default_factory=time.time)
+    write_token: WriteToken | None = None
+    """This attempt's write token (one of ``quantum_id``, made on first use if not given)."""
+
+    def token(self) -> WriteToken:
+        """Return this attempt's write token, making it on first use."""
+        if self.write_token is None or self.write_token.quantum_id != self.quantum_id:
+            self.write_token = WriteToken.new(self.quantum_id)
+        return self.write_token
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ def upload_quantum_files(
     records_filename: str,
     started_at: float,
     error: BaseException | None,
+    attempt_id: str | None = None,
     warnings_seen: list[str],
     refs: Iterable[DatasetRef] = (),
 ) -> FinishResult:
@@ -113,6 +114,7 @@ def upload_quantum_files(
         warnings=warnings_seen,
         datasets=QuantumDatasetCounts.from_provenance(provenance),
         refs=[dataset_ref_to_simple(ref) for ref in refs],
+        attempt_id=attempt_id,
     )
     files: list[tuple[str, bytes | Path]] = []
     with tempfile.TemporaryDirectory(prefix="s3qbb-records-") as tmp:

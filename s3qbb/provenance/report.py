@@ -46,12 +46,13 @@ TRACEBACK_LINES = 20
 MAX_MESSAGE_CHARS = 4000
 """Longest error message or warning kept; longer text is cut (after redaction)."""
 
-QuantumStatus = Literal["succeeded", "failed", "recovered"]
+QuantumStatus = Literal["succeeded", "failed", "interrupted", "recovered"]
 """How a quantum ended.
 
 ``"succeeded"``: the task returned normally. ``"failed"``: it raised, and
-``error`` says what. ``"recovered"``: the report was rebuilt after the fact
-(for example when the executing process died and a later step found its
+``error`` says what. ``"interrupted"``: the job was told to stop (SIGTERM,
+SIGINT) and stopped the task; a later attempt may succeed. ``"recovered"``:
+the report was rebuilt after the fact (for example when the executing process died and a later step found its
 outputs), so timings and counters may be incomplete.
 """
 
@@ -258,6 +259,11 @@ class QuantumExecutionReport(pydantic.BaseModel):
     """The quantum's datasets the butler knew as refs (dataset type, data ID, run), so a registry
     can record what each ID of the provenance file is; empty for butlers built from IDs alone."""
 
+    attempt_id: str | None = pydantic.Field(default=None, pattern=r"^[0-9a-f]{28}$")
+    """The attempt that wrote this report (see `s3qbb.core.attempt.WriteToken`): attempt IDs of
+    one quantum sort in start order, so a registry keeps the last attempt's outputs. `None` in
+    reports written before attempts were recorded, and in reports rebuilt by recovery."""
+
     @pydantic.model_validator(mode="before")
     @classmethod
     def _check_format_and_version(cls, data: Any) -> Any:
@@ -347,4 +353,6 @@ class QuantumExecutionReport(pydantic.BaseModel):
         dumped = self.model_dump(mode="json")
         dumped["datastores"] = dict(sorted(dumped["datastores"].items()))
         dumped["requests"] = dict(sorted(dumped["requests"].items()))
+        if dumped.get("attempt_id") is None:  # reports of unknown attempts keep their version-1 layout
+            dumped.pop("attempt_id", None)
         return _dump(dumped)
