@@ -25,6 +25,7 @@ __all__ = [
     "LimitedButler",
     "Quantum",
     "QuantumBackedButler",
+    "QuantumGraph",
     "QuantumProvenanceData",
     "RepoConfig",
     "ResourceURI",
@@ -53,6 +54,7 @@ _LAZY: dict[str, str] = {
     "LimitedButler": "s3qbb.butler.limited",
     "Quantum": "s3qbb.core.quantum",
     "QuantumBackedButler": "s3qbb.butler.quantum_backed",
+    "QuantumGraph": "s3qbb.batch.graph",
     "QuantumProvenanceData": "s3qbb.provenance.model",
     "RepoConfig": "s3qbb.repo",
     "ResourceURI": "s3qbb.core.uri",
@@ -67,6 +69,7 @@ _LAZY: dict[str, str] = {
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .batch.graph import QuantumGraph
     from .butler.limited import DeferredDatasetHandle, LimitedButler
     from .butler.quantum_backed import QuantumBackedButler
     from .config import RetryConfig, S3EndpointConfig

@@ -23,7 +23,7 @@ Dask is an optional dependency: install the ``dask`` extra
 
 from __future__ import annotations
 
-__all__ = ["DaskUnavailableError", "QuantumResult", "TaskSpec", "run_pipeline_on_dask"]
+__all__ = ["DaskUnavailableError", "QuantumResult", "TaskSpec", "run_graph_on_dask", "run_pipeline_on_dask"]
 
 import graphlib
 import os
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ..core.quantum import Quantum
     from ..core.records import DatastoreRecordData
     from ..repo import RepoConfig
+    from .graph import QuantumGraph
 
 TaskSpec = TaskFunction | str
 """A task function, or where to import it from (``"package.module:function"``)."""
@@ -317,3 +318,35 @@ def run_pipeline_on_dask(
             )
     futures.clear()
     return {q.id: results[q.id] for q in quanta}
+
+
+def run_graph_on_dask(
+    graph: QuantumGraph,
+    config: RepoConfig | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    client: Client | None = None,
+    require_inputs: bool = True,
+) -> dict[uuid.UUID, QuantumResult]:
+    """Run every quantum of a `~s3qbb.batch.graph.QuantumGraph` on Dask (see `run_pipeline_on_dask`).
+
+    The tasks are the graph's (``"package.module:function"``, imported by the
+    workers); the results are in the graph's order.
+
+    Parameters
+    ----------
+    graph : `~s3qbb.batch.graph.QuantumGraph`
+        The graph.
+    config : `~s3qbb.repo.RepoConfig`, mapping, `str` or `os.PathLike`
+        Repository configuration.
+    client : `distributed.Client`, optional
+        The cluster's client; the current default client if not given.
+    require_inputs : `bool`, optional
+        Fail a quantum whose predicted inputs are missing.
+
+    Returns
+    -------
+    results : `dict` [`uuid.UUID`, `QuantumResult`]
+        By quantum ID, in the graph's order.
+    """
+    tasks: dict[str, TaskSpec] = dict(graph.tasks)
+    return run_pipeline_on_dask(list(graph), tasks, config, client=client, require_inputs=require_inputs)

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import inspect_cmd, registry_cmds
+from . import graph_cmds, inspect_cmd, registry_cmds, run_cmd
 from . import run_quantum as run_quantum_cmd
 
 
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_quantum_cmd.add_parser(sub)
     inspect_cmd.add_parser(sub)
     registry_cmds.add_parsers(sub)
+    graph_cmds.add_parsers(sub)
+    run_cmd.add_parser(sub)
     return parser
 
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from ..batch.execution import (
     EXIT_INFRASTRUCTURE_FAILURE,
-    load_quantum,
     load_task,
     outcome_summary,
     run_quantum,
 )
 from ..errors import S3qbbError
+from .graph_cmds import add_graph_arguments, resolve_job
 
 
 def add_parser(sub: Any) -> None:
@@ -30,9 +30,14 @@ def add_parser(sub: Any) -> None:
         ),
     )
     p.add_argument(
-        "quantum", help="quantum description (SerializedQuantum JSON): a local file or an s3:// URI"
+        "quantum",
+        nargs="?",
+        help="quantum description (SerializedQuantum JSON): a local file or an s3:// URI (or use --graph)",
     )
-    p.add_argument("--task", required=True, help="the task, as package.module:function(butler, quantum)")
+    p.add_argument(
+        "--task", help="the task, as package.module:function(butler, quantum) (from the graph with --graph)"
+    )
+    add_graph_arguments(p)
     p.add_argument(
         "--config", required=True, help="repository config: a local file/directory or an s3:// URI"
     )
@@ -52,15 +57,20 @@ def command(args: argparse.Namespace) -> int:
 
     try:
         repo = load_repo_config(args.config)
-        quantum = load_quantum(args.quantum, repo.universe())
-        task = load_task(args.task)
+        quantum, task_spec, universe = resolve_job(args, repo)
+        task = load_task(task_spec)
     except S3qbbError as err:
         from ..provenance.files import redact
 
         print(f"s3qbb run-quantum: {redact(str(err))}", file=sys.stderr)
         return EXIT_INFRASTRUCTURE_FAILURE
     outcome = run_quantum(
-        repo, quantum, task, filename=args.records_file, require_inputs=not args.allow_missing_inputs
+        repo,
+        quantum,
+        task,
+        universe=universe,
+        filename=args.records_file,
+        require_inputs=not args.allow_missing_inputs,
     )
     summary = outcome_summary(outcome)
     if args.json:

@@ -1,0 +1,116 @@
+"""How far a quantum graph has run: per quantum, succeeded / failed / interrupted / not run.
+
+`graph_status` lists each run's ``<run>/_records/`` prefix once (one LIST per
+1,000 files) and reads the execution report (``<qid>.quantum.json``, one
+GET, in parallel) only of the graph's quanta that have one: the report holds
+the status. Quanta without any file have not run; quanta with a provenance
+or records file but no report were stopped while uploading (``incomplete``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["NOT_RUN", "QuantumState", "graph_status", "status_counts"]
+
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidNameError
+
+if TYPE_CHECKING:
+    from ..repo import RepoConfig
+    from .graph import QuantumGraph
+
+NOT_RUN = "not run"
+"""Status of a quantum that has left no file."""
+INCOMPLETE = "incomplete"
+"""Status of a quantum that has left some files but no execution report (stopped while uploading)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuantumState:
+    """The state of one quantum of a graph."""
+
+    index: int
+    """Index in the graph."""
+    quantum_id: uuid.UUID
+    """Quantum ID."""
+    label: str
+    """Task label."""
+    status: str
+    """``succeeded``, ``failed``, ``interrupted``, ``recovered`` (from the report), ``incomplete``
+    or ``not run``."""
+    error: str | None = None
+    """The report's error, ``"Type: message"``."""
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the quantum's last attempt succeeded."""
+        return self.status == "succeeded"
+
+
+def graph_status(graph: QuantumGraph, repo: RepoConfig, *, max_workers: int = 16) -> list[QuantumState]:
+    """Return the state of every quantum of the graph, in the graph's order.
+
+    Parameters
+    ----------
+    graph : `~s3qbb.batch.graph.QuantumGraph`
+        The graph.
+    repo : `~s3qbb.repo.RepoConfig`
+        The repository the graph runs in.
+    max_workers : `int`, optional
+        Concurrent report GETs.
+
+    Returns
+    -------
+    states : `list` [`QuantumState`]
+        One per quantum.
+    """
+    from ..provenance.files import parse_records_key, records_prefix, report_key
+    from ..provenance.report import QuantumExecutionReport
+    from .upstream import repo_bucket
+
+    bucket, prefix = repo_bucket(repo)
+    wanted = {node.id for node in graph.nodes}
+    kinds: dict[uuid.UUID, set[str]] = {}
+    for run in sorted({node.run for node in graph.nodes if node.run is not None}):
+        run_prefix = f"{prefix}{records_prefix(run)}"
+        for page in bucket.list_keys(run_prefix):
+            for key in page:
+                try:
+                    kind, qid = parse_records_key(key[len(prefix) :])
+                except InvalidNameError:
+                    continue
+                if qid in wanted:
+                    kinds.setdefault(qid, set()).add(kind)
+
+    def read(index: int) -> QuantumState:
+        node = graph.nodes[index]
+        key = f"{prefix}{report_key(node.run or '', node.id)}"
+        report = QuantumExecutionReport.from_json(bucket.get(key).body, source=bucket.uri(key))
+        error = f"{report.error.type}: {report.error.message}" if report.error is not None else None
+        return QuantumState(index, node.id, node.label, str(report.status), error)
+
+    states: dict[int, QuantumState] = {}
+    to_read = []
+    for node in graph.nodes:
+        found = kinds.get(node.id, set())
+        if "report" in found:
+            to_read.append(node.index)
+        else:
+            states[node.index] = QuantumState(
+                node.index, node.id, node.label, INCOMPLETE if found else NOT_RUN
+            )
+    if to_read:
+        with ThreadPoolExecutor(min(max_workers, len(to_read)), thread_name_prefix="s3qbb-status") as pool:
+            for state in pool.map(read, to_read):
+                states[state.index] = state
+    return [states[i] for i in range(len(graph))]
+
+
+def status_counts(states: list[QuantumState]) -> Mapping[str, int]:
+    """Count quanta by status."""
+    return dict(Counter(state.status for state in states))

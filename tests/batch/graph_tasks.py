@@ -1,0 +1,59 @@
+"""Tasks of the graph tests (``graph_tasks:NAME``), imported by ``s3qbb run-quantum`` subprocesses.
+
+Each call appends a line to ``$GRAPH_TEST_MARKERS/<quantum id>`` (when set), so tests count task calls.
+``hold`` waits while ``$GRAPH_TEST_GATE`` names a file that does not exist (to be killed mid-run).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from s3qbb.butler import QuantumBackedButler
+    from s3qbb.core.quantum import Quantum
+
+
+def _mark(quantum: Quantum) -> None:
+    markers = os.environ.get("GRAPH_TEST_MARKERS")
+    if markers:
+        with (Path(markers) / str(quantum.id)).open("a") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+def produce(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write ``{"detector": d, "sum": d}`` to every output."""
+    _mark(quantum)
+    for ref in quantum.output_refs():
+        d = dict(ref.dataId).get("detector", 0)
+        butler.put({"detector": d, "sum": d}, ref)
+
+
+def combine(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Read every input; write the sum of their ``sum`` plus 100 to every output."""
+    _mark(quantum)
+    _combine(butler, quantum)
+
+
+def _combine(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    total = sum(butler.get(ref)["sum"] for ref in quantum.input_refs())
+    for ref in quantum.output_refs():
+        butler.put({"detector": dict(ref.dataId).get("detector"), "sum": total + 100}, ref)
+
+
+def hold(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Like `combine`, but for the last detector first wait while the gate file is missing."""
+    gate = os.environ.get("GRAPH_TEST_GATE")
+    _mark(quantum)
+    held = quantum.dataId is not None and quantum.dataId["detector"] == 2
+    while held and gate and not Path(gate).exists():
+        time.sleep(0.05)
+    _combine(butler, quantum)
+
+
+def fail(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Raise."""
+    _mark(quantum)
+    raise RuntimeError("this task fails on purpose")

@@ -1,0 +1,74 @@
+"""``s3qbb run``: a whole graph with two worker processes; killed mid-way, a second run finishes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from graph_helpers import EXPECTED_SUMMARY, make_job, read_dataset, task_calls
+
+from s3qbb.provenance.files import report_key
+from s3qbb.testing.servers import S3TestEndpoint
+
+
+def _wait_for(condition: object, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_killed_run_resumes_without_rerunning_succeeded_quanta(
+    s3_endpoint: S3TestEndpoint, tmp_path: Path
+) -> None:
+    job = make_job(s3_endpoint, tmp_path, calibrate_task="graph_tasks:hold")
+    gate = tmp_path / "gate"
+    env = {**job.env, "GRAPH_TEST_GATE": str(gate)}
+    cmd = [sys.executable, "-m", "s3qbb.cli", "run", "--graph", job.graph_uri, "--config", job.config_uri]
+    cmd += ["-j", "2"]
+    first = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    nodes = job.graph.nodes
+    held = nodes[3]  # calibrate of detector 2 waits for the gate
+    done = list(nodes[1:3])
+
+    def reported(node_index: int) -> bool:
+        node = nodes[node_index]
+        key = f"repo/{report_key(node.run or '', node.id)}"
+        listed = job.endpoint.client.list_objects_v2(Bucket=job.endpoint.bucket, Prefix=key)
+        return bool(listed.get("KeyCount"))
+
+    try:
+        _wait_for(lambda: all(reported(n.index) for n in done) and (tmp_path / str(held.id)).exists())
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the runner and its workers, as a crashed machine
+        first.wait()
+    assert not reported(held.index) and not reported(4)
+    gate.touch()
+    second = job.run("run", "--graph", job.graph_uri, "--config", job.config_uri, "-j", "2", "--json",
+                     extra_env={"GRAPH_TEST_GATE": str(gate)})  # fmt: skip
+    assert second.returncode == 0, second.stdout + second.stderr
+    outcome = json.loads(second.stdout)
+    assert outcome["counts"] == {"already succeeded": 3, "succeeded": 2}
+    assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
+    calls = task_calls(tmp_path)
+    assert calls == {str(n.id): 2 if n is held else 1 for n in nodes}
+
+
+def test_failure_stops_only_downstream_and_sets_the_exit_code(
+    s3_endpoint: S3TestEndpoint, tmp_path: Path
+) -> None:
+    job = make_job(s3_endpoint, tmp_path, calibrate_task="graph_tasks:fail")
+    proc = job.run("run", "--graph", job.graph_uri, "--config", job.config_uri, "-j", "2", "--json")
+    assert proc.returncode == 1, proc.stderr
+    statuses = [q["status"] for q in json.loads(proc.stdout)["quanta"]]
+    assert statuses == ["succeeded", "failed", "failed", "failed", "upstream-failed"]
+    assert "this task fails on purpose" in proc.stderr
+    status = job.run("graph", "status", job.graph_uri, "--config", job.config_uri, "--json")
+    assert status.returncode == 1
+    assert json.loads(status.stdout)["counts"] == {"succeeded": 1, "failed": 3, "not run": 1}
