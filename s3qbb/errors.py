@@ -15,6 +15,7 @@ __all__ = [
     "AccessDeniedError",
     "AmbiguousDatasetError",
     "BucketNotFoundError",
+    "ButlerClosedError",
     "ConfigError",
     "CredentialsError",
     "DataIdError",
@@ -81,8 +82,14 @@ class DatasetExistsError(S3qbbError, FileExistsError):
     """A dataset is already stored; the existing copy was left untouched."""
 
 
-class RecordExistsError(S3qbbError, FileExistsError):
-    """A datastore record already exists for a dataset."""
+class RecordExistsError(S3qbbError, FileExistsError, KeyError):
+    """A datastore record already exists for a dataset.
+
+    Also a `KeyError`, which daf_butler's ``addStoredItemInfo`` raises for a duplicate record.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote its argument; we do not.
+        return str(self.args[0]) if self.args else ""
 
 
 class PreconditionFailedError(S3qbbError, FileExistsError):
@@ -116,8 +123,11 @@ class ConfigError(S3qbbError, ValueError):
     """A configuration value is missing, unknown or inconsistent."""
 
 
-class UnpredictedDatasetError(S3qbbError, LookupError):
-    """A dataset is not among the predicted inputs or outputs of the quantum."""
+class UnpredictedDatasetError(S3qbbError, LookupError, RuntimeError):
+    """A dataset is not among the predicted inputs or outputs of the quantum.
+
+    Also a `RuntimeError`, which daf_butler's ``QuantumBackedButler.put`` raises for an unpredicted output.
+    """
 
 
 class FormatterError(S3qbbError, ValueError):
@@ -126,6 +136,13 @@ class FormatterError(S3qbbError, ValueError):
 
 class PickleDisabledError(FormatterError, PermissionError):
     """The pickle formatter was asked for but is not enabled in configuration."""
+
+
+# --- lifecycle ----------------------------------------------------------
+
+
+class ButlerClosedError(S3qbbError, RuntimeError):
+    """A butler was used after its quantum ended (``with`` block left, `finish` or `close` called)."""
 
 
 # --- storage -------------------------------------------------------------

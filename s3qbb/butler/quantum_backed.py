@@ -23,9 +23,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
-from ..errors import DatasetTypeError, UnpredictedDatasetError
+from ..errors import ButlerClosedError, UnpredictedDatasetError
 from .limited import DeferredDatasetHandle, LimitedButler
-from .setup import ButlerSetup, QuantumInfo, check_dataset_type, datastore_names, single_run
+from .setup import (
+    ButlerSetup,
+    QuantumInfo,
+    check_dataset_type,
+    check_prune_arguments,
+    datastore_names,
+    single_run,
+)
 from .uploads import FinishResult, upload_quantum_files
 
 if TYPE_CHECKING:
@@ -106,6 +113,7 @@ class QuantumBackedButler(LimitedButler):
         self._info = _info or QuantumInfo()
         self._finished: FinishResult | None = None
         self._provenance: QuantumProvenanceData | None = None
+        self._closed = False
 
     # ---------------------------------------------------------- constructors
 
@@ -190,7 +198,7 @@ class QuantumBackedButler(LimitedButler):
         predicted_inputs: Iterable[uuid.UUID],
         predicted_outputs: Iterable[uuid.UUID],
         dimensions: DimensionUniverse,
-        datastore_records: Mapping[str, DatastoreRecordData],
+        datastore_records: Mapping[str, DatastoreRecordData] | None,
         filename: str = ":memory:",
         OpaqueManagerClass: Any = None,
         BridgeManagerClass: Any = None,
@@ -206,7 +214,8 @@ class QuantumBackedButler(LimitedButler):
 
         Parameters are those of `initialize`, with the quantum replaced by
         ``predicted_inputs``, ``predicted_outputs`` and ``datastore_records``
-        (records of the inputs, by datastore name), an optional ``quantum_id``,
+        (records of the inputs, by datastore name; `None` when there are none),
+        an optional ``quantum_id``,
         and optional ``refs`` of the predicted datasets, which the execution
         report lists so a registry can record their dataset types and data IDs.
         """
@@ -221,7 +230,7 @@ class QuantumBackedButler(LimitedButler):
             BridgeManagerClass,
         )
         butler = setup.build(
-            predicted_inputs, predicted_outputs, datastore_records, info, allow_unpredicted_reads
+            predicted_inputs, predicted_outputs, datastore_records or {}, info, allow_unpredicted_reads
         )
         butler._known_refs.update((ref.id, ref) for ref in refs)
         return butler
@@ -238,7 +247,16 @@ class QuantumBackedButler(LimitedButler):
         """ID of the quantum (names its records files)."""
         return self._info.quantum_id
 
-    def _check_readable(self, ref: object, what: str) -> DatasetRef:
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise ButlerClosedError(
+                f"Cannot call {what}: the butler of quantum {self.quantum_id} is closed (its quantum "
+                "ended when the `with` block was left, or finish() or close() was called). "
+                "Build a new butler to read or write datasets."
+            )
+
+    def _check_readable(self, ref: object, what: str, *, deferred: bool = False) -> DatasetRef:
+        self._check_open(what)
         ref = ensure_resolved(ref, what)
         if self._dataset_types is not None:
             check_dataset_type(ref, self._dataset_types)
@@ -246,6 +264,7 @@ class QuantumBackedButler(LimitedButler):
             ref.id in self._predicted_inputs
             or ref.id in self._actual_output_refs
             or self.allow_unpredicted_reads
+            or (deferred and ref.id in self._predicted_outputs)
         ):
             return ref
         role = (
@@ -269,6 +288,9 @@ class QuantumBackedButler(LimitedButler):
     ) -> Any:
         """Read a dataset; a predicted input read successfully becomes available and actually used.
 
+        A predicted input that cannot be read (missing, corrupt) is recorded as
+        checked and unavailable, as daf_butler does.
+
         Raises
         ------
         AmbiguousDatasetError
@@ -279,7 +301,13 @@ class QuantumBackedButler(LimitedButler):
             If the dataset is not stored.
         """
         ref = self._check_readable(ref, "QuantumBackedButler.get")
-        obj = self._datastore.get(ref, parameters=parameters, storageClass=storageClass)
+        try:
+            obj = self._datastore.get(ref, parameters=parameters, storageClass=storageClass)
+        except (LookupError, OSError):  # what daf_butler counts as "unavailable"
+            if ref.id in self._predicted_inputs:
+                self._unavailable_inputs.add(ref.id)
+                self._available_inputs.discard(ref.id)
+            raise
         self._known_refs.setdefault(ref.id, ref.makeCompositeRef() if ref.isComponent() else ref)
         if ref.id in self._predicted_inputs:
             self._available_inputs.add(ref.id)
@@ -297,9 +325,11 @@ class QuantumBackedButler(LimitedButler):
     ) -> DeferredDatasetHandle:
         """Return a handle reading the dataset later; a predicted input is marked used now.
 
-        Task authors call `markInputUnused` if the handle ends up unused.
+        Task authors call `markInputUnused` if the handle ends up unused. As in
+        daf_butler, a predicted output not yet written gets a handle too: it
+        reads the dataset once this quantum has written it.
         """
-        ref = self._check_readable(ref, "QuantumBackedButler.getDeferred")
+        ref = self._check_readable(ref, "QuantumBackedButler.getDeferred", deferred=True)
         if storageClass is not None:
             ref.datasetType.storageClass  # noqa: B018 (resolve early)
             override = self.storageClasses.resolve(storageClass)
@@ -318,6 +348,7 @@ class QuantumBackedButler(LimitedButler):
 
     def stored(self, ref: DatasetRef) -> bool:
         """Return whether the dataset's artifact exists; records predicted inputs as (un)available."""
+        self._check_open("QuantumBackedButler.stored")
         ref = ensure_resolved(ref, "QuantumBackedButler.stored")
         exists = self._datastore.exists(ref)
         self._note_availability({ref: exists})
@@ -325,6 +356,7 @@ class QuantumBackedButler(LimitedButler):
 
     def stored_many(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
         """Return existence of many datasets (one bulk datastore call); records availability."""
+        self._check_open("QuantumBackedButler.stored_many")
         result = self._datastore.stored_many(
             [ensure_resolved(r, "QuantumBackedButler.stored_many") for r in refs]
         )
@@ -339,6 +371,7 @@ class QuantumBackedButler(LimitedButler):
 
     def markInputUnused(self, ref: DatasetRef) -> None:
         """Record that a predicted input was not actually used."""
+        self._check_open("QuantumBackedButler.markInputUnused")
         self._actual_inputs.discard(ensure_resolved(ref, "markInputUnused").id)
 
     # --------------------------------------------------------------- writes
@@ -351,10 +384,14 @@ class QuantumBackedButler(LimitedButler):
         AmbiguousDatasetError
             If ``ref`` is not a resolved `DatasetRef`.
         UnpredictedDatasetError
-            If the dataset is not a predicted output of this quantum.
+            If the dataset is not a predicted output of this quantum (also a
+            `RuntimeError`, as daf_butler raises).
         DatasetExistsError
             If the output was already written.
+        ButlerClosedError
+            If the butler is closed.
         """
+        self._check_open("QuantumBackedButler.put")
         ref = ensure_resolved(ref, "QuantumBackedButler.put")
         if ref.id not in self._predicted_outputs:
             role = "a predicted input" if ref.id in self._predicted_inputs else "not a predicted output"
@@ -387,20 +424,8 @@ class QuantumBackedButler(LimitedButler):
         DatasetTypeError
             If a ref is a component ref.
         """
-        if purge:
-            if not disassociate:
-                raise TypeError("Cannot pass purge=True without disassociate=True.")
-            if not unstore:
-                raise TypeError("Cannot pass purge=True without unstore=True.")
-        elif disassociate:
-            raise TypeError(
-                "Cannot pass disassociate=True without purge=True: a QuantumBackedButler has no collections. "
-                "Use unstore=True, disassociate=False to delete artifacts."
-            )
-        refs = [ensure_resolved(r, "pruneDatasets") for r in refs]
-        for ref in refs:
-            if ref.isComponent():
-                raise DatasetTypeError(f"Cannot prune component dataset {ref}; prune its parent.")
+        self._check_open("QuantumBackedButler.pruneDatasets")
+        refs = check_prune_arguments(refs, disassociate=disassociate, unstore=unstore, purge=purge)
         if unstore:
             self._datastore.trash(refs)
         if purge:
@@ -413,10 +438,12 @@ class QuantumBackedButler(LimitedButler):
 
     def getURI(self, ref: DatasetRef, /, *, predict: bool = False) -> ResourceURI:
         """Return the URI of a dataset (``#predicted`` for unwritten ones when ``predict``)."""
+        self._check_open("QuantumBackedButler.getURI")
         return self._datastore.getURI(ensure_resolved(ref, "getURI"), predict)
 
     def getURIs(self, ref: DatasetRef, /, *, predict: bool = False) -> DatasetRefURIs:
         """Return the URIs of a dataset's artifacts."""
+        self._check_open("QuantumBackedButler.getURIs")
         return self._datastore.getURIs(ensure_resolved(ref, "getURIs"), predict)
 
     def get_many_uris(
@@ -429,6 +456,7 @@ class QuantumBackedButler(LimitedButler):
         FileNotFoundError
             If a dataset is unknown and neither ``predict`` nor ``allow_missing`` is set.
         """
+        self._check_open("QuantumBackedButler.get_many_uris")
         return self._datastore.get_many_uris(
             [ensure_resolved(r, "get_many_uris") for r in refs], predict, allow_missing
         )
@@ -450,12 +478,15 @@ class QuantumBackedButler(LimitedButler):
         """Return the provenance of this quantum and the records of its outputs.
 
         Warns (`ProvenanceWarning`) when the execution harness never checked some
-        predicted inputs for existence, and when a used input was not available.
+        predicted inputs for existence, and when a used input was not available;
+        such an input is left out of the actual inputs (as daf_butler does).
+        After `finish`, returns the provenance the quantum ended with.
         """
         from ..provenance.model import QuantumProvenanceData
 
         if self._provenance is not None:  # finished: the datastore is closed
             return self._provenance
+        self._check_open("QuantumBackedButler.extract_provenance_data")
         checked = self._available_inputs | self._unavailable_inputs
         unchecked = self._predicted_inputs - checked
         if unchecked:
@@ -468,13 +499,15 @@ class QuantumBackedButler(LimitedButler):
         used_unavailable = self._actual_inputs & self._unavailable_inputs
         if used_unavailable:
             _warn_provenance(
-                f"Input(s) {sorted(map(str, used_unavailable))[:3]} were used but recorded as unavailable."
+                f"Input(s) {sorted(map(str, used_unavailable))[:3]} were used but recorded as unavailable; "
+                "they are left out of the actual inputs. Call markInputUnused() on an input the task "
+                "could not read."
             )
         records = self._datastore.export_records(self._actual_output_refs.values())
         return QuantumProvenanceData(
             predicted_inputs=set(self._predicted_inputs),
             available_inputs=set(self._available_inputs),
-            actual_inputs=set(self._actual_inputs),
+            actual_inputs=self._actual_inputs - self._unavailable_inputs,
             predicted_outputs=set(self._predicted_outputs),
             actual_outputs=set(self._actual_output_refs),
             datastore_records={name: data.to_simple() for name, data in records.items()},
@@ -542,7 +575,12 @@ class QuantumBackedButler(LimitedButler):
         return [known[i] for i in sorted(ids) if i in known]
 
     def close(self) -> None:
-        """Release the datastore (records store, thread pools); does not upload."""
+        """Release the datastore (records store, thread pools); does not upload.
+
+        Afterwards every method that reads, writes or checks datasets raises
+        `ButlerClosedError`, whatever the datastore.
+        """
+        self._closed = True
         self._datastore.close()
 
     def __enter__(self) -> QuantumBackedButler:

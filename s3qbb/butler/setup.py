@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ButlerSetup", "QuantumInfo", "check_dataset_type", "datastore_names", "single_run"]
+__all__ = [
+    "ButlerSetup",
+    "QuantumInfo",
+    "check_dataset_type",
+    "check_prune_arguments",
+    "datastore_names",
+    "single_run",
+]
 
 import os
 import time
@@ -114,6 +121,38 @@ def single_run(refs: Iterable[DatasetRef]) -> str | None:
     """Return the run shared by every ref, or `None` if there are several or none."""
     runs = {r.run for r in refs}
     return runs.pop() if len(runs) == 1 else None
+
+
+def check_prune_arguments(
+    refs: Iterable[DatasetRef], *, disassociate: bool, unstore: bool, purge: bool
+) -> list[DatasetRef]:
+    """Check the arguments of ``pruneDatasets`` (daf_butler's rules, no collections) and return the refs.
+
+    Raises
+    ------
+    TypeError
+        If ``purge`` is set without ``disassociate`` and ``unstore``, or
+        ``disassociate`` without ``purge``.
+    DatasetTypeError
+        If a ref is a component ref.
+    """
+    from ..core.dataset_ref import ensure_resolved
+
+    if purge:
+        if not disassociate:
+            raise TypeError("Cannot pass purge=True without disassociate=True.")
+        if not unstore:
+            raise TypeError("Cannot pass purge=True without unstore=True.")
+    elif disassociate:
+        raise TypeError(
+            "Cannot pass disassociate=True without purge=True: a QuantumBackedButler has no collections. "
+            "Use unstore=True, disassociate=False to delete artifacts."
+        )
+    checked = [ensure_resolved(r, "pruneDatasets") for r in refs]
+    for ref in checked:
+        if ref.isComponent():
+            raise DatasetTypeError(f"Cannot prune component dataset {ref}; prune its parent.")
+    return checked
 
 
 def check_dataset_type(ref: DatasetRef, dataset_types: Mapping[str, DatasetType]) -> None:

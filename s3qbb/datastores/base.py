@@ -176,6 +176,8 @@ class Datastore(ABC):
     """What this datastore can do (class default; instances may refine it)."""
     defaultConfigFile: ClassVar[str | None] = None
     """Path of configuration defaults (unused by s3qbb; kept for API compatibility)."""
+    isEphemeral: bool = True
+    """Whether contents disappear when the process ends (a class attribute, as in daf_butler)."""
 
     def __init__(self, name: str, storageClassFactory: StorageClassFactory | None = None) -> None:
         if not isinstance(name, str) or not name:
@@ -183,13 +185,6 @@ class Datastore(ABC):
         self.name = name
         self.storageClassFactory = storageClassFactory or default_storage_classes()
         self.stats = DatastoreStats()
-
-    # ------------------------------------------------------------------ flags
-
-    @property
-    def isEphemeral(self) -> bool:
-        """Whether contents disappear when the process ends."""
-        return self.capabilities.ephemeral
 
     # ------------------------------------------------------------- primitives
 
@@ -322,6 +317,30 @@ class Datastore(ABC):
             Whether each dataset's artifact is present.
         """
         return {ref: self.exists(ensure_resolved(ref, "stored_many")) for ref in refs}
+
+    def knows_these(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
+        """Return which datasets the datastore has a record of (daf_butler API; no artifact check)."""
+        return {ref: self.knows(ref) for ref in refs}
+
+    def mexists(
+        self, refs: Iterable[DatasetRef], artifact_existence: dict[str, bool] | None = None
+    ) -> dict[DatasetRef, bool]:
+        """Return existence of many datasets (daf_butler's name for `stored_many`).
+
+        Parameters
+        ----------
+        refs : iterable of `DatasetRef`
+            Datasets to check.
+        artifact_existence : `dict` [`str`, `bool`], optional
+            Accepted for daf_butler compatibility; s3qbb does not fill it.
+        """
+        return self.stored_many(refs)
+
+    def getManyURIs(
+        self, refs: Iterable[DatasetRef], predict: bool = False, allow_missing: bool = False
+    ) -> dict[DatasetRef, DatasetRefURIs]:
+        """Return the URIs of many datasets (daf_butler's name for `get_many_uris`)."""
+        return self.get_many_uris(refs, predict, allow_missing)
 
     def getURI(self, ref: DatasetRef, predict: bool = False) -> ResourceURI:
         """Return the single URI of a dataset.

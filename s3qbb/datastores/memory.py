@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
@@ -171,6 +171,8 @@ class InMemoryDatastore(Datastore):
     """
 
     defaultConfigFile = "datastores/inMemoryDatastore.yaml"
+    isEphemeral: ClassVar[bool] = True  # type: ignore[misc]  # a class attribute, as in the seed
+    """A new datastore is created every time and datasets disappear when the process shuts down."""
 
     def __init__(
         self,
@@ -193,6 +195,13 @@ class InMemoryDatastore(Datastore):
             if bound is not None and (not isinstance(bound, int) or isinstance(bound, bool) or bound <= 0):
                 raise ConfigError(f"InMemoryDatastore {label} must be a positive int or None, got {bound!r}.")
         bounded = self.max_bytes is not None or self.max_entries is not None
+        self.config: dict[str, Any] = {
+            **cfg,
+            "name": self.name,
+            "max_bytes": self.max_bytes,
+            "max_entries": self.max_entries,
+        }
+        """The effective configuration (seed API: the configuration used to create the datastore)."""
         self.capabilities = DatastoreCapabilities(ephemeral=True, predicted_uris=True, bounded=bounded)
         self._objects: OrderedDict[DatasetId, Any] = OrderedDict()
         self._records: dict[DatasetId, StoredMemoryItemInfo] = {}
@@ -219,7 +228,7 @@ class InMemoryDatastore(Datastore):
         Raises
         ------
         RecordExistsError
-            If a record for this dataset already exists.
+            If a record for this dataset already exists (also a `KeyError`, as in daf_butler).
         """
         ensure_resolved(ref, "addStoredItemInfo")
         with self._lock:
@@ -242,10 +251,20 @@ class InMemoryDatastore(Datastore):
             raise RecordNotFoundError(f"Datastore {self.name!r} has no record of dataset {ref}.") from None
 
     def removeStoredItemInfo(self, ref: DatasetRef) -> None:
-        """Remove the record of a dataset (and the object, which is unreachable without it)."""
+        """Remove the record of a dataset (and the object, which is unreachable without it).
+
+        Raises
+        ------
+        RecordNotFoundError
+            If there is no record for the dataset (a `KeyError`).
+        """
         ensure_resolved(ref, "removeStoredItemInfo")
         with self._lock:
-            self._records.pop(ref.id, None)
+            if ref.id not in self._records:
+                raise RecordNotFoundError(
+                    f"Cannot remove the record of dataset {ref}: datastore {self.name!r} has none."
+                )
+            self._records.pop(ref.id)
             self._drop_object(ref.id)
 
     def _drop_object(self, dataset_id: DatasetId) -> Any:

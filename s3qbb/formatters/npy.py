@@ -149,8 +149,8 @@ def normalize_rows(rows: Any) -> slice:
     Parameters
     ----------
     rows : `slice` or `tuple` [`int` | `None`, `int` | `None`]
-        A slice over axis 0 (step `None` or positive) or a ``(start, stop)``
-        pair; negative indices count from the end, as in Python.
+        A slice over axis 0 (any step but zero, as ``array[rows]`` accepts) or a
+        ``(start, stop)`` pair; negative indices count from the end, as in Python.
 
     Returns
     -------
@@ -160,16 +160,13 @@ def normalize_rows(rows: Any) -> slice:
     Raises
     ------
     InvalidParameterError
-        Raised if ``rows`` has another type, bad bounds, or a step that is not positive.
+        Raised if ``rows`` has another type, bad bounds, or a zero step.
     """
     if isinstance(rows, slice):
         start, stop = _as_index(rows.start, "start"), _as_index(rows.stop, "stop")
         step = _as_index(rows.step, "step")
-        if step is not None and step <= 0:
-            raise InvalidParameterError(
-                f"npy read parameter 'rows': the step must be None or positive, got {step}; "
-                "reverse the array after reading instead."
-            )
+        if step == 0:
+            raise InvalidParameterError("npy read parameter 'rows': the slice step cannot be zero.")
         return slice(start, stop, step)
     if isinstance(rows, tuple | list) and len(rows) == 2:
         return slice(_as_index(rows[0], "start"), _as_index(rows[1], "stop"))
@@ -252,7 +249,7 @@ class NpyFormatter(Formatter):
         pytype : `type`, optional
             If a class, the array must be an instance of it (e.g. `numpy.ndarray`).
         parameters : `~collections.abc.Mapping`, optional
-            ``rows``: a `slice` (step `None` or positive) or ``(start, stop)`` over axis 0.
+            ``rows``: a `slice` (any step but zero) or ``(start, stop)`` over axis 0.
 
         Returns
         -------
@@ -378,9 +375,11 @@ class NpyFormatter(Formatter):
         if len(selected) == 0 or hdr.row_nbytes == 0:
             array = np.empty((len(selected), *tail), dtype=hdr.dtype)
         else:
-            span_rows = selected[-1] - selected[0] + 1
-            flat = np.frombuffer(data, dtype=hdr.dtype, count=span_rows * math.prod(tail))
-            array = flat.reshape((span_rows, *tail))[:: selected.step].copy()
+            # The range covers rows lo..hi; a negative step walks it from its end.
+            lo, hi = min(selected[0], selected[-1]), max(selected[0], selected[-1])
+            flat = np.frombuffer(data, dtype=hdr.dtype, count=(hi - lo + 1) * math.prod(tail))
+            rows = flat.reshape((hi - lo + 1, *tail))
+            array = rows[selected[0] - lo :: selected.step][: len(selected)].copy()
         return self._check_pytype(array, pytype)
 
     # --- helpers ----------------------------------------------------------
@@ -399,8 +398,9 @@ class NpyFormatter(Formatter):
         selected = range(*rows.indices(parsed.shape[0]))
         if len(selected) == 0 or parsed.row_nbytes == 0:
             return _RowPlan(parsed, selected, parsed.data_offset - 1, parsed.data_offset)
-        start = parsed.data_offset + selected[0] * parsed.row_nbytes
-        stop = parsed.data_offset + (selected[-1] + 1) * parsed.row_nbytes
+        lo, hi = min(selected[0], selected[-1]), max(selected[0], selected[-1])
+        start = parsed.data_offset + lo * parsed.row_nbytes
+        stop = parsed.data_offset + (hi + 1) * parsed.row_nbytes
         return _RowPlan(parsed, selected, start, stop)
 
     @staticmethod

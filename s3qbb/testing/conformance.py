@@ -224,9 +224,23 @@ class DatastoreConformance:
         ref = refs.make("NumpyArray")
         arr = sample_object("NumpyArray")
         datastore.put(arr, ref)
-        for rows in (slice(2, 7), slice(0, 1), slice(15, None), (3, 9)):
+        for rows in (slice(2, 7), slice(0, 1), slice(15, None), (3, 9), slice(1, 17, 5)):
             expected = arr[slice(*rows)] if isinstance(rows, tuple) else arr[rows]
             assert np.array_equal(datastore.get(ref, parameters={"rows": rows}), expected)
+
+    @pytest.mark.parametrize("rows", [slice(None, None, -1), slice(15, 2, -3), slice(-1, -8, -2)])
+    def test_read_parameters_negative_step(self, datastore: Datastore, refs: RefMaker, rows: slice) -> None:
+        # Every backend answers as ``array[rows]`` does: memory, S3 (ranged or whole), cache hits.
+        np = pytest.importorskip("numpy")
+        ref = refs.make("NumpyArray")
+        arr = sample_object("NumpyArray")
+        datastore.put(arr, ref)
+        for drop_cached in (False, True):  # a cache tier serves a hit first, then reads its backend
+            if drop_cached:
+                datastore.invalidate(ref)
+            got = datastore.get(ref, parameters={"rows": rows})
+            assert np.array_equal(got, arr[rows]) and got.dtype == arr.dtype
+            assert got.flags.writeable
 
     def test_undeclared_parameter_refused(self, datastore: Datastore, refs: RefMaker) -> None:
         ref = refs.make("StructuredDataDict")
@@ -342,6 +356,17 @@ class DatastoreConformance:
             missing_uri, stored_uri = predicted[missing].primaryURI, predicted[stored].primaryURI
             assert missing_uri is not None and missing_uri.is_predicted
             assert stored_uri is not None and not stored_uri.is_predicted
+
+    def test_daf_butler_bulk_names(self, datastore: Datastore, refs: RefMaker) -> None:
+        stored, missing = refs.make(), refs.make()
+        datastore.put({"a": 1}, stored)
+        assert datastore.knows_these([stored, missing]) == {stored: True, missing: False}
+        assert datastore.mexists([stored, missing]) == {stored: True, missing: False}
+        assert datastore.getManyURIs([stored, missing], allow_missing=True) == datastore.get_many_uris(
+            [stored], allow_missing=True
+        )
+        with pytest.raises(FileNotFoundError):
+            datastore.getManyURIs([missing])
 
     # ------------------------------------------------------------------ bulk
 

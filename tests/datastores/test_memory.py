@@ -50,6 +50,9 @@ def refs() -> RefMaker:
 def test_seed_attributes() -> None:
     store = InMemoryDatastore()
     assert store.isEphemeral is True
+    assert InMemoryDatastore.isEphemeral is True, "a class attribute, as in the seed"
+    assert store.config == {"name": "InMemoryDatastore", "max_bytes": None, "max_entries": None}
+    assert InMemoryDatastore({"name": "cfg", "max_entries": 3}).config["max_entries"] == 3
     assert InMemoryDatastore.defaultConfigFile == "datastores/inMemoryDatastore.yaml"
     assert store.name == "InMemoryDatastore"
     assert InMemoryDatastore.setConfigRoot("/root", {}, {}) is None
@@ -80,10 +83,15 @@ def test_stored_item_info(refs: RefMaker) -> None:
     assert record.dataset_id == ref.id and record.parentID == ref.id
     assert record.storageClass.name == "StructuredDataDict" and record.file_size > 0
     assert record.timestamp <= time.time()
-    with pytest.raises(RecordExistsError):
+    with pytest.raises(KeyError) as duplicate:  # what daf_butler raises
         store.addStoredItemInfo(ref, record)
+    assert isinstance(duplicate.value, RecordExistsError) and str(ref.id) in str(duplicate.value)
+    assert store.getStoredItemInfo(ref) is record
     store.removeStoredItemInfo(ref)
     assert not store.exists(ref)
+    with pytest.raises(KeyError) as unknown:
+        store.removeStoredItemInfo(ref)
+    assert isinstance(unknown.value, RecordNotFoundError) and str(ref.id) in str(unknown.value)
     with pytest.raises(DatasetNotFoundError):
         store.get(ref)
     other = refs.make()
