@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import graph_cmds, inspect_cmd, registry_cmds, run_cmd
+from . import graph_cmds, inspect_cmd, registry_cmds, run_cmd, submit_cmd
 from . import run_quantum as run_quantum_cmd
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_cmds.add_parsers(sub)
     graph_cmds.add_parsers(sub)
     run_cmd.add_parser(sub)
+    submit_cmd.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,105 @@
+"""``s3qbb submit``: each manifest's container command, run here with its index variable, runs the graph."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from graph_helpers import EXPECTED_SUMMARY, GraphJob, make_job, read_dataset, task_calls
+
+from s3qbb.cli.main import main
+from s3qbb.testing.servers import S3TestEndpoint
+
+pytestmark = pytest.mark.moto_server
+
+
+@pytest.fixture
+def job(moto_endpoint: S3TestEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GraphJob:
+    job = make_job(moto_endpoint, tmp_path)
+    for key, value in job.env.items():
+        if key.startswith("AWS_") or key == "GRAPH_TEST_MARKERS":
+            monkeypatch.setenv(key, value)
+    for variable in (
+        "AWS_BATCH_JOB_ARRAY_INDEX",
+        "JOB_COMPLETION_INDEX",
+        "SLURM_ARRAY_TASK_ID",
+        "PBS_ARRAY_INDEX",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    return job
+
+
+def _submit(job: GraphJob, system: str, capsys: pytest.CaptureFixture[str]) -> str:
+    code = main(["submit", system, "--graph", job.graph_uri, "--image", "registry.example/pipe:1",
+                 "--config", job.config_uri, "--name", "My_Pipe", "--env", "TZ=UTC"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    return out
+
+
+def _run_container(command: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> int:
+    assert command[0] == "s3qbb", shlex.join(command)
+    with monkeypatch.context() as m:
+        for key, value in env.items():
+            m.setenv(key, value)
+        return main(command[1:])
+
+
+def test_kubernetes_indexed_jobs_run_the_graph(
+    job: GraphJob, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests = list(yaml.safe_load_all(_submit(job, "kubernetes", capsys)))
+    assert [m["metadata"]["name"] for m in manifests] == [
+        "my-pipe-stage-0",
+        "my-pipe-stage-1",
+        "my-pipe-stage-2",
+    ]
+    assert [m["spec"]["completions"] for m in manifests] == [len(level) for level in job.graph.levels()]
+    for manifest in manifests:
+        spec = manifest["spec"]
+        assert spec["completionMode"] == "Indexed" and spec["template"]["spec"]["restartPolicy"] == "Never"
+        rules = {r["action"]: r for r in spec["podFailurePolicy"]["rules"]}
+        assert rules["FailIndex"]["onExitCodes"]["values"] == [1]
+        assert rules["FailJob"]["onExitCodes"]["values"] == [2]
+        assert set(rules["Count"]["onExitCodes"]["values"]) == {75, 143, 130}
+        (container,) = spec["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        for index in range(spec["completions"]):
+            capsys.readouterr()
+            code = _run_container(
+                container["command"], {**env, "JOB_COMPLETION_INDEX": str(index)}, monkeypatch
+            )
+            assert code == 0, capsys.readouterr()
+    assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
+    assert task_calls(job.workdir) == {str(n.id): 1 for n in job.graph.nodes}
+
+
+def test_aws_batch_array_jobs_run_the_graph(
+    job: GraphJob, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stages = json.loads(_submit(job, "aws-batch", capsys))["stages"]
+    assert [s["quanta"] for s in stages] == [len(level) for level in job.graph.levels()]
+    assert "arrayProperties" not in stages[0]["submitJob"]  # one quantum: a plain job, --index 0
+    assert stages[1]["submitJob"]["arrayProperties"] == {"size": 3}
+    assert stages[2]["submitJob"]["dependsOn"] == [{"jobId": "${STAGE_1_JOB_ID}"}]
+    for stage in stages:
+        definition = stage["registerJobDefinition"]
+        rules = definition["retryStrategy"]["evaluateOnExit"]
+        assert {r.get("onExitCode"): r["action"] for r in rules if "onExitCode" in r} == {
+            "75": "RETRY",
+            "143": "RETRY",
+        }
+        assert rules[-1] == {"onReason": "*", "action": "EXIT"}
+        container = definition["containerProperties"]
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        size = stage["submitJob"].get("arrayProperties", {}).get("size")
+        for index in range(size or 1):
+            index_env = {"AWS_BATCH_JOB_ARRAY_INDEX": str(index)} if size else {}
+            capsys.readouterr()
+            code = _run_container(container["command"], {**env, **index_env}, monkeypatch)
+            assert code == 0, capsys.readouterr()
+    assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
+    assert task_calls(job.workdir) == {str(n.id): 1 for n in job.graph.nodes}
