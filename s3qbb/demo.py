@@ -1,39 +1,38 @@
-"""``make demo``: a small pipeline run quantum by quantum on an S3 server, as batch jobs would run it.
+"""``make demo``: a small pipeline built as a quantum graph and run with ``s3qbb run`` on an S3 server.
 
 Starts a moto S3 server on 127.0.0.1 (or uses ``--endpoint``), writes a
-repository config to the bucket, then runs three stages of quanta, each
-quantum in its own process through ``s3qbb run-quantum``:
+repository config to the bucket, builds the pipeline's three stages as a
+`~s3qbb.batch.graph.QuantumGraph`, saves it to the bucket and runs it with
+``s3qbb run`` (each quantum in its own ``s3qbb run-quantum --graph`` process,
+as a batch job would run it):
 
 1. ``ingest``: writes raw images (NumPy arrays) for one visit and N detectors;
 2. ``calibrate`` (one quantum per detector): reads a raw, writes a calibrated
    image and a metrics dict;
 3. ``summarize``: reads every metrics dict, writes a visit summary.
 
-Each downstream quantum is built from the provenance files its upstream
-quanta uploaded (their datastore records), exactly as a workflow system
-would. Finally it lists the records files left beside the outputs, ingests
-both runs into a SQLite registry, lists the datasets and prints the
-provenance chain of the visit summary back to the raws.
+Each downstream job reads the datastore records of its inputs from the
+provenance files its upstream quanta uploaded. Finally it lists the
+records files left beside the outputs, ingests both runs into a SQLite
+registry, lists the datasets and prints the provenance chain of the visit
+summary back to the raws.
 """
 
 from __future__ import annotations
 
-__all__ = ["calibrate", "ingest", "main", "summarize"]
+__all__ = ["build_graph", "calibrate", "ingest", "main", "run_demo", "summarize"]
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
+    from .batch.graph import QuantumGraph
     from .butler.quantum_backed import QuantumBackedButler
     from .core.dataset_ref import DatasetRef
     from .core.quantum import Quantum
@@ -104,56 +103,64 @@ def _dataset_types() -> dict[str, Any]:
     }
 
 
-def _records_of(client: S3Client, quanta: Iterable[Quantum], run: str) -> dict[str, Any]:
-    """Merge the datastore records the given quanta uploaded in their provenance files."""
-    from .core.records import DatastoreRecordData
-    from .provenance.files import provenance_key
-    from .provenance.model import QuantumProvenanceData
+def build_graph(run: str, raw_run: str, detectors: int) -> tuple[QuantumGraph, DatasetRef]:
+    """Build the demo's three stages as a `~s3qbb.batch.graph.QuantumGraph`; return it and the summary ref.
 
-    merged: dict[str, DatastoreRecordData] = {}
-    for q in quanta:
-        key = f"repo/{provenance_key(run, q.id)}"
-        body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        for name, data in QuantumProvenanceData.from_json(body, source=key).datastore_record_data().items():
-            merged.setdefault(name, DatastoreRecordData({})).update(data)
-    return merged
+    No quantum holds records of its inputs: each job reads them from the
+    provenance files of the quanta that produced them.
+    """
+    from .batch.graph import QuantumGraph
+    from .core import DataCoordinate, DatasetRef, Quantum
+
+    types = _dataset_types()
+    universe = types["raw"].dimensions.universe
+    visit = {"instrument": "DemoCam", "visit": 42}
+    refs: dict[tuple[str, int], DatasetRef] = {}
+    for det in range(detectors):
+        for name, r in (("raw", raw_run), ("calexp", run), ("calexp_metrics", run)):
+            refs[name, det] = DatasetRef(types[name], {**visit, "detector": det}, r)
+    summary = DatasetRef(types["visit_summary"], visit, run)
+    quanta = [
+        Quantum(
+            taskLabel="ingest",
+            taskName="s3qbb.demo.ingest",
+            outputs=[refs["raw", d] for d in range(detectors)],
+        ),
+        *(
+            Quantum(
+                taskLabel="calibrate",
+                taskName="s3qbb.demo.calibrate",
+                dataId=DataCoordinate.standardize({**visit, "detector": d}, universe=universe),
+                inputs=[refs["raw", d]],
+                outputs=[refs["calexp", d], refs["calexp_metrics", d]],
+            )
+            for d in range(detectors)
+        ),
+        Quantum(
+            taskLabel="summarize",
+            taskName="s3qbb.demo.summarize",
+            inputs=[refs["calexp_metrics", d] for d in range(detectors)],
+            outputs=[summary],
+        ),
+    ]
+    tasks = {label: f"s3qbb.demo:{label}" for label in ("ingest", "calibrate", "summarize")}
+    return QuantumGraph.from_quanta(quanta, tasks), summary
 
 
-def _run_stage(
-    client: S3Client, label: str, quanta: Sequence[Quantum], task: str, env: dict[str, str], workers: int
-) -> None:
-    from .core.wire import quantum_to_simple
-
-    def one(q: Quantum) -> tuple[Quantum, subprocess.CompletedProcess[str]]:
-        key = f"quanta/{label}/{q.id}.json"
-        client.put_object(Bucket=BUCKET, Key=key, Body=quantum_to_simple(q).model_dump_json().encode())
-        cmd = [
-            sys.executable, "-m", "s3qbb.cli", "run-quantum", f"s3://{BUCKET}/{key}",
-            "--task", task, "--config", f"{ROOT}/butler.yaml", "--json",
-        ]  # fmt: skip
-        return q, subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(one, quanta))
-    elapsed = time.monotonic() - started
-    print(f"\n== stage {label}: {len(quanta)} quanta in {elapsed:.1f} s ({workers} processes)")
-    for q, proc in results:
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stdout + proc.stderr)
-            raise SystemExit(f"quantum {q.id} of stage {label} failed with exit status {proc.returncode}")
-        outcome = json.loads(proc.stdout)
-        print(f"   quantum {str(q.id)[:8]} {outcome['status']}: {len(outcome['uploaded'])} files uploaded")
+def _s3qbb(*args: str, env: dict[str, str]) -> None:
+    cmd = [sys.executable, "-m", "s3qbb.cli", *args]
+    print(f"\n$ s3qbb {' '.join(args)}", flush=True)
+    code = subprocess.run(cmd, env=env, check=False).returncode
+    if code != 0:
+        raise SystemExit(f"s3qbb {args[0]} failed with exit status {code}")
 
 
 def run_demo(endpoint: str, env: dict[str, str], detectors: int, workers: int, registry_url: str) -> None:
-    """Run the three stages against an S3 endpoint whose credentials are in ``env``."""
+    """Build the graph, run it with ``s3qbb run`` against an S3 endpoint whose credentials are in ``env``."""
     import boto3
     import yaml
 
-    from .core import DataCoordinate, DatasetRef, Quantum
-
-    env = {**env, "AWS_ENDPOINT_URL_S3": endpoint}  # how the jobs find the config on S3
+    env = {**env, "AWS_ENDPOINT_URL_S3": endpoint}  # how the jobs find the config and graph on S3
 
     client = boto3.client(
         "s3",
@@ -168,43 +175,17 @@ def run_demo(endpoint: str, env: dict[str, str], detectors: int, workers: int, r
     client.put_object(Bucket=BUCKET, Key="repo/butler.yaml", Body=yaml.safe_dump(config).encode())
     print(f"repository: {ROOT} on {endpoint}\nconfig:\n  " + yaml.safe_dump(config).replace("\n", "\n  "))
 
-    types = _dataset_types()
-    raw_run, run = "demo/raw", f"demo/run-{int(time.time())}"
-    visit = {"instrument": "DemoCam", "visit": 42}
-    refs: dict[tuple[str, int], DatasetRef] = {}
-    for det in range(detectors):
-        for name, r in (("raw", raw_run), ("calexp", run), ("calexp_metrics", run)):
-            refs[name, det] = DatasetRef(types[name], {**visit, "detector": det}, r)
-    summary = DatasetRef(types["visit_summary"], visit, run)
-    universe = types["raw"].dimensions.universe
-
-    ingest_q = Quantum(
-        taskLabel="ingest", taskName="s3qbb.demo.ingest", outputs=[refs["raw", d] for d in range(detectors)]
-    )
-    _run_stage(client, "ingest", [ingest_q], "s3qbb.demo:ingest", env, workers)
-
-    raw_records = _records_of(client, [ingest_q], raw_run)
-    calibrate_q = [
-        Quantum(
-            taskLabel="calibrate",
-            taskName="s3qbb.demo.calibrate",
-            dataId=DataCoordinate.standardize({**visit, "detector": d}, universe=universe),
-            inputs=[refs["raw", d]],
-            outputs=[refs["calexp", d], refs["calexp_metrics", d]],
-            datastore_records=raw_records,
-        )
-        for d in range(detectors)
-    ]
-    _run_stage(client, "calibrate", calibrate_q, "s3qbb.demo:calibrate", env, workers)
-
-    summarize_q = Quantum(
-        taskLabel="summarize",
-        taskName="s3qbb.demo.summarize",
-        inputs=[refs["calexp_metrics", d] for d in range(detectors)],
-        outputs=[summary],
-        datastore_records=_records_of(client, calibrate_q, run),
-    )
-    _run_stage(client, "summarize", [summarize_q], "s3qbb.demo:summarize", env, workers)
+    stamp = int(time.time())
+    raw_run, run = f"demo/raw-{stamp}", f"demo/run-{stamp}"
+    graph, summary = build_graph(run, raw_run, detectors)
+    graph_uri = f"s3://{BUCKET}/graphs/demo-{stamp}.qgraph"
+    client.put_object(Bucket=BUCKET, Key=graph_uri.removeprefix(f"s3://{BUCKET}/"), Body=graph.to_bytes())
+    config_uri = f"{ROOT}/butler.yaml"
+    _s3qbb("graph", "show", graph_uri, env=env)
+    started = time.monotonic()
+    _s3qbb("run", "--graph", graph_uri, "--config", config_uri, "-j", str(workers), env=env)
+    print(f"   ({len(graph)} quanta in {time.monotonic() - started:.1f} s, {workers} processes)")
+    _s3qbb("graph", "status", graph_uri, "--config", config_uri, env=env)
 
     print("\n== records files uploaded beside the outputs")
     for prefix in (f"repo/{raw_run}/_records/", f"repo/{run}/_records/"):
