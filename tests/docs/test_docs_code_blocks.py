@@ -394,6 +394,14 @@ def check_embedded_commands(text: str, where: str) -> int:
     return found
 
 
+def check_exec_form(command: Any, where: str) -> int:
+    """Parse an exec-form container command ``["s3qbb", "<sub-command>", ...]``; return 1 if it is one."""
+    if isinstance(command, list) and command and command[0] == "s3qbb":
+        check_s3qbb_arguments([str(word) for word in command[1:]], where)
+        return 1
+    return 0
+
+
 def walk_strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -484,6 +492,8 @@ def check_yaml(block: Block, request: pytest.FixtureRequest) -> None:
             check_repo_config(document, block.where)
         for text in walk_strings(document):
             check_embedded_commands(text, block.where)
+        for mapping in walk_dicts(document):
+            check_exec_form(mapping.get("command"), block.where)
         check_env_entries(document, block.where)
 
 
@@ -540,7 +550,9 @@ def check_seaweed_identity(identity: dict[str, Any], where: str) -> None:
 def check_batch_job(document: dict[str, Any], where: str) -> None:
     container = document["containerProperties"]
     assert isinstance(container["image"], str), f"{where}: image"
-    commands = sum(check_embedded_commands(part, where) for part in container["command"])
+    commands = check_exec_form(container["command"], where) or sum(
+        check_embedded_commands(part, where) for part in container["command"]
+    )
     assert commands, f"{where}: the job runs no s3qbb command"
     check_env_entries(container.get("environment", []), where)
 
@@ -983,7 +995,37 @@ def registry_scenario() -> Iterator[None]:
             yield
 
 
+@contextlib.contextmanager
+def pipeline_scenario() -> Iterator[None]:
+    """What the shell examples of pipeline.rst assume: the graph of the page saved in s3://my-bucket.
+
+    The repository configuration is ``s3://my-bucket/repo/butler.yaml``; the
+    environment points the commands (and the ``run-quantum`` processes of
+    ``s3qbb run``) at the moto server.
+    """
+    from s3qbb.demo import build_graph
+    from s3qbb.testing.servers import MotoServer
+
+    with MotoServer() as server:
+        endpoint = server.endpoint("my-bucket")
+        variables = {
+            "S3QBB_S3_ENDPOINT_URL": endpoint.endpoint_url,
+            "S3QBB_S3_ADDRESSING_STYLE": "path",
+            "AWS_ACCESS_KEY_ID": "docs",
+            "AWS_SECRET_ACCESS_KEY": "docs",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        with environment(variables):
+            endpoint.client.put_object(
+                Bucket="my-bucket", Key="repo/butler.yaml", Body=b"datastore:\n  root: s3://my-bucket/repo\n"
+            )
+            graph, _ = build_graph("demo/run", "demo/raw", detectors=2)
+            graph.save("s3://my-bucket/graphs/pipeline.qgraph", config=endpoint.config)
+            yield
+
+
 SCENARIOS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "pipeline": pipeline_scenario,
     "registry": registry_scenario,
 }
 """Pages whose ``console`` blocks are executed, and the state each page's commands expect."""

@@ -30,6 +30,7 @@ EXAMPLE_PAGES = {
     "cache",
     "concepts",
     "migrating",
+    "pipeline",
     "running",
     "configuration",
     "datastores",
