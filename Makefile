@@ -3,7 +3,7 @@
 VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
-EXTRAS      := test,parquet,postgres,docs,bench,dask
+EXTRAS      := dev
 PY_CANDIDATES := python3.11 python3.12 python3
 # Directories that exist are linted; benchmarks/ may not be there yet.
 LINT_PATHS  := $(wildcard s3qbb tests benchmarks)
@@ -21,7 +21,7 @@ help:
 	@echo "make bench      run the benchmarks: S3Datastore, butler, registry, soak (each vs raw boto3 / targets)"
 	@echo "make report     the performance report: every benchmark on SeaweedFS and moto -> docs/perf/ (table + plots)"
 	@echo "make scale      the scale-out benchmark: 1-16 concurrent run-quantum jobs, SeaweedFS + PostgreSQL -> docs/perf/"
-	@echo "make localstack-venv  build LocalStack's own venv (.localstack-venv, Python 3.11) for its tests"
+	@echo "make localstack-venv  build LocalStack's own venv (Python 3.11, in ~/.cache/s3qbb) for its tests"
 	@echo "make clean      remove build and tool caches (distclean also removes .venv)"
 
 venv $(VENV): $(STAMP)
