@@ -3,12 +3,13 @@
 #
 #   localstack/start.sh               build the virtual environment if needed, start, print the endpoint URL
 #   localstack/start.sh --venv-only   only build (or check) the virtual environment
+#   localstack/start.sh --print-venv  print where the virtual environment is (or would be)
 #
 # The endpoint URL is the only thing written to stdout, so `url="$(localstack/start.sh)"` works;
 # progress goes to stderr. Running it again while the server runs prints the same URL.
 # Stop the server with localstack/stop.sh. Settings (environment variables):
 #
-#   S3QBB_LOCALSTACK_VENV     virtual environment       (default: <repo>/.localstack-venv)
+#   S3QBB_LOCALSTACK_VENV     virtual environment       (default: <user cache>/s3qbb/localstack-venv)
 #   S3QBB_LOCALSTACK_PYTHON   interpreter that builds it (default: python3.11)
 #   S3QBB_LOCALSTACK_STATE    pid/port files, log, data  (default: <repo>/.localstack-run)
 #   S3QBB_LOCALSTACK_PORT     port to listen on          (default: a free port)
@@ -17,7 +18,14 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "${here}/.." && pwd)"
-venv="${S3QBB_LOCALSTACK_VENV:-${repo}/.localstack-venv}"
+# The user's cache directory, as platformdirs.user_cache_dir("s3qbb") gives it to the pytest fixtures
+# (s3qbb.testing.localstack.default_localstack_venv): one environment per user, none in the project.
+if [ "$(uname -s)" = Darwin ]; then
+    cache="${HOME}/Library/Caches/s3qbb"
+else
+    cache="${XDG_CACHE_HOME:-${HOME}/.cache}/s3qbb"
+fi
+venv="${S3QBB_LOCALSTACK_VENV:-${cache}/localstack-venv}"
 python="${S3QBB_LOCALSTACK_PYTHON:-python3.11}"
 state="${S3QBB_LOCALSTACK_STATE:-${repo}/.localstack-run}"
 want_port="${S3QBB_LOCALSTACK_PORT:-}"
@@ -37,7 +45,8 @@ venv_only=0
 case "${1:-}" in
     "") ;;
     --venv-only) venv_only=1 ;;
-    -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --print-venv) echo "${venv}"; exit 0 ;;
+    -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
 esac
 

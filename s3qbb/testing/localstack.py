@@ -1,9 +1,10 @@
 """LocalStack's S3 as a test server, run on the host without Docker.
 
 LocalStack pins its own boto3 and needs Python 3.11 for the release used here,
-so it lives in a virtual environment of its own, built once on first use by
-`ensure_localstack_venv` (about a minute; ``localstack/start.sh`` and
-``make localstack-venv`` build the same environment). `LocalStackServer`
+so it lives in a virtual environment of its own in the user's cache directory
+(`default_localstack_venv`), built once on first use by `ensure_localstack_venv`
+(about a minute; ``localstack/start.sh`` and ``make localstack-venv`` build the
+same environment). `LocalStackServer`
 then runs LocalStack's runtime (``localstack.runtime.main``) with only S3
 enabled, on 127.0.0.1 and a free port, with a private data directory; it
 starts in about 2 s. It can also drive a LocalStack that runs elsewhere (the repository's
@@ -83,24 +84,34 @@ class LocalStackUnavailableError(ServerStartError):
     """LocalStack cannot be installed on this machine (no suitable Python, or pip failed)."""
 
 
-def default_localstack_venv(root: str | os.PathLike[str] | None = None) -> Path:
+def default_localstack_venv() -> Path:
     """Return where LocalStack's virtual environment lives.
-
-    Parameters
-    ----------
-    root : `str` or `os.PathLike`, optional
-        Directory holding ``.localstack-venv`` (the repository root); the
-        current directory by default.
 
     Returns
     -------
     venv : `pathlib.Path`
-        ``$S3QBB_LOCALSTACK_VENV`` if set, else ``<root>/.localstack-venv``.
+        ``$S3QBB_LOCALSTACK_VENV`` if set, else ``localstack-venv`` in the
+        user's cache directory for s3qbb (``platformdirs.user_cache_dir``:
+        ``~/.cache/s3qbb`` or ``$XDG_CACHE_HOME/s3qbb`` on Linux,
+        ``~/Library/Caches/s3qbb`` on macOS), shared by every project of the
+        user and never inside one. Its build lock is ``<venv>.lock`` beside it.
+
+    Raises
+    ------
+    LocalStackUnavailableError
+        If ``S3QBB_LOCALSTACK_VENV`` is unset and platformdirs is not installed.
     """
     explicit = os.environ.get("S3QBB_LOCALSTACK_VENV")
     if explicit:
         return Path(explicit).absolute()
-    return (Path(root) if root is not None else Path.cwd()).absolute() / ".localstack-venv"
+    try:
+        import platformdirs
+    except ImportError as err:
+        raise LocalStackUnavailableError(
+            "platformdirs is needed to find the cache directory of LocalStack's virtual environment: "
+            "pip install 's3qbb[testing]', or set S3QBB_LOCALSTACK_VENV to a directory"
+        ) from err
+    return Path(platformdirs.user_cache_dir("s3qbb")).absolute() / "localstack-venv"
 
 
 def _stamp_text() -> str:

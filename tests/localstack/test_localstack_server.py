@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pytest
 import yaml
 
@@ -55,11 +56,35 @@ def test_no_init_py_in_localstack_folder() -> None:
     assert not (SCRIPTS / "__init__.py").exists()
 
 
-def test_default_venv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_venv_is_in_the_user_cache_not_the_project(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("S3QBB_LOCALSTACK_VENV", raising=False)
-    assert default_localstack_venv(tmp_path) == tmp_path / ".localstack-venv"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    expected = Path(platformdirs.user_cache_dir("s3qbb")) / "localstack-venv"
+    assert default_localstack_venv() == expected
+    if sys.platform.startswith("linux"):
+        assert expected == tmp_path / "cache" / "s3qbb" / "localstack-venv"
     monkeypatch.setenv("S3QBB_LOCALSTACK_VENV", str(tmp_path / "elsewhere"))
-    assert default_localstack_venv(tmp_path) == tmp_path / "elsewhere"
+    assert default_localstack_venv() == tmp_path / "elsewhere"
+
+
+def test_start_sh_uses_the_same_default_venv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # `start.sh --venv-only` reports the environment it checks; with a ready-looking stamp it builds nothing.
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the cache directory of start.sh is checked on Linux")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    out = subprocess.run(
+        [str(SCRIPTS / "start.sh"), "--print-venv"], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(tmp_path / "c" / "s3qbb" / "localstack-venv")
+    env.pop("XDG_CACHE_HOME")
+    out = subprocess.run(
+        [str(SCRIPTS / "start.sh"), "--print-venv"], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(tmp_path / "home" / ".cache" / "s3qbb" / "localstack-venv")
 
 
 def test_missing_python_is_unavailable(tmp_path: Path) -> None:
