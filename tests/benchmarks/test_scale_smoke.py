@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pg_cluster
 import pytest
 
 from s3qbb.testing.servers import find_weed_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PG_ENV = "S3QBB_TEST_POSTGRES_URL"
 
 pytestmark = pytest.mark.seaweedfs
 
@@ -31,7 +31,7 @@ def test_quick_scale_run_writes_report_json_and_plot(tmp_path: Path) -> None:
         if os.environ.get("S3QBB_REQUIRE_SEAWEEDFS"):
             pytest.fail("SeaweedFS 'weed' executable not found")
         pytest.skip("SeaweedFS 'weed' executable not found")
-    registry = os.environ.get(PG_ENV) or "sqlite://"
+    registry = pg_cluster.available_url() or "sqlite://"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.run(
         [

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pg_cluster
 import pytest
 import sqlalchemy as sa
 from cli_helpers import RAW_RUN, RUN, SECRET, CliJob, Pipeline, run_pipeline
@@ -19,7 +19,6 @@ from s3qbb.cli.main import main
 from s3qbb.registry import Registry
 from s3qbb.testing.servers import MotoServer, S3TestEndpoint
 
-PG_ENV = "S3QBB_TEST_POSTGRES_URL"
 SUMMARY_RE = re.compile(
     r"^(?P<uri>s3://\S+) -> (?P<registry>\S+): (?P<added>\d+) quanta added, "
     r"(?P<present>\d+) already present, (?P<datasets>\d+) datasets, (?P<records>\d+) records, "
@@ -147,11 +146,7 @@ def test_ingest_bad_registry_url_exits_2_without_the_password(
 @pytest.fixture
 def postgres_registry() -> Iterator[tuple[str, str, str]]:
     """(URL of the test database, URL whose ``search_path`` is a fresh schema, the schema); dropped after."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(
-            f"PostgreSQL tests need {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
-        )
+    base = pg_cluster.postgres_url()
     engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
     namespace = f"s3qbb_cli_{uuid.uuid4().hex[:12]}"
     with engine.begin() as conn:

@@ -11,12 +11,11 @@ Two ways to make the files a run leaves in ``<run>/_records/``:
 from __future__ import annotations
 
 import datetime
-import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
+import pg_cluster
 import sqlalchemy as sa
 
 from s3qbb.core import DataCoordinate, DatasetRef, DatasetType, DimensionUniverse, Quantum
@@ -26,7 +25,6 @@ from s3qbb.datastores.templates import sanitize_run
 from s3qbb.provenance import QuantumExecutionReport, QuantumProvenanceData, provenance_key, report_key
 from s3qbb.provenance.model import ErrorInfo
 
-PG_ENV = "S3QBB_TEST_POSTGRES_URL"
 ROOT = "repo"
 DATASTORE = "S3Datastore"
 T0 = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -35,17 +33,9 @@ T0 = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 # --- registries -------------------------------------------------------------------
 
 
-def postgres_url() -> str | None:
-    return os.environ.get(PG_ENV) or None
-
-
 def skip_without_postgres() -> str:
-    url = postgres_url()
-    if url is None:
-        pytest.skip(
-            f"PostgreSQL tests need {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
-        )
-    return url
+    """The test database (see tests/pg_cluster.py): found, started, or the test skips."""
+    return pg_cluster.postgres_url()
 
 
 def drop_namespace(url: str, namespace: str) -> None:
