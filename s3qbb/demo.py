@@ -238,6 +238,13 @@ def _ingest_and_query(
         walk(tree.root, 0)
 
 
+def _missing_modules(server_modules: Sequence[str]) -> list[str]:
+    """Names of the optional packages the demo needs that are not installed."""
+    import importlib.util
+
+    return [name for name in ("numpy", *server_modules) if importlib.util.find_spec(name) is None]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m s3qbb.demo", description=__doc__.split("\n\n")[0])
@@ -250,6 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--registry", help="registry URL to ingest into (default: a new SQLite file in a temp dir)"
     )
     args = parser.parse_args(argv)
+    missing = _missing_modules(() if args.endpoint else ("moto", "flask"))
+    if missing:
+        print(
+            f"python -m s3qbb.demo needs {' and '.join(missing)}, which are not installed: "
+            "pip install 's3qbb[testing,numpy]' (moto's S3 server and NumPy), then run it again.",
+            file=sys.stderr,
+        )
+        return 2
     import tempfile
 
     tmp = tempfile.mkdtemp(prefix="s3qbb-demo-")
