@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -10,16 +11,19 @@ _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE.parent))
 sys.path.insert(0, str(_HERE / "_ext"))
 
+from s3qbb import __version__  # noqa: E402  (cheap: the package imports its API lazily)
+
 project = "s3qbb"
 author = "s3qbb developers"
 copyright = "s3qbb developers"
-release = "0.1.0"
-version = "0.1"
+release = __version__
+version = ".".join(__version__.split(".")[:2])
 
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "myst_parser",  # Markdown pages (reliability.md)
+    "sphinx_copybutton",  # a copy button on code blocks, without prompts and output
     "s3qbb_config_table",  # the config-fields directive of configuration.rst
 ]
 
@@ -46,5 +50,17 @@ nitpicky = False
 exclude_patterns = ["_build", "_ext", "examples", "perf"]  # perf/*.md are included by pages
 root_doc = "index"
 
-html_theme = "alabaster"
-html_title = "s3qbb"
+# Optional libraries some documented modules import, mocked only when missing, so that
+# `pip install 's3qbb[docs]'` alone builds the docs (and a full install documents the real ones).
+_OPTIONAL = ["pytest", "moto", "numpy", "pyarrow", "psycopg", "dask", "distributed", "matplotlib"]
+autodoc_mock_imports = [name for name in _OPTIONAL if importlib.util.find_spec(name) is None]
+
+html_theme = "furo"
+html_title = f"s3qbb {release}"
+html_static_path = ["_static"]
+html_css_files = ["s3qbb.css"]
+
+# Copy only what to type: no ">>> " / "... " / "$ " prompts, no output lines of sessions.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
