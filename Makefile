@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.qbb
 	$(BIN)/python -m benchmarks.registry_bench --server seaweedfs
 	$(BIN)/python -m benchmarks.soak
+	$(BIN)/python -m benchmarks.batch_bench
 
 report: $(STAMP)
 	$(BIN)/python -m benchmarks.report_all

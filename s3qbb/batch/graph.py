@@ -164,6 +164,7 @@ class QuantumGraph:
         self._tasks = dict(tasks)
         self._payloads = list(payloads)
         self._universe = universe
+        self._universe_obj: DimensionUniverse | None = None
         self._source = source
         self._decoded: dict[int, Quantum] = dict(decoded or {})
         self._by_id: dict[uuid.UUID, int] = {}
@@ -394,7 +395,11 @@ class QuantumGraph:
         """Return the dimension universe the quanta were built with (the shipped one if unknown)."""
         from ..core.dimensions import DimensionUniverse
 
-        return self._universe.to_universe() if self._universe is not None else DimensionUniverse()
+        if self._universe_obj is None:
+            self._universe_obj = (
+                self._universe.to_universe() if self._universe is not None else DimensionUniverse()
+            )
+        return self._universe_obj
 
     def __len__(self) -> int:
         return len(self._nodes)
