@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "CONFIG_FILENAMES",
+    "DAF_BUTLER_DATASTORE_NAME",
     "CacheConfig",
     "DatastoreConfig",
     "RepoConfig",
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 
 CONFIG_FILENAMES = ("butler.yaml", "s3qbb.yaml", "butler.json")
 """Names looked for when a configuration location is a directory or a prefix."""
+
+DAF_BUTLER_DATASTORE_NAME = "FileDatastore@<butlerRoot>"
+"""The datastore name of a default daf_butler repository (records and provenance are keyed by it)."""
 
 
 class _Model(BaseModel):
@@ -75,6 +79,14 @@ class DatastoreConfig(_Model):
         False, description="Read datasets without records from their templated location."
     )
     allow_pickle: bool = Field(False, description="Allow the pickle formatter (it runs code when reading).")
+    daf_butler_compat: bool = Field(
+        False,
+        description=(
+            "Write records daf_butler can read: daf_butler's formatter class names where s3qbb's formatter "
+            "has an equivalent (JSON, YAML, Parquet, pickle) and, unless 'name' is set, the datastore name "
+            f"of a default daf_butler repository, {DAF_BUTLER_DATASTORE_NAME!r}."
+        ),
+    )
 
 
 class RepoConfig(_Model):
@@ -256,9 +268,10 @@ def build_datastore(
                 "Datastore 's3' needs a root such as 's3://bucket/prefix' "
                 f"(configuration {config.source or 'given'})."
             )
+        default_name = DAF_BUTLER_DATASTORE_NAME if ds.daf_butler_compat else "S3Datastore"
         backend = S3Datastore(
             ds.root,
-            name=ds.name or "S3Datastore",
+            name=ds.name or default_name,
             config=ds.endpoint or S3EndpointConfig.from_env(),
             records=filename,
             templates=ds.templates or None,
@@ -266,6 +279,7 @@ def build_datastore(
             storageClassFactory=storage_classes,
             trust_mode=ds.trust_mode,
             allow_pickle=ds.allow_pickle,
+            daf_butler_compat=ds.daf_butler_compat,
         )
     else:
         from .datastores.memory import InMemoryDatastore

@@ -113,6 +113,9 @@ class S3Datastore(Datastore):
         Retry policy; one built from ``config.retry`` by default.
     max_workers : `int`, optional
         Threads for bulk operations; ``config.max_concurrency`` by default.
+    daf_butler_compat : `bool`, optional
+        Name in records the daf_butler formatter class of each formatter that
+        has one (JSON, YAML, Parquet, pickle), so daf_butler can read the datasets.
 
     Examples
     --------
@@ -144,6 +147,7 @@ class S3Datastore(Datastore):
         client: S3Client | None = None,
         retry: RetryPolicy | None = None,
         max_workers: int | None = None,
+        daf_butler_compat: bool = False,
     ) -> None:
         super().__init__(name, storageClassFactory)
         self.bucket_name, self.prefix = parse_s3_root(root)
@@ -164,6 +168,7 @@ class S3Datastore(Datastore):
         self.formatters = formatters or FormatterFactory.default()
         self.formatter_overrides = dict(formatter_overrides or {})
         self.trust_mode = trust_mode
+        self.daf_butler_compat = daf_butler_compat
         self.allow_pickle = allow_pickle
         self.max_workers = max_workers or self.config.max_concurrency
         self._pool: ThreadPoolExecutor | None = None
@@ -229,6 +234,10 @@ class S3Datastore(Datastore):
             )
         return self.formatters.get(name, allow_pickle=self.allow_pickle)
 
+    def _record_formatter_name(self, formatter: Formatter) -> str:
+        compat = formatter.daf_butler_name() if self.daf_butler_compat else None
+        return compat or formatter.qualified_name()
+
     def _relpath(self, ref: DatasetRef, formatter: Formatter) -> str:
         parent, _ = ref.datasetType.nameAndComponent()
         template = self.templates.template_for(parent, ref.datasetType.storageClass.name)
@@ -248,7 +257,7 @@ class S3Datastore(Datastore):
         return StoredFileInfo(
             ref.id,
             self._relpath(parent, formatter),
-            formatter.qualified_name(),
+            self._record_formatter_name(formatter),
             parent.datasetType.storageClass.name,
             None,
             None,
@@ -326,7 +335,7 @@ class S3Datastore(Datastore):
             raise
         self.stats.add(bytes_written=len(data))
         info = StoredFileInfo(
-            ref.id, path, formatter.qualified_name(), sc.name, None, str(checksum), len(data)
+            ref.id, path, self._record_formatter_name(formatter), sc.name, None, str(checksum), len(data)
         )
         try:
             self.records.insert([info])

@@ -130,7 +130,23 @@ class Formatter(ABC):
     """`True` if reading can execute code embedded in the data (pickle)."""
 
     aliases: ClassVar[tuple[str, ...]] = ()
-    """Other names (e.g. daf_butler class paths) the registry accepts for this formatter."""
+    """Other names (e.g. daf_butler class paths) the registry accepts for this formatter.
+
+    The first alias naming a class of ``lsst.daf.butler`` is the formatter's
+    daf_butler equivalent (`daf_butler_name`).
+    """
+
+    @classmethod
+    def daf_butler_name(cls) -> str | None:
+        """Return the daf_butler formatter class that reads this formatter's files, if there is one.
+
+        Returns
+        -------
+        name : `str` or `None`
+            For example ``"lsst.daf.butler.formatters.json.JsonFormatter"``;
+            what daf_butler-compatible records name (``daf_butler_compat``).
+        """
+        return next((a for a in cls.aliases if a.startswith("lsst.daf.butler.")), None)
 
     @classmethod
     def qualified_name(cls) -> str:

@@ -1,12 +1,18 @@
 """SQLAlchemy Core schema, queries and SQLite connection setup of a datastore records database.
 
 The tables mirror those of a daf_butler ``QuantumBackedButler`` SQLite file so
-daf_butler's tools can read ours:
+daf_butler's tools can read ours; the ``CREATE`` statements are those
+daf_butler (v30) issues for its SQLite file, checked by a test against a
+golden copy and, where daf_butler is installed, against daf_butler itself:
 
 ``file_datastore_records`` (name configurable)
     One row per stored artifact; primary key ``(dataset_id, component)``,
     ``component`` holding ``"__NULL_STRING__"`` when the dataset is not a
-    component. Column names, types and lengths are daf_butler's.
+    component. Column names and SQLite types are daf_butler's: ``TEXT`` for
+    ``path``, ``formatter``, ``storage_class`` and ``checksum`` (daf_butler's
+    declared lengths, 256/128/64/128, are not enforced by SQLite; s3qbb's
+    checksum strings may be longer), ``VARCHAR(32)`` and daf_butler's length
+    ``CHECK`` for ``component``, and daf_butler's index name.
 ``dataset_location``
     ``(datastore_name, dataset_id)``: the dataset is stored in that datastore.
 ``dataset_location_trash``
@@ -95,10 +101,19 @@ class RecordsSchema:
 
 
 def _location_table(name: str, metadata: sa.MetaData, *, trash: bool) -> sa.Table:
-    datastore_name = sa.Column("datastore_name", sa.String(256), nullable=False)
+    datastore_name = sa.Column("datastore_name", sa.Text(), nullable=False)
     dataset_id = sa.Column("dataset_id", sa.Uuid(), nullable=False)
-    pk = ("dataset_id", "datastore_name") if trash else ("datastore_name", "dataset_id")
-    return sa.Table(name, metadata, datastore_name, dataset_id, sa.PrimaryKeyConstraint(*pk))
+    if trash:  # daf_butler's datastore bridge 0.2.1 put the ID first in the trash table
+        return sa.Table(
+            name,
+            metadata,
+            dataset_id,
+            datastore_name,
+            sa.PrimaryKeyConstraint("dataset_id", "datastore_name"),
+        )
+    return sa.Table(
+        name, metadata, datastore_name, dataset_id, sa.PrimaryKeyConstraint("datastore_name", "dataset_id")
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -128,20 +143,24 @@ def make_schema(records_table: str = DEFAULT_RECORDS_TABLE) -> RecordsSchema:
         records_table,
         metadata,
         sa.Column("dataset_id", sa.Uuid(), primary_key=True),
-        sa.Column("path", sa.String(256), nullable=False),
-        sa.Column("formatter", sa.String(128), nullable=False),
-        sa.Column("storage_class", sa.String(64), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("formatter", sa.Text(), nullable=False),
+        sa.Column("storage_class", sa.Text(), nullable=False),
         sa.Column("component", sa.String(32), primary_key=True),
-        sa.Column("checksum", sa.String(128), nullable=True),
+        sa.Column("checksum", sa.Text(), nullable=True),
         sa.Column("file_size", sa.BigInteger(), nullable=True),
-        sa.Index(f"{records_table}_path_idx", "path"),
+        # daf_butler's SQLite backend enforces the declared length of key strings with a CHECK.
+        sa.CheckConstraint(
+            'length("component")<=32 AND length("component")>=1', name=f"{records_table}_len_component"
+        ),
+        sa.Index(f"{records_table}_idx_path", "path"),
     )
     location = _location_table(DATASET_LOCATION_TABLE, metadata, trash=False)
     trash = _location_table(DATASET_LOCATION_TRASH_TABLE, metadata, trash=True)
     opaque_meta = sa.Table(
         OPAQUE_META_TABLE,
         metadata,
-        sa.Column("table_name", sa.String(128), primary_key=True),
+        sa.Column("table_name", sa.Text(), primary_key=True),
     )
     meta = sa.Table(
         META_TABLE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from s3qbb.errors import (
     S3qbbError,
     UnpredictedDatasetError,
 )
+from s3qbb.repo import DAF_BUTLER_DATASTORE_NAME
 from s3qbb.testing.backdoors import S3Backdoor
 from s3qbb.testing.data import RefMaker
 from s3qbb.testing.servers import S3TestEndpoint
@@ -187,3 +189,33 @@ def test_get_deferred_of_a_predicted_output_not_yet_written(repo: Repo) -> None:
             butler.getDeferred(stranger)
         provenance = butler.extract_provenance_data()
     assert provenance.actual_inputs == frozenset() and provenance.actual_outputs == {out.id}
+
+
+def test_daf_butler_compat_mode_writes_daf_butler_names(cache_env: ButlerEnv, tmp_path: Path) -> None:
+    config = cache_env.config()
+    config["datastore"] = {**config["datastore"], "daf_butler_compat": True}
+    as_json, as_npy = cache_env.refs.make(), cache_env.refs.make("NumpyArray")
+    butler = QuantumBackedButler.from_predicted(
+        config, [], [as_json.id, as_npy.id], cache_env.refs.universe, None, run=RUN
+    )
+    with butler:
+        assert butler.get_datastore_names() == (DAF_BUTLER_DATASTORE_NAME,)
+        butler.put({"a": 1}, as_json)
+        butler.put(np.arange(3), as_npy)
+    files = cache_env.records_files(butler.quantum_id)
+    rows = files.records_rows(tmp_path)
+    assert rows[as_json.id]["formatter"] == "lsst.daf.butler.formatters.json.JsonFormatter"
+    assert rows[as_npy.id]["formatter"] == "s3qbb.formatters.npy.NpyFormatter"  # no daf_butler equivalent
+    assert set(files.provenance.datastore_records) == {DAF_BUTLER_DATASTORE_NAME}
+    # s3qbb reads them back, in a downstream quantum, with or without the option.
+    records = files.provenance.datastore_record_data()
+    plain = {
+        **cache_env.config(),
+        "datastore": {**cache_env.config()["datastore"], "name": DAF_BUTLER_DATASTORE_NAME},
+    }
+    for downstream_config in (config, plain):
+        with QuantumBackedButler.from_predicted(
+            downstream_config, [as_json.id, as_npy.id], [], cache_env.refs.universe, records
+        ) as downstream:
+            assert downstream.get(as_json) == {"a": 1}
+            assert np.array_equal(downstream.get(as_npy), np.arange(3))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,15 +27,15 @@ def test_records_table_matches_daf_butler() -> None:
         "file_size",
     ]
     assert [c.name for c in records.primary_key] == ["dataset_id", "component"]
-    lengths = {c.name: getattr(c.type, "length", None) for c in records.columns}
-    assert lengths == {
-        "dataset_id": None,
-        "path": 256,
-        "formatter": 128,
-        "storage_class": 64,
-        "component": 32,
-        "checksum": 128,
-        "file_size": None,
+    types = {c.name: str(c.type.compile(dialect=sa.dialects.sqlite.dialect())) for c in records.columns}
+    assert types == {
+        "dataset_id": "CHAR(32)",
+        "path": "TEXT",
+        "formatter": "TEXT",
+        "storage_class": "TEXT",
+        "component": "VARCHAR(32)",
+        "checksum": "TEXT",  # no length bound: block-checksum strings may exceed daf_butler's 128
+        "file_size": "BIGINT",
     }
     assert not records.c.path.nullable and not records.c.component.nullable
     assert records.c.checksum.nullable and records.c.file_size.nullable
@@ -47,8 +49,43 @@ def test_location_tables() -> None:
     # daf_butler's datastore bridge 0.2.1 reversed the trash table's key order.
     assert [c.name for c in schema.trash.primary_key] == ["dataset_id", "datastore_name"]
     for table in (schema.location, schema.trash):
-        assert table.c.datastore_name.type.length == 256  # type: ignore[attr-defined]
+        assert isinstance(table.c.datastore_name.type, sa.Text)
         assert not table.foreign_keys
+
+
+GOLDEN = Path(__file__).parent / "golden" / "daf_butler_qbb_schema.sql"
+
+
+def _normalise(statement: str) -> str:
+    statement = re.sub(r"\bIF NOT EXISTS\b", "", statement)
+    return " ".join(statement.split()).replace("( ", "(").replace(" )", ")")
+
+
+def daf_butler_statements(text: str) -> set[str]:
+    """Return the normalised statements of a ``;``-separated SQL text (comments dropped)."""
+    lines = [line for line in text.splitlines() if not line.startswith("--")]
+    return {_normalise(s) for s in "\n".join(lines).split(";") if s.strip()}
+
+
+def test_ddl_is_daf_butlers() -> None:
+    # The golden copy is what lsst-daf-butler's QuantumBackedButler writes into its SQLite file;
+    # tests/compat/test_daf_butler.py compares with a live daf_butler where it is installed.
+    ours = {_normalise(s) for s in create_statements()}
+    theirs = daf_butler_statements(GOLDEN.read_text())
+    assert theirs <= ours, sorted(theirs - ours)
+    assert {s.split(" (")[0] for s in ours - theirs} == {"CREATE TABLE s3qbb_meta"}
+
+
+def test_component_length_is_checked() -> None:
+    conn = sqlite3.connect(":memory:")
+    for statement in create_statements():
+        conn.execute(statement)
+    row = "INSERT INTO file_datastore_records VALUES ('0' , 'p', 'f', 's', ?, NULL, 1)"
+    conn.execute(row, ("c" * 32,))
+    for bad in ("c" * 33, ""):
+        with pytest.raises(sqlite3.IntegrityError, match="len_component"):
+            conn.execute(row, (bad,))
+    conn.execute("INSERT INTO file_datastore_records VALUES ('1', 'p', 'f', 's', 'c', ?, 1)", ("x" * 400,))
 
 
 def test_uuid_stored_as_32_hex_chars_like_daf_butler_guid() -> None:
