@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, S3qbbError
-from .execution import EXIT_INFRASTRUCTURE_FAILURE, EXIT_SUCCESS, TaskFunction, load_task
+from .execution import EXIT_INFRASTRUCTURE_FAILURE, EXIT_SUCCESS, EXIT_USAGE, TaskFunction, load_task
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -157,7 +157,7 @@ def _run_one(
     try:
         task = load_task(task_spec) if isinstance(task_spec, str) else task_spec
     except ConfigError as err:
-        return result("not-started", EXIT_INFRASTRUCTURE_FAILURE, redact(f"{type(err).__name__}: {err}"))
+        return result("not-started", EXIT_USAGE, redact(f"{type(err).__name__}: {err}"))
     if upstream:
         quantum = _merged_records(quantum, upstream)
     butlers: list[QuantumBackedButler] = []

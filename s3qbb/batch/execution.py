@@ -11,6 +11,7 @@ __all__ = [
     "EXIT_INFRASTRUCTURE_FAILURE",
     "EXIT_SUCCESS",
     "EXIT_TASK_FAILURE",
+    "EXIT_USAGE",
     "QuantumOutcome",
     "TaskFunction",
     "load_quantum",
@@ -22,28 +23,34 @@ __all__ = [
 import importlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, S3qbbError
+from .exitcodes import ExitCode, exit_code_for_error
 
 if TYPE_CHECKING:
     from ..butler.quantum_backed import QuantumBackedButler
     from ..butler.uploads import FinishResult
+    from ..core.attempt import WriteToken
     from ..core.dimensions import DimensionUniverse
     from ..core.quantum import Quantum
     from ..repo import RepoConfig
+    from .signals import GracefulTermination
 
 _LOG = logging.getLogger(__name__)
 
-EXIT_SUCCESS = 0
-"""The task succeeded and its records were uploaded."""
-EXIT_TASK_FAILURE = 1
-"""The task raised; its (failed) records and provenance were uploaded."""
-EXIT_INFRASTRUCTURE_FAILURE = 2
-"""s3qbb could not run the task or record its outcome (configuration, storage, missing inputs)."""
+EXIT_SUCCESS = int(ExitCode.SUCCESS)
+"""The task succeeded (or had already succeeded) and its records were uploaded."""
+EXIT_TASK_FAILURE = int(ExitCode.TASK_FAILED)
+"""The task raised, or predicted inputs are missing; the (failed) records and provenance were uploaded."""
+EXIT_USAGE = int(ExitCode.USAGE)
+"""Usage or configuration error: bad options, an unreadable configuration, a task that cannot be imported."""
+EXIT_INFRASTRUCTURE_FAILURE = int(ExitCode.TEMPFAIL)
+"""Transient infrastructure failure (``EX_TEMPFAIL``, 75): storage unreachable, denied, upload failed."""
 
 TaskFunction = Callable[["QuantumBackedButler", "Quantum"], Any]
 """A task: called with the quantum's butler and the quantum."""
@@ -54,7 +61,7 @@ class QuantumOutcome:
     """How a quantum ended."""
 
     exit_code: int
-    """`EXIT_SUCCESS`, `EXIT_TASK_FAILURE` or `EXIT_INFRASTRUCTURE_FAILURE`."""
+    """One of `s3qbb.batch.exitcodes.ExitCode`."""
     finish: FinishResult | None
     """What was uploaded (`None` if the butler could not be built)."""
     error: BaseException | None = None
@@ -63,23 +70,58 @@ class QuantumOutcome:
     """Predicted inputs found missing before the task ran."""
 
 
-def load_task(spec: str) -> TaskFunction:
+def load_task(spec: str, app_dir: str | os.PathLike[str] | None = None) -> TaskFunction:
     """Import ``module:function`` and return the function.
+
+    Parameters
+    ----------
+    spec : `str`
+        ``package.module:function`` (``function`` may be dotted: ``module:Class.method``).
+    app_dir : `str` or `os.PathLike`, optional
+        Directory put first on `sys.path` before importing, as uvicorn's
+        ``--app-dir`` does (``s3qbb run-quantum`` passes the current
+        directory by default); `sys.path` is left alone if not given.
 
     Raises
     ------
     ConfigError
-        If the module or function cannot be found or is not callable.
+        If the module or function cannot be found or is not callable; the
+        message says how to make the module importable.
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"Task {spec!r} must look like 'package.module:function'.")
+    where = "sys.path"
+    if app_dir is not None:
+        directory = str(Path(app_dir).resolve())
+        where = f"{directory} (--app-dir) or sys.path"
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
     try:
         obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (module_name == err.name or module_name.startswith(f"{err.name}.")):
+            top = module_name.partition(".")[0]
+            raise ConfigError(
+                f"Cannot load task {spec!r}: no module named {err.name!r} in {where}. "
+                f"Run from the directory holding {top}.py (or the {top}/ package), pass --app-dir DIR, "
+                f"add DIR to PYTHONPATH, or install the package (pip install -e .)."
+            ) from err
+        raise ConfigError(
+            f"Cannot load task {spec!r}: importing {module_name!r} failed: {type(err).__name__}: {err}"
+        ) from err
+    except Exception as err:  # a module that fails on import is a setup failure, not a task failure
+        raise ConfigError(
+            f"Cannot load task {spec!r}: importing {module_name!r} failed: {type(err).__name__}: {err}"
+        ) from err
+    try:
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except Exception as err:  # a module that fails on import is a setup failure, not a task failure
-        raise ConfigError(f"Cannot load task {spec!r}: {type(err).__name__}: {err}") from err
+    except AttributeError as err:
+        raise ConfigError(
+            f"Cannot load task {spec!r}: module {module_name!r} ({getattr(obj, '__file__', '?')}) "
+            f"has no attribute {attr!r}."
+        ) from err
     if not callable(obj):
         raise ConfigError(f"Task {spec!r} is not callable.")
     return obj  # type: ignore[no-any-return]
@@ -126,13 +168,17 @@ def run_quantum(
     universe: DimensionUniverse | None = None,
     filename: str = ":memory:",
     require_inputs: bool = True,
+    write_token: WriteToken | None = None,
+    replace_success: bool = False,
+    termination: GracefulTermination | None = None,
 ) -> QuantumOutcome:
     """Run one quantum end to end.
 
     Builds the `QuantumBackedButler`, checks the predicted inputs exist (one
     bulk existence call), calls ``task(butler, quantum)``, then uploads the
     records file, provenance and execution report beside the outputs, on
-    success and on failure alike.
+    success and on failure alike. `s3qbb.batch.job.run_job` adds what a batch
+    job needs around it (the already-succeeded check, signals, logging context).
 
     Parameters
     ----------
@@ -147,45 +193,74 @@ def run_quantum(
     filename : `str`, optional
         SQLite file of the records (in memory by default).
     require_inputs : `bool`, optional
-        Fail (infrastructure failure, task not called) when predicted inputs are missing.
+        Fail (exit code 1, task not called) when predicted inputs are missing.
+    write_token : `~s3qbb.core.attempt.WriteToken`, optional
+        This attempt's write token; a new one by default.
+    replace_success : `bool`, optional
+        Let this attempt's records replace those of an earlier success (a re-run on purpose).
+    termination : `~s3qbb.batch.signals.GracefulTermination`, optional
+        The signal handler of the job, told when the task is over so that a
+        signal during the uploads does not interrupt them.
 
     Returns
     -------
     outcome : `QuantumOutcome`
-        Exit code, uploaded files, error.
+        Exit code, uploaded files, error. A task error whose chain holds a
+        storage failure gives `EXIT_INFRASTRUCTURE_FAILURE` (75), other task
+        errors `EXIT_TASK_FAILURE` (1); a `~s3qbb.batch.signals.JobInterrupted`
+        gives 143 or 130 with status ``interrupted``.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        A plain Ctrl-C (no `GracefulTermination` installed) is re-raised once
+        the records are uploaded with status ``interrupted``.
     """
     from ..butler.quantum_backed import QuantumBackedButler
     from ..provenance.files import redact
     from ..repo import load_repo_config
+    from .signals import JobInterrupted
 
     try:
         repo = load_repo_config(config)
-        butler = QuantumBackedButler.initialize(repo, quantum, universe or repo.universe(), filename=filename)
+        butler = QuantumBackedButler.initialize(
+            repo,
+            quantum,
+            universe or repo.universe(),
+            filename=filename,
+            write_token=write_token,
+            replace_success=replace_success,
+        )
+    except JobInterrupted as err:
+        return QuantumOutcome(int(err.exit_code), None, err)
     except Exception as err:
+        code = exit_code_for_error(err, in_task=False)
         _LOG.error("Cannot set up quantum %s: %s", quantum.id, redact(str(err)))
-        return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, None, err)
+        return QuantumOutcome(int(code), None, err)
     try:
         existence = butler.stored_many(quantum.input_refs())
-    except Exception as err:
-        finish = butler.finish(err)
-        return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, finish, err)
+        _LOG.info("Checked %d predicted input(s) of quantum %s.", len(existence), quantum.id)
+    except (Exception, KeyboardInterrupt) as err:
+        return _stopped(butler, err, termination, in_task=False)
     missing = tuple(str(ref) for ref, ok in existence.items() if not ok)
     if missing and require_inputs:
         missing_error = S3qbbError(
             f"Quantum {quantum.id} ({quantum.taskLabel}): {len(missing)} predicted input(s) missing, "
-            f"e.g. {missing[0]}; the task was not run."
+            f"e.g. {missing[0]}; the task was not run. Run the quanta producing them first."
         )
+        _LOG.error("%s", missing_error)
         finish = butler.finish(missing_error)
-        return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, finish, missing_error, missing)
+        return QuantumOutcome(EXIT_TASK_FAILURE, finish, missing_error, missing)
+    _LOG.info("Running task %s of quantum %s.", quantum.taskLabel or quantum.taskName, quantum.id)
     try:
         task(butler, quantum)
-    except Exception as err:
-        _LOG.error("Task of quantum %s failed: %s", quantum.id, redact(str(err)))
-        try:
-            finish = butler.finish(err)
-        except Exception as upload_err:  # finish() never raises when given an error; be safe anyway
-            return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, None, upload_err, missing)
-        return QuantumOutcome(EXIT_TASK_FAILURE, finish, err, missing)
+        if termination is not None and termination.signum is not None:
+            # The task swallowed the interrupt and returned: it cannot be trusted to be complete.
+            raise JobInterrupted(termination.signum)
+    except (Exception, KeyboardInterrupt) as err:
+        return _stopped(butler, err, termination, in_task=True, missing=missing)
+    if termination is not None:
+        termination.finishing()
     try:
         finish = butler.finish()
     except Exception as err:
@@ -193,7 +268,42 @@ def run_quantum(
             "Quantum %s succeeded but its records could not be uploaded: %s", quantum.id, redact(str(err))
         )
         return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, None, err, missing)
+    _LOG.info("Quantum %s succeeded; uploaded %s.", quantum.id, ", ".join(str(u) for u in finish.uris))
     return QuantumOutcome(EXIT_SUCCESS, finish, None, missing)
+
+
+def _stopped(
+    butler: QuantumBackedButler,
+    err: BaseException,
+    termination: GracefulTermination | None,
+    *,
+    in_task: bool,
+    missing: tuple[str, ...] = (),
+) -> QuantumOutcome:
+    """Upload the records of a quantum stopped by ``err`` and return its outcome (see `run_quantum`)."""
+    from ..provenance.files import redact
+    from .signals import JobInterrupted
+
+    if termination is not None:
+        termination.finishing()
+    if isinstance(err, KeyboardInterrupt):
+        _LOG.warning("Quantum %s interrupted; uploading its records (status interrupted).", butler.quantum_id)
+        finish = butler.finish(err)
+        if not isinstance(err, JobInterrupted):
+            raise err
+        return QuantumOutcome(int(err.exit_code), finish, err, missing)
+    code = exit_code_for_error(err, in_task=in_task) if in_task else ExitCode.TEMPFAIL
+    if code == ExitCode.TEMPFAIL:
+        _LOG.error(
+            "Quantum %s stopped by an infrastructure failure (exit %d, retry): %s",
+            butler.quantum_id,
+            code,
+            redact(f"{type(err).__name__}: {err}"),
+        )
+    else:
+        _LOG.error("Task of quantum %s failed: %s", butler.quantum_id, redact(f"{type(err).__name__}: {err}"))
+    finish = butler.finish(err)
+    return QuantumOutcome(int(code), finish, err, missing)
 
 
 def outcome_summary(outcome: QuantumOutcome) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from .setup import (
 from .uploads import FinishResult, upload_quantum_files
 
 if TYPE_CHECKING:
+    from ..core.attempt import WriteToken
     from ..core.dataset_type import DatasetType
     from ..core.dimensions import DimensionUniverse
     from ..core.quantum import Quantum
@@ -131,6 +132,8 @@ class QuantumBackedButler(LimitedButler):
         *,
         allow_unpredicted_reads: bool = False,
         run: str | None = None,
+        write_token: WriteToken | None = None,
+        replace_success: bool = False,
     ) -> QuantumBackedButler:
         """Construct a butler for a quantum from a repository configuration.
 
@@ -154,6 +157,12 @@ class QuantumBackedButler(LimitedButler):
             Allow reading datasets outside the quantum.
         run : `str`, optional
             Run under which records are uploaded; the outputs' run by default.
+        write_token : `~s3qbb.core.attempt.WriteToken`, optional
+            This attempt's write token (of ``quantum.id``); a new one by default.
+        replace_success : `bool`, optional
+            Let this attempt's records replace those of an earlier successful attempt
+            (``run-quantum --rerun``); by default they only replace those of an attempt
+            that failed, was interrupted or died.
 
         Raises
         ------
@@ -171,6 +180,8 @@ class QuantumBackedButler(LimitedButler):
             task_label=quantum.taskLabel,
             task_name=quantum.taskName,
             run=run or single_run(outputs),
+            write_token=write_token,
+            replace_success=replace_success,
         )
         setup = ButlerSetup(
             config,
@@ -558,6 +569,7 @@ class QuantumBackedButler(LimitedButler):
                 error=error,
                 warnings_seen=[str(w.message) for w in caught],
                 refs=self._known_refs_for(provenance),
+                replace_success=self._info.replace_success,
             )
         except Exception as err:
             if error is None:

@@ -44,6 +44,8 @@ class QuantumInfo:
     started_at: float = field(default_factory=time.time)
     write_token: WriteToken | None = None
     """This attempt's write token (one of ``quantum_id``, made on first use if not given)."""
+    replace_success: bool = False
+    """Whether this attempt's records replace those of an earlier success (``run-quantum --rerun``)."""
 
     def token(self) -> WriteToken:
         """Return this attempt's write token, making it on first use."""

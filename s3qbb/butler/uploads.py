@@ -56,8 +56,12 @@ def upload_quantum_files(
     attempt_id: str | None = None,
     warnings_seen: list[str],
     refs: Iterable[DatasetRef] = (),
+    replace_success: bool = False,
 ) -> FinishResult:
     """Upload ``<run>/_records/<quantum id>.{sqlite3,provenance.json,quantum.json}``, create-only.
+
+    The files of an earlier attempt of the quantum that did not succeed are
+    replaced; those of an earlier success only if ``replace_success`` is set.
 
     Returns
     -------
@@ -72,7 +76,8 @@ def upload_quantum_files(
     from ..core.wire import dataset_ref_to_simple
     from ..provenance.model import ErrorInfo, QuantumDatasetCounts, QuantumExecutionReport
 
-    status = "failed" if error is not None else "succeeded"
+    # A KeyboardInterrupt (s3qbb.batch.signals.JobInterrupted on SIGTERM/SIGINT among them) stopped the task.
+    status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed" if error else "succeeded"
     if not datastore.capabilities.persistent_records or datastore.get_root() is None:
         return FinishResult(status="skipped")
     if run is None:
@@ -133,13 +138,13 @@ def upload_quantum_files(
                 try:
                     uri = datastore.put_sidecar(path, data, overwrite=overwrite)
                 except DatasetExistsError:
-                    if overwrite or not _earlier_attempt_failed(datastore, report_key(run, quantum_id)):
+                    if overwrite or not _replaceable(
+                        datastore, report_key(run, quantum_id), attempt_id, replace_success
+                    ):
                         raise
-                    # An earlier attempt of this quantum failed (or died before its report):
-                    # this attempt's files replace its files.
-                    _LOG.warning(
-                        "Replacing the records of an earlier failed attempt of quantum %s.", quantum_id
-                    )
+                    # An earlier attempt of this quantum failed, was interrupted, died before its
+                    # report, or was re-run on purpose (``--rerun``): this attempt's files replace its files.
+                    _LOG.warning("Replacing the records of an earlier attempt of quantum %s.", quantum_id)
                     overwrite = True
                     uri = datastore.put_sidecar(path, data, overwrite=True)
                 if uri is None:
@@ -166,8 +171,10 @@ def upload_quantum_files(
     )
 
 
-def _earlier_attempt_failed(datastore: Datastore, report_path: str) -> bool:
-    """Tell whether the files already under a quantum's names belong to an attempt that did not succeed."""
+def _replaceable(
+    datastore: Datastore, report_path: str, attempt_id: str | None, replace_success: bool
+) -> bool:
+    """Tell whether this attempt's files may replace those already under the quantum's names."""
     from pydantic import ValidationError
 
     from ..provenance.model import QuantumExecutionReport
@@ -176,6 +183,11 @@ def _earlier_attempt_failed(datastore: Datastore, report_path: str) -> bool:
     if data is None:
         return True  # the earlier attempt died between its uploads
     try:
-        return QuantumExecutionReport.from_json(data).status != "succeeded"
+        earlier = QuantumExecutionReport.from_json(data)
     except (ValidationError, S3qbbError, ValueError):
         return True  # an unreadable report cannot vouch for a success
+    if earlier.status != "succeeded":
+        return True
+    # A success is replaced only by a later attempt asked for on purpose (``run-quantum --rerun``):
+    # attempt IDs sort in start order, and the last attempt wins, as in the registry.
+    return replace_success and attempt_id is not None and (earlier.attempt_id or "") < attempt_id

@@ -43,3 +43,31 @@ def write_some_then_die(butler: QuantumBackedButler, quantum: Quantum) -> None:
     for ref in quantum.output_refs()[:-1]:
         butler.put({"detector": dict(ref.dataId)["detector"]}, ref)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def count_calls(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Append a line to ``$S3QBB_TEST_CALLS`` (a file counting the calls); write nothing."""
+    with open(os.environ["S3QBB_TEST_CALLS"], "a") as calls:
+        calls.write(f"{quantum.id}\n")
+
+
+def delete_bucket_then_put(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Delete the datastore's bucket (as an operator might by mistake), then write the first output."""
+    import boto3
+
+    bucket = os.environ["S3QBB_TEST_BUCKET"]
+    client = boto3.client("s3", region_name="us-east-1")
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    for item in listed:
+        client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)
+    first, *_ = quantum.output_refs()
+    butler.put({"detector": 1}, first)
+
+
+def catch_everything(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Wrap a storage failure in the task's own error, as task code often does."""
+    try:
+        delete_bucket_then_put(butler, quantum)
+    except Exception as err:
+        raise RuntimeError("the task could not save its result") from err

@@ -94,6 +94,7 @@ def test_success_json_in_process(cli_job: CliJob, capsys: pytest.CaptureFixture[
     out = capsys.readouterr()
     assert code == 0, out.err
     summary = json.loads(out.out)
+    attempt_id = summary.pop("attempt_id")
     assert summary == {
         "exit_code": 0,
         "status": "succeeded",
@@ -101,6 +102,7 @@ def test_success_json_in_process(cli_job: CliJob, capsys: pytest.CaptureFixture[
         "error": None,
         "missing_inputs": [],
     }
+    assert _report(cli_job, quantum).attempt_id == attempt_id  # the attempt printed is the one recorded
     assert records.read_bytes().startswith(b"SQLite format 3\x00")  # --records-file is honoured
 
 
@@ -179,7 +181,7 @@ def test_infrastructure_failure_before_the_butler_exits_2_and_uploads_nothing(
     assert _records_keys(cli_job) == []  # nothing uploaded: a retry starts clean
 
 
-def test_missing_inputs_exit_2_with_failed_status_and_task_not_run(cli_job: CliJob) -> None:
+def test_missing_inputs_exit_1_with_failed_status_and_task_not_run(cli_job: CliJob) -> None:
     lost = make_ref("raw", 7, RAW_RUN)
     quantum = Quantum(taskLabel="produce", inputs=[lost], outputs=[make_ref("calexp", 7)])
     path = write_quantum(cli_job.workdir / "q.json", quantum)
@@ -188,7 +190,7 @@ def test_missing_inputs_exit_2_with_failed_status_and_task_not_run(cli_job: CliJ
         "run-quantum", path, "--task", "cli_tasks:produce", "--config", cli_job.config, "--json"
     )
 
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # the quantum failed: a retry of the same job cannot help
     summary = json.loads(proc.stdout)
     assert summary["status"] == "failed"
     assert summary["missing_inputs"] == [str(lost)]
@@ -227,7 +229,7 @@ def test_secret_of_the_environment_never_printed(cli_job: CliJob) -> None:
     path = write_quantum(cli_job.workdir / "q.json", quantum)
 
     proc = cli_job.run(
-        "-vv", "run-quantum", path, "--task", "cli_tasks:fail_with_secret", "--config", cli_job.config
+        "-vvv", "run-quantum", path, "--task", "cli_tasks:fail_with_secret", "--config", cli_job.config
     )
 
     assert proc.returncode == 1

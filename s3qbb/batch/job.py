@@ -1,0 +1,213 @@
+"""The batch job of one quantum: what ``s3qbb run-quantum`` runs, whatever selected the quantum.
+
+`run_job` wraps `s3qbb.batch.execution.run_quantum` with what a job run by
+AWS Batch, Kubernetes or Slurm needs:
+
+#. one request (a GET of ``<run>/_records/<quantum id>.quantum.json``) tells
+   whether an earlier attempt already succeeded; then the job exits 0 at once
+   without running the task (`JobOptions.rerun` forces a new attempt);
+#. otherwise a new attempt with a fresh `~s3qbb.core.attempt.WriteToken`;
+#. SIGTERM and SIGINT stop the task and upload its records with status
+   ``interrupted`` within the grace period (`s3qbb.batch.signals`);
+#. every log line carries the quantum ID and task label (`s3qbb.batch.logs`);
+#. the exit code says whether a retry can help (`s3qbb.batch.exitcodes`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["JobOptions", "JobResult", "previous_success", "run_job"]
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..core.attempt import WriteToken
+from .execution import QuantumOutcome, TaskFunction, run_quantum
+from .exitcodes import ExitCode, exit_code_for_error
+from .logs import log_context
+from .signals import GracefulTermination, JobInterrupted, grace_period
+
+if TYPE_CHECKING:
+    from ..core.dimensions import DimensionUniverse
+    from ..core.quantum import Quantum
+    from ..provenance.report import QuantumExecutionReport
+    from ..repo import RepoConfig
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How `run_job` runs its quantum (the options of ``s3qbb run-quantum``)."""
+
+    rerun: bool = False
+    """Run the task even if an earlier attempt succeeded (its records are then replaced)."""
+    records_file: str = ":memory:"
+    """Local SQLite file of the records (in memory by default)."""
+    require_inputs: bool = True
+    """Fail (exit 1, task not run) when predicted inputs are missing."""
+    grace_period: float | None = None
+    """Seconds between SIGTERM/SIGINT and the forced exit; ``S3QBB_GRACE_PERIOD`` or 25 s by default."""
+    handle_signals: bool = True
+    """Install the SIGTERM/SIGINT handlers (only possible in the main thread)."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended."""
+
+    exit_code: ExitCode
+    """What the process should exit with."""
+    outcome: QuantumOutcome | None = None
+    """What running the quantum did; `None` if it was not run (already succeeded, or interrupted first)."""
+    previous: QuantumExecutionReport | None = None
+    """The report of the earlier successful attempt, when the job found one and did not run the task."""
+    attempt: WriteToken | None = None
+    """This attempt's write token, if an attempt was started."""
+
+
+def previous_success(repo: RepoConfig, quantum: Quantum) -> QuantumExecutionReport | None:
+    """Return the report of an earlier successful attempt of ``quantum``, with one GET, or `None`.
+
+    Parameters
+    ----------
+    repo : `RepoConfig`
+        Repository configuration (its datastore holds the records).
+    quantum : `Quantum`
+        The quantum; its outputs name the run.
+
+    Returns
+    -------
+    report : `QuantumExecutionReport` or `None`
+        The report at ``<run>/_records/<quantum id>.quantum.json`` if it says
+        ``succeeded``; `None` if there is none, it records another status, it
+        is unreadable, or the quantum has no single output run.
+
+    Raises
+    ------
+    s3qbb.errors.S3qbbError
+        If the storage cannot be read (unreachable, denied, missing bucket).
+    """
+    from pydantic import ValidationError
+
+    from ..butler.setup import single_run
+    from ..provenance.files import report_key
+    from ..provenance.report import QuantumExecutionReport
+    from ..repo import build_datastore
+
+    run = single_run(quantum.output_refs())
+    if run is None:
+        _LOG.info("Quantum %s has no single output run: not checking for an earlier success.", quantum.id)
+        return None
+    datastore = build_datastore(repo)
+    try:
+        if not datastore.capabilities.persistent_records or datastore.get_root() is None:
+            return None
+        data = datastore.read_sidecar(report_key(run, quantum.id))
+    finally:
+        datastore.close()
+    if data is None:
+        return None
+    try:
+        report = QuantumExecutionReport.from_json(data)
+    except (ValidationError, ValueError) as err:
+        _LOG.warning(
+            "The report of an earlier attempt of quantum %s is unreadable (%s): running it.", quantum.id, err
+        )
+        return None
+    return report if report.status == "succeeded" else None
+
+
+def run_job(
+    repo: RepoConfig,
+    quantum: Quantum,
+    task: TaskFunction,
+    options: JobOptions | None = None,
+    *,
+    universe: DimensionUniverse | None = None,
+) -> JobResult:
+    """Run the batch job of one quantum and return its exit code (see the module documentation).
+
+    Parameters
+    ----------
+    repo : `RepoConfig`
+        Repository configuration.
+    quantum : `Quantum`
+        The quantum (from a description file or a quantum graph).
+    task : `TaskFunction`
+        The task.
+    options : `JobOptions`, optional
+        Re-run, records file, missing inputs, grace period, signal handling.
+    universe : `DimensionUniverse`, optional
+        Dimension universe (a quantum graph's); the configuration's by default.
+
+    Returns
+    -------
+    result : `JobResult`
+        ``result.exit_code`` is what the process should exit with.
+    """
+    options = options or JobOptions()
+    grace = grace_period(options.grace_period)
+    termination = GracefulTermination(grace)
+    with log_context(quantum_id=quantum.id, task_label=quantum.taskLabel):
+        if not options.handle_signals:
+            return _run(repo, quantum, task, options, None, universe)
+        with termination:
+            try:
+                return _run(repo, quantum, task, options, termination, universe)
+            except JobInterrupted as err:  # between two steps: nothing left to upload
+                _LOG.warning("Job of quantum %s interrupted (exit %d).", quantum.id, err.exit_code)
+                return JobResult(err.exit_code)
+
+
+def _run(
+    repo: RepoConfig,
+    quantum: Quantum,
+    task: TaskFunction,
+    options: JobOptions,
+    termination: GracefulTermination | None,
+    universe: DimensionUniverse | None,
+) -> JobResult:
+    from ..provenance.files import redact
+
+    if not options.rerun:
+        start = time.perf_counter()
+        try:
+            previous = previous_success(repo, quantum)
+        except Exception as err:
+            code = exit_code_for_error(err, in_task=False)
+            _LOG.error(
+                "Cannot tell whether quantum %s already succeeded (exit %d): %s",
+                quantum.id,
+                code,
+                redact(f"{type(err).__name__}: {err}"),
+            )
+            return JobResult(code, QuantumOutcome(int(code), None, err))
+        _LOG.info("Checked for an earlier success in %.1f ms.", 1e3 * (time.perf_counter() - start))
+        if previous is not None:
+            _LOG.warning(
+                "Quantum %s already succeeded (attempt %s, ended %s on %s): not running it again "
+                "(pass --rerun to force a new attempt).",
+                quantum.id,
+                previous.attempt_id or "?",
+                previous.ended_at.isoformat(timespec="seconds"),
+                previous.host,
+            )
+            return JobResult(ExitCode.SUCCESS, previous=previous)
+    token = WriteToken.new(quantum.id)
+    _LOG.info(
+        "Starting attempt %s of quantum %s%s.", token.attempt_id, quantum.id, " (--rerun)" * options.rerun
+    )
+    outcome = run_quantum(
+        repo,
+        quantum,
+        task,
+        universe=universe,
+        filename=options.records_file,
+        require_inputs=options.require_inputs,
+        write_token=token,
+        replace_success=options.rerun,
+        termination=termination,
+    )
+    return JobResult(ExitCode(outcome.exit_code), outcome, attempt=token)

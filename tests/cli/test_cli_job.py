@@ -1,0 +1,107 @@
+"""``s3qbb run-quantum`` as a retried batch job: the already-succeeded check, ``--rerun``, exit code 75."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_helpers import PREFIX, RUN, CliJob, make_ref, object_keys, write_quantum
+
+from s3qbb.core import Quantum
+from s3qbb.provenance.files import report_key
+from s3qbb.provenance.model import QuantumExecutionReport
+
+
+def _report(job: CliJob, quantum: Quantum) -> QuantumExecutionReport:
+    key = f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    body = job.endpoint.client.get_object(Bucket=job.endpoint.bucket, Key=key)["Body"].read()
+    return QuantumExecutionReport.from_json(body)
+
+
+def _calls(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_retry_of_a_succeeded_quantum_exits_0_without_running_the_task(server_job: CliJob) -> None:
+    calls = server_job.workdir / "calls.txt"
+    env = {**server_job.env, "S3QBB_TEST_CALLS": str(calls)}
+    quantum = Quantum(taskLabel="count", outputs=[make_ref("a", 1)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    argv = ["run-quantum", path, "--task", "cli_tasks:count_calls", "--config", server_job.config, "--json"]
+    job = CliJob(server_job.endpoint, env, server_job.config, server_job.workdir)
+
+    first = job.run(*argv)
+    assert first.returncode == 0, first.stderr
+    first_attempt = _report(job, quantum).attempt_id
+    assert first_attempt == json.loads(first.stdout)["attempt_id"]
+
+    again = job.run(*argv, "-v")  # what AWS Batch does after a lost container: the same command
+    assert again.returncode == 0, again.stderr
+    assert _calls(calls) == 1  # the task was not called again
+    assert json.loads(again.stdout)["status"] == "already-succeeded"
+    assert f"Quantum {quantum.id} already succeeded (attempt {first_attempt}" in again.stderr
+    assert _report(job, quantum).attempt_id == first_attempt  # nothing was rewritten
+
+    forced = job.run(*argv, "--rerun")
+    assert forced.returncode == 0, forced.stderr
+    assert _calls(calls) == 2
+    report = _report(job, quantum)
+    assert report.status == "succeeded"
+    assert report.attempt_id == json.loads(forced.stdout)["attempt_id"] != first_attempt  # replaced
+
+
+def test_retry_after_a_failure_runs_the_task_again(server_job: CliJob) -> None:
+    quantum = Quantum(taskLabel="fail", outputs=[make_ref("a", 1), make_ref("b", 2)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    failed = server_job.run("run-quantum", path, "--task", "cli_tasks:fail", "--config", server_job.config)
+    assert failed.returncode == 1
+    assert _report(server_job, quantum).status == "failed"
+    calls = server_job.workdir / "calls.txt"
+    env = {**server_job.env, "S3QBB_TEST_CALLS": str(calls)}
+    job = CliJob(server_job.endpoint, env, server_job.config, server_job.workdir)
+
+    retried = job.run("run-quantum", path, "--task", "cli_tasks:count_calls", "--config", server_job.config)
+
+    assert retried.returncode == 0, retried.stderr
+    assert _calls(calls) == 1
+    assert _report(job, quantum).status == "succeeded"
+
+
+def test_missing_bucket_raised_inside_the_task_exits_75(server_job: CliJob) -> None:
+    """A storage failure raised through the butler is infrastructure (retry), not the task's failure."""
+    quantum = Quantum(taskLabel="t", outputs=[make_ref("a", 1)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    env = {**server_job.env, "S3QBB_TEST_BUCKET": server_job.endpoint.bucket}
+    job = CliJob(server_job.endpoint, env, server_job.config, server_job.workdir)
+
+    proc = job.run("run-quantum", path, "--task", "cli_tasks:delete_bucket_then_put", "--config", job.config)
+
+    assert proc.returncode == 75, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "infrastructure failure (exit 75, retry)" in proc.stderr
+    assert "BucketNotFoundError" in proc.stderr
+
+
+def test_storage_error_wrapped_by_the_task_still_exits_75(server_job: CliJob) -> None:
+    quantum = Quantum(taskLabel="t", outputs=[make_ref("a", 1)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    env = {**server_job.env, "S3QBB_TEST_BUCKET": server_job.endpoint.bucket}
+    job = CliJob(server_job.endpoint, env, server_job.config, server_job.workdir)
+
+    proc = job.run("run-quantum", path, "--task", "cli_tasks:catch_everything", "--config", job.config)
+
+    assert proc.returncode == 75, proc.stderr
+    assert "RuntimeError: the task could not save its result" in proc.stderr
+
+
+def test_missing_bucket_at_start_exits_75_and_uploads_nothing(cli_job: CliJob) -> None:
+    quantum = Quantum(taskLabel="produce", outputs=[make_ref("a", 1)])
+    path = write_quantum(cli_job.workdir / "q.json", quantum)
+    config = cli_job.workdir / "other.yaml"
+    config.write_text(cli_job.config.read_text().replace(cli_job.endpoint.bucket, "no-such-bucket-s3qbb"))
+
+    proc = cli_job.run("run-quantum", path, "--task", "cli_tasks:produce", "--config", config)
+
+    assert proc.returncode == 75, proc.stderr
+    assert "Cannot tell whether quantum" in proc.stderr
+    assert [k for k in object_keys(cli_job.endpoint) if "/_records/" in k] == []
