@@ -1024,7 +1024,39 @@ def pipeline_scenario() -> Iterator[None]:
             yield
 
 
+@contextlib.contextmanager
+def quickstart_scenario() -> Iterator[None]:
+    """What the command line of quickstart.rst assumes: the quick start's quantum ran in s3://my-bucket/repo.
+
+    The dataset ID is the one the page shows; the environment points the command at the moto server.
+    """
+    from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum, QuantumBackedButler
+    from s3qbb.testing.servers import MotoServer
+
+    with MotoServer() as server:
+        endpoint = server.endpoint("my-bucket")
+        variables = {
+            "S3QBB_S3_ENDPOINT_URL": endpoint.endpoint_url,
+            "S3QBB_S3_ADDRESSING_STYLE": "path",
+            "AWS_ACCESS_KEY_ID": "docs",
+            "AWS_SECRET_ACCESS_KEY": "docs",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        with environment(variables):
+            config = {"datastore": {"root": "s3://my-bucket/repo", "endpoint": endpoint.config}}
+            universe = DimensionUniverse()
+            summary = DatasetType("summary", ["visit"], "StructuredDataDict", universe=universe)
+            dataset_id = uuid.UUID("3f2c9a4e-6b1d-4c8e-9a57-0d2e8b1f4c6a")
+            ref = DatasetRef(summary, {"instrument": "Cam", "visit": 42}, run="demo/run1", id=dataset_id)
+            with QuantumBackedButler.initialize(
+                config, Quantum(taskLabel="summarize", outputs=[ref]), universe
+            ) as butler:
+                butler.put({"mean": 1.5, "n": 3}, ref)
+            yield
+
+
 SCENARIOS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "quickstart": quickstart_scenario,
     "pipeline": pipeline_scenario,
     "registry": registry_scenario,
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,6 @@ EXAMPLE_PAGES = {
     "registry",
     "model",
     "provenance",
-    "quickstart",
     "testing",
 }
 
@@ -87,6 +87,17 @@ def no_aws_environment() -> Iterator[None]:
         clear_client_cache()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_quick_start_is_a_short_plain_script() -> None:
+    """The quick start is copy-and-paste material: a plain code block (run by test_docs_code_blocks.py)."""
+    text = (DOCS / "quickstart.rst").read_text()
+    assert ">>> " not in text
+    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:   .*\n|\n)+)", text, flags=re.M)
+    assert len(blocks) == 1
+    lines = [line for line in blocks[0].splitlines() if line.strip()]
+    assert len(lines) <= 20 and "MotoServer" in blocks[0] and "QuantumBackedButler" in blocks[0]
+    assert text.index("pip install 's3qbb[testing]'") < text.index(".. code-block:: python")
 
 
 def test_toctree_pages_exist() -> None:
