@@ -326,11 +326,15 @@ def run_graph_on_dask(
     *,
     client: Client | None = None,
     require_inputs: bool = True,
+    rerun: bool = False,
 ) -> dict[uuid.UUID, QuantumResult]:
-    """Run every quantum of a `~s3qbb.batch.graph.QuantumGraph` on Dask (see `run_pipeline_on_dask`).
+    """Run the quanta of a `~s3qbb.batch.graph.QuantumGraph` on Dask (see `run_pipeline_on_dask`).
 
     The tasks are the graph's (``"package.module:function"``, imported by the
-    workers); the results are in the graph's order.
+    workers). As with ``s3qbb run``, quanta whose last attempt succeeded are
+    not run again (status ``already succeeded``): one LIST per run tells which
+    (`~s3qbb.batch.status.graph_status`), and the quanta reading their outputs
+    get those records from their provenance files, here, before submission.
 
     Parameters
     ----------
@@ -342,11 +346,36 @@ def run_graph_on_dask(
         The cluster's client; the current default client if not given.
     require_inputs : `bool`, optional
         Fail a quantum whose predicted inputs are missing.
+    rerun : `bool`, optional
+        Run every quantum, even those that already succeeded.
 
     Returns
     -------
     results : `dict` [`uuid.UUID`, `QuantumResult`]
         By quantum ID, in the graph's order.
     """
+    from ..repo import load_repo_config
+    from .status import graph_status
+    from .upstream import with_upstream_records
+
+    repo = load_repo_config(config)
+    done = set() if rerun else {s.index for s in graph_status(graph, repo) if s.succeeded}
+    todo = []
+    for node in graph.nodes:
+        if node.index in done:
+            continue
+        ready = [u for u in node.upstream if u in done]
+        todo.append(
+            with_upstream_records(graph, node.index, repo, only=ready) if ready else graph[node.index]
+        )
     tasks: dict[str, TaskSpec] = dict(graph.tasks)
-    return run_pipeline_on_dask(list(graph), tasks, config, client=client, require_inputs=require_inputs)
+    ran = (
+        run_pipeline_on_dask(todo, tasks, repo, client=client, require_inputs=require_inputs) if todo else {}
+    )
+    results: dict[uuid.UUID, QuantumResult] = {}
+    for node in graph.nodes:
+        if node.index in done:
+            results[node.id] = QuantumResult(node.id, node.label, "already succeeded", EXIT_SUCCESS)
+        else:
+            results[node.id] = ran[node.id]
+    return results

@@ -23,6 +23,7 @@ __all__ = [
 
 import logging
 import uuid
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -86,7 +87,9 @@ def repo_bucket(repo: RepoConfig) -> tuple[S3Bucket, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
-def upstream_records(graph: QuantumGraph, index: int, repo: RepoConfig) -> dict[str, DatastoreRecordData]:
+def upstream_records(
+    graph: QuantumGraph, index: int, repo: RepoConfig, *, only: Collection[int] | None = None
+) -> dict[str, DatastoreRecordData]:
     """Return the datastore records of the inputs of quantum ``index`` produced by other quanta of the graph.
 
     Parameters
@@ -97,6 +100,8 @@ def upstream_records(graph: QuantumGraph, index: int, repo: RepoConfig) -> dict[
         The quantum's index in the graph.
     repo : `~s3qbb.repo.RepoConfig`
         The repository (its root locates the provenance files).
+    only : `~collections.abc.Collection` [`int`], optional
+        Read only these upstream quanta (indices); all of them by default.
 
     Returns
     -------
@@ -115,7 +120,8 @@ def upstream_records(graph: QuantumGraph, index: int, repo: RepoConfig) -> dict[
     from ..provenance.model import QuantumProvenanceData
 
     node = graph.nodes[index]
-    if not node.upstream:
+    upstream_indices = [u for u in node.upstream if only is None or u in only]
+    if not upstream_indices:
         return {}
     quantum = graph[index]
     wanted = {ref.id for ref in quantum.input_refs()}
@@ -136,9 +142,9 @@ def upstream_records(graph: QuantumGraph, index: int, repo: RepoConfig) -> dict[
             return up, None, bucket.uri(key)
         return up, QuantumProvenanceData.from_json(body, source=bucket.uri(key)), bucket.uri(key)
 
-    workers = min(MAX_PARALLEL_GETS, len(node.upstream))
+    workers = min(MAX_PARALLEL_GETS, len(upstream_indices))
     with ThreadPoolExecutor(workers, thread_name_prefix="s3qbb-upstream") as pool:
-        fetched = list(pool.map(fetch, node.upstream))
+        fetched = list(pool.map(fetch, upstream_indices))
     merged: dict[str, DatastoreRecordData] = {}
     for up, provenance, uri in fetched:
         upstream = graph.nodes[up]
@@ -177,13 +183,15 @@ def upstream_records(graph: QuantumGraph, index: int, repo: RepoConfig) -> dict[
     return merged
 
 
-def with_upstream_records(graph: QuantumGraph, index: int, repo: RepoConfig) -> Quantum:
+def with_upstream_records(
+    graph: QuantumGraph, index: int, repo: RepoConfig, *, only: Collection[int] | None = None
+) -> Quantum:
     """Return quantum ``index`` of the graph with its upstream inputs' records (see `upstream_records`)."""
     from ..core.quantum import Quantum
     from ..core.records import DatastoreRecordData
 
     quantum = graph[index]
-    extra = upstream_records(graph, index, repo)
+    extra = upstream_records(graph, index, repo, only=only)
     if not extra:
         return quantum
     merged: dict[str, DatastoreRecordData] = {}

@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="where quanta run")
     p.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
-    p.add_argument("--rerun", action="store_true", help="run quanta that already succeeded again (local)")
+    p.add_argument("--rerun", action="store_true", help="run quanta that already succeeded again")
     p.add_argument("--json", action="store_true", help="print the outcome of each quantum as JSON")
     p.set_defaults(func=command)
 
@@ -107,7 +107,7 @@ def _run_dask(args: argparse.Namespace) -> int:
     repo = load_repo_config(args.config)
     graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint)
     with distributed.Client(args.scheduler) as client:
-        results = run_graph_on_dask(graph, repo, client=client)
+        results = run_graph_on_dask(graph, repo, client=client, rerun=args.rerun)
     counts: dict[str, int] = {}
     for r in results.values():
         counts[r.status] = counts.get(r.status, 0) + 1
