@@ -50,6 +50,7 @@ from ..errors import (
     RegistryConnectionError,
     TransientStorageError,
 )
+from .upstream import UpstreamFailedError, UpstreamNotDoneError
 
 
 class ExitCode(enum.IntEnum):
@@ -103,6 +104,7 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     RecordsStoreError,  # the local records database (disk full, unreadable)
     RegistryConnectionError,
     ConnectionError,  # a task's own network I/O (refused, reset, aborted)
+    UpstreamNotDoneError,  # a producing quantum has not finished yet: a later attempt may find it
 )
 
 
@@ -175,6 +177,8 @@ def exit_code_for_error(exc: BaseException, *, in_task: bool) -> ExitCode:
     """
     if infrastructure_cause(exc) is not None:
         return ExitCode.TEMPFAIL
+    if any(isinstance(item, UpstreamFailedError) for item in _chain(exc)):
+        return ExitCode.TASK_FAILED  # this quantum cannot run (retrying will not help); the others go on
     return ExitCode.TASK_FAILED if in_task else ExitCode.USAGE
 
 

@@ -53,7 +53,7 @@ def test_selection_errors_are_usage_errors(moto_endpoint: S3TestEndpoint, tmp_pa
     # A downstream quantum whose producer has not run: a clear error naming the upstream quantum.
     summarize = len(job.graph) - 1
     early = job.run(*base, "--quantum", str(job.graph.nodes[summarize].id))
-    assert early.returncode != 0
+    assert early.returncode == 75  # retryable: the upstream quantum may finish
     assert "has not finished" in early.stderr
     assert str(job.graph.nodes[job.graph.nodes[summarize].upstream[0]].id) in early.stderr
     assert task_calls(job.workdir) == {}

@@ -72,3 +72,7 @@ def test_failure_stops_only_downstream_and_sets_the_exit_code(
     status = job.run("graph", "status", job.graph_uri, "--config", job.config_uri, "--json")
     assert status.returncode == 1
     assert json.loads(status.stdout)["counts"] == {"succeeded": 1, "failed": 3, "not run": 1}
+    # As a batch job, the summary fails at once, naming the failed upstream quantum: exit 1, no retry.
+    blocked = job.run("run-quantum", "--graph", job.graph_uri, "--index", "4", "--config", job.config_uri)
+    assert blocked.returncode == 1, blocked.stderr
+    assert "did not write" in blocked.stderr and str(job.graph.nodes[1].id) in blocked.stderr
