@@ -32,7 +32,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import ConfigError, CredentialsError, RegistryConnectionError, RegistryError
 from ..provenance.files import redact
 from ..sqlite_engine import install_sqlite_listeners
-from .schema import META_TABLE, REGISTRY_SCHEMA_VERSION, make_tables
+from .schema import META_TABLE, REGISTRY_SCHEMA_VERSION, UPGRADES, make_tables
 
 WRITE_OPTION = "s3qbb_registry_write"
 """Execution option marking a connection whose transactions write (SQLite: ``BEGIN IMMEDIATE``)."""
@@ -367,9 +367,38 @@ def ensure_schema(
                 f"Cannot create the registry tables in {safe_url(url)}: {_driver_message(err, url)}. "
                 "Check that the user may create tables."
             ) from None
+    if version in UPGRADES and version != REGISTRY_SCHEMA_VERSION:
+        version = _upgrade(engine, url, namespace)
     if version != REGISTRY_SCHEMA_VERSION:
         raise RegistryError(
             f"Registry {safe_url(url)} has schema version {version!r}; this s3qbb uses version "
             f"{REGISTRY_SCHEMA_VERSION!r}. Use the s3qbb release that created it, or a new registry."
         )
     return version
+
+
+def _upgrade(engine: sa.Engine, url: sa.URL, namespace: str | None) -> str | None:
+    """Upgrade an older registry schema in place (adds columns); return the version reached.
+
+    Runs in one write transaction (under the advisory lock on PostgreSQL), so
+    concurrent openers upgrade once; the version is read again inside it.
+    """
+    quote = engine.dialect.identifier_preparer.quote
+    prefix = f"{quote(namespace)}." if namespace else ""
+    meta = make_tables().meta
+    try:
+        with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key(namespace))))
+            version = _stored_version(conn)
+            while version in UPGRADES and version != REGISTRY_SCHEMA_VERSION:
+                for table, column in UPGRADES[version]:
+                    conn.exec_driver_sql(f"ALTER TABLE {prefix}{quote(table)} ADD COLUMN {column}")
+                version = str(int(version) + 1)
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=version))
+            return version
+    except sa.exc.DBAPIError as err:
+        raise RegistryError(
+            f"Cannot upgrade the registry schema of {safe_url(url)} to version {REGISTRY_SCHEMA_VERSION}: "
+            f"{_driver_message(err, url)}. Check that the user may alter its tables."
+        ) from None

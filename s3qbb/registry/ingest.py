@@ -1,10 +1,13 @@
 """Ingest the per-quantum files of a run into a registry: list, download in parallel, validate, insert.
 
 The pipeline: one listing of ``<run>/_records/`` (one LIST request per 1,000
-keys); one query for the quanta already in the registry (they are skipped,
-which makes a second ingest add nothing and an interrupted one resume);
-parallel downloads (two GETs per quantum: provenance and report), each file
-validated with pydantic in the worker thread; rows inserted by the calling
+keys, which also gives each file's ETag); one query for the quanta already in
+the registry (those whose files have the ETags read last time are skipped,
+which makes a second ingest add nothing and an interrupted one resume; files
+rewritten since, by a later attempt or a recovery, are read again and the
+last attempt wins); parallel downloads (three GETs per quantum: provenance,
+report and records file), each file validated in the worker thread (pydantic;
+the records file by `~s3qbb.registry.records_check.check_records_file`); rows inserted by the calling
 thread in batches, one transaction per batch, while the workers go on
 downloading. Files that fail are reported with their key and skipped.
 """
@@ -189,10 +192,13 @@ def ingest_run(
     listed = list_run(bucket, prefix)
     failures: list[IngestFailure] = list(listed.rejected)
     present = writer.existing_quanta(listed.quanta)
-    todo = [listed.quanta[q] for q in sorted(listed.quanta) if q not in present]
+    # A quantum whose files are those read last time (same listed ETags) is skipped without a download;
+    # rewritten files (a later attempt, a recovery) are read, and the writer keeps the last attempt.
+    unchanged = {q for q, tag in present.items() if tag is not None and tag == listed.quanta[q].files_tag}
+    todo = [listed.quanta[q] for q in sorted(listed.quanta) if q not in unchanged]
     default_run = run or _default_run(prefix)
     totals = BatchOutcome()
-    skipped = len(present)
+    skipped = len(unchanged)
     done = 0
     downloaded = 0
     pending: list[QuantumRows] = []
@@ -208,7 +214,7 @@ def ingest_run(
         outcome = writer.write(pending)
         totals.add(outcome)
         failures.extend(outcome.failures)
-        skipped += len(pending) - outcome.quanta_added - len(outcome.failures)
+        skipped += len(pending) - outcome.quanta_added - outcome.quanta_replaced - len(outcome.failures)
         pending.clear()
         report()
 
@@ -253,13 +259,14 @@ def ingest_run(
         flush()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    if totals.quanta_added:
+    if totals.quanta_added or totals.quanta_replaced:
         writer.analyze()
     return IngestSummary(
         uri=f"s3://{bucket_name}/{prefix}",
         registry=registry_name,
         quanta_listed=len(listed.quanta),
         quanta_added=totals.quanta_added,
+        quanta_replaced=totals.quanta_replaced,
         quanta_skipped=skipped,
         datasets_added=totals.datasets_added,
         records_added=totals.records_added,

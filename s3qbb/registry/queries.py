@@ -176,6 +176,7 @@ def _quantum_row(row: Any, datasets: Mapping[DatasetRole, tuple[uuid.UUID, ...]]
         host=row.host,
         error=row.error,
         source=row.source,
+        attempt=row.attempt,
         **({"datasets": datasets} if datasets is not None else {}),
     )
 

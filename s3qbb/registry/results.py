@@ -101,7 +101,7 @@ class QuantumRow:
     task_name: str | None
     """Fully qualified name of the task."""
     status: str | None
-    """``succeeded``, ``failed`` or ``recovered``."""
+    """``succeeded``, ``failed``, ``interrupted`` or ``recovered``."""
     started_at: datetime.datetime | None
     """When it started (UTC)."""
     ended_at: datetime.datetime | None
@@ -114,6 +114,9 @@ class QuantumRow:
     """URI of the provenance file it was ingested from."""
     datasets: Mapping[DatasetRole, tuple[uuid.UUID, ...]] = dataclasses.field(default_factory=dict)
     """Dataset IDs by role, filled by `~s3qbb.registry.Registry.quantum` (empty elsewhere)."""
+    attempt: str | None = None
+    """Key of the attempt whose rows the registry holds (`~s3qbb.registry.attempts.attempt_key`):
+    ``<attempt id>.<1 real | 0 recovered>.<recovery time>``; `None` if ingested by an older s3qbb."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready mapping.
@@ -134,6 +137,7 @@ class QuantumRow:
             "host": self.host,
             "error": self.error,
             "source": self.source,
+            "attempt": self.attempt,
             "datasets": {role: [str(i) for i in ids] for role, ids in self.datasets.items()},
         }
 
@@ -275,7 +279,8 @@ class IngestSummary:
     quanta_added: int
     """Quanta inserted by this ingest."""
     quanta_skipped: int
-    """Quanta already in the registry (from an earlier or concurrent ingest)."""
+    """Quanta already in the registry (from an earlier or concurrent ingest), or whose files describe
+    an attempt earlier than (or the same as) the one the registry holds."""
     datasets_added: int
     """Datasets inserted."""
     records_added: int
@@ -288,11 +293,18 @@ class IngestSummary:
     """Wall-clock duration in seconds."""
     requests: Mapping[str, int] = dataclasses.field(default_factory=dict)
     """S3 requests made, by operation (``{"ListObjectsV2": 1, "GetObject": 80}``)."""
+    quanta_replaced: int = 0
+    """Quanta in the registry whose rows were replaced by those of a later attempt."""
 
     @property
     def nothing_new(self) -> bool:
         """Whether the ingest added nothing (every quantum was already there, or none was found)."""
-        return self.quanta_added == 0 and self.datasets_added == 0 and self.records_added == 0
+        return (
+            self.quanta_added == 0
+            and self.quanta_replaced == 0
+            and self.datasets_added == 0
+            and self.records_added == 0
+        )
 
     def describe(self) -> str:
         """Return a short human-readable report.
@@ -305,8 +317,10 @@ class IngestSummary:
         """
         rate = f", {self.quanta_added / self.elapsed_s:.0f} quanta/s" if self.elapsed_s > 0 else ""
         lines = [
-            f"{self.uri} -> {self.registry}: {self.quanta_added} quanta added, {self.quanta_skipped} "
-            f"already present, {self.datasets_added} datasets, {self.records_added} records, "
+            f"{self.uri} -> {self.registry}: {self.quanta_added} quanta added, "
+            + (f"{self.quanta_replaced} replaced by a later attempt, " if self.quanta_replaced else "")
+            + f"{self.quanta_skipped} already present, "
+            f"{self.datasets_added} datasets, {self.records_added} records, "
             f"{self.bytes_downloaded} bytes downloaded, {len(self.failures)} failures "
             f"in {self.elapsed_s:.1f} s{rate}"
         ]

@@ -20,7 +20,11 @@ Tables (all created on first use, ``IF NOT EXISTS``):
     ``datastore_name``; primary key ``(dataset_id, datastore_name, component)``.
 ``quantum``
     ``id``, ``run``, ``task_label``, ``task_name``, ``status``, times,
-    ``host``, error, and the key of the provenance file it came from.
+    ``host``, error, the key of the provenance file it came from, the
+    ``attempt`` whose outputs the registry holds (a sortable key, see
+    :mod:`.attempts`) and ``files_tag``, a digest of the listed ETags of the
+    files it was ingested from (an unchanged quantum is skipped without a
+    download).
 ``quantum_dataset``
     Provenance edges ``(quantum_id, dataset_id, role)``, the primary key, with
     ``role`` one of `DATASET_ROLES`; indexed on ``(dataset_id, role)`` to find
@@ -37,6 +41,7 @@ __all__ = [
     "DATASET_ROLES",
     "META_TABLE",
     "REGISTRY_SCHEMA_VERSION",
+    "UPGRADES",
     "DatasetRole",
     "RegistryTables",
     "check_row",
@@ -51,8 +56,18 @@ from typing import Any, Final, Literal, get_args
 
 import sqlalchemy as sa
 
-REGISTRY_SCHEMA_VERSION: Final = "1"
-"""Version of this schema, stored under ``schema_version`` in ``registry_meta``."""
+REGISTRY_SCHEMA_VERSION: Final = "2"
+"""Version of this schema, stored under ``schema_version`` in ``registry_meta``.
+
+Version 2 added ``quantum.attempt`` and ``quantum.files_tag``; a version 1
+registry is upgraded in place when opened (see
+`~s3qbb.registry.database.ensure_schema`).
+"""
+
+UPGRADES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "1": (("quantum", "attempt VARCHAR(64)"), ("quantum", "files_tag VARCHAR(64)")),
+}
+"""Columns added by each upgrade, by the version upgraded from: ``(table, column definition)``."""
 
 META_TABLE: Final = "registry_meta"
 
@@ -159,6 +174,8 @@ def make_tables() -> RegistryTables:
         sa.Column("host", sa.String(256), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("source", sa.String(2048), nullable=True),
+        sa.Column("attempt", sa.String(64), nullable=True),
+        sa.Column("files_tag", sa.String(64), nullable=True),
         sa.Index("quantum_run_idx", "run"),
         sa.Index("quantum_task_label_idx", "task_label"),
     )

@@ -19,6 +19,7 @@ __all__ = [
 ]
 
 import dataclasses
+import hashlib
 import urllib.parse
 import uuid
 from typing import TYPE_CHECKING
@@ -77,10 +78,17 @@ def parse_run_uri(uri: str) -> tuple[str, str]:
 
 @dataclasses.dataclass
 class QuantumFiles:
-    """The keys of one quantum's files, by kind."""
+    """The keys of one quantum's files, by kind, and their ETags from the listing."""
 
     quantum_id: uuid.UUID
     keys: dict[RecordsFileKind, str] = dataclasses.field(default_factory=dict)
+    etags: dict[RecordsFileKind, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def files_tag(self) -> str:
+        """A digest of the listed ETags of the files: it changes whenever one of them is rewritten."""
+        text = ";".join(f"{kind}={self.etags.get(kind, '')}" for kind in sorted(self.keys))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +131,8 @@ def list_run(bucket: S3Bucket, prefix: str) -> ListedRun:
     quanta: dict[uuid.UUID, QuantumFiles] = {}
     rejected: list[IngestFailure] = []
     files = 0
-    for page in bucket.list_keys(records_prefix):
-        for key in page:
+    for page in bucket.list_etags(records_prefix):
+        for key, etag in page:
             files += 1
             name = key[len(records_prefix) :]
             try:
@@ -134,7 +142,9 @@ def list_run(bucket: S3Bucket, prefix: str) -> ListedRun:
             except InvalidNameError as err:
                 rejected.append(IngestFailure(bucket.uri(key), f"not a per-quantum file: {err}"))
                 continue
-            quanta.setdefault(quantum_id, QuantumFiles(quantum_id)).keys[kind] = key
+            files_of = quanta.setdefault(quantum_id, QuantumFiles(quantum_id))
+            files_of.keys[kind] = key
+            files_of.etags[kind] = etag
     return ListedRun(bucket.bucket, prefix, quanta, rejected, files)
 
 
@@ -148,6 +158,8 @@ class QuantumBundle:
     """`None` if the quantum left no report (daf_butler's provenance alone)."""
     source: str
     """URI of the provenance file."""
+    files_tag: str = ""
+    """`QuantumFiles.files_tag` of the files this bundle was read from."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,11 +193,18 @@ def _download(bucket: S3Bucket, key: str, max_bytes: int) -> bytes:
     return result.body
 
 
-def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int) -> FetchResult:
-    """Download and validate a quantum's provenance and execution report.
+_REPAIR = (
+    "Re-run the quantum, or rebuild its files from its outputs with `s3qbb ingest --recover` "
+    "(which treats a quantum with a damaged file as recoverable)."
+)
 
-    The SQLite records file is not downloaded: the provenance file carries
-    the datastore records of the quantum's outputs.
+
+def _failure(bucket: S3Bucket, key: str, reason: str) -> IngestFailure:
+    return IngestFailure(bucket.uri(key), f"{reason.rstrip('.')}. {_REPAIR}")
+
+
+def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int) -> FetchResult:
+    """Download and validate a quantum's provenance, execution report and records file.
 
     Parameters
     ----------
@@ -199,12 +218,18 @@ def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int)
     Returns
     -------
     result : `FetchResult`
-        The bundle, or `None` and the failures: no provenance file (an
-        unfinished upload), a file that is empty, too large, not JSON, of a
-        newer version, inconsistent, or that names another quantum. Either
-        file failing keeps the whole quantum out, so that a later ingest
-        can add it once the file is fixed.
+        The bundle, or `None` and the failures, each naming the file at
+        fault: no provenance file (an unfinished upload), a file that is
+        empty, too large, not JSON, of a newer version, inconsistent, or that
+        names another quantum; a records file that is not a readable SQLite
+        records database, fails ``PRAGMA quick_check`` or disagrees with the
+        provenance (`~s3qbb.registry.records_check.check_records_file`), or
+        is missing beside a report. Any file failing keeps the whole quantum
+        out, so that a later ingest can add it once the file is fixed or
+        rebuilt by ``s3qbb ingest --recover``.
     """
+    from .records_check import check_records_file
+
     keys = files.keys
     downloaded = 0
     provenance_key = keys.get("provenance")
@@ -229,9 +254,9 @@ def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int)
         downloaded += len(data)
         provenance = QuantumProvenanceData.from_json(data, source=bucket.uri(provenance_key))
     except _RejectedError as err:
-        failures.append(IngestFailure(bucket.uri(err.args[0]), err.args[1]))
+        failures.append(_failure(bucket, err.args[0], err.args[1]))
     except Exception as err:  # A hostile file must not stop the ingest: report anything it raises.
-        failures.append(IngestFailure(bucket.uri(provenance_key), redact(str(err))[:2000]))
+        failures.append(_failure(bucket, provenance_key, redact(str(err))[:2000]))
     report_key = keys.get("report")
     if report_key is not None:
         try:
@@ -245,11 +270,27 @@ def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int)
                     f"{files.quantum_id}; it was not written by s3qbb for this quantum",
                 )
         except _RejectedError as err:
-            failures.append(IngestFailure(bucket.uri(err.args[0]), err.args[1]))
+            failures.append(_failure(bucket, err.args[0], err.args[1]))
         except Exception as err:
-            failures.append(IngestFailure(bucket.uri(report_key), redact(str(err))[:2000]))
+            failures.append(_failure(bucket, report_key, redact(str(err))[:2000]))
+    records_key = keys.get("records")
+    if records_key is None and report_key is not None:
+        failures.append(
+            _failure(bucket, report_key, f"quantum {files.quantum_id} has no records file (.sqlite3) beside it")
+        )
+    elif records_key is not None and provenance is not None:
+        try:
+            data = _download(bucket, records_key, max_file_bytes)
+            downloaded += len(data)
+            check_records_file(data, provenance)
+        except _RejectedError as err:
+            failures.append(_failure(bucket, err.args[0], err.args[1]))
+        except Exception as err:
+            failures.append(_failure(bucket, records_key, f"damaged records file: {redact(str(err))[:2000]}"))
     if failures or provenance is None:
         return FetchResult(None, failures, downloaded)
     return FetchResult(
-        QuantumBundle(files.quantum_id, provenance, report, bucket.uri(provenance_key)), [], downloaded
+        QuantumBundle(files.quantum_id, provenance, report, bucket.uri(provenance_key), files.files_tag),
+        [],
+        downloaded,
     )

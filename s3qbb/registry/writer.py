@@ -9,6 +9,12 @@ counted by exactly one of them. A quantum's row is written in the same transacti
 records and edges, so "the quantum row exists" means "the quantum is fully
 ingested", which is what makes an interrupted ingest resumable.
 
+A quantum already in the registry is replaced only by a later attempt of it
+(`~s3qbb.registry.attempts.attempt_key`, :mod:`.supersede`): in the same
+transaction, the earlier attempt's quantum row, edges and output records are
+deleted and the later attempt's rows inserted; an earlier or the same
+attempt changes nothing.
+
 Where the dataset types, runs and data IDs come from
 -----------------------------------------------------
 The provenance file holds dataset IDs and the datastore records of the
@@ -37,9 +43,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..core.records import NULL_COMPONENT
 from ..errors import TransientStorageError
 from ..provenance.files import redact
+from .attempts import attempt_key
 from .database import WRITE_OPTION
 from .results import IngestFailure
 from .schema import DATASET_ROLES, check_row, make_tables
+from .supersede import drop_orphans, mark_examined, remove_quanta, stored_attempts
 
 if TYPE_CHECKING:
     from ..core.wire import SerializedDatasetRef
@@ -212,6 +220,8 @@ def build_rows(bundle: QuantumBundle, *, default_run: str | None) -> QuantumRows
                 "host": report.host if report else None,
                 "error": error,
                 "source": bundle.source,
+                "attempt": attempt_key(report),
+                "files_tag": bundle.files_tag or None,
             },
         )
         for role in DATASET_ROLES:
@@ -234,10 +244,16 @@ class BatchOutcome:
     datasets_added: int = 0
     records_added: int = 0
     failures: list[IngestFailure] = dataclasses.field(default_factory=list)
+    quanta_replaced: int = 0
+    """Quanta whose earlier attempt was replaced by a later one."""
+    quanta_superseded: int = 0
+    """Quanta kept out because the registry holds a later (or the same) attempt."""
 
     def add(self, other: BatchOutcome) -> None:
         """Accumulate another outcome."""
         self.quanta_added += other.quanta_added
+        self.quanta_replaced += other.quanta_replaced
+        self.quanta_superseded += other.quanta_superseded
         self.datasets_added += other.datasets_added
         self.records_added += other.records_added
         self.failures.extend(other.failures)
@@ -284,8 +300,8 @@ class RegistryWriter:
         self._tables = make_tables()
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
-    def existing_quanta(self, quantum_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-        """Return which of some quanta are in the registry (one query per 5,000 IDs).
+    def existing_quanta(self, quantum_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        """Return which of some quanta are in the registry, with their files tag (one query per 5,000 IDs).
 
         Parameters
         ----------
@@ -294,15 +310,21 @@ class RegistryWriter:
 
         Returns
         -------
-        present : `set` [`uuid.UUID`]
-            Those already ingested.
+        present : `dict` [`uuid.UUID`, `str` or `None`]
+            Those already ingested, with the
+            `~s3qbb.registry.sources.QuantumFiles.files_tag` of the files last
+            read for them (`None` if unknown): files with the same tag are
+            not downloaded again.
         """
         ids = sorted(set(quantum_ids))
         q = self._tables.quantum
-        found: set[uuid.UUID] = set()
+        found: dict[uuid.UUID, str | None] = {}
         with self._engine.connect() as conn:
             for chunk in _chunks(ids):
-                found.update(conn.execute(sa.select(q.c.id).where(q.c.id.in_(chunk))).scalars())
+                found.update(
+                    (row.id, row.files_tag)
+                    for row in conn.execute(sa.select(q.c.id, q.c.files_tag).where(q.c.id.in_(chunk)))
+                )
         return found
 
     def analyze(self) -> None:
@@ -374,12 +396,37 @@ class RegistryWriter:
         return outcome
 
     def _write_once(self, batch: Sequence[QuantumRows]) -> BatchOutcome:
-        merged = QuantumRows(batch[0].quantum_id, batch[0].source)
-        for rows in batch:
-            merged.merge(rows)
         t = self._tables
         outcome = BatchOutcome()
         with self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+            # Last attempt wins: a quantum already in the registry is replaced only by a later attempt.
+            stored = stored_attempts(conn, [rows.quantum_id for rows in batch])
+            fresh: list[QuantumRows] = []
+            replacing: list[QuantumRows] = []
+            examined: dict[uuid.UUID, Any] = {}
+            for rows in batch:
+                row = rows.quanta[rows.quantum_id]
+                old = stored.get(rows.quantum_id)
+                if old is None:
+                    fresh.append(rows)
+                elif row["attempt"] > (old[0] or ""):
+                    replacing.append(rows)
+                else:
+                    examined[rows.quantum_id] = row["files_tag"]
+            mark_examined(conn, examined)
+            outcome.quanta_superseded = len(examined)
+            if not fresh and not replacing:
+                return outcome
+            if replacing:
+                _LOG.info(
+                    "Replacing %d quanta by their later attempts: %s",
+                    len(replacing),
+                    ", ".join(str(r.quantum_id) for r in replacing[:5]),
+                )
+            earlier = remove_quanta(conn, [rows.quantum_id for rows in replacing])
+            merged = QuantumRows(batch[0].quantum_id, batch[0].source)
+            for rows in [*fresh, *replacing]:
+                merged.merge(rows)
             # Table by table in RegistryTables.insert_order, rows sorted by primary key: every writer
             # locks rows in the same order, so concurrent writers never deadlock.
             self._ignore(conn, t.dataset_type, _sorted(merged.dataset_types))
@@ -392,10 +439,12 @@ class RegistryWriter:
             outcome.records_added = len(
                 self._returning(conn, t.record, _sorted(merged.records), t.record.c.dataset_id)
             )
-            outcome.quanta_added = len(
-                self._returning(conn, t.quantum, _sorted(merged.quanta), t.quantum.c.id)
-            )
+            inserted = set(self._returning(conn, t.quantum, _sorted(merged.quanta), t.quantum.c.id))
+            replaced = {rows.quantum_id for rows in replacing}
+            outcome.quanta_added = len(inserted - replaced)
+            outcome.quanta_replaced = len(inserted & replaced)
             self._ignore(conn, t.edge, _sorted(merged.edges))
+            drop_orphans(conn, earlier)
         return outcome
 
     def _ignore(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

@@ -218,6 +218,21 @@ class S3Bucket:
                 return
             token = response.get("NextContinuationToken")
 
+    def list_etags(self, prefix: str) -> Iterator[list[tuple[str, str]]]:
+        """Yield pages of ``(key, ETag)`` under a prefix (one ListObjectsV2 request per page of up to 1,000)."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+            if token:
+                kwargs["ContinuationToken"] = token
+            response = self._request(
+                "ListObjectsV2", prefix, functools.partial(self.client.list_objects_v2, **kwargs)
+            )
+            yield [(item["Key"], str(item.get("ETag", ""))) for item in response.get("Contents", [])]
+            if not response.get("IsTruncated"):
+                return
+            token = response.get("NextContinuationToken")
+
     def list_multipart_uploads(
         self, prefix: str, *, page_size: int = 1000
     ) -> Iterator[list[MultipartUpload]]:

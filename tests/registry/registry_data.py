@@ -11,8 +11,10 @@ Two ways to make the files a run leaves in ``<run>/_records/``:
 from __future__ import annotations
 
 import datetime
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pg_cluster
@@ -24,6 +26,7 @@ from s3qbb.core.wire import dataset_ref_to_simple
 from s3qbb.datastores.templates import sanitize_run
 from s3qbb.provenance import QuantumExecutionReport, QuantumProvenanceData, provenance_key, report_key
 from s3qbb.provenance.model import ErrorInfo
+from s3qbb.records.store import SqliteRecordsStore
 
 ROOT = "repo"
 DATASTORE = "S3Datastore"
@@ -52,6 +55,13 @@ def drop_namespace(url: str, namespace: str) -> None:
 _UNIVERSE = DimensionUniverse()
 
 
+def records_file(records: DatastoreRecordData, datastore: str = DATASTORE) -> bytes:
+    """Return the SQLite records file a butler holding these records uploads."""
+    with tempfile.TemporaryDirectory() as tmp, SqliteRecordsStore(datastore_name=datastore) as store:
+        store.import_records(records)
+        return store.flush_to_file(Path(tmp) / "records.sqlite3").read_bytes()
+
+
 def make_ref(name: str, run: str, storage_class: str = "StructuredDataDict", **data_id: Any) -> DatasetRef:
     dimensions = sorted(data_id)
     dataset_type = DatasetType(name, dimensions, storage_class, universe=_UNIVERSE)
@@ -68,6 +78,8 @@ class SyntheticQuantum:
     written: list[DatasetRef]
     provenance: QuantumProvenanceData
     report: QuantumExecutionReport
+    records: bytes = b""
+    """The SQLite records file of the quantum."""
 
 
 @dataclass
@@ -144,12 +156,14 @@ class SyntheticRuns:
             error=ErrorInfo(type="RuntimeError", message="task blew up") if failed else None,
             refs=[dataset_ref_to_simple(r) for r in [*inputs, *outputs]] if with_refs else [],
         )
-        made = SyntheticQuantum(qid, run, label, inputs, outputs, written, provenance, report)
+        made = SyntheticQuantum(
+            qid, run, label, inputs, outputs, written, provenance, report, records_file(records)
+        )
         if write:
             self.put(provenance_key(run, qid), provenance.to_json())
             if with_report:
                 self.put(report_key(run, qid), report.to_json())
-            self.put(f"{sanitize_run(run)}/_records/{qid}.sqlite3", b"SQLite format 3\x00")
+            self.put(f"{sanitize_run(run)}/_records/{qid}.sqlite3", made.records)
         self.quanta.append(made)
         return made
 

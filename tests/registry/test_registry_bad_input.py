@@ -11,7 +11,7 @@ import pytest
 from registry_data import ROOT, SyntheticRuns, make_ref
 
 from s3qbb.datastores.templates import sanitize_run
-from s3qbb.provenance import provenance_key, report_key
+from s3qbb.provenance import provenance_key, records_key, report_key
 from s3qbb.registry import Registry
 from s3qbb.testing.servers import S3TestEndpoint
 
@@ -81,12 +81,13 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
         rep_bytes = q.report.to_json()
         runs.put(provenance_key(RUN, q.quantum_id), provenance(prov_bytes) if provenance else prov_bytes)
         runs.put(report_key(RUN, q.quantum_id), report(rep_bytes) if report else rep_bytes)
+        runs.put(records_key(RUN, q.quantum_id), q.records)
         key = provenance_key if blame == "provenance" else report_key
         expected[f"s3://{runs.bucket}/{ROOT}/{key(RUN, q.quantum_id)}"] = what
 
     bad_quantum("truncated", provenance=lambda b: b[: len(b) // 2])
     bad_quantum("empty", provenance=lambda b: b"")
-    bad_quantum("oversized", provenance=lambda b: b + b" " * 40_000)
+    bad_quantum("oversized", provenance=lambda b: b + b" " * 200_000)
     bad_quantum("not-json-object", provenance=lambda b: b"[]")
     bad_quantum("not-utf8", provenance=lambda b: b"\xff\xfe" + b)
     bad_quantum(
@@ -133,7 +134,7 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
         )
 
     summary = registry.ingest_run(
-        runs.uri(RUN), config=moto_endpoint.config, max_file_bytes=20_000, batch_size=4
+        runs.uri(RUN), config=moto_endpoint.config, max_file_bytes=100_000, batch_size=4
     )
 
     reported = dict(summary.failures)
@@ -146,7 +147,7 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
     assert {row.id for row in registry.datasets(run=RUN)} == {q.outputs[0].id for q in good}
     reasons = {what: reported[key] for key, what in expected.items()}
     assert "empty" in reasons["empty"]
-    assert "more than the 20000 allowed" in reasons["oversized"]
+    assert "more than the 100000 allowed" in reasons["oversized"]
     assert "not valid QuantumProvenanceData" in reasons["truncated"]
     assert "newer than this s3qbb" in reasons["newer-version"]
     assert "describes quantum" in reasons["other-quantum"]
@@ -158,7 +159,7 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
     assert all(reason for reason in reported.values())
     assert all(SECRET not in reason for reason in reported.values())
     # A second ingest reports the same files again (they are still bad) and adds nothing.
-    again = registry.ingest_run(runs.uri(RUN), config=moto_endpoint.config, max_file_bytes=20_000)
+    again = registry.ingest_run(runs.uri(RUN), config=moto_endpoint.config, max_file_bytes=100_000)
     assert again.quanta_added == 0 and set(dict(again.failures)) == set(expected)
 
 
@@ -167,6 +168,7 @@ def test_fixed_file_is_ingested_later(registry: Registry, moto_endpoint: S3TestE
     q = runs.quantum(RUN, "later", [], [make_ref("calexp", RUN, visit=1)], write=False)
     runs.put(provenance_key(RUN, q.quantum_id), q.provenance.to_json()[:10])
     runs.put(report_key(RUN, q.quantum_id), q.report.to_json())
+    runs.put(records_key(RUN, q.quantum_id), q.records)
     first = registry.ingest_run(runs.uri(RUN), config=moto_endpoint.config)
     assert first.quanta_added == 0 and len(first.failures) == 1
     runs.client.delete_object(Bucket=runs.bucket, Key=f"{ROOT}/{provenance_key(RUN, q.quantum_id)}")

@@ -13,7 +13,7 @@ from registry_data import ROOT, SyntheticRuns, make_ref, run_pipeline
 
 from s3qbb.datastores.templates import sanitize_run
 from s3qbb.errors import BucketNotFoundError, ConfigError, DatasetNotFoundError
-from s3qbb.provenance import provenance_key, report_key
+from s3qbb.provenance import provenance_key, records_key, report_key
 from s3qbb.registry import IngestProgress, Registry, TextProgressBar
 from s3qbb.registry.database import is_transient_db_error, parse_registry_url
 from s3qbb.registry.sources import parse_run_uri
@@ -46,12 +46,12 @@ def test_pipeline_of_real_butlers(registry: Registry, moto_endpoint: S3TestEndpo
     assert summary.quanta_skipped == 0
     assert summary.datasets_added == 7  # 3 calexp + 3 metrics + 1 summary (raws were known)
     assert summary.records_added == 5  # detectors 0 and 2 wrote two datasets each, plus the summary
-    # Budget: one LIST for the run, two GETs (provenance and report) per quantum; no records file read.
-    assert summary.requests == {"ListObjectsV2": 1, "GetObject": 8}
+    # Budget: one LIST for the run, three GETs (provenance, report, records file) per quantum.
+    assert summary.requests == {"ListObjectsV2": 1, "GetObject": 12}
     expected_bytes = sum(
         object_size(moto_endpoint, f"{ROOT}/{key(p.run, q.id)}")
         for q in [*p.quanta["calibrate"], *p.quanta["summarize"]]
-        for key in (provenance_key, report_key)
+        for key in (provenance_key, report_key, records_key)
     )
     assert summary.bytes_downloaded == expected_bytes
 
@@ -349,7 +349,7 @@ def test_summary_to_dict_is_json(registry: Registry, moto_endpoint: S3TestEndpoi
     data = json.loads(json.dumps(ingest(registry, runs.uri("r1"), moto_endpoint).to_dict()))
     assert data["quanta_added"] == 1
     assert data["failures"][0]["key"].endswith("/_records/junk.txt")
-    assert data["requests"]["GetObject"] == 2
+    assert data["requests"]["GetObject"] == 3  # provenance, report, records file
 
 
 def test_concurrent_processes_on_one_sqlite_file(moto_endpoint: S3TestEndpoint, tmp_path: Any) -> None:
