@@ -1,34 +1,70 @@
-"""Recover quanta that left no records (killed jobs): find their outputs by listing, write their files.
+"""Recover quanta that left no usable records (killed jobs): find their outputs by listing, write their files.
 
 A job killed with SIGKILL (out of memory, preempted, timed out) never runs
 the butler's exit, so its outputs sit in S3 without the per-quantum files
-that ``s3qbb ingest`` reads. `recover_quanta` takes the quantum descriptions,
-skips the quanta that did leave an execution report, finds the others'
-outputs at their templated locations (one LIST per 1,000 keys) and writes
-their records, provenance and a report with status ``recovered``. A normal
-ingest then records them like any other quantum.
+that ``s3qbb ingest`` reads. `recover_quanta` takes the quantum descriptions
+and, for each quantum that needs it, finds the outputs at their templated
+locations (one LIST per 1,000 keys, one HEAD per output found) and writes its
+records, provenance and a report with status ``recovered``. A normal ingest
+then records them like any other quantum.
+
+A quantum needs recovery when:
+
+- it left no files, or one of its files is missing, unreadable or damaged
+  (truncated JSON, a records ``.sqlite3`` that fails its checks): the
+  damaged file is named in the recovered report's warnings;
+- its report says ``failed`` or ``interrupted`` but outputs written by a
+  later attempt of the quantum exist (their write tokens name a later
+  attempt), or a ``recovered`` quantum's outputs changed since its recovery.
+
+A quantum whose files are intact and whose report says ``succeeded`` is left
+alone. What is adopted, and what is not:
+
+- an object whose write token names another quantum is not adopted (warned);
+- a placeholder of an unfinished multipart upload (metadata
+  ``s3qbb-pending: 1``) is not a dataset and is not adopted (warned);
+- an object's checksum is taken from s3qbb's metadata; an object without it
+  (metadata lost, or written by another tool) is read once and its checksum
+  computed, with a warning saying so: no record is adopted without a
+  checksum, and none silently.
+
+The recovered report's ``attempt_id`` is the newest attempt found in the
+adopted objects' write tokens (`None` if they carry none), so the registry
+keeps the last attempt (see :mod:`s3qbb.registry.attempts`).
 """
 
 from __future__ import annotations
 
-__all__ = ["RecoveredQuantum", "load_quanta", "recover_quanta"]
+__all__ = ["PENDING_METADATA", "RecoveredQuantum", "load_quanta", "recover_quanta"]
 
 import datetime
+import logging
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigError
+from ..provenance.files import redact
 
 if TYPE_CHECKING:
+    import uuid
+
     from ..core.dataset_ref import DatasetRef
     from ..core.dimensions import DimensionUniverse
     from ..core.quantum import Quantum
     from ..core.records import StoredFileInfo
     from ..datastores.s3 import S3Datastore
+    from ..provenance.model import QuantumExecutionReport, QuantumProvenanceData
     from ..repo import RepoConfig
+
+_LOG = logging.getLogger(__name__)
+
+PENDING_METADATA: Final = "s3qbb-pending"
+"""Object metadata key (value ``"1"``) marking the placeholder of an unfinished multipart upload."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +73,15 @@ class RecoveredQuantum:
 
     quantum_id: str
     status: str
-    """``recovered``, or ``skipped`` when the quantum had left its report."""
+    """``recovered``, or ``skipped`` when the quantum's files are intact and describe its last attempt."""
     outputs_found: int = 0
+    """Outputs adopted."""
     outputs_missing: int = 0
+    """Predicted outputs not adopted (absent, or refused: see ``warnings``)."""
     uploaded: tuple[str, ...] = ()
+    """URIs of the files written."""
+    warnings: tuple[str, ...] = ()
+    """Why the quantum was recovered, what was not adopted, which checksums were computed."""
 
 
 def load_quanta(location: str | os.PathLike[str], universe: DimensionUniverse) -> list[Quantum]:
@@ -80,7 +121,7 @@ def recover_quanta(
     config: RepoConfig | Mapping[str, Any] | str | os.PathLike[str],
     quanta: Iterable[Quantum],
 ) -> list[RecoveredQuantum]:
-    """Write records, provenance and a ``recovered`` report for quanta that left none.
+    """Write records, provenance and a ``recovered`` report for quanta that left no usable files.
 
     Parameters
     ----------
@@ -92,11 +133,11 @@ def recover_quanta(
     Returns
     -------
     recovered : `list` [`RecoveredQuantum`]
-        One entry per quantum.
+        One entry per quantum: ``recovered``, or ``skipped`` (its files are
+        intact and describe its last attempt, or its outputs name no single
+        run).
     """
     from ..datastores.s3 import S3Datastore
-    from ..provenance.files import host_info, provenance_key, records_key, report_key
-    from ..provenance.model import QuantumDatasetCounts, QuantumExecutionReport, QuantumProvenanceData
     from ..repo import build_datastore, load_repo_config
 
     repo = load_repo_config(config)
@@ -107,98 +148,223 @@ def recover_quanta(
         }
     )
     results: list[RecoveredQuantum] = []
-    host = host_info()
     for quantum in quanta:
-        outputs = quantum.output_refs()
-        runs = {ref.run for ref in outputs}
+        runs = {ref.run for ref in quantum.output_refs()}
         if len(runs) != 1:
             results.append(RecoveredQuantum(str(quantum.id), "skipped"))
             continue
-        run = runs.pop()
-        datastore = build_datastore(repo)
+        datastore = build_datastore(repo)  # one per quantum: its records store holds that quantum's only
         if not isinstance(datastore, S3Datastore):
             raise ConfigError("Recovery needs an S3 datastore configuration.")
         try:
-            if datastore.read_sidecar(report_key(run, quantum.id)) is not None:
-                results.append(RecoveredQuantum(str(quantum.id), "skipped"))
-                continue
-            found = [ref for ref, ok in datastore.stored_many(outputs).items() if ok]
-            if found:
-                datastore.records.insert([_adopted_record(datastore, ref) for ref in found])
-            records = datastore.export_records(found)
-            inputs = quantum.input_refs()
-            provenance = QuantumProvenanceData(
-                predicted_inputs=frozenset(r.id for r in inputs),
-                available_inputs=frozenset(),
-                actual_inputs=frozenset(),
-                predicted_outputs=frozenset(r.id for r in outputs),
-                actual_outputs=frozenset(r.id for r in found),
-                datastore_records={name: data.to_simple() for name, data in records.items()},
-            )
-            now = datetime.datetime.now(datetime.UTC)
-            from ..core.wire import dataset_ref_to_simple
-
-            report = QuantumExecutionReport(
-                quantum_id=quantum.id,
-                task_label=quantum.taskLabel or "unknown",
-                task_name=quantum.taskName or quantum.taskLabel or "unknown",
-                run=run,
-                status="recovered",
-                started_at=now,
-                ended_at=now,
-                duration_s=0.0,
-                host=host.host,
-                pid=host.pid,
-                s3qbb_version=host.s3qbb_version,
-                python_version=host.python_version,
-                datastores={datastore.name: datastore.get_root()},
-                warnings=[
-                    "Recovered after the job left no records: input usage is unknown; "
-                    f"{len(found)} of {len(outputs)} predicted outputs were found by listing."
-                ],
-                datasets=QuantumDatasetCounts.from_provenance(provenance),
-                refs=[dataset_ref_to_simple(r) for r in [*inputs, *outputs]],
-            )
-            uploaded = []
-            with _tempdir() as tmp:
-                db = datastore.export_records_file(tmp / "records.sqlite3")
-                for path, data in (
-                    (records_key(run, quantum.id), db.read_bytes()),
-                    (provenance_key(run, quantum.id), provenance.to_json()),
-                    (report_key(run, quantum.id), report.to_json()),
-                ):
-                    uploaded.append(str(datastore.put_sidecar(path, data, overwrite=True)))
-            results.append(
-                RecoveredQuantum(
-                    str(quantum.id), "recovered", len(found), len(outputs) - len(found), tuple(uploaded)
-                )
-            )
+            results.append(_recover_one(datastore, quantum, runs.pop()))
         finally:
             datastore.close()
     return results
 
 
-def _adopted_record(datastore: S3Datastore, ref: DatasetRef) -> StoredFileInfo:
-    """Return the record of an object found at its templated location (size and checksum: one HEAD).
+@dataclass
+class _Existing:
+    """What a quantum's files say, read back from ``_records/``."""
 
-    s3qbb writes the full-object checksum into each object's metadata, so a
-    recovered dataset is verified on read like any other.
-    """
-    from ..s3.objects import WRITE_CHECKSUM
+    report: QuantumExecutionReport | None = None
+    provenance: QuantumProvenanceData | None = None
+    damaged: list[str] = field(default_factory=list)
+    """One line per missing or damaged file, naming it."""
+    present: int = 0
+    """Files found."""
 
-    info = datastore.predicted_record(ref)
-    head = datastore.bucket.head(datastore.key(info.path))
-    if head is None:  # deleted since the listing
-        return info
-    return info.update(file_size=head.size, checksum=head.metadata.get(WRITE_CHECKSUM))
+    @property
+    def intact(self) -> bool:
+        return self.present > 0 and not self.damaged and self.report is not None
 
 
-class _tempdir:  # noqa: N801 (a context manager used like a function)
-    def __enter__(self) -> Path:
-        import tempfile
+def _read_existing(datastore: S3Datastore, run: str, quantum_id: uuid.UUID) -> _Existing:
+    """Read back a quantum's three files and check each one (3 GETs)."""
+    from ..provenance.files import provenance_key, records_key, report_key
+    from ..provenance.model import QuantumExecutionReport, QuantumProvenanceData
+    from ..registry.records_check import check_records_file
 
-        self._dir = tempfile.TemporaryDirectory(prefix="s3qbb-recover-")
-        return Path(self._dir.name)
+    found = _Existing()
+    keys = (
+        ("report", report_key(run, quantum_id)),
+        ("provenance", provenance_key(run, quantum_id)),
+        ("records", records_key(run, quantum_id)),
+    )
+    data = {kind: datastore.read_sidecar(key) for kind, key in keys}
+    found.present = sum(v is not None for v in data.values())
+    if found.present == 0:
+        return found
+    for kind, key in keys:
+        body = data[kind]
+        uri = datastore.bucket.uri(datastore.key(key))
+        if body is None:
+            found.damaged.append(f"{uri} is missing")
+            continue
+        try:
+            if kind == "report":
+                report = QuantumExecutionReport.from_json(body)
+                if report.quantum_id != quantum_id:
+                    raise ValueError(f"it describes quantum {report.quantum_id}")
+                found.report = report
+            elif kind == "provenance":
+                found.provenance = QuantumProvenanceData.from_json(body)
+            elif found.provenance is not None:
+                check_records_file(body, found.provenance)
+        except Exception as err:  # Any damage, whatever it raises, makes the quantum recoverable.
+            found.damaged.append(f"{uri} is damaged ({redact(str(err))[:300]})")
+    return found
 
-    def __exit__(self, *exc: object) -> None:
-        self._dir.cleanup()
+
+@dataclass
+class _Adoption:
+    records: list[StoredFileInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    attempt_id: str | None = None
+    """Newest attempt of this quantum among the adopted objects' write tokens."""
+
+
+def _adopt(datastore: S3Datastore, quantum: Quantum, refs: Iterable[DatasetRef]) -> _Adoption:
+    """Decide, object by object, which outputs found by listing are this quantum's (one HEAD each)."""
+    from ..core.attempt import WriteToken
+    from ..s3 import checksums
+    from ..s3.objects import WRITE_CHECKSUM, WRITE_TOKEN
+
+    out = _Adoption()
+    for ref in refs:
+        info = datastore.predicted_record(ref)
+        key = datastore.key(info.path)
+        uri = datastore.bucket.uri(key)
+        head = datastore.bucket.head(key)
+        if head is None:  # deleted since the listing
+            continue
+        meta = {k.lower(): v for k, v in head.metadata.items()}
+        if meta.get(PENDING_METADATA) == "1":
+            out.warnings.append(
+                f"{uri} is the placeholder of an unfinished multipart upload ({PENDING_METADATA}), not a "
+                "dataset: not adopted."
+            )
+            continue
+        token = WriteToken.parse(meta.get(WRITE_TOKEN))
+        if token is not None and token.quantum_id != quantum.id:
+            out.warnings.append(
+                f"{uri} was written by quantum {token.quantum_id} (its write token), not by quantum "
+                f"{quantum.id}: not adopted."
+            )
+            continue
+        checksum = meta.get(WRITE_CHECKSUM)
+        size = head.size
+        if checksum is None:
+            body = datastore.bucket.get(key).body
+            size = len(body)
+            checksum = str(checksums.compute(datastore.config.checksum_algorithm, body))
+            out.warnings.append(
+                f"{uri} carries no s3qbb checksum in its metadata (lost, or written by another tool): "
+                f"checksum {checksum} computed by reading it ({size} bytes); adopted, check its content."
+            )
+        if token is not None and (out.attempt_id is None or token.attempt_id > out.attempt_id):
+            out.attempt_id = token.attempt_id
+        out.records.append(info.update(file_size=size, checksum=checksum))
+    return out
+
+
+def _supersedes(existing: _Existing, attempt_id: str | None, provenance: QuantumProvenanceData) -> bool:
+    """Tell whether the outputs found describe a later state than a non-succeeded quantum's intact files."""
+    report = existing.report
+    if report is None:
+        return True
+    if report.status == "recovered":
+        old = existing.provenance
+        return (
+            attempt_id != report.attempt_id
+            or old is None
+            or old.actual_outputs != provenance.actual_outputs
+            or old.datastore_records != provenance.datastore_records
+        )
+    # failed or interrupted: only outputs of a later attempt of this quantum supersede its report.
+    return attempt_id is not None and (report.attempt_id is None or attempt_id > report.attempt_id)
+
+
+def _reason(existing: _Existing) -> str:
+    if existing.present == 0:
+        return "the job left no records"
+    if existing.damaged:
+        return "its files are damaged or missing: " + "; ".join(existing.damaged)
+    status = existing.report.status if existing.report is not None else "unknown"
+    return f"outputs newer than its {status} report were found"
+
+
+def _recover_one(datastore: S3Datastore, quantum: Quantum, run: str) -> RecoveredQuantum:
+    from ..core.wire import dataset_ref_to_simple
+    from ..provenance.files import host_info, provenance_key, records_key, report_key
+    from ..provenance.model import QuantumDatasetCounts, QuantumExecutionReport, QuantumProvenanceData
+
+    qid = str(quantum.id)
+    existing = _read_existing(datastore, run, quantum.id)
+    if existing.intact and existing.report is not None and existing.report.status == "succeeded":
+        return RecoveredQuantum(qid, "skipped")
+    outputs = quantum.output_refs()
+    inputs = quantum.input_refs()
+    found = [ref for ref, ok in datastore.stored_many(outputs).items() if ok]
+    adoption = _adopt(datastore, quantum, found)
+    adopted = {info.dataset_id for info in adoption.records}
+    if adoption.records:
+        datastore.records.insert(adoption.records, replace=True)
+    records = datastore.export_records([ref for ref in found if ref.id in adopted])
+    provenance = QuantumProvenanceData(
+        predicted_inputs=frozenset(r.id for r in inputs),
+        available_inputs=frozenset(),
+        actual_inputs=frozenset(),
+        predicted_outputs=frozenset(r.id for r in outputs),
+        actual_outputs=frozenset(adopted),
+        datastore_records={name: data.to_simple() for name, data in records.items()},
+    )
+    if existing.intact and not _supersedes(existing, adoption.attempt_id, provenance):
+        return RecoveredQuantum(qid, "skipped")
+    warnings = [
+        f"Recovered because {_reason(existing)}: input usage is unknown; {len(adopted)} of {len(outputs)} "
+        "predicted outputs were found by listing and adopted.",
+        *adoption.warnings,
+    ]
+    for line in warnings:
+        _LOG.warning("Quantum %s: %s", qid, line)
+    now = datetime.datetime.now(datetime.UTC)
+    host = host_info()
+    report = QuantumExecutionReport(
+        quantum_id=quantum.id,
+        task_label=quantum.taskLabel or "unknown",
+        task_name=quantum.taskName or quantum.taskLabel or "unknown",
+        run=run,
+        status="recovered",
+        started_at=now,
+        ended_at=now,
+        duration_s=0.0,
+        host=host.host,
+        pid=host.pid,
+        s3qbb_version=host.s3qbb_version,
+        python_version=host.python_version,
+        datastores={datastore.name: datastore.get_root()},
+        warnings=warnings,
+        datasets=QuantumDatasetCounts.from_provenance(provenance),
+        refs=[dataset_ref_to_simple(r) for r in [*inputs, *outputs]],
+        attempt_id=adoption.attempt_id,
+    )
+    uploaded = []
+    with _tempdir() as tmp:
+        db = datastore.export_records_file(tmp / "records.sqlite3")
+        # Report last: a recovery killed half-way leaves files that the next one finds damaged.
+        for path, data in (
+            (records_key(run, quantum.id), db.read_bytes()),
+            (provenance_key(run, quantum.id), provenance.to_json()),
+            (report_key(run, quantum.id), report.to_json()),
+        ):
+            uploaded.append(str(datastore.put_sidecar(path, data, overwrite=True)))
+    return RecoveredQuantum(
+        qid, "recovered", len(adopted), len(outputs) - len(adopted), tuple(uploaded), tuple(warnings)
+    )
+
+
+@contextmanager
+def _tempdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="s3qbb-recover-") as tmp:
+        yield Path(tmp)

@@ -39,8 +39,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--recover",
         metavar="QUANTA",
-        help="first recover quanta that left no records (killed jobs), from their descriptions (a local "
-        "directory or s3:// prefix of quantum JSON files); needs --config",
+        help="first recover quanta that left no usable records (killed jobs, damaged files, outputs of a "
+        "later attempt than their report), from their descriptions (a local directory or s3:// prefix of "
+        "quantum JSON files); needs --config",
     )
     p.add_argument("--config", help="repository config (local path or s3:// URI), for --recover")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,10 +90,14 @@ def ingest_command(args: argparse.Namespace) -> int:
             repo = load_repo_config(args.config)
             recovered = recover_quanta(repo, load_quanta(args.recover, repo.universe()))
             done = [r for r in recovered if r.status == "recovered"]
+            for result in done:
+                for line in result.warnings:
+                    print(f"s3qbb ingest --recover: quantum {result.quantum_id}: {line}", file=sys.stderr)
             print(
-                f"recovered {len(done)} quantum(s) that left no records "
+                f"recovered {len(done)} quantum(s) that left no usable records "
                 f"({sum(r.outputs_found for r in done)} outputs found, "
-                f"{sum(r.outputs_missing for r in done)} missing); {len(recovered) - len(done)} had records",
+                f"{sum(r.outputs_missing for r in done)} missing); {len(recovered) - len(done)} had intact "
+                "records of their last attempt",
                 file=sys.stderr,
             )
         with Registry.from_url(args.registry, namespace=args.namespace) as registry:

@@ -73,5 +73,7 @@ def attempt_key(report: QuantumExecutionReport | None) -> str:
         return f"{NO_ATTEMPT}.{_REAL}."
     attempt = report.attempt_id or NO_ATTEMPT
     if report.status == "recovered":
-        return f"{attempt}.{_RECOVERED}.{report.ended_at.astimezone(datetime.UTC).strftime('%Y%m%dT%H%M%S%f')}"
+        return (
+            f"{attempt}.{_RECOVERED}.{report.ended_at.astimezone(datetime.UTC).strftime('%Y%m%dT%H%M%S%f')}"
+        )
     return f"{attempt}.{_REAL}."

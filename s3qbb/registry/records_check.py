@@ -56,7 +56,9 @@ def _file_rows(conn: sqlite3.Connection) -> tuple[str, dict[tuple[uuid.UUID, str
     """Return the datastore name and the located records of a records database."""
     problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
-        raise RecordsFileError(f"SQLite's quick_check reports damage: {'; '.join(map(str, problems[:_SHOWN]))}")
+        raise RecordsFileError(
+            f"SQLite's quick_check reports damage: {'; '.join(map(str, problems[:_SHOWN]))}"
+        )
     meta = dict(conn.execute(f'SELECT "key", value FROM {META_TABLE}').fetchall())
     name = meta.get("datastore_name")
     if not isinstance(name, str) or not name:
@@ -140,7 +142,9 @@ def check_records_file(data: bytes, provenance: QuantumProvenanceData) -> None:
         if got is None:
             differences.append(f"{_describe(key)} is in the provenance but not in the records file")
         elif got != row:
-            differences.append(f"{_describe(key)} has {_fmt(got)} in the records file, {_fmt(row)} in provenance")
+            differences.append(
+                f"{_describe(key)} has {_fmt(got)} in the records file, {_fmt(row)} in provenance"
+            )
     outputs = provenance.predicted_outputs
     for key in sorted(found.keys() - expected.keys(), key=lambda k: (k[0].int, k[1])):
         if key[0] in outputs:

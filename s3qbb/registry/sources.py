@@ -276,7 +276,9 @@ def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int)
     records_key = keys.get("records")
     if records_key is None and report_key is not None:
         failures.append(
-            _failure(bucket, report_key, f"quantum {files.quantum_id} has no records file (.sqlite3) beside it")
+            _failure(
+                bucket, report_key, f"quantum {files.quantum_id} has no records file (.sqlite3) beside it"
+            )
         )
     elif records_key is not None and provenance is not None:
         try:

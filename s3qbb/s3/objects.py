@@ -219,7 +219,7 @@ class S3Bucket:
             token = response.get("NextContinuationToken")
 
     def list_etags(self, prefix: str) -> Iterator[list[tuple[str, str]]]:
-        """Yield pages of ``(key, ETag)`` under a prefix (one ListObjectsV2 request per page of up to 1,000)."""
+        """Yield pages of ``(key, ETag)`` under a prefix (one ListObjectsV2 request per 1,000 keys)."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}

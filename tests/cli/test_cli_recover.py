@@ -46,8 +46,8 @@ def test_ingest_recover_records_the_killed_quantum_once(cli_job: CliJob) -> None
     )  # fmt: skip
     assert first.returncode == 0, first.stderr
     assert (
-        "recovered 1 quantum(s) that left no records (2 outputs found, 1 missing); 0 had records"
-        in first.stderr
+        "recovered 1 quantum(s) that left no usable records (2 outputs found, 1 missing); 0 had intact "
+        "records of their last attempt" in first.stderr
     )
     assert " 1 quanta added, 0 already present, 3 datasets, 2 records" in first.stdout
 
@@ -78,8 +78,9 @@ def test_ingest_recover_records_the_killed_quantum_once(cli_job: CliJob) -> None
         f"s3://{cli_job.endpoint.bucket}/quanta/killed", "--config", cli_job.config_uri, "--no-progress",
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
-    assert "recovered 0 quantum(s) that left no records (0 outputs found, 0 missing); 1 had records" in (
-        second.stderr
+    assert (
+        "recovered 0 quantum(s) that left no usable records (0 outputs found, 0 missing); 1 had intact "
+        "records of their last attempt" in second.stderr
     )
     assert "Nothing new: all 1 quanta listed were already in the registry." in second.stdout
     with Registry.from_url(db, create=False) as registry:
