@@ -173,6 +173,8 @@ class _Existing:
     """One line per missing or damaged file, naming it."""
     present: int = 0
     """Files found."""
+    newer: bool = False
+    """The report was written by a newer s3qbb: left alone (recovery would lose what it says)."""
 
     @property
     def intact(self) -> bool:
@@ -201,6 +203,8 @@ def _read_existing(datastore: S3Datastore, run: str, quantum_id: uuid.UUID) -> _
         if body is None:
             found.damaged.append(f"{uri} is missing")
             continue
+        if kind == "report" and _newer_report(body):
+            found.newer = True
         try:
             if kind == "report":
                 report = QuantumExecutionReport.from_json(body)
@@ -214,6 +218,19 @@ def _read_existing(datastore: S3Datastore, run: str, quantum_id: uuid.UUID) -> _
         except Exception as err:  # Any damage, whatever it raises, makes the quantum recoverable.
             found.damaged.append(f"{uri} is damaged ({redact(str(err))[:300]})")
     return found
+
+
+def _newer_report(body: bytes) -> bool:
+    """Tell whether a report that this s3qbb may not parse declares a newer layout version."""
+    import json
+
+    from ..provenance.report import REPORT_VERSION
+
+    try:
+        version = json.loads(body).get("version")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(version, int) and not isinstance(version, bool) and version > REPORT_VERSION
 
 
 @dataclass
@@ -303,6 +320,10 @@ def _recover_one(datastore: S3Datastore, quantum: Quantum, run: str) -> Recovere
     existing = _read_existing(datastore, run, quantum.id)
     if existing.intact and existing.report is not None and existing.report.status == "succeeded":
         return RecoveredQuantum(qid, "skipped")
+    if existing.newer:
+        note = "Its report was written by a newer s3qbb: left alone; recover it with that release."
+        _LOG.warning("Quantum %s: %s", qid, note)
+        return RecoveredQuantum(qid, "skipped", warnings=(note,))
     outputs = quantum.output_refs()
     inputs = quantum.input_refs()
     found = [ref for ref, ok in datastore.stored_many(outputs).items() if ok]

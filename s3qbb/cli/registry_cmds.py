@@ -90,7 +90,7 @@ def ingest_command(args: argparse.Namespace) -> int:
             repo = load_repo_config(args.config)
             recovered = recover_quanta(repo, load_quanta(args.recover, repo.universe()))
             done = [r for r in recovered if r.status == "recovered"]
-            for result in done:
+            for result in recovered:
                 for line in result.warnings:
                     print(f"s3qbb ingest --recover: quantum {result.quantum_id}: {line}", file=sys.stderr)
             print(

@@ -66,7 +66,7 @@ def attempt_key(report: QuantumExecutionReport | None) -> str:
     ...         python_version="3", attempt_id=attempt_id)
     >>> a, b = "0190a1b2c3d4" + "0" * 16, "0190a1b2c3d5" + "0" * 16
     >>> attempt_key(report("succeeded", b)) > attempt_key(report("recovered", b)) > attempt_key(
-    ...     report("failed", a)) > attempt_key(None) > attempt_key(report("recovered", None))
+    ...     report("succeeded", a)) > attempt_key(None) > attempt_key(report("recovered", None))
     True
     """
     if report is None:

@@ -177,10 +177,14 @@ class Registry:
     ) -> IngestSummary:
         """Ingest the per-quantum files a run left in ``<run>/_records/``.
 
-        Idempotent (a second ingest adds nothing and says so in
-        `IngestSummary.describe`), resumable (quanta already in the registry
-        are skipped after one query), and safe to run from many processes at
-        once. Files that fail validation are reported with their key and
+        Idempotent (a second ingest adds nothing, downloads nothing and says
+        so in `IngestSummary.describe`), resumable (quanta already in the
+        registry whose files did not change are skipped after one query), and
+        safe to run from many processes at once. The last attempt of a
+        quantum wins: files rewritten by a later attempt (or a recovery of
+        one) replace the quantum's rows, an earlier attempt's never do (see
+        :mod:`s3qbb.registry.attempts`). Files that fail validation (the
+        records ``.sqlite3`` included) are reported with their key and
         skipped; the others are ingested.
 
         Parameters

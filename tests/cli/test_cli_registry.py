@@ -89,7 +89,7 @@ def test_ingest_json(s3_env: S3TestEndpoint, tmp_path: Path, capsys: pytest.Capt
     assert (data["datasets_added"], data["records_added"]) == (2, 2)
     assert data["failures"] == []
     assert data["requests"]["ListObjectsV2"] == 1
-    assert data["requests"]["GetObject"] == 2  # provenance and report
+    assert data["requests"]["GetObject"] == 3  # provenance, report and records file
 
     assert main(["ingest", pipeline.uri(RAW_RUN), "--registry", url, "--json", "--workers", "2"]) == 0
     again = json.loads(capsys.readouterr().out)

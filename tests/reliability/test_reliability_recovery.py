@@ -259,3 +259,15 @@ def test_recovery_adopts_only_what_it_can_vouch_for(endpoint: S3TestEndpoint) ->
         summary = registry.ingest_run(f"{root_of(endpoint)}/{RUN}/", config=endpoint.config)
         assert summary.failures == []
         _assert_records_match_objects(endpoint, registry, {outputs[0].id, outputs[1].id})
+
+
+def test_recovery_leaves_a_newer_releases_files_alone(endpoint: S3TestEndpoint) -> None:
+    outputs = [make_ref("newer", 1)]
+    quantum = Quantum(taskLabel="newer", taskName="t.newer", outputs=outputs)
+    key = f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    endpoint.client.put_object(
+        Bucket=endpoint.bucket, Key=key, Body=b'{"format": "s3qbb.quantum", "version": 99}'
+    )
+    (result,) = recover_quanta(repo_config(endpoint), [quantum])
+    assert result.status == "skipped" and "written by a newer s3qbb" in result.warnings[0]
+    assert endpoint.client.get_object(Bucket=endpoint.bucket, Key=key)["Body"].read().endswith(b"99}")
