@@ -48,7 +48,7 @@ class DeprecatedButlerMethods:
             storageClass: StorageClass | str | None = None,
         ) -> DeferredDatasetHandle: ...
 
-        def put(self, obj: Any, ref: DatasetRef, /) -> DatasetRef: ...  # noqa: D102
+        def put(self, obj: Any, ref: DatasetRef, /, *, provenance: Any = None) -> DatasetRef: ...  # noqa: D102
 
         def stored(self, ref: DatasetRef) -> bool: ...  # noqa: D102
 

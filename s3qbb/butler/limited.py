@@ -59,8 +59,13 @@ class LimitedButler(DeprecatedButlerMethods, ABC):
         """Return a handle that reads the dataset later."""
 
     @abstractmethod
-    def put(self, obj: Any, ref: DatasetRef, /) -> DatasetRef:
-        """Store a dataset under a resolved ref and return the ref."""
+    def put(self, obj: Any, ref: DatasetRef, /, *, provenance: Any = None) -> DatasetRef:
+        """Store a dataset under a resolved ref and return the ref.
+
+        ``provenance`` (daf_butler's ``DatasetProvenance``) is accepted so daf_butler
+        task code runs unchanged; s3qbb's formatters do not embed it (daf_butler's
+        formatters may ignore it too): a quantum's provenance is its provenance file.
+        """
 
     @abstractmethod
     def stored(self, ref: DatasetRef) -> bool:

@@ -387,8 +387,11 @@ class QuantumBackedButler(LimitedButler):
 
     # --------------------------------------------------------------- writes
 
-    def put(self, obj: Any, ref: DatasetRef, /) -> DatasetRef:
+    def put(self, obj: Any, ref: DatasetRef, /, *, provenance: Any = None) -> DatasetRef:
         """Store a predicted output (checked before any request) and return its ref.
+
+        ``provenance`` is accepted for daf_butler compatibility and not stored
+        in the dataset (see `LimitedButler.put`).
 
         Raises
         ------

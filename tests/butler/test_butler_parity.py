@@ -219,3 +219,10 @@ def test_daf_butler_compat_mode_writes_daf_butler_names(cache_env: ButlerEnv, tm
         ) as downstream:
             assert downstream.get(as_json) == {"a": 1}
             assert np.array_equal(downstream.get(as_npy), np.arange(3))
+
+
+def test_put_accepts_daf_butlers_provenance_keyword(repo: Repo) -> None:
+    out = repo.refs.make()
+    with repo.butler([], [out]) as butler:
+        assert butler.put({"p": 1}, out, provenance=object()) == out
+        assert butler.get(out) == {"p": 1}
