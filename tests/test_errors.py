@@ -98,11 +98,18 @@ def test_error_derives_from_s3qbb_error_and_its_builtins(name: str) -> None:
     assert str(error) == f"{name}: what failed, where, and what to do", "str() is the message, unquoted"
 
 
+# Not errors but stop requests: a KeyboardInterrupt, so that task code's ``except Exception`` lets it pass.
+INTERRUPTS = {"s3qbb.batch.signals.JobInterrupted": KeyboardInterrupt}
+
+
 def test_every_public_exception_in_the_package_has_both_bases() -> None:
     found = _all_public_exceptions()
     assert "s3qbb.s3.errors.S3ServiceError" in found and "s3qbb.batch.upstream.UpstreamNotDoneError" in found
     for qualified, cls in found.items():
         if cls is S3qbbError:
+            continue
+        if qualified in INTERRUPTS:
+            assert issubclass(cls, INTERRUPTS[qualified]) and not issubclass(cls, Exception)
             continue
         assert issubclass(cls, S3qbbError), f"{qualified} does not derive from S3qbbError"
         builtin = [
