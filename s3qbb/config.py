@@ -9,16 +9,31 @@ environment at import time and there is no module-global configuration.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ENV_PREFIX",
     "EnvConfigModel",
     "RetryConfig",
     "S3EndpointConfig",
+    "register_secrets",
+    "registered_secrets",
 ]
 
 ENV_PREFIX = "S3QBB_"
@@ -26,6 +41,50 @@ ENV_PREFIX = "S3QBB_"
 
 _MIB = 1024**2
 _GIB = 1024**3
+
+_HIDDEN = "<hidden>"
+"""Shown instead of the input of a validation error that may hold a secret."""
+
+_SECRETS_LOCK = threading.Lock()
+_SECRETS: set[str] = set()
+# Process-wide on purpose: like the logging handlers it protects, the set of credentials in use
+# belongs to the process, and `s3qbb.provenance.files.redact` must mask a key that came from a
+# configuration file (or a profile) wherever its text is written, not only where the config is at hand.
+
+
+def register_secrets(values: Iterable[str | SecretStr | None]) -> None:
+    """Add credentials to those `s3qbb.provenance.files.redact` masks in this process.
+
+    Every `S3EndpointConfig` holding explicit credentials registers them when
+    it is validated, and every S3 client registers the credentials its AWS
+    chain resolved (a profile's shared credentials file among them), so a
+    key given only in a configuration file never reaches a report or a log.
+
+    Parameters
+    ----------
+    values : iterable of `str`, `pydantic.SecretStr` or `None`
+        Credentials (access key IDs, secret keys, session tokens); `None`
+        and blank values are skipped.
+    """
+    texts = {
+        (v.get_secret_value() if isinstance(v, SecretStr) else v).strip() for v in values if v is not None
+    }
+    texts.discard("")
+    if texts:
+        with _SECRETS_LOCK:
+            _SECRETS.update(texts)
+
+
+def registered_secrets() -> frozenset[str]:
+    """Return the credentials registered with `register_secrets` in this process.
+
+    Returns
+    -------
+    secrets : `frozenset` [`str`]
+        Every value registered so far.
+    """
+    with _SECRETS_LOCK:
+        return frozenset(_SECRETS)
 
 
 def _env_field(
@@ -66,13 +125,24 @@ class EnvConfigModel(BaseModel):
 
     Instances are immutable and hashable; unknown fields are rejected. A field
     that can be set from the environment records the variable name in its
-    ``json_schema_extra["env"]``, which :meth:`from_env` reads.
+    ``json_schema_extra["env"]``, which :meth:`from_env` reads. Each instance
+    remembers where each of its fields came from (`field_sources`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     _nested_env: ClassVar[dict[str, type[EnvConfigModel]]] = {}
     """Fields holding another `EnvConfigModel` that `from_env` fills recursively."""
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        # Configurations are equal when their fields are; where a value came from does not count.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = BaseModel.__hash__
 
     @classmethod
     def env_variables(cls) -> dict[str, str]:
@@ -94,18 +164,25 @@ class EnvConfigModel(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Build a configuration from environment variables.
 
+        Settings layer per field: a value in ``overrides`` wins over the
+        field's environment variable, which wins over the default.
+
         Parameters
         ----------
         environ : `~collections.abc.Mapping` [`str`, `str`], optional
             Environment to read; `os.environ` if not given. Empty values count
             as unset.
         **overrides
-            Field values that take precedence over the environment.
+            Field values that take precedence over the environment. A nested
+            configuration given here (``retry=RetryConfig(max_attempts=2)``)
+            keeps only the fields it set explicitly; its other fields still
+            come from the environment.
 
         Returns
         -------
         config : `EnvConfigModel`
-            The validated configuration.
+            The validated configuration; `field_sources` says where each
+            field came from.
 
         Raises
         ------
@@ -115,15 +192,75 @@ class EnvConfigModel(BaseModel):
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
         for name, variable in cls.env_variables().items():
             raw = env.get(variable, "")
             if raw != "":
                 values[name] = raw
+                sources[name] = f"environment {variable}"
         for name, model in cls._nested_env.items():
-            if name not in overrides:
+            given = overrides.pop(name, None)
+            if isinstance(given, EnvConfigModel):
+                values[name] = given.layered_on_env(env)
+            elif isinstance(given, Mapping):
+                values[name] = model.from_env(env, **given)
+            elif given is not None:
+                values[name] = given  # Let validation report the wrong type.
+            else:
                 values[name] = model.from_env(env)
+            sources[name] = "nested"
         values.update(overrides)
-        return cls.model_validate(values)
+        sources.update(dict.fromkeys(overrides, "configuration"))
+        config = cls.model_validate(values)
+        config._sources.update(sources)
+        return config
+
+    def layered_on_env(self, environ: Mapping[str, str] | None = None) -> Self:
+        """Return this configuration with the environment filling the fields it did not set.
+
+        Only fields given explicitly when this configuration was made (its
+        ``model_fields_set``, e.g. the keys of an ``endpoint:`` section of a
+        repository configuration file) are kept; every other field is read
+        from its environment variable, else left at its default. Nested
+        configurations layer the same way, field by field.
+
+        Parameters
+        ----------
+        environ : `~collections.abc.Mapping` [`str`, `str`], optional
+            Environment to read; `os.environ` if not given.
+
+        Returns
+        -------
+        config : `EnvConfigModel`
+            The layered configuration.
+
+        Raises
+        ------
+        pydantic.ValidationError
+            Raised if the combination is invalid.
+        """
+        explicit = {
+            name: getattr(self, name)
+            for name, source in self.field_sources.items()
+            if source == "configuration" or name in self._nested_env
+        }
+        return self.from_env(environ, **explicit)
+
+    @property
+    def field_sources(self) -> dict[str, str]:
+        """Where each field's value came from.
+
+        Returns
+        -------
+        sources : `dict` [`str`, `str`]
+            For every field: ``"configuration"`` (given explicitly),
+            ``"environment VARIABLE"``, ``"default"``, or ``"nested"`` for a
+            nested configuration (see its own `field_sources`).
+        """
+        given = dict.fromkeys(self.model_fields_set, "configuration")
+        return {
+            name: self._sources.get(name) or given.get(name, "default") for name in type(self).model_fields
+        }
 
 
 class RetryConfig(EnvConfigModel):
@@ -279,7 +416,42 @@ class S3EndpointConfig(EnvConfigModel):
             raise ValueError("sse_kms_key_id needs server_side_encryption='aws:kms'")
         return self
 
+    @model_validator(mode="after")
+    def _register_credentials(self) -> Self:
+        register_secrets((self.access_key_id, self.secret_access_key, self.session_token))
+        return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _hide_secret_inputs(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Self:
+        # pydantic puts the offending input into every error (``input_value=...`` in its text,
+        # ``errors()[i]["input"]``), and an error of the whole model carries the whole mapping: a
+        # secret of the wrong type, or beside an inconsistent field, would be echoed in a traceback.
+        # Defined last, so that it wraps every other validator of the model.
+        try:
+            result: Self = handler(data)
+        except ValidationError as err:
+            raise ValidationError.from_exception_data(
+                err.title, [_hidden_line_error(error) for error in err.errors()]
+            ) from None
+        return result
+
     @property
     def has_explicit_credentials(self) -> bool:
         """Whether credentials are given here rather than by the AWS chain."""
         return self.access_key_id is not None
+
+
+_SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token"})
+
+
+def _hidden_line_error(error: Any) -> Any:
+    """Return a line error of `S3EndpointConfig` whose input cannot hold a secret."""
+    loc = tuple(error["loc"])
+    secret = not loc or loc[0] in _SECRET_FIELDS
+    message = str(error["msg"]).replace("{", "{{").replace("}", "}}")
+    return {
+        "type": PydanticCustomError(str(error["type"]), message),
+        "loc": loc,
+        "input": _HIDDEN if secret else error["input"],
+    }

@@ -35,6 +35,7 @@ from .config import S3EndpointConfig
 from .core.dimensions import DimensionUniverse
 from .core.storage_class import StorageClassFactory
 from .errors import ConfigError
+from .provenance.files import redact
 
 if TYPE_CHECKING:
     from .datastores.base import Datastore
@@ -47,7 +48,8 @@ DAF_BUTLER_DATASTORE_NAME = "FileDatastore@<butlerRoot>"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: the endpoint section may hold secrets (S3EndpointConfig hides its own).
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class CacheConfig(_Model):
@@ -67,7 +69,9 @@ class DatastoreConfig(_Model):
     )
     root: str | None = Field(None, description="Root URI, 's3://bucket/prefix' (required for 's3').")
     endpoint: S3EndpointConfig | None = Field(
-        None, description="S3 endpoint settings; read from S3QBB_*/AWS_* environment variables when absent."
+        None,
+        description="S3 endpoint settings; each field not set here is read from its S3QBB_* environment "
+        "variable (see `endpoint_config`).",
     )
     templates: dict[str, str] = Field(
         default_factory=dict, description="Key templates by dataset type or class."
@@ -87,6 +91,40 @@ class DatastoreConfig(_Model):
             f"of a default daf_butler repository, {DAF_BUTLER_DATASTORE_NAME!r}."
         ),
     )
+
+    def endpoint_config(self, environ: Mapping[str, str] | None = None) -> S3EndpointConfig:
+        """Return the effective S3 endpoint settings, layered per field.
+
+        A field set in the ``endpoint:`` section wins over its ``S3QBB_*``
+        environment variable, which wins over the default; a section holding
+        only ``checksum_algorithm`` still takes the endpoint URL, region and
+        retry settings from the environment.
+
+        Parameters
+        ----------
+        environ : `~collections.abc.Mapping` [`str`, `str`], optional
+            Environment to read; `os.environ` if not given.
+
+        Returns
+        -------
+        config : `~s3qbb.config.S3EndpointConfig`
+            The layered settings; their ``field_sources`` say where each came from.
+
+        Raises
+        ------
+        ConfigError
+            If the combination of configuration and environment is invalid.
+        """
+        try:
+            if self.endpoint is None:
+                return S3EndpointConfig.from_env(environ)
+            return self.endpoint.layered_on_env(environ)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ConfigError(
+                "Invalid S3 endpoint settings (configuration file and S3QBB_* variables together): "
+                f"{redact(problems)}"
+            ) from None
 
 
 class RepoConfig(_Model):
@@ -224,10 +262,11 @@ def load_repo_config(
     try:
         return RepoConfig.model_validate(data)
     except ValidationError as err:
+        # Only the messages, never the inputs, and no chained traceback: an input may be a secret.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise ConfigError(
-            f"Invalid repository configuration{f' {source}' if source else ''}: {problems}"
-        ) from err
+            f"Invalid repository configuration{f' {source}' if source else ''}: {redact(problems)}"
+        ) from None
 
 
 def build_datastore(
@@ -272,7 +311,7 @@ def build_datastore(
         backend = S3Datastore(
             ds.root,
             name=ds.name or default_name,
-            config=ds.endpoint or S3EndpointConfig.from_env(),
+            config=ds.endpoint_config(),
             records=filename,
             templates=ds.templates or None,
             formatter_overrides=ds.formatters,

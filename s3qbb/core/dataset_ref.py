@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AmbiguousDatasetError, DataIdError, DatasetTypeError
 from .dimensions import DataCoordinate
 from .ids import DatasetId, DatasetIdFactory, DatasetIdGenEnum
+from .text import RECORDS_DIR, storable_text_problem
 
 if TYPE_CHECKING:
     from .dataset_type import DatasetType
@@ -24,19 +25,34 @@ def validate_run_name(run: object) -> str:
     """Return ``run`` if it is a valid run collection name.
 
     Run names may contain ``/`` to form a hierarchy (``u/someone/run1``) but
-    no empty, ``.`` or ``..`` segment and no control characters.
+    no empty, ``.`` or ``..`` segment, no ``_records`` segment (the folder
+    of every run that holds its per-quantum files), no control characters and
+    no text that cannot be encoded as UTF-8 (lone surrogates).
 
     Raises
     ------
     DataIdError
-        If the run name is not acceptable.
+        If the run name is not acceptable; the message says why and what to use.
     """
     if not isinstance(run, str) or not run or len(run) > _MAX_RUN:
-        raise DataIdError(f"Run name must be a non-empty str of at most {_MAX_RUN} characters; got {run!r}.")
-    if any(ord(c) < 32 or ord(c) == 127 for c in run):
-        raise DataIdError(f"Run name {run!r} contains control characters.")
-    if any(seg in ("", ".", "..") for seg in run.split("/")):
-        raise DataIdError(f"Run name {run!r} has an empty, '.' or '..' segment between '/'.")
+        raise DataIdError(
+            f"Run name must be a non-empty str of at most {_MAX_RUN} characters; got {run!r:.300}."
+        )
+    problem = storable_text_problem(run)
+    if problem is not None:
+        raise DataIdError(f"Run name {run!r:.300} has {problem}.")
+    segments = run.split("/")
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise DataIdError(
+            f"Run name {run!r:.300} has an empty, '.' or '..' segment between '/'; use non-empty parts "
+            "other than '.' and '..' (no leading, trailing or doubled '/')."
+        )
+    if RECORDS_DIR in segments:
+        raise DataIdError(
+            f"Run name {run!r:.300} has a {RECORDS_DIR!r} segment, which is reserved: every run keeps the "
+            f"records of its quanta in '<run>/{RECORDS_DIR}/', so such a run could never be ingested. "
+            f"Rename that part (e.g. 'records')."
+        )
     return run
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "DimensionUniverse",
 ]
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, DataIdError
+from .text import INT64_MAX, INT64_MIN, MAX_DATA_ID_CHARS, MAX_VALUE_CHARS, storable_text_problem
 
 DataIdValue = str | int
 """Type of a data ID value."""
@@ -350,7 +352,7 @@ class DataCoordinate(Mapping[str, DataIdValue]):
 
     __slots__ = ("_hash", "_required", "_values", "dimensions")
 
-    _MAX_STR_LEN: ClassVar[int] = 512
+    _MAX_STR_LEN: ClassVar[int] = MAX_VALUE_CHARS
 
     def __init__(self, dimensions: DimensionGroup, values: Mapping[str, DataIdValue]) -> None:
         self.dimensions = dimensions
@@ -422,6 +424,12 @@ class DataCoordinate(Mapping[str, DataIdValue]):
         for name in group.names:
             if name in values:
                 clean[name] = cls._check_value(universe[name], values[name])
+        size = len(json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+        if size > MAX_DATA_ID_CHARS:
+            raise DataIdError(
+                f"Data ID {clean!r:.300} takes {size} characters as JSON, over the {MAX_DATA_ID_CHARS} "
+                "a registry stores; use shorter values."
+            )
         return cls(group, clean)
 
     @classmethod
@@ -429,17 +437,27 @@ class DataCoordinate(Mapping[str, DataIdValue]):
         if dim.value_type is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise DataIdError(
-                    f"Dimension {dim.name!r} takes an int; got {type(value).__name__} {value!r}."
+                    f"Dimension {dim.name!r} takes an int; got {type(value).__name__} {value!r:.200}."
+                )
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise DataIdError(
+                    f"Dimension {dim.name!r} takes a signed 64-bit int (what the registry stores); "
+                    f"got {value:.3e}."
                 )
             return int(value)
         if not isinstance(value, str):
-            raise DataIdError(f"Dimension {dim.name!r} takes a str; got {type(value).__name__} {value!r}.")
+            raise DataIdError(
+                f"Dimension {dim.name!r} takes a str; got {type(value).__name__} {value!r:.200}."
+            )
         if not value or len(value) > cls._MAX_STR_LEN:
             raise DataIdError(
                 f"Dimension {dim.name!r} takes a non-empty str of at most {cls._MAX_STR_LEN} characters; "
                 f"got one of length {len(value)}."
             )
-        return value
+        problem = storable_text_problem(value)
+        if problem is not None:
+            raise DataIdError(f"Dimension {dim.name!r} value {value!r:.200} has {problem}.")
+        return str.__str__(value)
 
     @classmethod
     def makeEmpty(cls, universe: DimensionUniverse) -> DataCoordinate:

@@ -71,6 +71,8 @@ _ACCEPTED_RECORD_CLASSES = frozenset(
 )
 
 _TABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SANITIZED_DOTDOT = "%2E."
+"""How `s3qbb.datastores.sanitize.sanitize_segment` writes the value ``..``: a literal name in a key."""
 _URI_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -93,20 +95,35 @@ def check_record_path(path: str) -> str:
     ------
     ValueError
         Raised if the path is empty, contains NUL or control characters or a
-        ``..`` segment (also percent-encoded), or is relative and starts with
-        ``/``.
+        ``..`` segment, or is relative and starts with ``/``.
+
+    Notes
+    -----
+    A relative path is an object key below the root, taken literally: neither
+    s3qbb nor S3 percent-decodes it. ``%2E.``, how
+    `~s3qbb.datastores.sanitize.sanitize_segment` writes a data ID value
+    ``..``, is therefore an ordinary name and is accepted; every other
+    spelling of ``..`` (``%2e%2e``, ``.%2E`` ...) is one s3qbb never writes
+    and is refused, as is any segment decoding to ``..`` in an absolute URI
+    (percent-encoded by definition).
     """
     if not path:
         raise ValueError("record path is empty")
     if _CONTROL_RE.search(path):
-        raise ValueError(f"record path {path!r} contains NUL or control characters")
-    if not _URI_SCHEME_RE.match(path) and path.startswith("/"):
-        raise ValueError(f"relative record path {path!r} starts with '/'")
+        raise ValueError(f"record path {path!r:.300} contains NUL or control characters")
+    is_uri = _URI_SCHEME_RE.match(path) is not None
+    if not is_uri and path.startswith("/"):
+        raise ValueError(f"relative record path {path!r:.300} starts with '/'")
     segments = path.split("/")
     if ".." in segments or (
-        "%" in path and any(urllib.parse.unquote(s) == ".." for s in segments if "%" in s)
+        "%" in path
+        and any(
+            urllib.parse.unquote(s) == ".." and (is_uri or s != _SANITIZED_DOTDOT)
+            for s in segments
+            if "%" in s
+        )
     ):
-        raise ValueError(f"record path {path!r} has a '..' segment")
+        raise ValueError(f"record path {path!r:.300} has a '..' segment")
     return path
 
 

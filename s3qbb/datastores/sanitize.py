@@ -15,6 +15,7 @@ import hashlib
 import reprlib
 import string
 
+from ..core.text import RECORDS_DIR
 from ..errors import DataIdError, InvalidNameError
 
 _KEEP = frozenset(string.ascii_letters + string.digits + "_.=+@,-")
@@ -104,7 +105,9 @@ def sanitize_run(run: str) -> str:
     Raises
     ------
     InvalidNameError
-        If the name is not a str, is empty, or has an empty, ``.`` or ``..`` part.
+        If the name is not a str, is empty, has an empty, ``.`` or ``..``
+        part, or has a ``_records`` part (reserved for the per-quantum files
+        of every run).
     """
     if not isinstance(run, str):
         raise InvalidNameError(f"Run names must be str, not {type(run).__name__} ({_short.repr(run)}).")
@@ -115,5 +118,10 @@ def sanitize_run(run: str) -> str:
             raise InvalidNameError(
                 f"Run name {_short.repr(run)} has {what}; use non-empty '/'-separated parts "
                 "other than '.' and '..' (no leading, trailing or doubled '/')."
+            )
+        if part == RECORDS_DIR:
+            raise InvalidNameError(
+                f"Run name {_short.repr(run)} has a {RECORDS_DIR!r} part, reserved for the folder of "
+                "per-quantum records below every run; rename that part (e.g. 'records')."
             )
     return "/".join(sanitize_segment(part) for part in parts)

@@ -39,10 +39,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..core.text import RECORDS_DIR
 from ..errors import ConfigError, DataIdError, DatasetTypeError
 from .sanitize import _short, sanitize_run, sanitize_segment
 
-RESERVED_SEGMENT = "_records"
+RESERVED_SEGMENT = RECORDS_DIR
 """Folder below a run reserved for per-quantum records files; a rendered segment equal to it is escaped."""
 
 DEFAULT_TEMPLATE = (

@@ -50,14 +50,14 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+from ..config import registered_secrets
+from ..core.text import RECORDS_DIR
 from ..datastores.templates import sanitize_run
 from ..errors import InvalidNameError
 
 RecordsFileKind = Literal["records", "provenance", "report"]
 """Kind of a per-quantum file: SQLite records, provenance JSON or execution report JSON."""
 
-RECORDS_DIR = "_records"
-"""Folder, below a run's prefix, that holds the per-quantum files."""
 
 RECORDS_FILE_SUFFIXES: dict[RecordsFileKind, str] = {
     "records": ".sqlite3",
@@ -353,7 +353,7 @@ MIN_SECRET_CHARS = 8
 
 
 def credential_values(environ: Mapping[str, str] | None = None) -> frozenset[str]:
-    """Return the credentials set in the environment, for literal masking.
+    """Return the credentials in use by this process, for literal masking.
 
     Parameters
     ----------
@@ -363,13 +363,17 @@ def credential_values(environ: Mapping[str, str] | None = None) -> frozenset[str
     Returns
     -------
     values : `frozenset` [`str`]
-        Values of `CREDENTIAL_ENVIRONMENT_VARIABLES` that are at least
-        `MIN_SECRET_CHARS` characters long. Whatever their shape (AWS
-        keys or the keys of another S3 service), a credential in use is
-        masked wherever it appears.
+        Values of `CREDENTIAL_ENVIRONMENT_VARIABLES`, and every credential
+        registered with `s3qbb.config.register_secrets` (those of each
+        `~s3qbb.config.S3EndpointConfig` given in a configuration file or in
+        Python, and those each S3 client resolved from a profile or the AWS
+        chain), that are at least `MIN_SECRET_CHARS` characters long.
+        Whatever their shape (AWS keys or the keys of another S3 service),
+        a credential in use is masked wherever it appears.
     """
     env = os.environ if environ is None else environ
-    values = (env.get(name, "").strip() for name in CREDENTIAL_ENVIRONMENT_VARIABLES)
+    values = [env.get(name, "").strip() for name in CREDENTIAL_ENVIRONMENT_VARIABLES]
+    values.extend(registered_secrets())
     return frozenset(v for v in values if len(v) >= MIN_SECRET_CHARS)
 
 

@@ -47,8 +47,7 @@ def parse_run_uri(uri: str) -> tuple[str, str]:
     Parameters
     ----------
     uri : `str`
-        ``s3://bucket/root/<run>/``; the trailing ``/`` is optional and a
-        URI ending in ``/_records/`` means its parent.
+        ``s3://bucket/root/<run>/``; the trailing ``/`` is optional.
 
     Returns
     -------
@@ -60,7 +59,10 @@ def parse_run_uri(uri: str) -> tuple[str, str]:
     Raises
     ------
     ConfigError
-        Raised if the URI is not ``s3://bucket/...`` or has a query or fragment.
+        Raised if the URI is not ``s3://bucket/...``, has a query or fragment,
+        or has a ``_records`` segment: that folder holds a run's per-quantum
+        files, and no run name may contain it, so ``.../x/_records/`` is
+        refused rather than read as run ``x`` (a run ``x/_records`` cannot exist).
     """
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
@@ -71,8 +73,14 @@ def parse_run_uri(uri: str) -> tuple[str, str]:
     prefix = parts.path.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    if prefix == f"{RECORDS_DIR}/" or prefix.endswith(f"/{RECORDS_DIR}/"):
-        prefix = prefix.removesuffix(f"{RECORDS_DIR}/")
+    segments = prefix.split("/")
+    if RECORDS_DIR in segments:
+        run_prefix = "/".join(segments[: segments.index(RECORDS_DIR)])
+        raise ConfigError(
+            f"Run URI {redact(uri)[:200]!r} points into a {RECORDS_DIR!r} folder, which holds a run's "
+            f"per-quantum files and is never part of a run name; give the run's own prefix "
+            f"(s3://{parts.netloc}/{redact(run_prefix)[:200]}/): ingest lists its {RECORDS_DIR}/ itself."
+        )
     return parts.netloc, prefix
 
 

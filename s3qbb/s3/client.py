@@ -12,6 +12,7 @@ operation requires it because s3qbb sends and verifies them itself.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import botocore.config
 import botocore.loaders
 import botocore.session
 
-from ..config import S3EndpointConfig
+from ..config import S3EndpointConfig, register_secrets
 from .policy import make_retry_policy
 
 if TYPE_CHECKING:
@@ -167,16 +168,64 @@ class _ClientCache:
 _CLIENTS = _ClientCache()
 
 
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+"""botocore's endpoint variables, in its order of precedence (below an explicit ``endpoint_url``)."""
+
+
+def _endpoint_source(config: S3EndpointConfig) -> str:
+    """Say where the endpoint of a client for ``config`` comes from."""
+    if config.endpoint_url is not None:
+        return config.field_sources["endpoint_url"]
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() != "true":
+        for variable in _ENDPOINT_VARIABLES:
+            if os.environ.get(variable, "").strip():
+                return f"environment {variable}"
+    return "AWS chain (profile endpoint_url, else the AWS endpoint of the region)"
+
+
+def _region_source(config: S3EndpointConfig, session: boto3.Session) -> str:
+    if config.region is not None:
+        return config.field_sources["region"]
+    if session.region_name is None:
+        return "s3qbb default"
+    if os.environ.get("AWS_DEFAULT_REGION", "").strip():
+        return "environment AWS_DEFAULT_REGION"
+    return "AWS chain (profile)"
+
+
+def _credentials_source(config: S3EndpointConfig, session: boto3.Session) -> str:
+    """Register the credentials a client resolved for redaction, and say where they come from."""
+    if config.has_explicit_credentials:
+        return f"explicit ({config.field_sources['access_key_id']})"
+    # Already resolved (and cached by the session) when the client was created: no extra lookup.
+    credentials = session.get_credentials()
+    if credentials is None:
+        return "none found (unsigned requests will be refused)"
+    frozen = credentials.get_frozen_credentials()
+    register_secrets((frozen.access_key, frozen.secret_key, frozen.token))
+    profile = (
+        f" profile {config.profile or session.profile_name}" if credentials.method in _PROFILE_METHODS else ""
+    )
+    return f"AWS chain: {credentials.method}{profile}"
+
+
+_PROFILE_METHODS = frozenset(
+    {"shared-credentials-file", "config-file", "assume-role", "sso", "custom-process"}
+)
+
+
 def _create_client(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = None) -> S3Client:
     session = _session(config, loader)
     region = resolve_region(config, session)
     client = session.client("s3", endpoint_url=config.endpoint_url, config=botocore_config(config, region))
-    _LOG.debug(
-        "Created S3 client for %s (region %s, profile %s, %s credentials)",
+    # Where data goes is worth one line per client at INFO: a wrong endpoint writes to the wrong place.
+    _LOG.info(
+        "S3 client: endpoint %s (from %s), region %s (from %s), credentials: %s",
         client.meta.endpoint_url,
+        _endpoint_source(config),
         region,
-        config.profile or "default",
-        "explicit" if config.has_explicit_credentials else "chain",
+        _region_source(config, session),
+        _credentials_source(config, session),
     )
     return client
 

@@ -71,3 +71,8 @@ def catch_everything(butler: QuantumBackedButler, quantum: Quantum) -> None:
         delete_bucket_then_put(butler, quantum)
     except Exception as err:
         raise RuntimeError("the task could not save its result") from err
+
+
+def fail_quoting(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Raise an error quoting, bare, the text of ``CLI_TEST_QUOTE`` (e.g. a key from the config file)."""
+    raise RuntimeError(f"the service refused token {os.environ['CLI_TEST_QUOTE']} (check it)")

@@ -363,10 +363,48 @@ def test_standardize_wrong_value_types(
 
 
 def test_standardize_accepts_boundary_values(universe: DimensionUniverse) -> None:
-    coord = DataCoordinate.standardize(instrument="x" * 512, visit=0, universe=universe)
-    assert coord["instrument"] == "x" * 512
-    negative = DataCoordinate.standardize(instrument="é/../\x00", visit=-(2**70), universe=universe)
-    assert negative["visit"] == -(2**70)
+    coord = DataCoordinate.standardize(instrument="x" * 256, visit=0, universe=universe)
+    assert coord["instrument"] == "x" * 256
+    negative = DataCoordinate.standardize(instrument="é/../%2F \u0085", visit=-(2**63), universe=universe)
+    assert negative["visit"] == -(2**63)
+    assert (
+        DataCoordinate.standardize(instrument="i", visit=2**63 - 1, universe=universe)["visit"] == 2**63 - 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("r\udae3", "lone surrogate U\\+DAE3 at index 1"),
+        ("\ud800x", "lone surrogate U\\+D800 at index 0"),
+        ("a\x00b", "control character U\\+0000 at index 1"),
+        ("tab\there", "control character U\\+0009"),
+        ("del\x7f", "control character U\\+007F"),
+        ("x" * 257, "at most 256 characters"),
+    ],
+)
+def test_standardize_refuses_text_no_store_can_hold(
+    universe: DimensionUniverse, value: str, match: str
+) -> None:
+    # Refused when the data ID is made: at the quantum's exit the records could no longer be written.
+    with pytest.raises(DataIdError, match=match):
+        DataCoordinate.standardize(instrument=value, visit=1, universe=universe)
+
+
+@pytest.mark.parametrize("visit", [2**63, -(2**63) - 1, 2**70])
+def test_standardize_refuses_ints_beyond_64_bits(universe: DimensionUniverse, visit: int) -> None:
+    with pytest.raises(DataIdError, match="signed 64-bit int"):
+        DataCoordinate.standardize(instrument="i", visit=visit, universe=universe)
+
+
+def test_standardize_refuses_data_ids_too_long_for_a_registry(universe: DimensionUniverse) -> None:
+    # Each value fits, but JSON doubles every backslash: the whole data ID is over 2048 characters.
+    ints = {"visit": 1, "day_obs": 1, "tract": 1}
+    texts = dict.fromkeys(("instrument", "physical_filter", "band", "skymap"), "\\" * 256)
+    with pytest.raises(DataIdError, match="over the 2048 a registry stores"):
+        DataCoordinate.standardize({**texts, **ints}, universe=universe)
+    texts["skymap"] = "s"
+    assert DataCoordinate.standardize({**texts, **ints}, universe=universe)["band"] == "\\" * 256
 
 
 def test_implied_values_are_carried(universe: DimensionUniverse) -> None:

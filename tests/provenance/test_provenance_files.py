@@ -120,8 +120,10 @@ def test_parse_records_key_kinds() -> None:
     assert parse_records_key(f"a/b/_records/{QID}.sqlite3") == ("records", QID)
     assert parse_records_key(f"a/b/_records/{QID}.provenance.json") == ("provenance", QID)
     assert parse_records_key(f"a/b/_records/{QID}.quantum.json") == ("report", QID)
-    # A run may itself be called _records.
-    assert parse_records_key(records_key("_records", QID)) == ("records", QID)
+    # No run part may be called _records: its files would sit in another run's records folder.
+    for run in ("_records", "x/_records", "_records/y"):
+        with pytest.raises(InvalidNameError, match="reserved for the folder of per-quantum records"):
+            records_key(run, QID)
 
 
 # --- redaction --------------------------------------------------------------------------

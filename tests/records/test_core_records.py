@@ -249,6 +249,8 @@ def test_null_component_normalized() -> None:
         pytest.param(wire([row(path="../escape.json")]), id="dotdot"),
         pytest.param(wire([row(path="a/../../b")]), id="dotdot-inner"),
         pytest.param(wire([row(path="a/%2e%2e/b")]), id="dotdot-encoded"),
+        pytest.param(wire([row(path="a/.%2E/b")]), id="dotdot-encoded-other"),
+        pytest.param(wire([row(path="s3://bucket/a/%2E./b")]), id="dotdot-encoded-in-uri"),
         pytest.param(wire([row(path="/etc/passwd")]), id="leading-slash"),
         pytest.param(wire([row(path="s3://bucket/a/../b")]), id="dotdot-in-uri"),
         pytest.param(wire([row(path="a/b\x00.json")]), id="nul"),
@@ -277,7 +279,16 @@ def test_hostile_values_refused(doc: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["a/b.json", "run/x..y/file..json", "s3://bucket/a/b", "file:///data/x.fits"]
+    "path",
+    [
+        "a/b.json",
+        "run/x..y/file..json",
+        "s3://bucket/a/b",
+        "file:///data/x.fits",
+        # What sanitize_segment writes for a data ID value "..": a literal key segment, accepted.
+        "run/raw/%2E./raw_%2E._0b6c.json",
+        "run/%2E/%2E..",
+    ],
 )
 def test_acceptable_paths(path: str) -> None:
     assert check_record_path(path) == path

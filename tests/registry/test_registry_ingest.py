@@ -228,7 +228,12 @@ def test_text_progress_bar_throttles() -> None:
 def test_run_uri_parsing() -> None:
     assert parse_run_uri("s3://b/repo/u/me/run/") == ("b", "repo/u/me/run/")
     assert parse_run_uri("s3://b/repo/run") == ("b", "repo/run/")
-    assert parse_run_uri("s3://b/repo/run/_records/") == ("b", "repo/run/")
+    # A "_records" segment is a run's folder of per-quantum files, never part of a run: refused, not
+    # silently read as the parent run (a run "run/_records" cannot exist).
+    for uri in ("s3://b/repo/run/_records/", "s3://b/repo/run/_records", "s3://b/_records/x/"):
+        with pytest.raises(ConfigError, match="points into a '_records' folder") as info:
+            parse_run_uri(uri)
+        assert "give the run's own prefix" in str(info.value)
     with pytest.raises(ConfigError):
         parse_run_uri("/local/path")
     with pytest.raises(ConfigError):

@@ -107,7 +107,8 @@ def test_explicit_credentials_used_and_not_logged(caplog: pytest.LogCaptureFixtu
     assert creds.access_key == "AKIATEST"
     assert creds.secret_key == "very-secret-42"
     assert "very-secret-42" not in caplog.text
-    assert "Created S3 client" in caplog.text
+    assert f"S3 client: endpoint {URL} (from configuration)" in caplog.text
+    assert "credentials: explicit (configuration)" in caplog.text
 
 
 def test_unknown_profile_is_reported() -> None:
