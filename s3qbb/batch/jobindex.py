@@ -152,7 +152,7 @@ def graph_job(
     from .graph import QuantumGraph
     from .upstream import with_upstream_records
 
-    graph = QuantumGraph.load(graph_uri, config=repo.datastore.endpoint)
+    graph = QuantumGraph.load(graph_uri, config=repo.datastore.endpoint_config())
     selected = select_index(graph, index=index, quantum_id=quantum_id, stage=stage, environ=environ)
     node = graph.nodes[selected]
     _LOG.info(

@@ -153,7 +153,7 @@ def run_graph(
     started_at = time.monotonic()
     jobs = max(1, jobs)
     repo = load_repo_config(config)
-    graph = QuantumGraph.load(graph_uri, config=repo.datastore.endpoint)
+    graph = QuantumGraph.load(graph_uri, config=repo.datastore.endpoint_config())
     summary = LocalRunSummary()
     total = len(graph)
 

@@ -134,7 +134,7 @@ def status_command(args: argparse.Namespace) -> int:
 
     try:
         repo = load_repo_config(args.config)
-        graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint)
+        graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint_config())
         states = graph_status(graph, repo)
     except S3qbbError as err:
         return _fail("status", err)

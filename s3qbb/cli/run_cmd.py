@@ -105,7 +105,7 @@ def _run_dask(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     distributed = _import_distributed()
     repo = load_repo_config(args.config)
-    graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint)
+    graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint_config())
     with distributed.Client(args.scheduler) as client:
         results = run_graph_on_dask(graph, repo, client=client, rerun=args.rerun)
     counts: dict[str, int] = {}

@@ -90,7 +90,7 @@ def _run_failing_job(
     quantum = Quantum(taskLabel="fail_quoting", outputs=[make_ref("a", 1)])
     path = write_quantum(tmp_path / "q.json", quantum)
     proc = run_cli(
-        "-vv", "run-quantum", path, "--task", "cli_tasks:fail_quoting", "--config", config, "--json",
+        "-vvv", "run-quantum", path, "--task", "cli_tasks:fail_quoting", "--config", config, "--json",
         env=env, cwd=tmp_path,
     )  # fmt: skip
     return quantum, proc
@@ -178,7 +178,7 @@ def test_a_secret_of_the_wrong_type_is_never_echoed(
     path = write_quantum(tmp_path / "q.json", Quantum(taskLabel="produce", outputs=[make_ref("a", 1)]))
 
     proc = run_cli(
-        "-vv", "run-quantum", path, "--task", "cli_tasks:produce", "--config", config,
+        "-vvv", "run-quantum", path, "--task", "cli_tasks:produce", "--config", config,
         env=_bare_env(tmp_path), cwd=tmp_path,
     )  # fmt: skip
 
