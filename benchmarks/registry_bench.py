@@ -37,7 +37,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s3qbb.core.wire import SerializedDataCoordinate, SerializedDatasetRef, SerializedDatasetType
-from s3qbb.provenance import QuantumExecutionReport, QuantumProvenanceData, provenance_key, report_key
+from s3qbb.provenance import (
+    QuantumExecutionReport,
+    QuantumProvenanceData,
+    provenance_key,
+    records_key,
+    report_key,
+)
 from s3qbb.registry import Registry
 from s3qbb.registry.database import parse_registry_url
 from s3qbb.registry.sources import QuantumBundle
@@ -255,12 +261,22 @@ def bench_queries(url: str, label: str, args: argparse.Namespace, namespace: str
 # --- ingest throughput --------------------------------------------------------------------------
 
 
+def _records_file(provenance: QuantumProvenanceData) -> bytes:
+    """The SQLite records file a butler uploads beside this provenance (ingest checks the two agree)."""
+    from s3qbb.records.store import SqliteRecordsStore
+
+    ((name, data),) = provenance.datastore_record_data().items()
+    with tempfile.TemporaryDirectory() as tmp, SqliteRecordsStore(datastore_name=name) as store:
+        store.import_records(data)
+        return store.flush_to_file(Path(tmp) / "records.sqlite3").read_bytes()
+
+
 def ingest_throughput(
     server: S3TestServer, *, quanta: int, trials: int, seed: int = 1, workers: int = 16
 ) -> dict[str, Any]:
     """Time `Registry.ingest_run` against raw boto3 downloading the same files, on a running server.
 
-    ``quanta`` quanta's provenance and report files are written to a fresh
+    ``quanta`` quanta's records, provenance and report files are written to a fresh
     bucket; then, per trial and in alternating order, ``ingest_run`` fills a
     new SQLite registry and raw boto3 lists the run's records prefix and GETs
     every file with ``workers`` threads (no parsing). Requests are counted on
@@ -282,9 +298,10 @@ def ingest_throughput(
     files = []
     for index in range(quanta):
         qid, provenance, report, _ = make_quantum(run, 1, index, rng.sample(inputs, 2))
+        files.append((f"repo/{records_key(run, qid)}", _records_file(provenance)))
         files.append((f"repo/{provenance_key(run, qid)}", provenance.to_json()))
         files.append((f"repo/{report_key(run, qid)}", report.to_json()))
-        written += len(files[-1][1]) + len(files[-2][1])
+        written += sum(len(body) for _, body in files[-3:])
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(put, files))
     uri = f"s3://{bucket}/repo/{run}/"

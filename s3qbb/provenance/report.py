@@ -261,8 +261,10 @@ class QuantumExecutionReport(pydantic.BaseModel):
 
     attempt_id: str | None = pydantic.Field(default=None, pattern=r"^[0-9a-f]{28}$")
     """The attempt that wrote this report (see `s3qbb.core.attempt.WriteToken`): attempt IDs of
-    one quantum sort in start order, so a registry keeps the last attempt's outputs. `None` in
-    reports written before attempts were recorded, and in reports rebuilt by recovery."""
+    one quantum sort in start order, so a registry keeps the last attempt's outputs. In a report
+    rebuilt by recovery (status ``recovered``), the newest attempt named by the write tokens of the
+    outputs it adopted, or `None` if they carry none. `None` in reports written before attempts
+    were recorded."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
