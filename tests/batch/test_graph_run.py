@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from graph_helpers import EXPECTED_SUMMARY, make_job, read_dataset, task_calls
 
 from s3qbb.provenance.files import report_key
@@ -76,3 +77,28 @@ def test_failure_stops_only_downstream_and_sets_the_exit_code(
     blocked = job.run("run-quantum", "--graph", job.graph_uri, "--index", "4", "--config", job.config_uri)
     assert blocked.returncode == 1, blocked.stderr
     assert "did not write" in blocked.stderr and str(job.graph.nodes[1].id) in blocked.stderr
+
+
+@pytest.mark.moto_server
+def test_sigterm_stops_the_runner_and_its_quanta(moto_endpoint: S3TestEndpoint, tmp_path: Path) -> None:
+    """SIGTERM to ``s3qbb run``: nothing more starts, running quanta get it too and upload ``interrupted``."""
+    job = make_job(moto_endpoint, tmp_path, calibrate_task="graph_tasks:hold")
+    cmd = [sys.executable, "-m", "s3qbb.cli", "run", "--graph", job.graph_uri, "--config", job.config_uri]
+    env = {**job.env, "GRAPH_TEST_GATE": str(tmp_path / "never")}
+    runner = subprocess.Popen([*cmd, "-j", "3", "--json"], env=env, cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    held = job.graph.nodes[3]
+    try:
+        _wait_for(lambda: (tmp_path / str(held.id)).exists())
+        time.sleep(0.5)  # the task is waiting at its gate
+        runner.send_signal(signal.SIGTERM)
+        out, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    assert runner.returncode == 143
+    statuses = {q["index"]: q["status"] for q in json.loads(out)["quanta"]}
+    assert statuses[3] == "interrupted" and statuses[4] in ("not run", "upstream-failed")
+    status = job.run("graph", "status", job.graph_uri, "--config", job.config_uri, "--json")
+    states = {q["index"]: q["status"] for q in json.loads(status.stdout)["quanta"]}
+    assert states[3] == "interrupted" and states[4] == "not run"
