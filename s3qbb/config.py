@@ -375,6 +375,15 @@ class S3EndpointConfig(EnvConfigModel):
         "S3QBB_S3_CHECKSUM_ALGORITHM",
         "S3 checksum sent with every upload, stored in records and verified on read.",
     )
+    checksum_block_size: ByteSize = _env_field(
+        ByteSize(_MIB),
+        "S3QBB_S3_CHECKSUM_BLOCK_SIZE",
+        "Smallest block of the per-block CRC32C checksums that verify partial reads (a power of two, "
+        "at least 1 KiB; doubled for objects of more than 256 blocks). A partial read fetches whole "
+        "blocks: smaller blocks read fewer extra bytes.",
+        shown="1 MiB",
+        ge=1024,
+    )
     multipart_threshold: ByteSize = _env_field(
         ByteSize(16 * _MIB),
         "S3QBB_S3_MULTIPART_THRESHOLD",
@@ -398,6 +407,13 @@ class S3EndpointConfig(EnvConfigModel):
         description="Retry policy of requests to this endpoint; `from_env` fills it from the "
         "``S3QBB_RETRY_*`` variables. Default: ``RetryConfig()``.",
     )
+
+    @field_validator("checksum_block_size")
+    @classmethod
+    def _check_block_size(cls, value: ByteSize) -> ByteSize:
+        if value & (value - 1):
+            raise ValueError(f"checksum_block_size {int(value)} must be a power of two")
+        return value
 
     @field_validator("endpoint_url")
     @classmethod

@@ -6,7 +6,9 @@ Request budget (what users pay for):
   carrying its checksum; size and checksum are recorded from what was sent, no HEAD.
 * `S3Datastore.get`: one GET, body read retried with it, checksum verified.
   Read parameters a formatter can serve from a byte range (NumPy rows) cost
-  one ranged GET for the header and one for the rows instead of a full read.
+  at most one ranged GET for the leading checksum blocks (the header) and one
+  for the blocks holding the rows, every block verified (objects of one block
+  are read whole: one GET). A read that fails its checksum is read once more.
 * `S3Datastore.getURI` / ``getURIs`` with ``predict=True``: zero requests.
 * `S3Datastore.stored_many`: about one LIST per 1,000 keys where refs share a
   prefix, else concurrent HEADs.
@@ -39,9 +41,10 @@ from ..formatters import FormatterFactory, RangeReadable
 from ..records.store import SqliteRecordsStore
 from ..s3 import checksums
 from ..s3.policy import make_retry_policy
-from .base import Datastore, DatastoreCapabilities, DatastoreStats, ReadPlan, raise_first
+from .base import Datastore, DatastoreCapabilities, DatastoreStats, raise_first
 from .listing import find_existing
 from .templates import FileTemplates, TemplateFields
+from .verified_read import ReadTarget, VerifiedReader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -158,6 +161,7 @@ class S3Datastore(Datastore):
         self._client = client
         self._client_lock = threading.Lock()
         self._bucket: S3Bucket | None = None
+        self._reader: VerifiedReader | None = None
         self._records = (
             records
             if isinstance(records, SqliteRecordsStore)
@@ -193,6 +197,13 @@ class S3Datastore(Datastore):
                         count=self.stats.count_request,
                     )
         return self._bucket
+
+    @property
+    def reader(self) -> VerifiedReader:
+        """Verified reads of datasets (whole, or by checksum block), on `bucket`."""
+        if self._reader is None:
+            self._reader = VerifiedReader(self.bucket, self.stats, self.retry.stats)
+        return self._reader
 
     @property
     def records(self) -> SqliteRecordsStore:
@@ -322,9 +333,11 @@ class S3Datastore(Datastore):
         except FormatterError as err:
             err.add_note(f"While writing dataset {ref} to {uri}.")
             raise
-        checksum = checksums.compute(self.config.checksum_algorithm, data)
+        checksum, metadata = checksums.compute_for_upload(
+            self.config.checksum_algorithm, data, self.config.checksum_block_size
+        )
         try:
-            self.bucket.put_new(self.key(path), data, checksum)
+            self.bucket.put_new(self.key(path), data, checksum, metadata=metadata)
         except PreconditionFailedError as err:
             raise DatasetExistsError(
                 f"Dataset {ref} already exists at {uri} (written by another writer); the stored copy is "
@@ -367,66 +380,23 @@ class S3Datastore(Datastore):
         info = self._record_or_raise(plan.parent)
         plan = self._as_stored(plan, info.storage_class)
         formatter = self.formatters.get(info.formatter, allow_pickle=self.allow_pickle)
-        key = self.key(info.path)
-        uri = self.bucket_uri(info.path)
+        target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_uri(info.path))
         params = dict(plan.parameters) if plan.component is None else {}
         by_formatter = bool(params) and set(params) <= formatter.parameters
+        pytype = plan.stored.pytype
+
+        def read_whole(body: bytes) -> Any:
+            return formatter.read(body, pytype, params if by_formatter else None)
+
         try:
-            if (
-                by_formatter
-                and isinstance(formatter, RangeReadable)
-                and info.file_size > formatter.header_nbytes
-            ):
-                obj = self._ranged_read(formatter, plan, key, params)
+            if by_formatter and isinstance(formatter, RangeReadable):
+                obj = self.reader.read_range(target, formatter, params, read_whole, pytype)
             else:
-                result = self.bucket.get(key)
-                self.stats.add(bytes_read=len(result.body))
-                self._verify(result.body, info, plan.parent, uri, result.server_checksum)
-                obj = formatter.read(result.body, plan.stored.pytype, params if by_formatter else None)
+                obj = read_whole(self.reader.read_whole(target))
         except (DatasetNotFoundError, DatasetIntegrityError, FormatterError) as err:
-            err.add_note(f"While reading dataset {ref} from {uri}.")
+            err.add_note(f"While reading dataset {ref} from {target.uri}.")
             raise
         return self._finish_read(plan, obj, parameters_applied=by_formatter)
-
-    def _ranged_read(self, formatter: Any, plan: ReadPlan, key: str, params: dict[str, Any]) -> Any:
-        head = self.bucket.get(key, (0, formatter.header_nbytes))
-        self.stats.add(bytes_read=len(head.body))
-        span = formatter.plan_range(head.body, params)
-        if span is None:
-            full = self.bucket.get(key)
-            self.stats.add(bytes_read=len(full.body))
-            return formatter.read(full.body, plan.stored.pytype, params)
-        start, stop = span
-        if stop <= len(head.body):
-            data = head.body[start:stop]
-        else:
-            data = self.bucket.get(key, (start, stop)).body
-            self.stats.add(bytes_read=len(data))
-        return formatter.read_range(head.body, data, params, plan.stored.pytype)
-
-    def _verify(
-        self,
-        body: bytes,
-        info: StoredFileInfo,
-        ref: DatasetRef,
-        uri: str,
-        server: checksums.Checksum | None,
-    ) -> None:
-        if info.file_size >= 0 and len(body) != info.file_size:
-            raise DatasetIntegrityError(
-                f"Dataset {ref} at {uri} has {len(body)} bytes but {info.file_size} were recorded: "
-                "the object was modified or truncated. Restore it or re-run the quantum that produced it."
-            )
-        expected = checksums.parse(info.checksum) if info.checksum else server
-        if expected is None:
-            return
-        actual = checksums.compute(expected.algorithm, body)
-        if actual != expected:
-            raise DatasetIntegrityError(
-                f"Dataset {ref} at {uri} fails its {expected.algorithm} checksum "
-                f"(recorded {expected.value}, read {actual.value}): the object was modified or corrupted. "
-                "Restore it or re-run the quantum that produced it."
-            )
 
     # ------------------------------------------------------------ existence
 

@@ -265,9 +265,10 @@ class Formatter(ABC):
 class RangeReadable(Protocol):
     """Optional formatter surface for partial reads with HTTP Range requests.
 
-    A datastore fetches the first `header_nbytes` bytes, asks `plan_range`
-    which byte range the read parameters need, fetches just that range, and
-    hands both to `read_range`. When `plan_range` returns `None` the datastore
+    A datastore fetches at least the first `header_nbytes` bytes, asks
+    `plan_range` which byte range the read parameters need, fetches that range
+    (the S3 datastore widens both to whole checksum blocks and verifies them),
+    and hands both to `read_range`. When `plan_range` returns `None` the datastore
     reads the whole object and calls `Formatter.read` instead. When
     ``stop <= len(header)`` the planned bytes are already in the header and
     ``header[start:stop]`` can be passed without another request.
@@ -282,8 +283,9 @@ class RangeReadable(Protocol):
         Parameters
         ----------
         header : `bytes`
-            The leading bytes of the object (at most `header_nbytes`, fewer if
-            the object is smaller).
+            The leading bytes of the object: at least `header_nbytes` (fewer
+            only if the object is smaller), possibly more (the S3 datastore
+            passes whole checksum blocks).
         parameters : `~collections.abc.Mapping`
             Read parameters.
 

@@ -1,21 +1,61 @@
-"""S3-native checksums (CRC32C, SHA256): computed once, sent with uploads, stored in records.
+"""S3-native checksums (CRC32C, SHA256) and per-block CRC32C lists for verified partial reads.
 
 A checksum is written ``"<ALGORITHM>:<base64 value>"`` (``"CRC32C:yZRlqg=="``),
 the base64 value being exactly what S3 expects in the ``x-amz-checksum-*``
 header, so the same string serves the request, the record and verification.
+
+An object larger than one block also gets a `BlockChecksums` list (CRC32C of
+every block of `block_size_for` bytes), stored in its metadata under
+`BLOCKS_METADATA`. Its record checksum then ends with
+``";blocks=<block size>:<digest>"``, the digest being a 128-bit SHA-256 prefix
+of that metadata value: a ranged read trusts the list that comes with its
+response (no extra request) only if it matches the digest of the record.
 """
 
 from __future__ import annotations
 
-__all__ = ["ALGORITHMS", "Checksum", "compute", "parse", "request_parameter"]
+__all__ = [
+    "ALGORITHMS",
+    "BLOCKS_METADATA",
+    "DEFAULT_BLOCK_SIZE",
+    "MAX_BLOCKS",
+    "MIN_BLOCK_SIZE",
+    "BlockChecksums",
+    "Checksum",
+    "block_size_for",
+    "compute",
+    "compute_for_upload",
+    "parse",
+    "request_parameter",
+]
 
 import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 Algorithm = Literal["CRC32C", "SHA256"]
 ALGORITHMS: tuple[Algorithm, ...] = ("CRC32C", "SHA256")
+
+BLOCKS_METADATA = "s3qbb-blocks"
+"""Object metadata key holding ``"<block size>:<base64 of the big-endian CRC32C list>"``."""
+
+DEFAULT_BLOCK_SIZE = 1 << 20
+"""Smallest block of the per-block checksums unless configured otherwise (1 MiB)."""
+
+MIN_BLOCK_SIZE = 1 << 10
+"""Smallest block size accepted (1 KiB)."""
+
+MAX_BLOCKS = 256
+"""Most blocks in one list: 256 CRC32C values are 1,368 base64 characters, which leaves room
+in the 2 KiB S3 allows for all user metadata for the write token and the full checksum."""
+
+_BLOCKS_TAG = ";blocks="
+_DIGEST_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +72,199 @@ class Checksum:
 
     algorithm: Algorithm
     value: str
+    blocks: str | None = None
+    """``"<block size>:<digest>"`` of the object's `BlockChecksums`, or `None` if it has none."""
 
     def __str__(self) -> str:
-        return f"{self.algorithm}:{self.value}"
+        text = f"{self.algorithm}:{self.value}"
+        return text if self.blocks is None else f"{text}{_BLOCKS_TAG}{self.blocks}"
+
+    @property
+    def block_size(self) -> int | None:
+        """Block size of the object's block checksums, or `None` if it has none."""
+        return None if self.blocks is None else int(self.blocks.partition(":")[0])
+
+    def same_value(self, other: Checksum) -> bool:
+        """Tell whether two checksums agree on the whole object (the block digests are not compared).
+
+        Parameters
+        ----------
+        other : `Checksum`
+            The other checksum.
+
+        Returns
+        -------
+        same : `bool`
+            `True` if algorithm and value are equal.
+        """
+        return self.algorithm == other.algorithm and self.value == other.value
+
+    def trusts(self, blocks: BlockChecksums) -> bool:
+        """Tell whether a block list (e.g. read from object metadata) is the one recorded here.
+
+        Parameters
+        ----------
+        blocks : `BlockChecksums`
+            The list to check.
+
+        Returns
+        -------
+        trusted : `bool`
+            `True` if its block size and digest match `blocks`.
+        """
+        return self.blocks is not None and self.blocks == blocks.reference()
+
+
+@dataclass(frozen=True, slots=True)
+class BlockChecksums:
+    """CRC32C of every block of an object: the checks of verified partial reads.
+
+    Parameters
+    ----------
+    block_size : `int`
+        Bytes per block (a power of two); the last block may be shorter.
+    crcs : `tuple` [`int`, ...]
+        CRC32C of each block, in order.
+    """
+
+    block_size: int
+    crcs: tuple[int, ...]
+
+    @classmethod
+    def compute(cls, data: bytes | memoryview, block_size: int) -> BlockChecksums:
+        """Return the block checksums of ``data``.
+
+        Parameters
+        ----------
+        data : `bytes` or `memoryview`
+            The whole object.
+        block_size : `int`
+            Bytes per block.
+
+        Returns
+        -------
+        blocks : `BlockChecksums`
+            The list.
+        """
+        view = memoryview(data)
+        crc = _crc32c_function()
+        return cls(block_size, tuple(crc(view[o : o + block_size]) for o in range(0, len(view), block_size)))
+
+    def to_metadata(self) -> str:
+        """Return the object metadata value, ``"<block size>:<base64 of the big-endian CRC32C list>"``."""
+        packed = b"".join(c.to_bytes(4, "big") for c in self.crcs)
+        return f"{self.block_size}:{base64.b64encode(packed).decode('ascii')}"
+
+    @classmethod
+    def from_metadata(cls, text: str) -> BlockChecksums:
+        """Parse a value written by `to_metadata`.
+
+        Parameters
+        ----------
+        text : `str`
+            The metadata value.
+
+        Returns
+        -------
+        blocks : `BlockChecksums`
+            The list.
+
+        Raises
+        ------
+        ValueError
+            If the text is malformed.
+        """
+        size, sep, encoded = text.partition(":")
+        try:
+            packed = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            packed = b"\x00"
+        if not sep or not size.isdigit() or not _is_block_size(int(size)) or not packed or len(packed) % 4:
+            raise ValueError(f"Malformed block checksum list {text[:60]!r}; expected '<size>:<base64>'.")
+        crcs = tuple(int.from_bytes(packed[i : i + 4], "big") for i in range(0, len(packed), 4))
+        return cls(int(size), crcs)
+
+    def reference(self) -> str:
+        """Return ``"<block size>:<digest>"``, what a record keeps of this list (see `Checksum.blocks`)."""
+        digest = hashlib.sha256(self.to_metadata().encode("ascii")).digest()[:_DIGEST_BYTES]
+        return f"{self.block_size}:{base64.urlsafe_b64encode(digest).decode('ascii').rstrip('=')}"
+
+    def covers(self, size: int) -> bool:
+        """Tell whether the list has exactly one entry per block of an object of ``size`` bytes."""
+        return len(self.crcs) == -(-size // self.block_size)
+
+    def span(self, start: int, stop: int, size: int) -> tuple[int, int]:
+        """Return ``[start, stop)`` widened to whole blocks of an object of ``size`` bytes."""
+        return (start // self.block_size) * self.block_size, min(
+            size, -(-stop // self.block_size) * self.block_size
+        )
+
+    def first_bad_block(self, offset: int, data: bytes | memoryview) -> int | None:
+        """Return the index of the first block of ``data`` whose CRC32C is wrong, or `None`.
+
+        Parameters
+        ----------
+        offset : `int`
+            Offset of ``data`` in the object; a multiple of the block size.
+        data : `bytes` or `memoryview`
+            Whole blocks (the last block of the object may be short).
+
+        Returns
+        -------
+        index : `int` or `None`
+            Index in the object of the first failing block.
+        """
+        crc = _crc32c_function()
+        view = memoryview(data)
+        first = offset // self.block_size
+        for i, o in enumerate(range(0, len(view), self.block_size)):
+            index = first + i
+            if index >= len(self.crcs) or crc(view[o : o + self.block_size]) != self.crcs[index]:
+                return index
+        return None
+
+
+def _is_block_size(size: int) -> bool:
+    return size >= MIN_BLOCK_SIZE and size & (size - 1) == 0
+
+
+def block_size_for(size: int, minimum: int = DEFAULT_BLOCK_SIZE) -> int:
+    """Return the block size of an object: ``minimum``, doubled until at most `MAX_BLOCKS` blocks.
+
+    Parameters
+    ----------
+    size : `int`
+        Object size in bytes.
+    minimum : `int`, optional
+        Configured block size (a power of two, at least `MIN_BLOCK_SIZE`).
+
+    Returns
+    -------
+    block_size : `int`
+        A power of two.
+
+    Raises
+    ------
+    ValueError
+        If ``minimum`` is not a power of two of at least `MIN_BLOCK_SIZE`.
+    """
+    if not _is_block_size(minimum):
+        raise ValueError(f"Block size {minimum} must be a power of two of at least {MIN_BLOCK_SIZE}.")
+    block = minimum
+    while -(-size // block) > MAX_BLOCKS:
+        block *= 2
+    return block
+
+
+def _crc32c_function() -> Callable[..., int]:
+    from awscrt import checksums  # type: ignore[import-untyped]  # from boto3[crt]; imported on first use
+
+    function: Callable[..., int] = checksums.crc32c
+    return function
 
 
 def _crc32c(data: bytes | memoryview) -> bytes:
-    from awscrt import checksums  # type: ignore[import-untyped]  # from boto3[crt]; imported on first use
-
-    value: int = checksums.crc32c(data)
-    return value.to_bytes(4, "big")
+    return _crc32c_function()(data).to_bytes(4, "big")
 
 
 def compute(algorithm: Algorithm, data: bytes | memoryview) -> Checksum:
@@ -73,18 +296,73 @@ def compute(algorithm: Algorithm, data: bytes | memoryview) -> Checksum:
     return Checksum(algorithm, base64.b64encode(digest).decode("ascii"))
 
 
+def compute_for_upload(
+    algorithm: Algorithm, data: bytes | memoryview, block_size: int = DEFAULT_BLOCK_SIZE
+) -> tuple[Checksum, dict[str, str]]:
+    """Return the checksum of a dataset to upload and the object metadata carrying its block list.
+
+    An object of at most one block gets no block list (a partial read of it
+    reads it whole: one GET); a larger one gets `BlockChecksums` with
+    `block_size_for` blocks, referenced by the returned checksum.
+
+    Parameters
+    ----------
+    algorithm : `str`
+        Full-object checksum algorithm, ``"CRC32C"`` or ``"SHA256"``.
+    data : `bytes` or `memoryview`
+        The bytes to upload.
+    block_size : `int`, optional
+        Configured (smallest) block size.
+
+    Returns
+    -------
+    checksum : `Checksum`
+        The full-object checksum, with `Checksum.blocks` set if a list was made.
+    metadata : `dict` [`str`, `str`]
+        ``{BLOCKS_METADATA: ...}``, or empty.
+
+    Raises
+    ------
+    ValueError
+        If the algorithm or the block size is not supported.
+    """
+    size = block_size_for(len(data), block_size)
+    if len(data) <= size:
+        return compute(algorithm, data), {}
+    blocks = BlockChecksums.compute(data, size)
+    if algorithm == "CRC32C":
+        from awscrt import checksums
+
+        whole = 0
+        for i, crc in enumerate(blocks.crcs):
+            whole = checksums.combine_crc32c(whole, crc, min(size, len(data) - i * size))
+        full = Checksum("CRC32C", base64.b64encode(whole.to_bytes(4, "big")).decode("ascii"))
+    else:
+        full = compute(algorithm, data)
+    return Checksum(full.algorithm, full.value, blocks.reference()), {BLOCKS_METADATA: blocks.to_metadata()}
+
+
 def parse(text: str) -> Checksum:
-    """Parse ``"<ALGORITHM>:<base64>"`` as written by `Checksum.__str__`.
+    """Parse ``"<ALGORITHM>:<base64>[;blocks=<size>:<digest>]"`` as written by `Checksum.__str__`.
 
     Raises
     ------
     ValueError
         If the text is malformed or names an unsupported algorithm.
     """
-    algorithm, sep, value = text.partition(":")
-    if not sep or algorithm not in ALGORITHMS or not value:
-        raise ValueError(f"Malformed checksum {text!r}; expected '<CRC32C|SHA256>:<base64>'.")
-    return Checksum(algorithm, value)
+    head, tag, blocks = text.partition(_BLOCKS_TAG)
+    algorithm, sep, value = head.partition(":")
+    size, _, digest = blocks.partition(":")
+    if (
+        not sep
+        or algorithm not in ALGORITHMS
+        or not value
+        or (tag and not (size.isdigit() and _is_block_size(int(size)) and digest))
+    ):
+        raise ValueError(
+            f"Malformed checksum {text!r}; expected '<CRC32C|SHA256>:<base64>[;blocks=<size>:<digest>]'."
+        )
+    return Checksum(algorithm, value, blocks if tag else None)
 
 
 def request_parameter(algorithm: Algorithm) -> str:

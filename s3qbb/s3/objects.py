@@ -14,7 +14,7 @@ import datetime
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,6 +53,8 @@ class GetResult:
     size: int
     """Total size of the object (from ``Content-Range`` for ranged reads)."""
     server_checksum: checksums.Checksum | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    """User metadata of the object (keys without ``x-amz-meta-``), sent with every GET response."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,7 @@ class S3Bucket:
                 if isinstance(value, str) and "-" not in value:
                     server = checksums.Checksum(algorithm, value)
                     break
-            return GetResult(body, size, server)
+            return GetResult(body, size, server, dict(response.get("Metadata", {})))
 
         return self._request("GetObject", key, fetch)
 
@@ -283,7 +285,14 @@ class S3Bucket:
 
     # --------------------------------------------------------------- writes
 
-    def put_new(self, key: str, data: bytes, checksum: checksums.Checksum) -> None:
+    def put_new(
+        self,
+        key: str,
+        data: bytes,
+        checksum: checksums.Checksum,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         """Create an object that must not exist yet: one create-only PUT.
 
         A PUT that is retried after a lost response and then answers 412 is
@@ -292,13 +301,24 @@ class S3Bucket:
         e.g. from an earlier call whose success was never reported) is accepted
         too: what is stored is then what the caller wants stored.
 
+        Parameters
+        ----------
+        key : `str`
+            Object key.
+        data : `bytes`
+            The bytes.
+        checksum : `s3qbb.s3.checksums.Checksum`
+            Their checksum, sent with the request and kept in the object metadata.
+        metadata : `~collections.abc.Mapping` [`str`, `str`], optional
+            More object metadata (e.g. the block checksums of a dataset).
+
         Raises
         ------
         PreconditionFailedError
             If another write created the object first (it is left untouched).
         """
         if len(data) >= self.config.multipart_threshold:
-            self._put_multipart(key, data, checksum)
+            self._put_multipart(key, data, checksum, metadata)
             return
         token = uuid.uuid4().hex
         kwargs: dict[str, Any] = {
@@ -306,7 +326,7 @@ class S3Bucket:
             "Key": key,
             "Body": data,
             "IfNoneMatch": "*",
-            "Metadata": {WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
+            "Metadata": {**(metadata or {}), WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
             checksums.request_parameter(checksum.algorithm): checksum.value,
             **self._sse,
         }
@@ -334,7 +354,9 @@ class S3Bucket:
             f"{self.uri(key)} already exists (written by another writer); it was left untouched."
         )
 
-    def _put_multipart(self, key: str, data: bytes, checksum: checksums.Checksum) -> None:
+    def _put_multipart(
+        self, key: str, data: bytes, checksum: checksums.Checksum, metadata: Mapping[str, str] | None = None
+    ) -> None:
         token = uuid.uuid4().hex
         # One HEAD first: no point uploading every part of an object that already exists. An
         # identity allowed to write but not to read its prefix gets 403 here; the create-only
@@ -355,7 +377,7 @@ class S3Bucket:
                 Bucket=self.bucket,
                 Key=key,
                 ChecksumAlgorithm=algorithm,
-                Metadata={WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
+                Metadata={**(metadata or {}), WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
                 **self._sse,  # type: ignore[arg-type]
             ),
         )

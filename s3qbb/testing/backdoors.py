@@ -70,6 +70,48 @@ class S3Backdoor:
         data[len(data) // 2] ^= 0xFF
         self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
 
+    def flip_bit(self, ref: DatasetRef, offset: int, bit: int = 0) -> None:
+        """Flip one bit of the stored object, keeping its metadata (bit rot on the server).
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+        offset : `int`
+            Byte offset in the object.
+        bit : `int`, optional
+            Bit of that byte, 0 (lowest) to 7.
+        """
+        key = self._key(ref)
+        response = self.client.get_object(Bucket=self.bucket, Key=key)
+        data = bytearray(response["Body"].read())
+        data[offset] ^= 1 << bit
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data), Metadata=response["Metadata"])
+
+    def metadata(self, ref: DatasetRef) -> dict[str, str]:
+        """Return the object's user metadata (keys without ``x-amz-meta-``)."""
+        return dict(self.client.head_object(Bucket=self.bucket, Key=self._key(ref))["Metadata"])
+
+    def rewrite(
+        self, ref: DatasetRef, data: bytes | None = None, metadata: dict[str, str] | None = None
+    ) -> None:
+        """Replace the object's bytes and/or user metadata (what is not given is kept).
+
+        Parameters
+        ----------
+        ref : `DatasetRef`
+            The dataset.
+        data : `bytes`, optional
+            New bytes.
+        metadata : `dict` [`str`, `str`], optional
+            New user metadata, replacing all of it.
+        """
+        key = self._key(ref)
+        response = self.client.get_object(Bucket=self.bucket, Key=key)
+        body = response["Body"].read() if data is None else data
+        meta = response["Metadata"] if metadata is None else metadata
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=meta)
+
     def delete_artifact(self, ref: DatasetRef) -> None:
         """Delete the object."""
         self.client.delete_object(Bucket=self.bucket, Key=self._key(ref))

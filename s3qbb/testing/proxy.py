@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PROXY_FAULT_KINDS", "FaultProxy", "ProxyFaultKind", "s3_operation"]
 
-ProxyFaultKind = Literal["slowdown", "internal", "reset_before", "reset_after", "slow_first_byte", "truncate"]
+ProxyFaultKind = Literal[
+    "slowdown", "internal", "reset_before", "reset_after", "slow_first_byte", "truncate", "corrupt"
+]
 """Faults `FaultProxy` injects into one request:
 
 - ``slowdown``: answer 503 ``SlowDown`` (S3 error XML); the request is not forwarded;
@@ -56,10 +58,17 @@ ProxyFaultKind = Literal["slowdown", "internal", "reset_before", "reset_after", 
   times out; the server applied the request anyway);
 - ``truncate``: forward the request, send the response head with the real
   ``Content-Length`` but only half the body, then close. A response without a
-  body (HEAD, PUT ...) is cut in the middle of its status line instead.
+  body (HEAD, PUT ...) is cut in the middle of its status line instead;
+- ``corrupt``: forward the request, then relay the complete response with one
+  bit of its body flipped (the lowest bit of the middle byte), as a faulty
+  network path or NIC would; a response without a body is relayed unchanged.
+  The stored object is untouched, so reading it again returns good bytes.
 """
 
 PROXY_FAULT_KINDS: Final[tuple[str, ...]] = get_args(ProxyFaultKind)
+
+_RANDOM_KINDS: Final = tuple(k for k in PROXY_FAULT_KINDS if k != "corrupt")
+"""Default kinds of random faults: ``corrupt`` only when asked for (twice in a row it fails a read)."""
 
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _ERRORS: Final[Mapping[str, tuple[bytes, str, str]]] = {
@@ -208,7 +217,7 @@ class _Session:
         upstream_keep = (
             body_sent and resp_framing != _CLOSE and _keep_alive(response.start[:8], response.headers)
         )
-        if kind in ("reset_after", "truncate"):
+        if kind in ("reset_after", "truncate", "corrupt"):
             parts: list[bytes] = []
             _copy_body(upstream, resp_framing, parts.append, decode=True)
             if not upstream_keep:
@@ -217,6 +226,13 @@ class _Session:
                 _close(self.client.sock, reset=True)
                 return False
             body = b"".join(parts)
+            if kind == "corrupt":
+                flipped = bytearray(body)
+                if flipped:
+                    flipped[len(flipped) // 2] ^= 0x01
+                head = response.with_header("Content-Length", str(len(body)), drop=["transfer-encoding"])
+                self.client.send(head.with_header("Connection", "close").raw() + bytes(flipped))
+                return False
             if body:
                 head = response.with_header("Content-Length", str(len(body)), drop=["transfer-encoding"])
                 self.client.send(head.with_header("Connection", "close").raw() + body[: len(body) // 2])
@@ -278,7 +294,7 @@ class FaultProxy(FaultCounters):
         Probability in ``[0, 1]`` of a random fault on a request without a script entry.
     kinds : `~collections.abc.Mapping` [`str`, `float`] or `~collections.abc.Sequence` [`str`], optional
         Kinds random faults are drawn from, with relative weights if a mapping;
-        every kind, equally likely, by default.
+        every kind but ``corrupt``, equally likely, by default.
     operations : `~collections.abc.Iterable` [`str`], optional
         Operations random faults apply to; all by default.
     seed : `int`, optional
@@ -351,7 +367,12 @@ class FaultProxy(FaultCounters):
         self._bind = (host, port)
         self._lock = threading.Lock()
         self._plan = FaultPlan(
-            PROXY_FAULT_KINDS, script, rate=rate, kinds=kinds, operations=operations, seed=seed
+            PROXY_FAULT_KINDS,
+            script,
+            rate=rate,
+            kinds=_RANDOM_KINDS if kinds is None else kinds,
+            operations=operations,
+            seed=seed,
         )
         self._events: Counter[str] = Counter()
         self._number = 0
@@ -369,7 +390,7 @@ class FaultProxy(FaultCounters):
         operations: Iterable[str] | None = None,
     ) -> None:
         """Change the random faults (see the class parameters of the same names)."""
-        self._plan.set_rate(rate, kinds, operations)
+        self._plan.set_rate(rate, _RANDOM_KINDS if kinds is None else kinds, operations)
 
     @property
     def continues(self) -> int:

@@ -327,7 +327,7 @@ def _data(size: int) -> bytes:
     return bytes(range(256)) * (size // 256) + b"tail"
 
 
-@pytest.mark.parametrize("kind", PROXY_FAULT_KINDS)
+@pytest.mark.parametrize("kind", [k for k in PROXY_FAULT_KINDS if k != "corrupt"])  # PUT answers have no body
 def test_put_fault_retried_to_success(rig: Rig, kind: str) -> None:
     ref, data = rig.refs.make("Bytes"), _data(100_000)
     rig.proxy.script("PutObject", kind)

@@ -1,0 +1,272 @@
+"""Verified reads of stored datasets: whole objects, or whole checksum blocks around a byte range.
+
+Every byte a read returns has been checked against a checksum its record
+authenticates. A whole read checks the full-object checksum. A partial read
+(`RangeReadable` formatters, e.g. NumPy rows) widens its ranges to whole
+blocks and checks each block against the object's CRC32C list, which comes
+with the GET response in the object metadata and is trusted only if its digest
+matches the record (see `s3qbb.s3.checksums`). A read that fails a check is
+read once more from the server, since bits flipped in transit do not come back
+twice; a second failure raises `~s3qbb.errors.DatasetIntegrityError`.
+
+Requests: a whole read is one GET; a partial read is one GET for the leading
+blocks (the formatter's header) plus one for the blocks of the range, unless
+the range lies in the leading blocks; an object without a block list (at most
+one block, or written before block lists existed) is read whole: one GET.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ReadTarget", "VerifiedReader"]
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DatasetIntegrityError
+from ..s3 import checksums
+from ..s3.objects import WRITE_CHECKSUM
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ..core.dataset_ref import DatasetRef
+    from ..core.records import StoredFileInfo
+    from ..formatters import RangeReadable
+    from ..retry import RetryStats
+    from ..s3.objects import GetResult, S3Bucket
+    from .base import DatastoreStats
+
+_LOG = logging.getLogger(__name__)
+
+_KIND = "ChecksumMismatch"
+_WHAT_TO_DO = (
+    "Restore the object from a copy, or delete it and re-run the quantum that produced it, then ingest "
+    "its records again."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTarget:
+    """The dataset a read is for: its ref, record, object key and URI (for checks and messages)."""
+
+    ref: DatasetRef
+    info: StoredFileInfo
+    key: str
+    uri: str
+
+    @property
+    def recorded(self) -> checksums.Checksum | None:
+        """The checksum of the record, or `None` if it has none."""
+        if not self.info.checksum:
+            return None
+        try:
+            return checksums.parse(self.info.checksum)
+        except ValueError as err:
+            raise DatasetIntegrityError(
+                f"Dataset {self.ref} at {self.uri} has a malformed recorded checksum: {err} "
+                "Re-ingest its records from the producing quantum."
+            ) from err
+
+    def fail(self, problem: str) -> DatasetIntegrityError:
+        """Return the error for a failed check."""
+        return DatasetIntegrityError(f"Dataset {self.ref} at {self.uri}: {problem}")
+
+
+class VerifiedReader:
+    """Read datasets from a bucket, verifying every byte returned and re-reading once on a failure.
+
+    Parameters
+    ----------
+    bucket : `s3qbb.s3.objects.S3Bucket`
+        The object layer.
+    stats : `DatastoreStats`
+        Counters of the datastore (bytes read).
+    retry_stats : `s3qbb.retry.RetryStats`
+        Counters of the datastore's retry policy: a re-read after a failed
+        check counts as one retry, and its failure by kind ``ChecksumMismatch``.
+    """
+
+    def __init__(self, bucket: S3Bucket, stats: DatastoreStats, retry_stats: RetryStats) -> None:
+        self.bucket = bucket
+        self.stats = stats
+        self.retry_stats = retry_stats
+
+    # ------------------------------------------------------------------ reads
+
+    def read_whole(self, target: ReadTarget) -> bytes:
+        """Read a whole object and verify its size and full-object checksum (one GET, two on a failure).
+
+        Without a recorded checksum (trust mode) the checksum the server
+        returns, else the one s3qbb wrote into the object metadata, is checked.
+
+        Raises
+        ------
+        DatasetIntegrityError
+            If the bytes fail their check twice.
+        DatasetNotFoundError
+            If the object does not exist.
+        """
+        recorded = target.recorded
+
+        def check(result: GetResult) -> None:
+            self._check_size(target, result)
+            expected = recorded or result.server_checksum or _metadata_checksum(result.metadata)
+            if expected is None:
+                return
+            actual = checksums.compute(expected.algorithm, result.body)
+            if not actual.same_value(expected):
+                raise target.fail(
+                    f"the object fails its {expected.algorithm} checksum (expected {expected.value}, "
+                    f"read {actual.value})."
+                )
+
+        return self._get_verified(target, None, check).body
+
+    def read_range(
+        self,
+        target: ReadTarget,
+        formatter: RangeReadable,
+        parameters: Mapping[str, Any],
+        read_whole: Callable[[bytes], Any],
+        pytype: type[Any] | None,
+    ) -> Any:
+        """Read what ``parameters`` select through a `RangeReadable` formatter, verifying whole blocks.
+
+        Parameters
+        ----------
+        target : `ReadTarget`
+            The dataset.
+        formatter : `RangeReadable`
+            Its formatter.
+        parameters : `~collections.abc.Mapping`
+            Read parameters the formatter serves.
+        read_whole : `~collections.abc.Callable` [[`bytes`], `typing.Any`]
+            Builds the result from the whole object, when no ranged read is possible.
+        pytype : `type` or `None`
+            Python type asked for.
+
+        Returns
+        -------
+        obj : `typing.Any`
+            What ``formatter.read_range`` built.
+
+        Raises
+        ------
+        DatasetIntegrityError
+            If a block, the block list or the object size fails its check twice.
+        """
+        recorded = target.recorded
+        size = target.info.file_size
+        if recorded is None or recorded.block_size is None or size < 0:
+            return read_whole(self.read_whole(target))
+        block_size = recorded.block_size
+        head_stop = min(size, -(-max(formatter.header_nbytes, 1) // block_size) * block_size)
+        found: list[checksums.BlockChecksums] = []
+
+        def check_head(result: GetResult) -> None:
+            self._check_size(target, result)
+            found[:] = [self._trusted_blocks(target, recorded, result)]
+            self._check_blocks(target, found[0], 0, result.body)
+
+        head = self._get_verified(target, (0, head_stop), check_head).body
+        blocks = found[0]
+        span = formatter.plan_range(head, parameters)
+        if span is None:
+            return read_whole(head if head_stop == size else self.read_whole(target))
+        start, stop = span
+        first, last = blocks.span(start, stop, size)
+        if last <= head_stop:
+            return formatter.read_range(head, head[start:stop], parameters, pytype)
+        offset = max(first, head_stop)
+
+        def check_rest(result: GetResult) -> None:
+            self._check_size(target, result)
+            self._check_blocks(target, blocks, offset, result.body)
+
+        rest = self._get_verified(target, (offset, last), check_rest).body
+        covered = head[first:] + rest if first < head_stop else rest
+        data = covered[start - first : stop - first]
+        return formatter.read_range(head, data, parameters, pytype)
+
+    # ------------------------------------------------------------------ checks
+
+    def _get_verified(
+        self, target: ReadTarget, byte_range: tuple[int, int] | None, check: Callable[[GetResult], None]
+    ) -> GetResult:
+        """GET (a range of) the object and check it; on a failed check, GET and check once more."""
+        result = self.bucket.get(target.key, byte_range)
+        self.stats.add(bytes_read=len(result.body))
+        try:
+            check(result)
+        except DatasetIntegrityError as err:
+            _LOG.warning(
+                "%s Reading it again from the server (a bit flipped in transit does not repeat).", err
+            )
+            self.retry_stats.record_transient(_KIND, gave_up=False)
+        else:
+            return result
+        self.retry_stats.record_attempt(is_retry=True)
+        result = self.bucket.get(target.key, byte_range)
+        self.stats.add(bytes_read=len(result.body))
+        try:
+            check(result)
+        except DatasetIntegrityError as err:
+            self.retry_stats.record_transient(_KIND, gave_up=True)
+            err.add_note(
+                "The check failed again on a fresh read from the server: the stored object is damaged. "
+                + _WHAT_TO_DO
+            )
+            raise
+        return result
+
+    @staticmethod
+    def _check_size(target: ReadTarget, result: GetResult) -> None:
+        recorded = target.info.file_size
+        if recorded >= 0 and result.size != recorded:
+            raise target.fail(
+                f"the object has {result.size} bytes but {recorded} were recorded: it was modified, "
+                "replaced or truncated."
+            )
+
+    @staticmethod
+    def _trusted_blocks(
+        target: ReadTarget, recorded: checksums.Checksum, result: GetResult
+    ) -> checksums.BlockChecksums:
+        text = result.metadata.get(checksums.BLOCKS_METADATA)
+        if text is None:
+            raise target.fail(
+                f"the object metadata has no {checksums.BLOCKS_METADATA!r} block checksum list although "
+                "its record references one: the object was replaced or its metadata rewritten."
+            )
+        try:
+            blocks = checksums.BlockChecksums.from_metadata(text)
+        except ValueError as err:
+            raise target.fail(f"the object's block checksum list is unreadable: {err}") from err
+        if not recorded.trusts(blocks) or not blocks.covers(target.info.file_size):
+            raise target.fail(
+                f"the block checksum list in the object metadata ({checksums.BLOCKS_METADATA!r}) does not "
+                f"match its record ({blocks.reference()} read, {recorded.blocks} recorded): the metadata "
+                "was altered or the object replaced."
+            )
+        return blocks
+
+    @staticmethod
+    def _check_blocks(target: ReadTarget, blocks: checksums.BlockChecksums, offset: int, data: bytes) -> None:
+        bad = blocks.first_bad_block(offset, data)
+        if bad is not None:
+            lo = bad * blocks.block_size
+            hi = min(lo + blocks.block_size, target.info.file_size)
+            raise target.fail(
+                f"block {bad} (bytes {lo}-{hi - 1}, {blocks.block_size}-byte blocks) fails its CRC32C "
+                "checksum: the bytes read are not the bytes written."
+            )
+
+
+def _metadata_checksum(metadata: Mapping[str, str]) -> checksums.Checksum | None:
+    """Return the full-object checksum s3qbb wrote into the object metadata, if readable."""
+    text = metadata.get(WRITE_CHECKSUM)
+    try:
+        return checksums.parse(text) if text else None
+    except ValueError:
+        return None

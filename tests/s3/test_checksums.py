@@ -1,0 +1,113 @@
+"""Checksums and per-block checksum lists: formats, block sizes, the metadata budget."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from s3qbb.core.attempt import WriteToken
+from s3qbb.s3 import checksums
+from s3qbb.s3.checksums import (
+    BLOCKS_METADATA,
+    DEFAULT_BLOCK_SIZE,
+    MAX_BLOCKS,
+    BlockChecksums,
+    Checksum,
+    block_size_for,
+    compute,
+    compute_for_upload,
+    parse,
+)
+from s3qbb.s3.objects import WRITE_CHECKSUM, WRITE_TOKEN
+
+KIB, MIB = 1024, 1024**2
+
+
+def test_small_objects_have_no_block_list() -> None:
+    checksum, metadata = compute_for_upload("CRC32C", b"payload")
+    assert checksum == Checksum("CRC32C", "9ONpcA==") and str(checksum) == "CRC32C:9ONpcA=="
+    assert metadata == {}
+    assert compute_for_upload("CRC32C", b"x" * MIB)[1] == {}  # exactly one block
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32C", "SHA256"])
+def test_block_list_and_full_checksum_of_a_large_object(algorithm: checksums.Algorithm) -> None:
+    data = os.urandom(2 * MIB + 5)
+    checksum, metadata = compute_for_upload(algorithm, data)
+    assert checksum.same_value(compute(algorithm, data))  # combined from the blocks for CRC32C
+    blocks = BlockChecksums.from_metadata(metadata[BLOCKS_METADATA])
+    assert blocks == BlockChecksums.compute(data, DEFAULT_BLOCK_SIZE) and len(blocks.crcs) == 3
+    assert checksum.trusts(blocks) and checksum.block_size == DEFAULT_BLOCK_SIZE
+    assert parse(str(checksum)) == checksum
+    assert str(checksum).startswith(f"{algorithm}:{checksum.value};blocks={DEFAULT_BLOCK_SIZE}:")
+    altered = BlockChecksums(blocks.block_size, (blocks.crcs[0] ^ 1, *blocks.crcs[1:]))
+    assert not checksum.trusts(altered)
+    assert not Checksum(algorithm, checksum.value).trusts(blocks)
+
+
+def test_block_checks_locate_the_damaged_block() -> None:
+    data = bytearray(os.urandom(10 * KIB + 100))
+    blocks = BlockChecksums.compute(bytes(data), KIB)
+    assert blocks.covers(len(data)) and not blocks.covers(len(data) + KIB)
+    assert blocks.first_bad_block(0, data) is None
+    assert blocks.first_bad_block(4 * KIB, data[4 * KIB : 6 * KIB]) is None
+    data[5 * KIB + 7] ^= 4
+    assert blocks.first_bad_block(0, data) == 5
+    assert blocks.first_bad_block(4 * KIB, data[4 * KIB : 6 * KIB]) == 5
+    assert blocks.first_bad_block(10 * KIB, data[10 * KIB :]) is None  # the short last block
+    assert blocks.span(1500, 1600, len(data)) == (KIB, 2 * KIB)
+    assert blocks.span(10 * KIB + 1, 10 * KIB + 2, len(data)) == (10 * KIB, len(data))
+
+
+@pytest.mark.parametrize(
+    ("size", "minimum", "expected"),
+    [(10, MIB, MIB), (256 * MIB, MIB, MIB), (256 * MIB + 1, MIB, 2 * MIB), (5 * 1024**4, MIB, 32 * 1024**3)],
+)
+def test_block_size_grows_to_keep_the_list_short(size: int, minimum: int, expected: int) -> None:
+    assert block_size_for(size, minimum) == expected
+    assert -(-size // expected) <= MAX_BLOCKS
+
+
+@pytest.mark.parametrize("bad", [0, 1000, 3 * KIB, MIB + 1])
+def test_block_size_must_be_a_power_of_two_of_at_least_1_kib(bad: int) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        block_size_for(10, bad)
+
+
+def test_metadata_of_the_largest_list_fits_the_s3_limit() -> None:
+    """AWS allows 2 KiB of user metadata in all (keys and values): the longest list leaves room."""
+    blocks = BlockChecksums(MIB, tuple(range(MAX_BLOCKS)))
+    checksum = Checksum("SHA256", "A" * 43 + "=", blocks.reference())
+    metadata = {
+        BLOCKS_METADATA: blocks.to_metadata(),
+        WRITE_CHECKSUM: str(checksum),
+        WRITE_TOKEN: str(WriteToken.new()),
+    }
+    used = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+    assert used <= 1700 < 2048
+    assert len(str(checksum)) <= 128  # the records' checksum column is VARCHAR(128)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CRC32C",
+        "MD5:abc",
+        "CRC32C:",
+        "CRC32C:AAAAAA==;blocks=",
+        "CRC32C:AAAAAA==;blocks=1000:abc",
+        "CRC32C:AAAAAA==;blocks=1024:",
+    ],
+)
+def test_malformed_checksums_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="Malformed checksum"):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "1024", "1024:", "1000:AAAAAA==", "1024:AAAAAA", "1024:AAA=", "x:AAAAAA=="]
+)
+def test_malformed_block_lists_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="Malformed block checksum list"):
+        BlockChecksums.from_metadata(text)
