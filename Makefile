@@ -17,7 +17,7 @@ help:
 	@echo "make test       lint, typecheck, pytest ($(PYTEST_ARGS)), docs"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy --strict"
-	@echo "make docs       build the Sphinx docs into docs/_build/html (warnings are errors)"
+	@echo "make docs       build the Sphinx docs into docs/_build/html (warnings are errors; EXTRAS=docs installs only the docs extra)"
 	@echo "make bench      run the benchmarks: S3Datastore, butler, registry, soak (each vs raw boto3 / targets)"
 	@echo "make report     the performance report: every benchmark on SeaweedFS and moto -> docs/perf/ (table + plots)"
 	@echo "make scale      the scale-out benchmark: 1-16 concurrent run-quantum jobs, SeaweedFS + PostgreSQL -> docs/perf/"

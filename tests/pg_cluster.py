@@ -13,7 +13,7 @@
 
 The cluster is started lazily, by the first test that needs it, so sessions without
 PostgreSQL tests never pay for it. Under pytest-xdist the workers share one cluster: the
-controller makes the folder (`prepare`, exported as ``$S3QBB_TEST_POSTGRES_DIR``), the first
+controller names the folder (`prepare`, exported as ``$S3QBB_TEST_POSTGRES_DIR``), the first
 worker starts the server in it under a file lock, the others read its URL, and the controller
 stops it at the end (`cleanup`). This is why it is not pytest-postgresql: that plugin's
 process fixture is per worker, cannot hand its URL to the subprocesses the CLI and benchmark
@@ -31,6 +31,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -124,8 +125,11 @@ def _version_key(bindir: str) -> tuple[int, ...]:
 
 
 def prepare() -> str:
-    """Make the folder a cluster may be started in and export it to the pytest-xdist workers."""
-    folder = tempfile.mkdtemp(prefix="s3qbb-test-pg-")
+    """Name the folder a cluster may be started in and export it to the pytest-xdist workers.
+
+    The folder is made only when a cluster starts, so sessions that need none leave nothing.
+    """
+    folder = os.path.join(tempfile.gettempdir(), f"s3qbb-test-pg-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.environ[DIR_ENV] = folder
     return folder
 
@@ -153,7 +157,7 @@ def _free_port() -> int:
 
 def start_cluster(folder: Path, binaries: tuple[str, str], timeout: float = 60.0) -> str:
     """Start (once per folder, under a lock) a trust-auth cluster in ``folder``; return its URL."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     url_file = folder / "url"
     with open(folder / "lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
