@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from typing import TYPE_CHECKING
@@ -76,3 +77,31 @@ def catch_everything(butler: QuantumBackedButler, quantum: Quantum) -> None:
 def fail_quoting(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Raise an error quoting, bare, the text of ``CLI_TEST_QUOTE`` (e.g. a key from the config file)."""
     raise RuntimeError(f"the service refused token {os.environ['CLI_TEST_QUOTE']} (check it)")
+
+
+def _ready() -> None:
+    """Tell the test the task is running (it waits for ``$S3QBB_TEST_READY`` to exist)."""
+    from pathlib import Path
+
+    Path(os.environ["S3QBB_TEST_READY"]).write_text("running\n")
+
+
+def produce_then_hang(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write the first output as `produce` does, then wait for a signal."""
+    import time
+
+    first = quantum.output_refs()[0]
+    butler.put({"name": first.datasetType.name, "detector": dict(first.dataId).get("detector")}, first)
+    _ready()
+    time.sleep(120)
+
+
+def ignore_interrupts(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Swallow every interrupt and keep running (a badly written task): only the grace period ends it."""
+    import time
+
+    _ready()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KeyboardInterrupt):
+            time.sleep(120)
