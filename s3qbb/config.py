@@ -266,8 +266,20 @@ class EnvConfigModel(BaseModel):
 class RetryConfig(EnvConfigModel):
     """How transient storage failures are retried (see `s3qbb.retry.RetryPolicy`).
 
-    Retries stop at whichever comes first: ``max_attempts`` attempts, or a
-    backoff that would take the operation past ``max_total_time`` seconds.
+    Errors the service answered (throttling, 500, 503 ...) and broken
+    connections are retried until whichever comes first: ``max_attempts``
+    attempts, or a retry that would end past ``max_total_time`` seconds (its
+    backoff plus the duration of the attempt that just failed, so an endpoint
+    that accepts connections and never answers fails the operation within
+    ``max_total_time``). Failures to *reach* the service (connection refused,
+    DNS failure, connect timeout) are retried for ``connect_retry_time``
+    seconds whatever ``max_attempts`` says, so a service restarting for a few
+    seconds does not fail a batch job.
+
+    `from_env` reads ``AWS_MAX_ATTEMPTS`` as ``max_attempts`` when
+    ``S3QBB_RETRY_MAX_ATTEMPTS`` is not set. ``AWS_RETRY_MODE`` is not used:
+    botocore's own retries stay off (a single retry layer), and s3qbb's policy
+    behaves like botocore's ``standard`` mode (exponential backoff, full jitter).
     """
 
     max_attempts: int = _env_field(
@@ -296,6 +308,39 @@ class RetryConfig(EnvConfigModel):
         "S3QBB_RETRY_JITTER",
         "Draw each backoff uniformly between zero and its exponential bound ('full jitter').",
     )
+    connect_retry_time: float = _env_field(
+        30.0,
+        "S3QBB_RETRY_CONNECT_TIME",
+        "Seconds after the first attempt during which failures to reach the service (connection "
+        "refused, DNS failure, connect timeout) are retried, however many attempts that takes; "
+        "0 counts them like other transient errors.",
+        ge=0.0,
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Build a configuration from ``S3QBB_RETRY_*`` variables, and ``AWS_MAX_ATTEMPTS``.
+
+        ``AWS_MAX_ATTEMPTS`` (the AWS SDKs' variable) sets ``max_attempts``
+        when ``S3QBB_RETRY_MAX_ATTEMPTS`` is unset or empty.
+
+        Parameters
+        ----------
+        environ : `~collections.abc.Mapping` [`str`, `str`], optional
+            Environment to read; `os.environ` if not given.
+        **overrides
+            Field values that take precedence over the environment.
+
+        Returns
+        -------
+        config : `RetryConfig`
+            The validated configuration.
+        """
+        env = os.environ if environ is None else environ
+        aws = env.get("AWS_MAX_ATTEMPTS", "")
+        if aws != "" and env.get("S3QBB_RETRY_MAX_ATTEMPTS", "") == "" and "max_attempts" not in overrides:
+            overrides["max_attempts"] = aws
+        return super().from_env(env, **overrides)
 
     @model_validator(mode="after")
     def _check_backoff_bounds(self) -> Self:
@@ -352,10 +397,18 @@ class S3EndpointConfig(EnvConfigModel):
         "``virtual`` (``bucket.host/key``) or ``auto``.",
     )
     connect_timeout: float = _env_field(
-        5.0, "S3QBB_S3_CONNECT_TIMEOUT", "Seconds to wait for a TCP connection.", gt=0.0
+        5.0,
+        "S3QBB_S3_CONNECT_TIMEOUT",
+        "Seconds to wait for a TCP (and TLS) connection to open; a timeout is retried like a refused "
+        "connection, for ``retry.connect_retry_time``.",
+        gt=0.0,
     )
     read_timeout: float = _env_field(
-        30.0, "S3QBB_S3_READ_TIMEOUT", "Seconds to wait for data on an open connection.", gt=0.0
+        30.0,
+        "S3QBB_S3_READ_TIMEOUT",
+        "Seconds to wait for each piece of data on an open connection (not for a whole transfer); "
+        "a timeout is retried within ``retry.max_attempts`` and ``retry.max_total_time``.",
+        gt=0.0,
     )
     max_pool_connections: int = _env_field(
         32, "S3QBB_S3_MAX_POOL_CONNECTIONS", "Size of the HTTP connection pool of a client.", ge=1

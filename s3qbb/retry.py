@@ -192,6 +192,7 @@ class _Budget:
         self._description = description
         self._fixed_start = start is not None
         self._start = start if start is not None else policy.clock()
+        self._attempt_start = self._start
 
     def elapsed(self) -> float:
         return self._policy.clock() - self._start
@@ -199,6 +200,8 @@ class _Budget:
     def before(self, state: tenacity.RetryCallState) -> None:
         if state.attempt_number == 1 and not self._fixed_start:
             self._start = self._policy.clock()  # A Retrying object may be iterated again.
+        # The first attempt of `RetryPolicy.call` ran before this object existed, from ``start``.
+        self._attempt_start = self._start if state.attempt_number == 1 else self._policy.clock()
         self._policy.stats.record_attempt(is_retry=state.attempt_number > 1)
 
     def wait(self, state: tenacity.RetryCallState) -> float:
@@ -208,9 +211,17 @@ class _Budget:
 
     def stop(self, state: tenacity.RetryCallState) -> bool:
         config = self._policy.config
+        now = self._policy.clock()
+        elapsed = now - self._start
+        if config.connect_retry_time > 0 and self._policy.is_connection_error(_outcome_error(state)):
+            # The service could not be reached: retry for a time, not a number of attempts.
+            return elapsed + state.upcoming_sleep > config.connect_retry_time
         if state.attempt_number >= config.max_attempts:
             return True
-        return self.elapsed() + state.upcoming_sleep > config.max_total_time
+        # A retry must be able to end in time: it may last as long as the attempt that just failed
+        # (a read timeout against an endpoint that never answers lasts the whole timeout).
+        last_attempt = max(0.0, now - self._attempt_start)
+        return elapsed + state.upcoming_sleep + last_attempt > config.max_total_time
 
     def before_sleep(self, state: tenacity.RetryCallState) -> None:
         exc = _outcome_error(state)
@@ -242,7 +253,8 @@ class _Budget:
             f"{self._description} failed after {attempts} attempt{'s' if attempts != 1 else ''} "
             f"over {elapsed:.2f} s; the last error was transient ({kind}: {exc}). "
             "The storage service may be overloaded or unreachable: try again later, or raise "
-            "S3QBB_RETRY_MAX_ATTEMPTS / S3QBB_RETRY_MAX_TOTAL_TIME."
+            "S3QBB_RETRY_MAX_ATTEMPTS / S3QBB_RETRY_MAX_TOTAL_TIME (S3QBB_RETRY_CONNECT_TIME for "
+            "a service that cannot be reached)."
         ) from exc
 
 
@@ -282,6 +294,10 @@ class RetryPolicy:
         Counters to update; a new `RetryStats` by default.
     error_kind : `~collections.abc.Callable` [[`BaseException`], `str`], optional
         Names errors in statistics and logs; the class name by default.
+    is_connection_error : `~collections.abc.Callable` [[`BaseException`], `bool`], optional
+        Classifier of transient errors meaning the service could not be
+        reached; those are retried for ``config.connect_retry_time`` seconds
+        whatever ``config.max_attempts`` says. None by default.
 
     Notes
     -----
@@ -300,8 +316,10 @@ class RetryPolicy:
         rng: random.Random | None = None,
         stats: RetryStats | None = None,
         error_kind: Callable[[BaseException], str] = default_error_kind,
+        is_connection_error: Callable[[BaseException], bool] = never_transient,
     ) -> None:
         self._config = config if config is not None else RetryConfig()
+        self._is_connection_error = is_connection_error
         self._is_transient = is_transient
         self._sleep = sleep
         self._clock = clock
@@ -383,6 +401,21 @@ class RetryPolicy:
             `True` if the error is retried.
         """
         return self._is_transient(exc)
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """Tell whether an error means the service could not be reached (retried for a time).
+
+        Parameters
+        ----------
+        exc : `BaseException`
+            The error.
+
+        Returns
+        -------
+        connection_error : `bool`
+            `True` for a refused connection, a DNS failure or a connect timeout.
+        """
+        return self._is_connection_error(exc)
 
     def retrying(self, description: str = "storage operation") -> tenacity.Retrying:
         """Return a `tenacity.Retrying` applying this policy, for block-form retries.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["make_retry_policy"]
+__all__ = ["is_connection_error", "make_retry_policy"]
 
 from typing import Any
 
@@ -14,6 +14,43 @@ def _is_transient(exc: BaseException) -> bool:
     from .errors import is_transient
 
     return is_transient(exc)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Tell whether an error of an S3 request means the service could not be reached.
+
+    Parameters
+    ----------
+    exc : `BaseException`
+        The error raised by a boto3 call.
+
+    Returns
+    -------
+    connection_error : `bool`
+        `True` for a refused connection, a DNS failure, an unreachable host or
+        a connect timeout (botocore's ``EndpointConnectionError``,
+        ``ConnectTimeoutError``, ``ProxyConnectionError``) and a plain
+        `ConnectionRefusedError`. A connection reset *during* a request is not
+        one: it counts as an attempt, like a 503.
+    """
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    if not _botocore_loaded():
+        return False
+    import botocore.exceptions
+
+    return isinstance(
+        exc,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.ProxyConnectionError,
+    )
+
+
+def _botocore_loaded() -> bool:
+    import sys
+
+    return "botocore.exceptions" in sys.modules
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -44,9 +81,16 @@ def make_retry_policy(
     Returns
     -------
     policy : `s3qbb.retry.RetryPolicy`
-        Policy using `s3qbb.s3.errors.is_transient`, naming errors by S3 code.
+        Policy using `s3qbb.s3.errors.is_transient`, naming errors by S3 code,
+        retrying failures to reach the service (`is_connection_error`) for
+        ``connect_retry_time`` seconds.
     """
     retry_config = config.retry if isinstance(config, S3EndpointConfig) else config
     return RetryPolicy(
-        retry_config, is_transient=_is_transient, error_kind=_error_kind, stats=stats, **kwargs
+        retry_config,
+        is_transient=_is_transient,
+        error_kind=_error_kind,
+        is_connection_error=is_connection_error,
+        stats=stats,
+        **kwargs,
     )
