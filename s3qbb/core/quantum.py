@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Quantum"]
+__all__ = ["Quantum", "RefsByDatasetType"]
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,12 +20,66 @@ if TYPE_CHECKING:
 RefsByType = Mapping["DatasetType", Sequence[DatasetRef]]
 
 
-def _group(
-    refs: RefsByType | Iterable[DatasetRef] | None, what: str
-) -> Mapping[DatasetType, tuple[DatasetRef, ...]]:
+class RefsByDatasetType(Mapping["DatasetType", tuple[DatasetRef, ...]]):
+    """Read-only refs of a quantum grouped by dataset type, looked up by type or by name.
+
+    Like daf_butler's ``NamedKeyDict``: keys are `DatasetType` objects, and
+    ``mapping["calexp"]`` finds the dataset type named ``calexp``.
+
+    Parameters
+    ----------
+    groups : `~collections.abc.Mapping` [`DatasetType`, `tuple` [`DatasetRef`, ...]]
+        The refs of each dataset type.
+
+    Examples
+    --------
+    >>> from s3qbb import DatasetRef, DatasetType, DimensionUniverse
+    >>> raw = DatasetType("raw", ["visit"], "StructuredDataDict", universe=DimensionUniverse())
+    >>> ref = DatasetRef(raw, {"instrument": "Cam", "visit": 1}, run="r")
+    >>> quantum = Quantum(taskLabel="isr", inputs=[ref])
+    >>> quantum.inputs["raw"] == (ref,) == quantum.inputs[raw]
+    True
+    >>> "raw" in quantum.inputs, sorted(quantum.inputs.names)
+    (True, ['raw'])
+    """
+
+    __slots__ = ("_by_name", "_groups")
+
+    def __init__(self, groups: Mapping[DatasetType, tuple[DatasetRef, ...]]) -> None:
+        self._groups = dict(groups)
+        self._by_name = {dataset_type.name: dataset_type for dataset_type in self._groups}
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The names of the dataset types."""
+        return frozenset(self._by_name)
+
+    def __getitem__(self, key: DatasetType | str) -> tuple[DatasetRef, ...]:
+        dataset_type = self._by_name.get(key) if isinstance(key, str) else key
+        if dataset_type is None or dataset_type not in self._groups:
+            name = key if isinstance(key, str) else getattr(key, "name", key)
+            raise KeyError(f"No dataset type {name!r} here; the dataset types are {sorted(self._by_name)}.")
+        return self._groups[dataset_type]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return key in self._by_name
+        return key in self._groups
+
+    def __iter__(self) -> Iterator[DatasetType]:
+        return iter(self._groups)
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __repr__(self) -> str:
+        return f"RefsByDatasetType({ {t.name: len(r) for t, r in self._groups.items()} })"
+
+
+def _group(refs: RefsByType | Iterable[DatasetRef] | None, what: str) -> RefsByDatasetType:
     out: dict[DatasetType, list[DatasetRef]] = {}
     if refs is None:
-        return MappingProxyType({})
+        return RefsByDatasetType({})
     if isinstance(refs, Mapping):
         for dataset_type, group in refs.items():
             if isinstance(group, DatasetRef):
@@ -41,7 +95,7 @@ def _group(
         for ref in refs:
             ensure_resolved(ref, f"Quantum {what}")
             out.setdefault(ref.datasetType, []).append(ref)
-    return MappingProxyType({k: tuple(v) for k, v in out.items()})
+    return RefsByDatasetType({k: tuple(v) for k, v in out.items()})
 
 
 class Quantum:
@@ -61,9 +115,10 @@ class Quantum:
     initInputs : mapping or iterable of `DatasetRef`, optional
         Datasets needed to construct the task.
     inputs : `~collections.abc.Mapping` [`DatasetType`, sequence of `DatasetRef`] or iterable, optional
-        Predicted inputs.
+        Predicted inputs; ``quantum.inputs`` is a `RefsByDatasetType`, so
+        ``quantum.inputs["raw"]`` gives the refs of the dataset type ``raw``.
     outputs : `~collections.abc.Mapping` [`DatasetType`, sequence of `DatasetRef`] or iterable, optional
-        Predicted outputs.
+        Predicted outputs (``quantum.outputs["calexp"]`` works the same way).
     datastore_records : `~collections.abc.Mapping` [`str`, `DatastoreRecordData`], optional
         Datastore records of the inputs, by datastore name.
     id : `uuid.UUID`, optional

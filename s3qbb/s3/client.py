@@ -4,9 +4,12 @@
 reuses it: boto3 clients are thread-safe and own the connection pool, while
 boto3 sessions are not thread-safe, so each cached client gets its own
 session, created under a lock. botocore's own retries are turned off
-(``total_max_attempts=1``) because `s3qbb.retry.RetryPolicy` is the only
-retry layer, and botocore only computes or validates checksums when an
-operation requires it because s3qbb sends and verifies them itself.
+(``total_max_attempts=1``, whatever ``AWS_MAX_ATTEMPTS`` and
+``AWS_RETRY_MODE`` say) because `s3qbb.retry.RetryPolicy` is the only retry
+layer, and botocore only computes or validates checksums when an operation
+requires it because s3qbb sends and verifies them itself. Each request is
+logged at INFO level by the ``s3qbb.s3.requests`` logger (``s3qbb -v``):
+operation, URI, HTTP status, bytes and milliseconds.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -214,10 +218,66 @@ _PROFILE_METHODS = frozenset(
 )
 
 
+_REQUESTS = logging.getLogger("s3qbb.s3.requests")
+"""Logs each S3 request at INFO level (``s3qbb -v``): operation, URI, status, bytes, milliseconds."""
+
+
+def _size(value: object) -> int | None:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    return None
+
+
+def _provide_client_params(
+    params: dict[str, Any], model: Any, context: dict[str, Any], **kwargs: Any
+) -> None:
+    if _REQUESTS.isEnabledFor(logging.INFO):
+        context["s3qbb_started"] = time.perf_counter()
+        context["s3qbb_operation"] = model.name
+        context["s3qbb_uri"] = f"s3://{params.get('Bucket', '')}/{params.get('Key', '')}".rstrip("/")
+        context["s3qbb_sent"] = params.get("ContentLength") or _size(params.get("Body"))
+
+
+def _after_call(
+    http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **kwargs: Any
+) -> None:
+    started = context.get("s3qbb_started")
+    if started is None:
+        return
+    status = getattr(http_response, "status_code", None)
+    sent = context.get("s3qbb_sent")
+    received = parsed.get("ContentLength") if model.name == "GetObject" else None
+    size = f", {sent} bytes sent" if sent else ""
+    size += f", {received} bytes" if received is not None else ""
+    _REQUESTS.info(
+        "%s %s: HTTP %s%s, %.1f ms",
+        model.name,
+        context.get("s3qbb_uri", "?"),
+        status,
+        size,
+        1e3 * (time.perf_counter() - started),
+    )
+
+
+def _after_call_error(exception: BaseException, context: dict[str, Any], **kwargs: Any) -> None:
+    started = context.get("s3qbb_started")
+    if started is not None:
+        _REQUESTS.info(
+            "%s %s: %s after %.1f ms",
+            context.get("s3qbb_operation", "?"),
+            context.get("s3qbb_uri", "?"),
+            type(exception).__name__,
+            1e3 * (time.perf_counter() - started),
+        )
+
+
 def _create_client(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = None) -> S3Client:
     session = _session(config, loader)
     region = resolve_region(config, session)
     client = session.client("s3", endpoint_url=config.endpoint_url, config=botocore_config(config, region))
+    client.meta.events.register("provide-client-params.s3", _provide_client_params)
+    client.meta.events.register("after-call.s3", _after_call)
+    client.meta.events.register("after-call-error.s3", _after_call_error)
     # Where data goes is worth one line per client at INFO: a wrong endpoint writes to the wrong place.
     _LOG.info(
         "S3 client: endpoint %s (from %s), region %s (from %s), credentials: %s",

@@ -1,12 +1,15 @@
-"""``s3qbb run-quantum`` as a retried batch job: the already-succeeded check, ``--rerun``, exit code 75."""
+"""``s3qbb run-quantum`` as a retried batch job: already succeeded, ``--rerun``, exit code 75, task import."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import pytest
 from cli_helpers import PREFIX, RUN, CliJob, make_ref, object_keys, write_quantum
 
+from s3qbb.cli.main import main
 from s3qbb.core import Quantum
 from s3qbb.provenance.files import report_key
 from s3qbb.provenance.model import QuantumExecutionReport
@@ -105,3 +108,54 @@ def test_missing_bucket_at_start_exits_75_and_uploads_nothing(cli_job: CliJob) -
     assert proc.returncode == 75, proc.stderr
     assert "Cannot tell whether quantum" in proc.stderr
     assert [k for k in object_keys(cli_job.endpoint) if "/_records/" in k] == []
+
+
+# ------------------------------------------------------------------ task import
+
+
+TASK_MODULE = """
+def run(butler, quantum):
+    for ref in quantum.outputs["a"]:  # refs by dataset type name
+        butler.put({"from": "cwd"}, ref)
+"""
+
+
+@pytest.fixture
+def bare_sys_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A working directory holding a task module, not on sys.path (as for the installed ``s3qbb`` script)."""
+    here = tmp_path / "project"
+    here.mkdir()
+    (here / "lab_tasks_cwd.py").write_text(TASK_MODULE)
+    monkeypatch.chdir(here)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(here))])
+    monkeypatch.delitem(sys.modules, "lab_tasks_cwd", raising=False)
+    return here
+
+
+def test_task_imported_from_the_current_directory(
+    cli_job: CliJob, bare_sys_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quantum = Quantum(taskLabel="cwd", outputs=[make_ref("a", 1)])
+    path = write_quantum(cli_job.workdir / "q.json", quantum)
+
+    code = main(["run-quantum", str(path), "--task", "lab_tasks_cwd:run", "--config", str(cli_job.config)])
+
+    assert code == 0, capsys.readouterr().err
+    assert len([k for k in object_keys(cli_job.endpoint) if f"/{RUN}/a/" in k]) == 1
+
+
+def test_task_module_not_found_says_how_to_fix_the_path(
+    cli_job: CliJob, bare_sys_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = write_quantum(cli_job.workdir / "q.json", Quantum(taskLabel="cwd", outputs=[make_ref("a", 1)]))
+    argv = ["run-quantum", str(path), "--task", "lab_tasks_cwd:run", "--config", str(cli_job.config)]
+
+    code = main([*argv, "--app-dir", str(elsewhere)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"no module named 'lab_tasks_cwd' in {elsewhere} (--app-dir) or sys.path" in err
+    assert "Run from the directory holding lab_tasks_cwd.py" in err and "--app-dir DIR" in err
+    assert main([*argv, "--app-dir", str(bare_sys_path)]) == 0
