@@ -260,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = _missing_modules(() if args.endpoint else ("moto", "flask"))
     if missing:
         print(
-            f"python -m s3qbb.demo needs {' and '.join(missing)}, which are not installed: "
+            f"python -m s3qbb.demo needs {', '.join(missing[:-1]) + ' and ' if missing[:-1] else ''}"
+            f"{missing[-1]}, which {'are' if len(missing) > 1 else 'is'} not installed: "
             "pip install 's3qbb[testing,numpy]' (moto's S3 server and NumPy), then run it again.",
             file=sys.stderr,
         )

@@ -80,4 +80,6 @@ def test_demo_without_its_optional_packages_says_what_to_install(
     )
     assert demo.main([]) == 2
     err = capsys.readouterr().err
-    assert "needs numpy and moto" in err and "pip install 's3qbb[testing,numpy]'" in err
+    assert (
+        "needs numpy and moto, which are not installed" in err and "pip install 's3qbb[testing,numpy]'" in err
+    )

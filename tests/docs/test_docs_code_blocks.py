@@ -1055,7 +1055,37 @@ def quickstart_scenario() -> Iterator[None]:
             yield
 
 
+@contextlib.contextmanager
+def running_scenario() -> Iterator[None]:
+    """What the shell example of running.rst assumes: butler.yaml and quantum.json here, S3 at the endpoint.
+
+    The quantum is the page's third ``ingest`` quantum, with the ID the page shows.
+    """
+    from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum
+    from s3qbb.core.wire import quantum_to_simple
+    from s3qbb.testing.servers import MotoServer
+
+    with MotoServer() as server:
+        endpoint = server.endpoint("my-bucket")
+        variables = {
+            "S3QBB_S3_ENDPOINT_URL": endpoint.endpoint_url,
+            "S3QBB_S3_ADDRESSING_STYLE": "path",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        with environment(variables):
+            universe = DimensionUniverse()
+            raw_type = DatasetType("raw", ["visit", "detector"], "NumpyArray", universe=universe)
+            raw = DatasetRef(raw_type, {"instrument": "Cam", "visit": 1, "detector": 0}, run="raw3")
+            third = Quantum(taskLabel="ingest", outputs=[raw], id=uuid.UUID(int=3))
+            Path("butler.yaml").write_text("datastore:\n  root: s3://my-bucket/repo\n")
+            Path("quantum.json").write_text(quantum_to_simple(third).model_dump_json())
+            yield
+
+
 SCENARIOS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "running": running_scenario,
     "quickstart": quickstart_scenario,
     "pipeline": pipeline_scenario,
     "registry": registry_scenario,
