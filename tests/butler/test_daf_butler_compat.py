@@ -34,13 +34,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::s3qbb.butler.ProvenanceWarning"
 DATA_ID = {"instrument": "Cam", "visit": 1, "detector": 2}
 
 
-def _s3qbb_ref(env: ButlerEnv, name: str, ref_id: uuid.UUID | None = None) -> DatasetRef:
-    dataset_type = DatasetType(name, ["visit", "detector"], "StructuredDataDict", universe=env.refs.universe)
+def _s3qbb_ref(
+    env: ButlerEnv, name: str, ref_id: uuid.UUID | None = None, storage_class: str = "StructuredDataDict"
+) -> DatasetRef:
+    dataset_type = DatasetType(name, ["visit", "detector"], storage_class, universe=env.refs.universe)
     return DatasetRef(dataset_type, DATA_ID, run=RUN, id=ref_id)
 
 
-def _daf_ref(universe: Any, ref_id: uuid.UUID, name: str, run: str = RUN) -> Any:
-    dataset_type = daf.DatasetType(name, ["visit", "detector"], "StructuredDataDict", universe=universe)
+def _daf_ref(
+    universe: Any, ref_id: uuid.UUID, name: str, run: str = RUN, storage_class: str = "StructuredDataDict"
+) -> Any:
+    dataset_type = daf.DatasetType(name, ["visit", "detector"], storage_class, universe=universe)
     data_id = daf.DataCoordinate.standardize(DATA_ID, dimensions=dataset_type.dimensions)
     return daf.DatasetRef(dataset_type, data_id, run=run, id=ref_id)
 
@@ -92,14 +96,19 @@ def test_s3qbb_provenance_loads_in_daf_butler(moto_env: ButlerEnv) -> None:
     }
 
 
+def _local_daf_repo(env: ButlerEnv, root: Path) -> None:
+    """Make a daf_butler repository at ``root`` holding the bucket's files at their relative paths."""
+    daf.Butler.makeRepo(str(root))
+    for key in env.all_keys():
+        target = root / key.removeprefix(f"{PREFIX}/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(env.read(key))
+
+
 def test_daf_butler_reads_s3qbb_datasets(moto_env: ButlerEnv, tmp_path: Path) -> None:
     as_json, as_yaml, quantum_id = _write_with_s3qbb(moto_env)
     root = tmp_path / "repo"
-    daf.Butler.makeRepo(str(root))
-    for key in moto_env.all_keys():  # the bucket's files, at their paths relative to the root
-        target = root / key.removeprefix(f"{PREFIX}/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(moto_env.read(key))
+    _local_daf_repo(moto_env, root)
     records = _daf_records(moto_env.records_files(quantum_id).provenance_bytes)
     universe = daf.DimensionUniverse()
     refs = [_daf_ref(universe, as_json.id, "counts_json"), _daf_ref(universe, as_yaml.id, "counts_yaml")]
@@ -114,6 +123,32 @@ def test_daf_butler_reads_s3qbb_datasets(moto_env: ButlerEnv, tmp_path: Path) ->
     assert qbb.stored_many(refs) == dict.fromkeys(refs, True)
     assert qbb.get(refs[0]) == {"format": "json", "n": [1, 2]}
     assert qbb.get(refs[1]) == {"format": "yaml", "n": [3]}
+
+
+def test_daf_butler_reads_s3qbb_parquet(moto_env: ButlerEnv, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    ref = _s3qbb_ref(moto_env, "sources", storage_class="ArrowTable")
+    butler = QuantumBackedButler.from_predicted(
+        _compat_config(moto_env), [], [ref.id], moto_env.refs.universe, None, run=RUN
+    )
+    with butler:
+        butler.put(table, ref)
+    root = tmp_path / "repo"
+    _local_daf_repo(moto_env, root)
+    provenance = moto_env.records_files(butler.quantum_id).provenance_bytes
+    assert b"lsst.daf.butler.formatters.parquet.ParquetFormatter" in provenance
+    universe = daf.DimensionUniverse()
+    theirs = _daf_ref(universe, ref.id, "sources", storage_class="ArrowTable")
+    qbb = daf.QuantumBackedButler.from_predicted(
+        str(root),
+        [ref.id],
+        [],
+        universe,
+        _daf_records(provenance),
+        dataset_types={"sources": theirs.datasetType},
+    )
+    assert qbb.get(theirs).equals(table)
 
 
 def test_s3qbb_reads_daf_butler_datasets(moto_env: ButlerEnv, tmp_path: Path) -> None:
