@@ -30,7 +30,9 @@ from .setup import (
     QuantumInfo,
     check_dataset_type,
     check_prune_arguments,
+    check_read_arguments,
     datastore_names,
+    input_tracking_problems,
     single_run,
 )
 from .uploads import FinishResult, upload_quantum_files
@@ -341,18 +343,7 @@ class QuantumBackedButler(LimitedButler):
         reads the dataset once this quantum has written it.
         """
         ref = self._check_readable(ref, "QuantumBackedButler.getDeferred", deferred=True)
-        if storageClass is not None:
-            ref.datasetType.storageClass  # noqa: B018 (resolve early)
-            override = self.storageClasses.resolve(storageClass)
-            if not override.can_convert(ref.datasetType.storageClass):
-                from ..errors import StorageClassError
-
-                raise StorageClassError(
-                    f"Cannot read dataset {ref} as storage class {override.name!r}: no conversion from "
-                    f"{ref.datasetType.storageClass.name!r}."
-                )
-        if parameters:
-            ref.datasetType.storageClass.validate_parameters(parameters, f"dataset {ref}")
+        check_read_arguments(ref, self.storageClasses, parameters, storageClass)
         if ref.id in self._predicted_inputs:
             self._actual_inputs.add(ref.id)
         return DeferredDatasetHandle(self, ref, parameters, storageClass)
@@ -501,22 +492,10 @@ class QuantumBackedButler(LimitedButler):
         if self._provenance is not None:  # finished: the datastore is closed
             return self._provenance
         self._check_open("QuantumBackedButler.extract_provenance_data")
-        checked = self._available_inputs | self._unavailable_inputs
-        unchecked = self._predicted_inputs - checked
-        if unchecked:
-            _warn_provenance(
-                f"The execution harness did not check {len(unchecked)} predicted input(s) for existence "
-                f"(e.g. {sorted(map(str, unchecked))[:3]}); "
-                "available inputs in provenance may be incomplete. "
-                "Call stored_many() on the predicted inputs before running the task."
-            )
-        used_unavailable = self._actual_inputs & self._unavailable_inputs
-        if used_unavailable:
-            _warn_provenance(
-                f"Input(s) {sorted(map(str, used_unavailable))[:3]} were used but recorded as unavailable; "
-                "they are left out of the actual inputs. Call markInputUnused() on an input the task "
-                "could not read."
-            )
+        for problem in input_tracking_problems(
+            self._predicted_inputs, self._available_inputs, self._unavailable_inputs, self._actual_inputs
+        ):
+            _warn_provenance(problem)
         records = self._datastore.export_records(self._actual_output_refs.values())
         return QuantumProvenanceData(
             predicted_inputs=set(self._predicted_inputs),

@@ -7,7 +7,9 @@ __all__ = [
     "QuantumInfo",
     "check_dataset_type",
     "check_prune_arguments",
+    "check_read_arguments",
     "datastore_names",
+    "input_tracking_problems",
     "single_run",
 ]
 
@@ -20,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.attempt import WriteToken
-from ..errors import ConfigError, DatasetTypeError
+from ..errors import ConfigError, DatasetTypeError, StorageClassError
 
 if TYPE_CHECKING:
     from ..core.dataset_ref import DatasetRef
     from ..core.dataset_type import DatasetType
     from ..core.dimensions import DimensionUniverse
     from ..core.records import DatastoreRecordData
+    from ..core.storage_class import StorageClass, StorageClassFactory
     from ..datastores.base import Datastore
     from ..repo import RepoConfig
     from .quantum_backed import QuantumBackedButler
@@ -123,6 +126,56 @@ def single_run(refs: Iterable[DatasetRef]) -> str | None:
     """Return the run shared by every ref, or `None` if there are several or none."""
     runs = {r.run for r in refs}
     return runs.pop() if len(runs) == 1 else None
+
+
+def input_tracking_problems(
+    predicted: set[uuid.UUID], available: set[uuid.UUID], unavailable: set[uuid.UUID], actual: set[uuid.UUID]
+) -> list[str]:
+    """Return what makes a quantum's input provenance incomplete or inconsistent (for warnings)."""
+    problems = []
+    unchecked = predicted - available - unavailable
+    if unchecked:
+        problems.append(
+            f"The execution harness did not check {len(unchecked)} predicted input(s) for existence "
+            f"(e.g. {sorted(map(str, unchecked))[:3]}); "
+            "available inputs in provenance may be incomplete. "
+            "Call stored_many() on the predicted inputs before running the task."
+        )
+    used_unavailable = actual & unavailable
+    if used_unavailable:
+        problems.append(
+            f"Input(s) {sorted(map(str, used_unavailable))[:3]} were used but recorded as unavailable; "
+            "they are left out of the actual inputs. Call markInputUnused() on an input the task "
+            "could not read."
+        )
+    return problems
+
+
+def check_read_arguments(
+    ref: DatasetRef,
+    storage_classes: StorageClassFactory,
+    parameters: Mapping[str, Any] | None,
+    storage_class: StorageClass | str | None,
+) -> None:
+    """Check a deferred read's storage class override and parameters now, before any I/O.
+
+    Raises
+    ------
+    StorageClassError
+        If ``storage_class`` cannot be converted from the dataset's.
+    InvalidParameterError
+        If a parameter is not declared by the storage class.
+    """
+    stored = ref.datasetType.storageClass
+    if storage_class is not None:
+        override = storage_classes.resolve(storage_class)
+        if not override.can_convert(stored):
+            raise StorageClassError(
+                f"Cannot read dataset {ref} as storage class {override.name!r}: no conversion from "
+                f"{stored.name!r}."
+            )
+    if parameters:
+        stored.validate_parameters(parameters, f"dataset {ref}")
 
 
 def check_prune_arguments(
