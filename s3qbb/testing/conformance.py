@@ -29,6 +29,7 @@ import pytest
 
 from ..errors import (
     AmbiguousDatasetError,
+    DataIdError,
     DatasetExistsError,
     DatasetIntegrityError,
     DatasetNotFoundError,
@@ -448,7 +449,19 @@ class DatastoreConformance:
     # ------------------------------------------------------ hostile data IDs
 
     @pytest.mark.parametrize(
-        "value", ["../../etc/passwd", "a/b", "%2F..%2F", "x\x00y", "..", ".", "\x1b[31m", "é/ü", "a" * 300]
+        "value",
+        [
+            "../../etc/passwd",
+            "a/b",
+            "%2F..%2F",
+            "x%00y",
+            "..",
+            ".",
+            "\u0085[31m",
+            "é/ü",
+            "_records",
+            "a" * 255,
+        ],
     )
     def test_hostile_data_ids(
         self, datastore: Datastore, backdoor: DatastoreBackdoor, refs: RefMaker, value: str
@@ -464,6 +477,13 @@ class DatastoreConformance:
         other = refs.make(instrument=value + "x", visit=ref.dataId["visit"], detector=ref.dataId["detector"])
         datastore.put({"v": "other"}, other)
         assert datastore.get(ref) == {"v": value}
+
+    @pytest.mark.parametrize("value", ["x\x00y", "\x1b[31m", "r\udae3", "a" * 300])
+    def test_unstorable_data_ids_refused_before_any_write(self, refs: RefMaker, value: str) -> None:
+        # No store can hold these (NUL, control characters, lone surrogates, over 256 characters):
+        # refused when the ref is made, so no backend ever sees them.
+        with pytest.raises(DataIdError):
+            refs.make(instrument=value)
 
     # ------------------------------------------------------------- integrity
 
