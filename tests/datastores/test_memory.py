@@ -163,3 +163,34 @@ def test_immutable_objects_are_shared(refs: RefMaker) -> None:
     payload = b"z" * 1000
     store.put(payload, ref)
     assert store.get(ref) is payload
+
+
+# The seed's InMemoryDatastore API (the API reference of daf_butler's
+# lsst.daf.butler.datastores.inMemoryDatastore.InMemoryDatastore): method -> parameter names in order.
+SEED_METHODS = {
+    "__init__": ["config", "registry"],
+    "addStoredItemInfo": ["ref", "info"],
+    "exists": ["ref"],
+    "get": ["ref", "parameters"],
+    "getStoredItemInfo": ["ref"],
+    "getUri": ["ref", "predict"],
+    "put": ["inMemoryDataset", "ref"],
+    "remove": ["ref"],
+    "removeStoredItemInfo": ["ref"],
+    "setConfigRoot": ["root", "config", "full"],
+    "transfer": ["inputDatastore", "ref"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_METHODS))
+def test_seed_method_signatures(name: str) -> None:
+    import inspect
+
+    parameters = [p for p in inspect.signature(getattr(InMemoryDatastore, name)).parameters if p != "self"]
+    assert parameters[: len(SEED_METHODS[name])] == SEED_METHODS[name]
+
+
+def test_seed_instance_attributes() -> None:
+    store = InMemoryDatastore({"name": "seed"})
+    assert store.name == "seed" and store.config["name"] == "seed"
+    assert store.storageClassFactory.getStorageClass("StructuredDataDict").name == "StructuredDataDict"
