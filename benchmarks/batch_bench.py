@@ -40,6 +40,7 @@ import yaml
 
 from s3qbb.batch.graph import QuantumGraph
 from s3qbb.core import DatasetRef, DatasetType, DimensionUniverse, Quantum
+from s3qbb.s3.objects import GetResult, S3Bucket
 
 from .servers import make_server
 
@@ -122,6 +123,20 @@ def bench_load(endpoint: S3TestEndpoint, size: int, out: Callable[[str], None]) 
         local_cpu = _median_cpu(lambda: QuantumGraph.load(path), 5)
         remote = _median_time(lambda: QuantumGraph.load(uri, config=endpoint.config), 5)
         loaded = QuantumGraph.load(path)
+        opened = _median_time(lambda: QuantumGraph.open(uri, config=endpoint.config)[len(loaded) - 1], 5)
+        transferred: list[int] = []
+        original = S3Bucket.get
+
+        def counting_get(self: S3Bucket, key: str, byte_range: tuple[int, int] | None = None) -> GetResult:
+            result = original(self, key, byte_range)
+            transferred.append(len(result.body))
+            return result
+
+        S3Bucket.get = counting_get  # type: ignore[method-assign]
+        try:
+            QuantumGraph.open(uri, config=endpoint.config)[len(loaded) - 1]
+        finally:
+            S3Bucket.get = original  # type: ignore[method-assign]
         one = _median_time(lambda: QuantumGraph.load(path)[len(loaded) - 1], 5) - local
         every = _median_time(lambda: list(QuantumGraph.load(path)), 1)
     out(f"\n== graph load: {len(graph)} quanta, {nbytes / 1e6:.1f} MB (built in {build:.2f} s)")
@@ -129,9 +144,14 @@ def bench_load(endpoint: S3TestEndpoint, size: int, out: Callable[[str], None]) 
     out(f"   load, one GET from {endpoint.name:<7}{_ms(remote)}")
     out(f"   + decode one quantum      {_ms(max(one, 0.0))}")
     out(f"   load + decode every one   {_ms(every)}   ({every / local:.0f}x the lazy load)")
+    out(
+        f"   job: open + one quantum   {_ms(opened)}   ({len(transferred)} range GETs, "
+        f"{sum(transferred) / 1e6:.2f} MB of {nbytes / 1e6:.1f} MB)"
+    )
     return {"quanta": len(graph), "bytes": nbytes, "load_local_s": local, "load_local_cpu_s": local_cpu,
             "load_s3_s": remote,
-            "decode_one_s": one, "decode_all_s": every}  # fmt: skip
+            "decode_one_s": one, "decode_all_s": every, "open_one_s": opened,
+            "open_one_bytes": sum(transferred), "open_one_gets": len(transferred)}  # fmt: skip
 
 
 # --- 2. per-job overhead ---------------------------------------------------------------------------

@@ -10,15 +10,13 @@ topological order, and it is what ``s3qbb run-quantum --graph G --index N``
 counts in; each level is a contiguous range of indices, which is what a
 per-stage array job (``--stage``) counts in.
 
-File layout (JSON Lines, UTF-8)::
-
-    line 1       header: format, version, tasks, dimension universe, and one small
-                 entry per quantum (ID, label, level, run, indices of its producers)
-    line 2 + i   the i-th quantum, as ``SerializedQuantum`` JSON
-
-Loading validates the header only (a few milliseconds for 10,000 quanta) and
-keeps each quantum's line as bytes; a quantum is validated and decoded when
-it is first asked for, so a batch job that needs one quantum pays for one.
+The file (`s3qbb.batch.graphfile`) holds a small header (the tasks and one
+entry per quantum: ID, label, level, run, producers, byte offset) and one
+line of ``SerializedQuantum`` JSON per quantum. `QuantumGraph.load` reads
+it whole and validates the header only (milliseconds for 10,000 quanta);
+each quantum is validated and decoded when first asked for.
+`QuantumGraph.open`, what a batch job uses, reads the header with range
+reads and fetches only the quanta it is asked for.
 """
 
 from __future__ import annotations
@@ -39,9 +37,9 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from ..core.wire import SerializedDimensionUniverse, SerializedQuantum
 from ..errors import ConfigError
@@ -50,6 +48,7 @@ if TYPE_CHECKING:
     from ..config import S3EndpointConfig
     from ..core.dimensions import DimensionUniverse
     from ..core.quantum import Quantum
+    from .graphfile import GraphParts
 
 GRAPH_FORMAT = "s3qbb-quantum-graph"
 """Value of the header's ``format`` field."""
@@ -65,42 +64,6 @@ class GraphError(ConfigError):
     A `~s3qbb.errors.ConfigError` (hence a `ValueError`): a job given such a
     graph exits with the usage/configuration code and should not be retried.
     """
-
-
-class _Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: uuid.UUID
-    label: str
-    level: int = Field(ge=0)
-    run: str | None = None
-    upstream: tuple[int, ...] = ()
-
-
-class _Header(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    format: Literal["s3qbb-quantum-graph"]
-    version: int
-    tasks: dict[str, str]
-    universe: SerializedDimensionUniverse | None = None
-    quanta: list[_Node]
-
-    @field_validator("version")
-    @classmethod
-    def _known_version(cls, v: int) -> int:
-        if v < 1 or v > GRAPH_VERSION:
-            raise ValueError(
-                f"quantum graph version {v} is not one this s3qbb reads (1..{GRAPH_VERSION}); upgrade s3qbb."
-            )
-        return v
-
-    @field_validator("tasks")
-    @classmethod
-    def _task_specs(cls, tasks: dict[str, str]) -> dict[str, str]:
-        for label, spec in tasks.items():
-            _check_task_spec(label, spec)
-        return tasks
 
 
 def _check_task_spec(label: str, spec: str) -> None:
@@ -162,7 +125,7 @@ class QuantumGraph:
             )
         self._nodes = tuple(nodes)
         self._tasks = dict(tasks)
-        self._payloads = list(payloads)
+        self._payloads = payloads
         self._universe = universe
         self._universe_obj: DimensionUniverse | None = None
         self._source = source
@@ -273,10 +236,10 @@ class QuantumGraph:
     # --------------------------------------------------------------- file I/O
 
     def to_bytes(self) -> bytes:
-        """Return the graph file's content (see the module documentation for its layout)."""
+        """Return the graph file's content (see `s3qbb.batch.graphfile` for its layout)."""
+        from .graphfile import encode
+
         header = {
-            "format": GRAPH_FORMAT,
-            "version": GRAPH_VERSION,
             "tasks": self._tasks,
             "universe": self._universe.model_dump(mode="json") if self._universe is not None else None,
             "quanta": [
@@ -290,8 +253,15 @@ class QuantumGraph:
                 for n in self._nodes
             ],
         }
-        lines = [json.dumps(header, separators=(",", ":")).encode(), *self._payloads]
-        return b"\n".join(lines) + b"\n"
+        return encode(header, [self._payloads[i] for i in range(len(self._nodes))])
+
+    @classmethod
+    def _from_parts(cls, parts: GraphParts, source: str) -> QuantumGraph:
+        header = parts.header
+        for label, spec in header.tasks.items():
+            _check_task_spec(label, spec)
+        nodes = [GraphNode(i, n.id, n.label, n.level, n.run, n.upstream) for i, n in enumerate(header.quanta)]
+        return cls(nodes, header.tasks, parts.payloads, header.universe, source=source)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> QuantumGraph:
@@ -302,19 +272,13 @@ class QuantumGraph:
         GraphError
             If the header is invalid, of a newer version, or inconsistent with the quanta.
         """
-        head, _, body = data.partition(b"\n")
+        from .graphfile import GraphFileError, decode
+
         try:
-            header = _Header.model_validate_json(head)
-        except ValidationError as err:
-            raise GraphError(
-                f"{source} is not a quantum graph this s3qbb can read: {err.errors()[0]['msg']} "
-                f"(at {'.'.join(map(str, err.errors()[0]['loc'])) or 'the header'})."
-            ) from None
-        payloads = body.split(b"\n")
-        if payloads and payloads[-1] == b"":
-            payloads.pop()
-        nodes = [GraphNode(i, n.id, n.label, n.level, n.run, n.upstream) for i, n in enumerate(header.quanta)]
-        return cls(nodes, header.tasks, payloads, header.universe, source=source)
+            parts = decode(data, source)
+        except GraphFileError as err:
+            raise GraphError(str(err)) from None
+        return cls._from_parts(parts, source)
 
     def save(self, destination: str | os.PathLike[str], *, config: S3EndpointConfig | None = None) -> str:
         """Write the graph to a local file or an ``s3://bucket/key`` URI (one PUT, replacing any object).
@@ -334,7 +298,9 @@ class QuantumGraph:
         where = os.fspath(destination)
         data = self.to_bytes()
         if where.startswith("s3://"):
-            _put_s3(where, data, config)
+            from .graphfile import put_s3
+
+            put_s3(where, data, config)
         else:
             Path(where).write_bytes(data)
         return where
@@ -373,6 +339,38 @@ class QuantumGraph:
             except OSError as err:
                 raise ConfigError(f"Cannot read quantum graph {where}: {err}") from err
         return cls.from_bytes(data, source=where)
+
+    @classmethod
+    def open(cls, source: str | os.PathLike[str], *, config: S3EndpointConfig | None = None) -> QuantumGraph:
+        """Read a graph's header with range reads; each quantum is read (one range GET) when first used.
+
+        What a batch job does: it transfers the header (one or two range
+        GETs) and its own quantum, not the whole file. Iterating over an
+        opened graph reads the quanta one request each: use `load` to read
+        them all.
+
+        Parameters
+        ----------
+        source : `str` or `os.PathLike`
+            Local path or ``s3://`` URI.
+        config : `~s3qbb.config.S3EndpointConfig`, optional
+            Endpoint for an ``s3://`` source; from the environment by default.
+
+        Raises
+        ------
+        GraphError
+            If the file is not a valid graph.
+        DatasetNotFoundError
+            If the ``s3://`` object does not exist.
+        """
+        from .graphfile import GraphFileError, open_ranged
+
+        where = os.fspath(source)
+        try:
+            parts = open_ranged(where, config)
+        except GraphFileError as err:
+            raise GraphError(str(err)) from None
+        return cls._from_parts(parts, where)
 
     # ------------------------------------------------------------------ access
 
@@ -496,21 +494,3 @@ class QuantumGraph:
 
     def __repr__(self) -> str:
         return f"QuantumGraph({len(self)} quanta, {len(self.levels())} levels, tasks={sorted(self._tasks)})"
-
-
-def _put_s3(uri: str, data: bytes, config: S3EndpointConfig | None) -> None:
-    from ..config import S3EndpointConfig
-    from ..s3.client import make_client, make_retry_policy
-    from ..s3.config_files import split_s3_uri
-    from ..s3.objects import S3Bucket
-
-    config = config or S3EndpointConfig.from_env()
-    bucket_name, key = split_s3_uri(uri)
-    bucket = S3Bucket(
-        make_client(config),
-        bucket_name,
-        config=config,
-        retry=make_retry_policy(config),
-        count=lambda op: None,
-    )
-    bucket.put_raw(key, data)

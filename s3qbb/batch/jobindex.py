@@ -136,9 +136,10 @@ def graph_job(
 ) -> tuple[Quantum, str, DimensionUniverse]:
     """Load a graph; return the selected quantum (with its upstream inputs' records), its task and universe.
 
-    One GET for the graph, one per upstream quantum (in parallel, see
+    Range GETs for the graph's header and the selected quantum
+    (`QuantumGraph.open`), one GET per upstream quantum (in parallel, see
     `~s3qbb.batch.upstream.upstream_records`); only the selected quantum is
-    validated and decoded.
+    read, validated and decoded.
 
     Raises
     ------
@@ -152,7 +153,7 @@ def graph_job(
     from .graph import QuantumGraph
     from .upstream import with_upstream_records
 
-    graph = QuantumGraph.load(graph_uri, config=repo.datastore.endpoint_config())
+    graph = QuantumGraph.open(graph_uri, config=repo.datastore.endpoint_config())
     selected = select_index(graph, index=index, quantum_id=quantum_id, stage=stage, environ=environ)
     node = graph.nodes[selected]
     _LOG.info(

@@ -82,21 +82,67 @@ def test_invalid_graphs_are_refused_clearly() -> None:
         QuantumGraph.from_quanta([twice, twice], {"a": "m:f"})
 
 
-def test_bad_files_are_refused_clearly() -> None:
+def test_bad_files_are_refused_clearly(tmp_path: Path) -> None:
     graph, _ = make_graph()
     data = graph.to_bytes()
-    head, _, body = data.partition(b"\n")
-    newer = json.loads(head)
+    preamble, _, rest = data.partition(b"\n")
+    newer = json.loads(preamble)
     newer["version"] = 99
     with pytest.raises(GraphError, match="version 99"):
-        QuantumGraph.from_bytes(json.dumps(newer).encode() + b"\n" + body)
+        QuantumGraph.from_bytes(json.dumps(newer).encode() + b"\n" + rest)
     with pytest.raises(GraphError, match="truncated"):
-        QuantumGraph.from_bytes(data[: data.rindex(b"\n", 0, -1) + 1])
+        QuantumGraph.from_bytes(data[:-10])
     with pytest.raises(GraphError, match="not a quantum graph"):
         QuantumGraph.from_bytes(b'{"hello": 1}\n')
-    swapped = head + b"\n" + b"\n".join(reversed(body.rstrip(b"\n").split(b"\n"))) + b"\n"
+    with pytest.raises(GraphError, match="not a quantum graph"):
+        QuantumGraph.from_bytes(b"")
+    cut = tmp_path / "cut.qgraph"
+    cut.write_bytes(data[:-10])
+    with pytest.raises(GraphError, match="cut short"):
+        QuantumGraph.open(cut)[len(graph) - 1]
+    swapped = QuantumGraph(
+        graph.nodes, graph.tasks, [graph._payloads[i] for i in reversed(range(len(graph)))]
+    )
     with pytest.raises(GraphError, match="corrupt"):
-        QuantumGraph.from_bytes(swapped)[0]
+        swapped[0]
+
+
+def test_open_reads_the_header_and_one_quantum(
+    s3_endpoint: S3TestEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's view of a large graph: two or three range GETs, a small part of the file."""
+    from s3qbb.s3.objects import S3Bucket
+
+    u = DimensionUniverse()
+    types = [DatasetType(f"t{k}", ["visit"], "StructuredDataDict", universe=u) for k in range(2)]
+    quanta = []
+    for visit in range(300):
+        first = DatasetRef(types[0], {"instrument": "Cam", "visit": visit}, "run")
+        second = DatasetRef(types[1], {"instrument": "Cam", "visit": visit}, "run")
+        quanta += [
+            Quantum(taskLabel="a", outputs=[first]),
+            Quantum(taskLabel="b", inputs=[first], outputs=[second]),
+        ]
+    graph = QuantumGraph.from_quanta(quanta, {"a": "m:f", "b": "m:g"})
+    data = graph.to_bytes()
+    uri = f"s3://{s3_endpoint.bucket}/graphs/big.qgraph"
+    graph.save(uri, config=s3_endpoint.config)
+    reads: list[int] = []
+    original = S3Bucket.get
+
+    def counting_get(self: S3Bucket, key: str, byte_range: tuple[int, int] | None = None) -> object:
+        result = original(self, key, byte_range)
+        reads.append(len(result.body))
+        return result
+
+    monkeypatch.setattr(S3Bucket, "get", counting_get)
+    opened = QuantumGraph.open(uri, config=s3_endpoint.config)
+    assert opened.nodes == graph.nodes and opened.tasks == graph.tasks
+    quantum = opened[450]
+    assert quantum.id == graph.nodes[450].id
+    assert {r.id for r in quantum.input_refs()} == {r.id for r in graph[450].input_refs()}
+    assert 2 <= len(reads) <= 3
+    assert sum(reads) < len(data) / 3
 
 
 def test_index_selection() -> None:
