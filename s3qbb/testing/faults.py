@@ -37,7 +37,7 @@ __all__ = [
 
 _EVENT: Final = "before-send.s3.*"
 
-FaultKind = Literal["slowdown", "internal", "throttle429", "reset", "timeout", "lost_response"]
+FaultKind = Literal["slowdown", "internal", "throttle429", "reset", "timeout", "lost_response", "corrupt"]
 """Faults `FaultInjector` can inject:
 
 - ``slowdown``: 503 ``SlowDown`` error response, request not sent;
@@ -47,7 +47,10 @@ FaultKind = Literal["slowdown", "internal", "throttle429", "reset", "timeout", "
 - ``timeout``: `botocore.exceptions.ReadTimeoutError`, request not sent;
 - ``lost_response``: the request IS sent to the server, then its response is
   dropped and `~botocore.exceptions.ConnectionClosedError` raised (the case
-  where a retried create-only write meets its own first write).
+  where a retried create-only write meets its own first write);
+- ``corrupt``: the request IS sent to the server, and its response returned
+  with one bit of its body flipped (the lowest bit of the middle byte), as a
+  faulty network path would; a response without a body is returned unchanged.
 """
 
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
@@ -179,7 +182,7 @@ class FaultInjector(FaultCounters, _Hook):
         Probability in ``[0, 1]`` of a random fault on a request without a
         script entry; 0 by default.
     kinds : `~collections.abc.Sequence` [`str`], optional
-        Kinds random faults are drawn from; all but ``lost_response`` by default.
+        Kinds random faults are drawn from; all but ``lost_response`` and ``corrupt`` by default.
     operations : `~collections.abc.Iterable` [`str`], optional
         Operations random faults apply to; all by default.
     seed : `int`, optional
@@ -228,11 +231,21 @@ class FaultInjector(FaultCounters, _Hook):
             raise botocore.exceptions.ConnectionClosedError(endpoint_url=request.url)
         if kind == "timeout":
             raise botocore.exceptions.ReadTimeoutError(endpoint_url=request.url)
-        self._forward(request)  # lost_response
-        raise botocore.exceptions.ConnectionClosedError(endpoint_url=request.url)
+        response = self._forward(request)
+        if kind == "corrupt":
+            body = bytearray(response.data)
+            if body:
+                body[len(body) // 2] ^= 0x01
+            headers = botocore.compat.HTTPHeaders()
+            for name, value in response.headers.items():
+                headers[name] = value
+            return botocore.awsrequest.AWSResponse(
+                request.url, response.status, headers, _RawBody(bytes(body))
+            )
+        raise botocore.exceptions.ConnectionClosedError(endpoint_url=request.url)  # lost_response
 
-    def _forward(self, request: botocore.awsrequest.AWSPreparedRequest) -> None:
-        """Send a request to the server and drop the response."""
+    def _forward(self, request: botocore.awsrequest.AWSPreparedRequest) -> urllib3.BaseHTTPResponse:
+        """Send a request to the server and return its (fully read) response."""
         body: Any = request.body
         if body is not None and not isinstance(body, bytes | bytearray | str):
             data = body.read()
@@ -249,6 +262,12 @@ class FaultInjector(FaultCounters, _Hook):
             if self._http is None:
                 self._http = urllib3.PoolManager(num_pools=2)
             http = self._http
-        http.request(
-            request.method, request.url, body=data, headers=headers, retries=False, preload_content=True
+        return http.request(
+            request.method,
+            request.url,
+            body=data,
+            headers=headers,
+            retries=False,
+            preload_content=True,
+            decode_content=False,
         )

@@ -26,7 +26,7 @@ from s3qbb.s3.checksums import BLOCKS_METADATA, BlockChecksums, parse
 from s3qbb.s3.client import new_client
 from s3qbb.testing.backdoors import S3Backdoor
 from s3qbb.testing.data import RefMaker, example_storage_classes
-from s3qbb.testing.faults import RequestCounter
+from s3qbb.testing.faults import FaultInjector, RequestCounter
 from s3qbb.testing.proxy import FaultProxy
 from s3qbb.testing.servers import S3TestEndpoint
 
@@ -217,6 +217,19 @@ def test_persistent_bit_flip_in_transit_raises_after_one_retry(
     assert proxied.stats.retries == 1
 
 
+def test_in_process_corrupt_fault_is_read_again(store: S3Datastore) -> None:
+    """The same with the in-process `FaultInjector` (its ``corrupt`` fault flips a bit of the body)."""
+    ref = put_array(store)
+    with FaultInjector(store.bucket.client, {"GetObject": ["ok", "corrupt"]}) as faults:
+        np.testing.assert_array_equal(read(store, ref, slice(495, 505)), ARRAY[495:505])
+        assert faults.requests == {"GetObject": 3} and faults.injected == {"corrupt": 1}
+        faults.script("GetObject", "corrupt", "corrupt", "corrupt")
+        with pytest.raises(DatasetIntegrityError, match="block 0 "):
+            read(store, ref, slice(495, 505))
+        assert faults.pending("GetObject") == 1
+    assert store.stats.retries == 2
+
+
 # ------------------------------------------------------------------ metadata tampering
 
 
@@ -309,5 +322,35 @@ def test_random_slices_read_or_fail_exactly_by_block(
                 read(store, ref, rows)
         else:
             np.testing.assert_array_equal(read(store, ref, rows), ARRAY[rows])
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------ multipart objects
+
+
+def test_multipart_object_carries_its_block_list(endpoint: S3TestEndpoint, backdoor: S3Backdoor) -> None:
+    """A multipart upload (its metadata set by CreateMultipartUpload) is verified block by block too."""
+    config = endpoint.config.model_copy(
+        update={"multipart_threshold": 5 * 1024**2, "multipart_chunksize": 5 * 1024**2}
+    )
+    store = make_store(endpoint, block=None, config=config)  # 1 MiB blocks
+    array = np.arange(6 * 1024**2 // 8, dtype="float64").reshape(-1, 1024)  # 6 MiB: two parts, 7 blocks
+    try:
+        ref = RefMaker().make("NumpyArray")
+        with RequestCounter(store.bucket.client) as counter:
+            store.put(array, ref)
+            assert counter.requests["UploadPart"] == 2
+            counter.reset()
+            np.testing.assert_array_equal(read(store, ref, slice(400, 404)), array[400:404])
+            assert counter.requests == {"GetObject": 2}
+        assert store.stats.bytes_read == 2 * 1024**2  # the header block, then the block of the rows
+        assert BlockChecksums.from_metadata(backdoor.metadata(ref)[BLOCKS_METADATA]).covers(
+            array.nbytes + 128
+        )
+        backdoor.flip_bit(ref, 128 + 401 * 8192)
+        with pytest.raises(DatasetIntegrityError, match="block 3 "):
+            read(store, ref, slice(400, 404))
+        np.testing.assert_array_equal(read(store, ref, slice(0, 4)), array[0:4])
     finally:
         store.close()
