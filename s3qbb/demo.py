@@ -44,15 +44,11 @@ ROOT = f"s3://{BUCKET}/repo"
 # --------------------------------------------------------------------- the tasks
 
 
-def _outputs(quantum: Quantum, name: str) -> list[DatasetRef]:
-    return [ref for ref in quantum.output_refs() if ref.datasetType.name == name]
-
-
 def ingest(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Write one synthetic raw image per output ref."""
     import numpy as np
 
-    for ref in _outputs(quantum, "raw"):
+    for ref in quantum.outputs["raw"]:
         rng = np.random.default_rng(int(ref.dataId["detector"]))
         butler.put(rng.normal(1000.0, 30.0, size=(256, 256)).astype("float32"), ref)
 
@@ -61,11 +57,11 @@ def calibrate(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Subtract the background of a raw image; record simple metrics."""
     import numpy as np
 
-    (raw_ref,) = quantum.input_refs()
+    (raw_ref,) = quantum.inputs["raw"]  # refs by dataset type name
     raw = butler.get(raw_ref)
     background = float(np.median(raw))
-    (calexp_ref,) = _outputs(quantum, "calexp")
-    (metrics_ref,) = _outputs(quantum, "calexp_metrics")
+    (calexp_ref,) = quantum.outputs["calexp"]
+    (metrics_ref,) = quantum.outputs["calexp_metrics"]
     butler.put(raw - background, calexp_ref)
     butler.put(
         {"background": background, "noise": float(raw.std()), "detector": raw_ref.dataId["detector"]},
@@ -75,8 +71,8 @@ def calibrate(butler: QuantumBackedButler, quantum: Quantum) -> None:
 
 def summarize(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Combine the metrics of every detector of a visit."""
-    metrics = [butler.get(ref) for ref in quantum.input_refs()]
-    (summary_ref,) = _outputs(quantum, "visit_summary")
+    metrics = [butler.get(ref) for ref in quantum.inputs["calexp_metrics"]]
+    (summary_ref,) = quantum.outputs["visit_summary"]
     butler.put(
         {
             "detectors": sorted(m["detector"] for m in metrics),
