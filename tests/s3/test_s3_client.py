@@ -101,6 +101,7 @@ def test_endpoint_from_standard_aws_variables(monkeypatch: pytest.MonkeyPatch) -
 
 def test_explicit_credentials_used_and_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     config = S3EndpointConfig(endpoint_url=URL, access_key_id="AKIATEST", secret_access_key="very-secret-42")
+    clear_client_cache()  # the line is logged when the client is built, not when it is reused
     with caplog.at_level(logging.DEBUG):
         client = make_client(config)
     creds = client._request_signer._credentials  # the only way to see what boto3 will sign with

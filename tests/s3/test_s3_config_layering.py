@@ -31,31 +31,34 @@ def _quantum() -> Quantum:
 
 
 def test_an_endpoint_section_keeps_the_endpoint_variables(
-    moto_endpoint: S3TestEndpoint,
+    s3_endpoint: S3TestEndpoint,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The issue's exact case, through a configuration file and a real job."""
+    """The issue's exact case, through a configuration file and a real job (moto and SeaweedFS)."""
+    admin = s3_endpoint.server.credentials("admin")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin.access_key_id)  # SeaweedFS enforces them
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin.secret_access_key)
     path = tmp_path / "butler.yaml"
     path.write_text(
         yaml.safe_dump(
             {
                 "datastore": {
-                    "root": f"s3://{moto_endpoint.bucket}/repo",
+                    "root": f"s3://{s3_endpoint.bucket}/repo",
                     "endpoint": {"checksum_algorithm": "SHA256"},
                 },
                 "cache": {"enabled": False},
             }
         )
     )
-    monkeypatch.setenv("S3QBB_S3_ENDPOINT_URL", moto_endpoint.endpoint_url)
+    monkeypatch.setenv("S3QBB_S3_ENDPOINT_URL", s3_endpoint.endpoint_url)
     monkeypatch.setenv("S3QBB_S3_ADDRESSING_STYLE", "path")
     monkeypatch.setenv("S3QBB_RETRY_MAX_ATTEMPTS", "2")
     repo = load_repo_config(path)
 
     effective = repo.datastore.endpoint_config()
-    assert effective.endpoint_url == moto_endpoint.endpoint_url
+    assert effective.endpoint_url == s3_endpoint.endpoint_url
     assert effective.checksum_algorithm == "SHA256"
     assert effective.retry.max_attempts == 2
     assert effective.field_sources["endpoint_url"] == "environment S3QBB_S3_ENDPOINT_URL"
@@ -68,14 +71,14 @@ def test_an_endpoint_section_keeps_the_endpoint_variables(
 
     with caplog.at_level(logging.INFO, logger="s3qbb.s3.client"):
         assert run_quantum(path, _quantum(), task).exit_code == 0
-    keys = [o["Key"] for o in moto_endpoint.client.list_objects_v2(Bucket=moto_endpoint.bucket)["Contents"]]
+    keys = [o["Key"] for o in s3_endpoint.client.list_objects_v2(Bucket=s3_endpoint.bucket)["Contents"]]
     (data_key,) = [k for k in keys if "/_records/" not in k]
     (provenance,) = [k for k in keys if k.endswith(".provenance.json")]
-    body = moto_endpoint.client.get_object(Bucket=moto_endpoint.bucket, Key=provenance)["Body"].read()
+    body = s3_endpoint.client.get_object(Bucket=s3_endpoint.bucket, Key=provenance)["Body"].read()
     assert b'"SHA256:' in body and b"CRC32C:" not in body  # the configured field still applies
     assert data_key.startswith("repo/r/")
     assert (
-        f"S3 client: endpoint {moto_endpoint.endpoint_url} (from environment S3QBB_S3_ENDPOINT_URL)"
+        f"S3 client: endpoint {s3_endpoint.endpoint_url} (from environment S3QBB_S3_ENDPOINT_URL)"
         in caplog.text
     )
 
