@@ -131,7 +131,19 @@ def single_run(refs: Iterable[DatasetRef]) -> str | None:
 def input_tracking_problems(
     predicted: set[uuid.UUID], available: set[uuid.UUID], unavailable: set[uuid.UUID], actual: set[uuid.UUID]
 ) -> list[str]:
-    """Return what makes a quantum's input provenance incomplete or inconsistent (for warnings)."""
+    """Return what makes a quantum's input provenance incomplete or inconsistent (for warnings).
+
+    Parameters
+    ----------
+    predicted, available, unavailable, actual : `set` [`uuid.UUID`]
+        The quantum's predicted inputs, and those found available, found
+        unavailable (by an existence check or a failed read) and actually used.
+
+    Returns
+    -------
+    problems : `list` [`str`]
+        One message per problem: inputs never checked, inputs used but unavailable.
+    """
     problems = []
     unchecked = predicted - available - unavailable
     if unchecked:
@@ -159,6 +171,17 @@ def check_read_arguments(
 ) -> None:
     """Check a deferred read's storage class override and parameters now, before any I/O.
 
+    Parameters
+    ----------
+    ref : `DatasetRef`
+        The dataset.
+    storage_classes : `StorageClassFactory`
+        Resolves ``storage_class`` when given by name.
+    parameters : `~collections.abc.Mapping`, optional
+        Read parameters.
+    storage_class : `StorageClass` or `str`, optional
+        Storage class override.
+
     Raises
     ------
     StorageClassError
@@ -182,6 +205,18 @@ def check_prune_arguments(
     refs: Iterable[DatasetRef], *, disassociate: bool, unstore: bool, purge: bool
 ) -> list[DatasetRef]:
     """Check the arguments of ``pruneDatasets`` (daf_butler's rules, no collections) and return the refs.
+
+    Parameters
+    ----------
+    refs : iterable of `DatasetRef`
+        Datasets to prune.
+    disassociate, unstore, purge : `bool`
+        The flags given to ``pruneDatasets``.
+
+    Returns
+    -------
+    refs : `list` [`DatasetRef`]
+        The refs, checked to be resolved and not components.
 
     Raises
     ------
