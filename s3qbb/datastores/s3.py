@@ -370,7 +370,9 @@ class S3Datastore(Datastore):
         DatasetNotFoundError
             If the dataset has no record (outside trust mode) or its object is missing.
         DatasetIntegrityError
-            If the bytes read do not match the recorded size or checksum.
+            If the bytes read do not match the recorded size or checksum (or, for
+            a partial read, the block checksums the record authenticates), twice:
+            a read that fails its check is read once more from the server first.
         InvalidParameterError
             If a parameter is not declared by the storage class.
         StorageClassError
