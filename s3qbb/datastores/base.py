@@ -176,8 +176,6 @@ class Datastore(ABC):
     """What this datastore can do (class default; instances may refine it)."""
     defaultConfigFile: ClassVar[str | None] = None
     """Path of configuration defaults (unused by s3qbb; kept for API compatibility)."""
-    isEphemeral: bool = True
-    """Whether contents disappear when the process ends (a class attribute, as in daf_butler)."""
 
     def __init__(self, name: str, storageClassFactory: StorageClassFactory | None = None) -> None:
         if not isinstance(name, str) or not name:
@@ -296,6 +294,14 @@ class Datastore(ABC):
     @abstractmethod
     def forget(self, refs: Iterable[DatasetRef]) -> None:
         """Drop records of datasets without touching artifacts."""
+
+    @property
+    def isEphemeral(self) -> bool:
+        """Whether contents disappear when the process ends (``capabilities.ephemeral``).
+
+        `~s3qbb.datastores.memory.InMemoryDatastore` makes it a class attribute, as in the seed.
+        """
+        return self.capabilities.ephemeral
 
     # --------------------------------------------------------------- defaults
 

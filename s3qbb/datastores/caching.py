@@ -117,7 +117,6 @@ class CachingDatastore(Datastore):
         super().__init__(name or backend.name, backend.storageClassFactory)
         self.backend = backend
         self.capabilities = backend.capabilities
-        self.isEphemeral = backend.isEphemeral
         self.stats = backend.stats
         self.write_through = write_through
         if cache is None:

@@ -171,7 +171,7 @@ class InMemoryDatastore(Datastore):
     """
 
     defaultConfigFile = "datastores/inMemoryDatastore.yaml"
-    isEphemeral: ClassVar[bool] = True  # type: ignore[misc]  # a class attribute, as in the seed
+    isEphemeral: ClassVar[bool] = True  # a class attribute, as in the seed
     """A new datastore is created every time and datasets disappear when the process shuts down."""
 
     def __init__(

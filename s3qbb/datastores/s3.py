@@ -132,7 +132,6 @@ class S3Datastore(Datastore):
     capabilities = DatastoreCapabilities(
         ephemeral=False, predicted_uris=True, partial_reads=True, persistent_records=True, checksums=True
     )
-    isEphemeral = False
 
     def __init__(
         self,

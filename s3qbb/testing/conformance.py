@@ -358,6 +358,9 @@ class DatastoreConformance:
             assert missing_uri is not None and missing_uri.is_predicted
             assert stored_uri is not None and not stored_uri.is_predicted
 
+    def test_is_ephemeral_follows_capabilities(self, datastore: Datastore) -> None:
+        assert datastore.isEphemeral is datastore.capabilities.ephemeral
+
     def test_daf_butler_bulk_names(self, datastore: Datastore, refs: RefMaker) -> None:
         stored, missing = refs.make(), refs.make()
         datastore.put({"a": 1}, stored)
