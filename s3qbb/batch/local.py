@@ -153,7 +153,8 @@ def run_graph(
     started_at = time.monotonic()
     jobs = max(1, jobs)
     repo = load_repo_config(config)
-    graph = QuantumGraph.load(graph_uri, config=repo.datastore.endpoint_config())
+    # The runner needs the header only (the quanta are read by their processes).
+    graph = QuantumGraph.open(graph_uri, config=repo.datastore.endpoint_config())
     summary = LocalRunSummary()
     total = len(graph)
 

@@ -90,7 +90,7 @@ def show_command(args: argparse.Namespace) -> int:
     from ..batch.graph import QuantumGraph
 
     try:
-        graph = QuantumGraph.load(args.graph)
+        graph = QuantumGraph.open(args.graph)
     except S3qbbError as err:
         return _fail("show", err)
     stages: list[dict[str, Any]] = []
@@ -134,7 +134,7 @@ def status_command(args: argparse.Namespace) -> int:
 
     try:
         repo = load_repo_config(args.config)
-        graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint_config())
+        graph = QuantumGraph.open(args.graph, config=repo.datastore.endpoint_config())
         states = graph_status(graph, repo)
     except S3qbbError as err:
         return _fail("status", err)

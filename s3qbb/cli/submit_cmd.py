@@ -59,7 +59,7 @@ def command(args: argparse.Namespace) -> int:
         env[key] = value
     try:
         repo = load_repo_config(args.config)
-        graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint_config())
+        graph = QuantumGraph.open(args.graph, config=repo.datastore.endpoint_config())
     except S3qbbError as err:
         print(f"s3qbb submit: {redact(str(err))}", file=sys.stderr)
         return EXIT_USAGE
