@@ -2,8 +2,10 @@
 
 `configure_logging` is what the ``s3qbb`` command installs from ``-v``,
 ``--log-format`` and ``--log-file``; `log_context` tags every record logged
-inside it (from any thread started inside it, too: context variables are
-copied by `contextvars.copy_context`) with the quantum ID and task label.
+inside it with the quantum ID and task label. Records of other threads (the
+datastore's thread pools) carry them too while a single `log_context` is
+active in the process, as in a batch job; with several at once (quanta run in
+threads of one worker) only the threads that entered one are tagged.
 
 Verbosity levels:
 
@@ -32,6 +34,7 @@ import datetime
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -52,6 +55,11 @@ _MARK = "_s3qbb_handler"
 _NOISY = ("botocore", "boto3", "urllib3", "s3transfer", "obstore", "asyncio", "aiobotocore", "distributed")
 
 
+_ACTIVE: dict[int, tuple[str | None, str | None]] = {}
+"""Every active `log_context` (for records of threads that did not enter one)."""
+_ACTIVE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def log_context(*, quantum_id: object | None, task_label: str | None) -> Iterator[None]:
     """Tag every log record emitted inside the block with a quantum ID and task label.
@@ -63,26 +71,42 @@ def log_context(*, quantum_id: object | None, task_label: str | None) -> Iterato
     task_label : `str`
         The task label, or `None`.
     """
-    q = _QUANTUM_ID.set(None if quantum_id is None else str(quantum_id))
+    value = None if quantum_id is None else str(quantum_id)
+    q = _QUANTUM_ID.set(value)
     t = _TASK_LABEL.set(task_label)
+    key = object()
+    with _ACTIVE_LOCK:
+        _ACTIVE[id(key)] = (value, task_label)
     try:
         yield
     finally:
+        with _ACTIVE_LOCK:
+            del _ACTIVE[id(key)]
         _TASK_LABEL.reset(t)
         _QUANTUM_ID.reset(q)
 
 
 def current_context() -> dict[str, str | None]:
-    """Return the quantum ID and task label of the current `log_context` (`None` outside one)."""
-    return {"quantum_id": _QUANTUM_ID.get(), "task_label": _TASK_LABEL.get()}
+    """Return the quantum ID and task label of the current `log_context` (`None` outside one).
+
+    In a thread that entered no `log_context`, those of the only one active
+    in the process, if exactly one is.
+    """
+    quantum_id, task_label = _QUANTUM_ID.get(), _TASK_LABEL.get()
+    if quantum_id is None and task_label is None:
+        with _ACTIVE_LOCK:
+            if len(_ACTIVE) == 1:
+                ((quantum_id, task_label),) = _ACTIVE.values()
+    return {"quantum_id": quantum_id, "task_label": task_label}
 
 
 class ContextFilter(logging.Filter):
     """Add ``quantum_id`` and ``task_label`` attributes (``-`` outside a `log_context`) to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
-        record.quantum_id = _QUANTUM_ID.get() or "-"
-        record.task_label = _TASK_LABEL.get() or "-"
+        context = current_context()
+        record.quantum_id = context["quantum_id"] or "-"
+        record.task_label = context["task_label"] or "-"
         return True
 
 

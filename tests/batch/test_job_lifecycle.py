@@ -106,3 +106,18 @@ def test_signal_during_uploads_does_not_interrupt_them_but_a_second_one_exits(ma
         assert guard.exit_code == 130 and exits == []
         signal.raise_signal(signal.SIGINT)
         assert exits == [130]
+
+
+def test_log_context_tags_records_of_pool_threads_while_it_is_the_only_one() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from s3qbb.batch.logs import current_context, log_context
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(current_context).result() == {"quantum_id": None, "task_label": None}
+        with log_context(quantum_id="q1", task_label="isr"):
+            assert pool.submit(current_context).result() == {"quantum_id": "q1", "task_label": "isr"}
+            with log_context(quantum_id="q2", task_label="calibrate"):  # two at once: ambiguous
+                assert current_context() == {"quantum_id": "q2", "task_label": "calibrate"}
+                assert pool.submit(current_context).result() == {"quantum_id": None, "task_label": None}
+        assert pool.submit(current_context).result() == {"quantum_id": None, "task_label": None}
