@@ -83,7 +83,10 @@ def _ready() -> None:
     """Tell the test the task is running (it waits for ``$S3QBB_TEST_READY`` to exist)."""
     from pathlib import Path
 
-    Path(os.environ["S3QBB_TEST_READY"]).write_text("running\n")
+    ready = Path(os.environ["S3QBB_TEST_READY"])
+    partial = ready.with_suffix(".partial")
+    partial.write_text("running\n")
+    partial.rename(ready)  # atomic: the test never sees a half-written file
 
 
 def produce_then_hang(butler: QuantumBackedButler, quantum: Quantum) -> None:
@@ -100,8 +103,11 @@ def ignore_interrupts(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Swallow every interrupt and keep running (a badly written task): only the grace period ends it."""
     import time
 
-    _ready()
     deadline = time.monotonic() + 120
+    ready = False
     while time.monotonic() < deadline:
         with contextlib.suppress(KeyboardInterrupt):
+            if not ready:
+                _ready()  # inside the suppression: a signal may come as soon as the test sees it
+                ready = True
             time.sleep(120)
