@@ -18,10 +18,12 @@ quantum already succeeded exits 0 at once.
 from __future__ import annotations
 
 __all__ = [
+    "AWS_BATCH_MAX_ARRAY_SIZE",
     "EXIT_INTERRUPTED",
     "EXIT_TASK_FAILED",
     "EXIT_TEMPFAIL",
     "EXIT_USAGE",
+    "KUBERNETES_MAX_INDEXED_COMPLETIONS",
     "aws_batch_stages",
     "job_command",
     "kubernetes_jobs",
@@ -29,6 +31,8 @@ __all__ = [
 
 import re
 from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from .graph import QuantumGraph
@@ -39,6 +43,19 @@ EXIT_TEMPFAIL = 75
 EXIT_INTERRUPTED = (143, 130)
 
 _NAME_RE = re.compile(r"[^a-z0-9-]+")
+
+AWS_BATCH_MAX_ARRAY_SIZE = 10_000
+"""Largest AWS Batch array job."""
+KUBERNETES_MAX_INDEXED_COMPLETIONS = 100_000
+"""Largest Indexed Job with ``backoffLimitPerIndex``."""
+
+
+def _check_stage_size(stage: int, size: int, limit: int, system: str) -> None:
+    if size > limit:
+        raise ConfigError(
+            f"Stage {stage} has {size} quanta, more than one {system} array job holds ({limit}); "
+            "split the graph (several graphs of fewer quanta per stage) or run it with 's3qbb run'."
+        )
 
 
 def _dns_name(text: str) -> str:
@@ -91,10 +108,16 @@ def kubernetes_jobs(
     -------
     jobs : `list` [`dict`]
         The Job manifests, stage 0 first.
+
+    Raises
+    ------
+    ConfigError
+        If a stage has more quanta than an Indexed Job holds.
     """
     prefix = _dns_name(name)
     jobs = []
     for stage, nodes in enumerate(graph.levels()):
+        _check_stage_size(stage, len(nodes), KUBERNETES_MAX_INDEXED_COMPLETIONS, "Kubernetes Indexed Job")
         labels = {"app.kubernetes.io/name": "s3qbb", "s3qbb/stage": str(stage)}
         container: dict[str, Any] = {
             "name": "quantum",
@@ -215,6 +238,11 @@ def aws_batch_stages(
     -------
     document : `dict`
         ``{"stages": [{"stage", "quanta", "registerJobDefinition", "submitJob"}, ...]}``.
+
+    Raises
+    ------
+    ConfigError
+        If a stage has more quanta than an AWS Batch array job holds.
     """
     prefix = _dns_name(name)
     stages = []
@@ -228,6 +256,7 @@ def aws_batch_stages(
         ],
     }
     for stage, nodes in enumerate(graph.levels()):
+        _check_stage_size(stage, len(nodes), AWS_BATCH_MAX_ARRAY_SIZE, "AWS Batch")
         single = len(nodes) == 1
         definition_name = f"{prefix}-stage-{stage}"
         container: dict[str, Any] = {

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from graph_helpers import EXPECTED_SUMMARY, GraphJob, make_job, read_dataset, task_calls
+from graph_helpers import EXPECTED_SUMMARY, GraphJob, make_graph, make_job, read_dataset, task_calls
 
+from s3qbb.batch import manifests
 from s3qbb.cli.main import main
+from s3qbb.errors import ConfigError
 from s3qbb.testing.servers import S3TestEndpoint
 
 pytestmark = pytest.mark.moto_server
@@ -103,3 +105,13 @@ def test_aws_batch_array_jobs_run_the_graph(
             assert code == 0, capsys.readouterr()
     assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
     assert task_calls(job.workdir) == {str(n.id): 1 for n in job.graph.nodes}
+
+
+def test_stages_larger_than_an_array_job_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    graph, _ = make_graph()
+    monkeypatch.setattr(manifests, "AWS_BATCH_MAX_ARRAY_SIZE", 2)
+    monkeypatch.setattr(manifests, "KUBERNETES_MAX_INDEXED_COMPLETIONS", 2)
+    with pytest.raises(ConfigError, match="Stage 1 has 3 quanta"):
+        manifests.aws_batch_stages(graph, "s3://b/g", image="i", config="s3://b/c")
+    with pytest.raises(ConfigError, match="Stage 1 has 3 quanta"):
+        manifests.kubernetes_jobs(graph, "s3://b/g", image="i", config="s3://b/c")
