@@ -159,3 +159,24 @@ def test_task_module_not_found_says_how_to_fix_the_path(
     assert f"no module named 'lab_tasks_cwd' in {elsewhere} (--app-dir) or sys.path" in err
     assert "Run from the directory holding lab_tasks_cwd.py" in err and "--app-dir DIR" in err
     assert main([*argv, "--app-dir", str(bare_sys_path)]) == 0
+
+
+def test_unreachable_storage_at_start_exits_75_after_the_connect_retry_time(cli_job: CliJob) -> None:
+    from s3qbb.testing.servers import free_ports
+
+    (port,) = free_ports(1)
+    env = {
+        **cli_job.env,
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",  # nothing listens: connection refused
+        "S3QBB_RETRY_CONNECT_TIME": "0.5",
+        "S3QBB_RETRY_INITIAL_BACKOFF": "0.01",
+        "S3QBB_RETRY_MAX_BACKOFF": "0.05",
+    }
+    job = CliJob(cli_job.endpoint, env, cli_job.config, cli_job.workdir)
+    path = write_quantum(job.workdir / "q.json", Quantum(taskLabel="p", outputs=[make_ref("a", 1)]))
+
+    proc = job.run("run-quantum", path, "--task", "cli_tasks:produce", "--config", job.config_uri)
+
+    assert proc.returncode == 75, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "EndpointConnectionError" in proc.stderr or "Could not connect" in proc.stderr
