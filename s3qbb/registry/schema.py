@@ -56,6 +56,8 @@ from typing import Any, Final, Literal, get_args
 
 import sqlalchemy as sa
 
+from ..core.text import MAX_DATA_ID_CHARS, MAX_VALUE_CHARS
+
 REGISTRY_SCHEMA_VERSION: Final = "2"
 """Version of this schema, stored under ``schema_version`` in ``registry_meta``.
 
@@ -137,7 +139,7 @@ def make_tables() -> RegistryTables:
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("dataset_type", sa.String(128), sa.ForeignKey("dataset_type.name"), nullable=True),
         sa.Column("run", sa.String(256), sa.ForeignKey("run.name"), nullable=True),
-        sa.Column("data_id", sa.String(2048), nullable=True),
+        sa.Column("data_id", sa.String(MAX_DATA_ID_CHARS), nullable=True),
         sa.Index("dataset_run_type_idx", "run", "dataset_type"),
         sa.Index("dataset_type_idx", "dataset_type"),
     )
@@ -146,7 +148,7 @@ def make_tables() -> RegistryTables:
         md,
         sa.Column("dataset_id", sa.Uuid(), sa.ForeignKey("dataset.id"), primary_key=True),
         sa.Column("dimension", sa.String(64), primary_key=True),
-        sa.Column("value", sa.String(256), nullable=False),
+        sa.Column("value", sa.String(MAX_VALUE_CHARS), nullable=False),
         sa.Index("dataset_data_id_value_idx", "dimension", "value"),
     )
     record = sa.Table(

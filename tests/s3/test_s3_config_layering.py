@@ -167,3 +167,13 @@ def test_endpoint_precedence_and_its_log_line(
     assert "(from configuration)" in caplog.text
     client.close()
     explicit.close()
+
+
+def test_where_a_value_came_from_does_not_change_equality() -> None:
+    from_env = S3EndpointConfig.from_env({"S3QBB_S3_REGION": "eu-west-1"})
+    given = S3EndpointConfig(region="eu-west-1")
+    assert from_env == given and hash(from_env) == hash(given)
+    assert (from_env.field_sources["region"], given.field_sources["region"]) == (
+        "environment S3QBB_S3_REGION",
+        "configuration",
+    )
