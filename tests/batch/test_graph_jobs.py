@@ -75,3 +75,23 @@ def test_selection_errors_are_usage_errors(moto_endpoint: S3TestEndpoint, tmp_pa
     assert "has not finished" in early.stderr
     assert str(job.graph.nodes[job.graph.nodes[summarize].upstream[0]].id) in early.stderr
     assert task_calls(job.workdir) == {}
+
+
+@pytest.mark.moto_server
+def test_trust_mode_reads_unfinished_upstream_by_location(
+    moto_endpoint: S3TestEndpoint, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outside trust mode a missing upstream provenance file is an error; in trust mode, a warning."""
+    from s3qbb.batch.upstream import UpstreamNotDoneError, upstream_records
+    from s3qbb.repo import DatastoreConfig, RepoConfig
+
+    job = make_job(moto_endpoint, tmp_path)
+    root = f"s3://{moto_endpoint.bucket}/repo"
+    strict = RepoConfig(datastore=DatastoreConfig(root=root, endpoint=moto_endpoint.config))
+    trusting = RepoConfig(
+        datastore=DatastoreConfig(root=root, endpoint=moto_endpoint.config, trust_mode=True)
+    )
+    with pytest.raises(UpstreamNotDoneError, match="has not finished"):
+        upstream_records(job.graph, 1, strict)
+    assert upstream_records(job.graph, 1, trusting) == {}
+    assert "trust mode" in caplog.text
