@@ -171,3 +171,31 @@ def test_ingesting_a_records_folder_is_refused(
     with pytest.raises(ConfigError, match="points into a '_records' folder"):
         registry.ingest_run(f"s3://{endpoint.bucket}/repo/x/_records/", config=endpoint.config)
     assert registry.datasets() == []  # not silently read as run "x"
+
+
+def test_the_ingest_command_refuses_a_records_folder(
+    pipeline: tuple[S3TestEndpoint, Registry, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from s3qbb.cli.main import main
+
+    endpoint, _, config = pipeline
+    ref = DatasetRef(DATASET_TYPE, {"instrument": "i", "band": "g", "detector": 1}, "x")
+    assert run_quantum(config, Quantum(taskLabel="put", outputs=[ref]), _put).exit_code == 0
+    admin = endpoint.server.credentials("admin")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin.secret_access_key)
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    capsys.readouterr()
+
+    code = main(["ingest", f"s3://{endpoint.bucket}/repo/x/_records/", "--registry", url])
+
+    err = capsys.readouterr().err
+    assert code == 2  # a usage error: do not retry
+    assert "points into a '_records' folder" in err
+    assert f"s3://{endpoint.bucket}/repo/x/" in err  # what to give instead
+    with Registry.from_url(url) as registry:
+        assert registry.datasets() == []
