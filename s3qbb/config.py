@@ -455,6 +455,14 @@ class S3EndpointConfig(EnvConfigModel):
     max_concurrency: int = _env_field(
         8, "S3QBB_S3_MAX_CONCURRENCY", "Parallel requests of one multipart transfer or bulk call.", ge=1
     )
+    conditional_put_atomic: bool = _env_field(
+        True,
+        "S3QBB_S3_CONDITIONAL_PUT_ATOMIC",
+        "Whether the server's create-only PUT (``If-None-Match: *``) is atomic: of writers racing on "
+        "one key, exactly one succeeds. True of AWS S3, SeaweedFS 4.48, moto 5.2 and LocalStack 4.13 "
+        "(tests/reliability/test_write_races.py measures it). Set it false for any other server: "
+        "every create-only PUT is then confirmed with a HEAD (one more request per write).",
+    )
     retry: RetryConfig = Field(
         default_factory=RetryConfig,
         description="Retry policy of requests to this endpoint; `from_env` fills it from the "

@@ -102,6 +102,7 @@ class ButlerSetup:
                 f"{list(datastore_names(datastore))}. Check the repository configuration's datastore name."
             )
         datastore.import_records(datastore_records)
+        datastore.write_token = info.token()  # every object this butler writes carries its attempt
         info.records_filename = self.filename
         from .quantum_backed import QuantumBackedButler
 

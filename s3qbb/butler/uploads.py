@@ -131,22 +131,23 @@ def upload_quantum_files(
         files.append((provenance_key(run, quantum_id), provenance.to_json()))
         files.append((report_key(run, quantum_id), report.model_dump_json(indent=1).encode()))
         uris: list[ResourceURI | None] = []
-        overwrite = False
+        replace = False
         for path, content in files:
             data = content.read_bytes() if isinstance(content, Path) else content
             try:
                 try:
-                    uri = datastore.put_sidecar(path, data, overwrite=overwrite)
+                    uri = datastore.put_sidecar(path, data, replace_earlier=replace)
                 except DatasetExistsError:
-                    if overwrite or not _replaceable(
+                    if replace or not _replaceable(
                         datastore, report_key(run, quantum_id), attempt_id, replace_success
                     ):
                         raise
                     # An earlier attempt of this quantum failed, was interrupted, died before its
-                    # report, or was re-run on purpose (``--rerun``): this attempt's files replace its files.
+                    # report, or was re-run on purpose (``--rerun``): this attempt's files replace its
+                    # files, and only files of an attempt of this quantum (by their write token).
                     _LOG.warning("Replacing the records of an earlier attempt of quantum %s.", quantum_id)
-                    overwrite = True
-                    uri = datastore.put_sidecar(path, data, overwrite=True)
+                    replace = True
+                    uri = datastore.put_sidecar(path, data, replace_earlier=True)
                 if uri is None:
                     _LOG.warning(
                         "Datastore %s keeps no files; records of quantum %s not uploaded.",

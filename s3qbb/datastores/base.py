@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..core.attempt import WriteToken
 from ..core.dataset_ref import DatasetRef, ensure_resolved
 from ..core.dataset_type import default_storage_classes
 from ..core.storage_class import StorageClass, StorageClassFactory
@@ -183,6 +184,24 @@ class Datastore(ABC):
         self.name = name
         self.storageClassFactory = storageClassFactory or default_storage_classes()
         self.stats = DatastoreStats()
+        self._write_token = WriteToken.new()
+
+    @property
+    def write_token(self) -> WriteToken:
+        """The write token every object this datastore writes carries in its metadata.
+
+        A new attempt of a random quantum per datastore by default; a butler sets
+        its quantum's attempt token (`s3qbb.butler.setup.QuantumInfo.token`), so
+        that the datastore recognises its own writes after a lost response and
+        replaces only what earlier attempts of the same quantum left.
+        """
+        return self._write_token
+
+    @write_token.setter
+    def write_token(self, token: WriteToken) -> None:
+        if not isinstance(token, WriteToken):
+            raise TypeError(f"Datastore.write_token must be a WriteToken, got {type(token).__name__}.")
+        self._write_token = token
 
     # ------------------------------------------------------------- primitives
 
@@ -460,7 +479,9 @@ class Datastore(ABC):
         """Return the root URI of the datastore, or `None` if it has none."""
         return None
 
-    def put_sidecar(self, path: str, data: bytes, *, overwrite: bool = False) -> ResourceURI | None:
+    def put_sidecar(
+        self, path: str, data: bytes, *, overwrite: bool = False, replace_earlier: bool = False
+    ) -> ResourceURI | None:
         """Write a file that is not a dataset (records, provenance) under the root, create-only.
 
         Parameters
@@ -471,6 +492,9 @@ class Datastore(ABC):
             Content.
         overwrite : `bool`, optional
             Replace an existing file instead of refusing.
+        replace_earlier : `bool`, optional
+            Replace a file written by an earlier attempt of this datastore's
+            quantum (by `write_token`), and only such a file.
 
         Returns
         -------
@@ -480,7 +504,7 @@ class Datastore(ABC):
         Raises
         ------
         DatasetExistsError
-            If the file already exists (it is left untouched).
+            If the file already exists and may not be replaced (it is left untouched).
         """
         return None
 

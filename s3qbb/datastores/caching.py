@@ -50,6 +50,7 @@ from .memory import InMemoryDatastore
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..core.attempt import WriteToken
     from ..core.ids import DatasetId
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass
@@ -432,9 +433,20 @@ class CachingDatastore(Datastore):
         """Import records into the backend."""
         self.backend.import_records(data)
 
-    def put_sidecar(self, path: str, data: bytes, *, overwrite: bool = False) -> ResourceURI | None:
+    @property
+    def write_token(self) -> WriteToken:
+        """The backend's write token (setting it sets the backend's)."""
+        return self.backend.write_token
+
+    @write_token.setter
+    def write_token(self, token: WriteToken) -> None:
+        self.backend.write_token = token
+
+    def put_sidecar(
+        self, path: str, data: bytes, *, overwrite: bool = False, replace_earlier: bool = False
+    ) -> ResourceURI | None:
         """Write a non-dataset file through the backend."""
-        return self.backend.put_sidecar(path, data, overwrite=overwrite)
+        return self.backend.put_sidecar(path, data, overwrite=overwrite, replace_earlier=replace_earlier)
 
     def read_sidecar(self, path: str) -> bytes | None:
         """Read a non-dataset file through the backend."""

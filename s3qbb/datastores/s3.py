@@ -40,6 +40,7 @@ from ..errors import (
 from ..formatters import FormatterFactory, RangeReadable
 from ..records.store import SqliteRecordsStore
 from ..s3 import checksums
+from ..s3.ownership import WriteConflictError
 from ..s3.policy import make_retry_policy
 from .base import Datastore, DatastoreCapabilities, DatastoreStats, raise_first
 from .listing import find_existing
@@ -82,6 +83,11 @@ def parse_s3_root(root: str) -> tuple[str, str]:
     if prefix and any(seg in ("", ".", "..") or "\x00" in seg for seg in prefix.split("/")):
         raise ConfigError(f"S3 datastore root {root!r}: the prefix has an empty, '.' or '..' segment.")
     return bucket, prefix
+
+
+def _reason(err: PreconditionFailedError) -> str:
+    """Return whose object a refused create-only write found."""
+    return err.reason if isinstance(err, WriteConflictError) else "written by another writer"
 
 
 class S3Datastore(Datastore):
@@ -306,6 +312,12 @@ class S3Datastore(Datastore):
     def put(self, inMemoryDataset: Any, ref: DatasetRef) -> None:
         """Write a dataset with one create-only PUT and record it.
 
+        The object carries `write_token`. An object left at the same key by an
+        earlier attempt of the same quantum is replaced (with a warning); one of
+        any other writer makes the put fail and is left untouched. The record is
+        written only once the stored object is known to be this write's (see
+        `s3qbb.s3.objects.S3Bucket.put_new`).
+
         Raises
         ------
         AmbiguousDatasetError
@@ -336,11 +348,11 @@ class S3Datastore(Datastore):
             self.config.checksum_algorithm, data, self.config.checksum_block_size
         )
         try:
-            self.bucket.put_new(self.key(path), data, checksum, metadata=metadata)
+            self.bucket.put_new(self.key(path), data, checksum, token=self.write_token, metadata=metadata)
         except PreconditionFailedError as err:
             raise DatasetExistsError(
-                f"Dataset {ref} already exists at {uri} (written by another writer); the stored copy is "
-                "unchanged. Each output may be written once."
+                f"Dataset {ref} already exists at {uri} ({_reason(err)}); the stored copy is unchanged "
+                "and no record was written. Each output may be written once."
             ) from err
         except Exception as err:
             err.add_note(f"While writing dataset {ref} to {uri}.")
@@ -555,28 +567,36 @@ class S3Datastore(Datastore):
         if mine is not None and mine.records:
             self._pending_imports.append(mine)
 
-    def put_sidecar(self, path: str, data: bytes, *, overwrite: bool = False) -> ResourceURI:
+    def put_sidecar(
+        self, path: str, data: bytes, *, overwrite: bool = False, replace_earlier: bool = False
+    ) -> ResourceURI:
         """Write a non-dataset file under the root with one PUT (create-only unless ``overwrite``).
+
+        With ``replace_earlier``, a file left by an earlier attempt of the same
+        quantum (by `write_token`) is replaced, with a warning.
 
         Raises
         ------
         DatasetExistsError
-            If the file already exists and ``overwrite`` is `False` (it is left untouched).
+            If the file exists, ``overwrite`` is `False` and it may not be
+            replaced (it is left untouched).
         """
         from ..core.records import check_record_path
 
         check_record_path(path)
         if overwrite:
-            self.bucket.put_raw(self.key(path), data)
+            self.bucket.put_raw(self.key(path), data, token=self.write_token)
             self.stats.add(bytes_written=len(data))
             return ResourceURI(self.bucket_uri(path))
         checksum = checksums.compute(self.config.checksum_algorithm, data)
         try:
-            self.bucket.put_new(self.key(path), data, checksum)
+            self.bucket.put_new(
+                self.key(path), data, checksum, token=self.write_token, replace_earlier=replace_earlier
+            )
         except PreconditionFailedError as err:
             raise DatasetExistsError(
-                f"{self.bucket_uri(path)} already exists (an earlier attempt of the same quantum?); "
-                "it was left untouched."
+                f"{self.bucket_uri(path)} already exists ({_reason(err)}) and is not quantum "
+                f"{self.write_token.quantum_id}'s to replace; it was left untouched."
             ) from err
         self.stats.add(bytes_written=len(data))
         return ResourceURI(self.bucket_uri(path))

@@ -1,19 +1,30 @@
 """Object operations on one bucket: every request counted, retried by one policy, errors translated.
 
 `S3Bucket` is the only object that issues data requests. Each public method
-makes the minimum number of requests for its job: `S3Bucket.put_new` is one
-create-only PUT (plus a HEAD only when the PUT answers 412), `S3Bucket.get`
-is one GET whose body read is retried together with it.
+makes the minimum number of requests for its job: `S3Bucket.put_new` of a small
+object is one create-only PUT (plus a HEAD only when the PUT answers 412, or to
+confirm the write on an endpoint whose conditional PUT is not known to be
+atomic), `S3Bucket.get` is one GET whose body read is retried together with it.
+Every write carries the writer's `~s3qbb.core.attempt.WriteToken` in metadata
+(`WRITE_TOKEN`), and ownership of an existing object is decided by it alone.
 """
 
 from __future__ import annotations
 
-__all__ = ["WRITE_TOKEN", "GetResult", "HeadResult", "MultipartUpload", "S3Bucket"]
+__all__ = [
+    "WRITE_CHECKSUM",
+    "WRITE_PENDING",
+    "WRITE_TOKEN",
+    "GetResult",
+    "HeadResult",
+    "MultipartUpload",
+    "S3Bucket",
+    "WriteConflictError",
+]
 
 import datetime
 import functools
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,9 +32,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
 
+from ..core.attempt import WriteToken
 from ..errors import AccessDeniedError, DatasetNotFoundError, PreconditionFailedError, S3qbbError
 from . import checksums
 from .errors import TruncatedBodyError, error_code, http_status, s3_uri, translate_error
+from .ownership import (
+    WRITE_CHECKSUM,
+    WRITE_PENDING,
+    WRITE_TOKEN,
+    HeadResult,
+    WriteConflictError,
+    conflict,
+    object_metadata,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -34,15 +55,6 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 _R = TypeVar("_R")
-
-WRITE_TOKEN = "s3qbb-write-token"
-"""Object metadata key holding the random token of the write that created it."""
-
-WRITE_CHECKSUM = "s3qbb-checksum"
-"""Object metadata key holding the full-object checksum of what the write sent ("CRC32C:...")."""
-
-_CONFLICT_STATUSES = {409, 412}
-_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +70,6 @@ class GetResult:
 
 
 @dataclass(frozen=True, slots=True)
-class HeadResult:
-    """Metadata of a HEAD."""
-
-    size: int
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class MultipartUpload:
     """An incomplete multipart upload (see `S3Bucket.list_multipart_uploads`)."""
 
@@ -73,12 +77,6 @@ class MultipartUpload:
     upload_id: str
     initiated: datetime.datetime | None = None
     """When the upload was created, by the server's clock (`None` if the server did not say)."""
-
-
-def _is_conflict(err: BaseException) -> bool:
-    return isinstance(err, botocore.exceptions.ClientError) and (
-        error_code(err) in _CONFLICT_CODES or http_status(err) in _CONFLICT_STATUSES
-    )
 
 
 def _is_missing(err: BaseException) -> bool:
@@ -199,7 +197,11 @@ class S3Bucket:
                 if _is_missing(err):
                     return None
                 raise
-            return HeadResult(int(response.get("ContentLength", -1)), dict(response.get("Metadata", {})))
+            return HeadResult(
+                int(response.get("ContentLength", -1)),
+                object_metadata(response.get("Metadata")),
+                response.get("ETag"),
+            )
 
         return self._request("HeadObject", key, fetch)
 
@@ -291,96 +293,185 @@ class S3Bucket:
         data: bytes,
         checksum: checksums.Checksum,
         *,
+        token: WriteToken | None = None,
         metadata: Mapping[str, str] | None = None,
+        replace_earlier: bool = True,
     ) -> None:
-        """Create an object that must not exist yet: one create-only PUT.
+        """Create an object that must not exist yet, as the write of ``token``.
 
-        A PUT that is retried after a lost response and then answers 412 is
-        recognised as our own write by the write token in its metadata; an
-        object holding exactly the bytes being written (same size and checksum,
-        e.g. from an earlier call whose success was never reported) is accepted
-        too: what is stored is then what the caller wants stored.
+        A small object is one create-only PUT (``If-None-Match: *``), plus one
+        HEAD to confirm it when the endpoint's conditional PUT is not known to
+        be atomic (`S3EndpointConfig.conditional_put_atomic`). A large one is
+        claimed first by a create-only PUT of a placeholder, then uploaded in
+        parts and always confirmed by a HEAD (see `_put_multipart`).
+
+        Ownership is decided by the write token in the object's metadata, never
+        by content: an object carrying ``token`` is ours (a retried PUT whose
+        first response was lost); an object carrying an earlier attempt of the
+        same quantum is replaced (``If-Match`` on its ETag, with a warning);
+        anything else is another writer's.
 
         Parameters
         ----------
         key : `str`
             Object key.
         data : `bytes`
-            The bytes.
+            Content.
         checksum : `s3qbb.s3.checksums.Checksum`
-            Their checksum, sent with the request and kept in the object metadata.
+            Checksum of ``data`` (sent to the server and kept in metadata).
+        token : `s3qbb.core.attempt.WriteToken`, optional
+            The writing attempt; a new one (of a random quantum) by default.
         metadata : `~collections.abc.Mapping` [`str`, `str`], optional
-            More object metadata (e.g. the block checksums of a dataset).
+            More object metadata (s3qbb's own keys take precedence).
+        replace_earlier : `bool`, optional
+            Replace an object of an earlier attempt of ``token``'s quantum
+            (`True` by default); if `False`, such an object is a conflict too.
 
         Raises
         ------
         PreconditionFailedError
-            If another write created the object first (it is left untouched).
+            If the object exists and is not this quantum's (it is left untouched),
+            or if another writer's object is stored when the write ends.
         """
+        token = token if token is not None else WriteToken.new()
+        meta = {**(metadata or {}), WRITE_TOKEN: str(token), WRITE_CHECKSUM: str(checksum)}
         if len(data) >= self.config.multipart_threshold:
-            self._put_multipart(key, data, checksum, metadata)
+            self._put_multipart(key, data, checksum, token, meta, replace_earlier=replace_earlier)
             return
-        token = uuid.uuid4().hex
+        extra = {checksums.request_parameter(checksum.algorithm): checksum.value}
+        self._create(key, data, meta, token, extra, replace_earlier=replace_earlier)
+
+    def _head_readable(self, key: str) -> HeadResult | bool | None:
+        """HEAD ``key``: its metadata, `None` if missing, `False` if this identity may not read it."""
+        try:
+            return self.head(key)
+        except AccessDeniedError:  # a write-only identity cannot look
+            return False
+
+    def _create(
+        self,
+        key: str,
+        body: bytes,
+        metadata: dict[str, str],
+        token: WriteToken,
+        extra: Mapping[str, str],
+        *,
+        replace_earlier: bool,
+    ) -> str | None:
+        """One create-only PUT as the write of ``token``; return the stored object's ETag if known."""
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
-            "Body": data,
-            "IfNoneMatch": "*",
-            "Metadata": {**(metadata or {}), WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
-            checksums.request_parameter(checksum.algorithm): checksum.value,
+            "Body": body,
+            "Metadata": metadata,
+            **extra,
             **self._sse,
         }
         try:
-            self._request("PutObject", key, lambda: self.client.put_object(**kwargs))
+            response = self._request(
+                "PutObject", key, lambda: self.client.put_object(IfNoneMatch="*", **kwargs)
+            )
         except PreconditionFailedError as err:
-            if self._written_by(key, token, checksum, len(data)):
-                return
-            raise self._conflict(key) from err
+            head = self._head_readable(key)
+            if isinstance(head, HeadResult) and head.token == token:
+                return head.etag  # our own write, retried after its response was lost
+            if (
+                not replace_earlier
+                or not isinstance(head, HeadResult)
+                or not token.is_earlier_attempt(head.token)
+            ):
+                raise self._conflict(key, head, mine=token) from err
+            return self._replace(key, kwargs, head, token)
+        if not self.config.conditional_put_atomic:
+            self._confirm(key, token)
+        return response.get("ETag")
 
-    def _written_by(self, key: str, token: str, checksum: checksums.Checksum, size: int) -> bool:
-        """Tell whether the object at ``key`` is this write's (token) or holds exactly its bytes."""
-        try:
-            head = self.head(key)
-        except AccessDeniedError:  # a write-only identity cannot tell: treat it as someone else's
-            return False
-        if head is None:
-            return False
-        if head.metadata.get(WRITE_TOKEN) == token:
-            return True
-        return head.size == size and head.metadata.get(WRITE_CHECKSUM) == str(checksum)
-
-    def _conflict(self, key: str) -> PreconditionFailedError:
-        return PreconditionFailedError(
-            f"{self.uri(key)} already exists (written by another writer); it was left untouched."
+    def _replace(self, key: str, kwargs: dict[str, Any], head: HeadResult, token: WriteToken) -> str | None:
+        """Replace an earlier attempt's object (``If-Match`` on the ETag seen) with this attempt's."""
+        if not head.etag:
+            raise self._conflict(key, head)
+        earlier = head.token
+        _LOG.warning(
+            "Replacing %s%s, left by an earlier attempt (%s) of quantum %s, with the write of attempt %s.",
+            self.uri(key),
+            " (an unfinished upload's placeholder)" if head.pending else "",
+            earlier.attempt_id if earlier is not None else "?",
+            token.quantum_id,
+            token.attempt_id,
         )
+        etag = head.etag
+        try:
+            response = self._request("PutObject", key, lambda: self.client.put_object(IfMatch=etag, **kwargs))
+        except (PreconditionFailedError, DatasetNotFoundError) as err:
+            # Changed or deleted since the HEAD: ours only if a retry after a lost response says so.
+            again = self._head_readable(key)
+            if isinstance(again, HeadResult) and again.token == token:
+                return again.etag
+            raise self._conflict(key, again) from err
+        if not self.config.conditional_put_atomic:
+            self._confirm(key, token)
+        return response.get("ETag")
+
+    def _confirm(self, key: str, token: WriteToken, *, complete: bool = False) -> None:
+        """Raise `PreconditionFailedError` unless the stored object carries ``token`` (one HEAD)."""
+        head = self._head_readable(key)
+        if head is False:
+            _LOG.debug("Cannot confirm the write of %s: this identity may not read it.", self.uri(key))
+            return
+        if not isinstance(head, HeadResult) or head.token != token or (complete and head.pending):
+            raise self._conflict(key, head, lost=True)
+
+    def _conflict(
+        self,
+        key: str,
+        head: HeadResult | bool | None,
+        *,
+        lost: bool = False,
+        mine: WriteToken | None = None,
+    ) -> WriteConflictError:
+        return conflict(self.uri(key), head, lost=lost, mine=mine)
 
     def _put_multipart(
-        self, key: str, data: bytes, checksum: checksums.Checksum, metadata: Mapping[str, str] | None = None
+        self,
+        key: str,
+        data: bytes,
+        checksum: checksums.Checksum,
+        token: WriteToken,
+        metadata: dict[str, str],
+        *,
+        replace_earlier: bool,
     ) -> None:
-        token = uuid.uuid4().hex
-        # One HEAD first: no point uploading every part of an object that already exists. An
-        # identity allowed to write but not to read its prefix gets 403 here; the create-only
-        # complete still protects the object, so go on without the pre-check.
-        try:
-            exists = self.head(key) is not None
-        except AccessDeniedError:
-            exists = False
-        if exists:
-            if self._written_by(key, token, checksum, len(data)):
-                return
-            raise self._conflict(key)
-        algorithm = checksum.algorithm
-        created = self._request(
-            "CreateMultipartUpload",
-            key,
-            lambda: self.client.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                ChecksumAlgorithm=algorithm,
-                Metadata={**(metadata or {}), WRITE_TOKEN: token, WRITE_CHECKSUM: str(checksum)},
-                **self._sse,  # type: ignore[arg-type]
-            ),
+        """Claim the key, upload the parts, complete, confirm.
+
+        A conditional CompleteMultipartUpload is not atomic on SeaweedFS 4.48,
+        moto 5.2 or LocalStack 4.13: several writers can each be told they
+        created the object. So the key is claimed first with a create-only PUT
+        of a small placeholder (metadata ``s3qbb-pending: 1`` and our token),
+        which is atomic; only the claim's winner uploads. The complete carries
+        ``If-Match`` on the placeholder's ETag (checked by SeaweedFS, LocalStack
+        and AWS; ignored by moto), and a HEAD confirms that the stored object is
+        ours and complete before success is reported.
+        """
+        placeholder = {WRITE_TOKEN: str(token), WRITE_PENDING: "1"}
+        claim = self._create(
+            key, str(token).encode(), placeholder, token, {}, replace_earlier=replace_earlier
         )
+        algorithm = checksum.algorithm
+        try:
+            created = self._request(
+                "CreateMultipartUpload",
+                key,
+                lambda: self.client.create_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    ChecksumAlgorithm=algorithm,
+                    Metadata=metadata,
+                    **self._sse,  # type: ignore[arg-type]
+                ),
+            )
+        except Exception:
+            self._release(key, token)
+            raise
         upload_id = created["UploadId"]
         size = int(self.config.multipart_chunksize)
         view = memoryview(data)
@@ -404,35 +495,65 @@ class S3Bucket:
             )
             return {"PartNumber": number, "ETag": response["ETag"], param: part_sum.value}
 
+        condition = {"IfMatch": claim} if claim else {}
         try:
             with ThreadPoolExecutor(max_workers=min(self.config.max_concurrency, len(chunks))) as pool:
                 parts = list(pool.map(upload, chunks))
-            self._request(
-                "CompleteMultipartUpload",
-                key,
-                lambda: self.client.complete_multipart_upload(
+            tries = 0
+
+            def complete() -> None:
+                nonlocal tries
+                tries += 1
+                # A retry may follow a complete that was applied (response lost); some servers
+                # (moto) then answer 500 rather than 404 NoSuchUpload: look before sending again.
+                if tries > 1 and self._completed_by(key, token):
+                    return
+                self.client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
-                    IfNoneMatch="*",
-                ),
-            )
-        except PreconditionFailedError as err:
+                    **condition,  # type: ignore[arg-type]
+                )
+
+            self._request("CompleteMultipartUpload", key, complete)
+        except (PreconditionFailedError, DatasetNotFoundError) as err:
+            # 412: our placeholder was replaced (by a later attempt of our quantum); 404 NoSuchUpload:
+            # a retried complete whose first attempt was applied (response lost), or an upload
+            # aborted under us. Ours only if the stored object says so.
             self.abort_multipart(key, upload_id)
-            if self._written_by(key, token, checksum, len(data)):
+            head = self._head_readable(key)
+            if isinstance(head, HeadResult) and head.is_complete_write_of(token):
                 return
-            raise self._conflict(key) from err
-        except DatasetNotFoundError:
-            # A retried CompleteMultipartUpload whose first attempt was applied (response lost)
-            # may answer 404 NoSuchUpload: the object is then ours.
-            if self._written_by(key, token, checksum, len(data)):
-                return
-            self.abort_multipart(key, upload_id)
-            raise
+            if isinstance(err, DatasetNotFoundError):
+                self._release(key, token)
+                raise
+            raise self._conflict(key, head, lost=True) from err
         except BaseException:
             self.abort_multipart(key, upload_id)
+            self._release(key, token)
             raise
+        self._confirm(key, token, complete=True)
+
+    def _completed_by(self, key: str, token: WriteToken) -> bool:
+        """Within a retried request: tell whether ``key`` holds ``token``'s completed object (one HEAD)."""
+        self._count("HeadObject")
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as err:
+            if _is_missing(err) or http_status(err) == 403:
+                return False  # missing, or not readable by this identity: send the request again
+            raise
+        return HeadResult(0, object_metadata(response.get("Metadata"))).is_complete_write_of(token)
+
+    def _release(self, key: str, token: WriteToken) -> None:
+        """Delete our placeholder after a failed upload, if it is still ours (best effort)."""
+        try:
+            head = self._head_readable(key)
+            if isinstance(head, HeadResult) and head.token == token and head.pending:
+                self.delete(key)
+        except Exception as err:  # the original failure matters more
+            _LOG.warning("Could not remove the upload placeholder %s: %s", self.uri(key), err)
 
     def abort_upload(self, key: str, upload_id: str) -> bool:
         """Abort a multipart upload (one AbortMultipartUpload request).
@@ -466,13 +587,26 @@ class S3Bucket:
         except Exception as err:  # the original failure matters more
             _LOG.warning("Could not abort multipart upload %s of %s: %s", upload_id, self.uri(key), err)
 
-    def put_raw(self, key: str, data: bytes) -> None:
-        """Write an object unconditionally (for files s3qbb owns outright, not datasets)."""
+    def put_raw(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        token: WriteToken | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write an object unconditionally (for files s3qbb owns outright, not datasets).
+
+        The object carries ``token`` (a new one of a random quantum by default)
+        and its checksum in metadata, like every object s3qbb writes.
+        """
         checksum = checksums.compute(self.config.checksum_algorithm, data)
+        token = token if token is not None else WriteToken.new()
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
             "Body": data,
+            "Metadata": {**(metadata or {}), WRITE_TOKEN: str(token), WRITE_CHECKSUM: str(checksum)},
             checksums.request_parameter(checksum.algorithm): checksum.value,
             **self._sse,
         }

@@ -14,6 +14,8 @@ __all__ = [
     "dataset_type",
     "make_ref",
     "quantum_files",
+    "race_body",
+    "race_rounds_worker",
     "records_from_provenance",
     "repo_config",
     "run_cli",
@@ -235,14 +237,23 @@ def race_worker(
     results.put((index, outcome))
 
 
-def multipart_then_sigkill(config: S3EndpointConfig, root: str, ref_id: uuid.UUID, parts: int) -> None:
-    """Start a multipart put of 24 MiB and SIGKILL this process as part ``parts + 1`` is about to be sent."""
+def multipart_then_sigkill(
+    config: S3EndpointConfig, root: str, ref_id: uuid.UUID, parts: int, token: str | None = None
+) -> None:
+    """Start a multipart put of 24 MiB and SIGKILL this process as part ``parts + 1`` is about to be sent.
+
+    ``token`` is the text of the write token the datastore writes with (a random one by default).
+    """
     import signal
     from typing import cast
 
+    from s3qbb.core.attempt import WriteToken
     from s3qbb.datastores.s3 import S3Datastore
 
     store = S3Datastore(root, config=config, max_workers=1)
+    parsed = WriteToken.parse(token)
+    if parsed is not None:
+        store.write_token = parsed
     sent = 0
 
     def before_send(**kwargs: Any) -> None:
@@ -254,3 +265,49 @@ def multipart_then_sigkill(config: S3EndpointConfig, root: str, ref_id: uuid.UUI
     store.bucket.client.meta.events.register("before-send.s3.UploadPart", cast("Any", before_send))
     store.put(b"\x5a" * (24 * 1024**2), make_ref("big", 1, storage_class="Bytes", id=ref_id))
     raise AssertionError("the put was not interrupted")  # pragma: no cover
+
+
+def race_body(round_no: int, writer: int, kind: str, size: int) -> bytes:
+    """Return the body a writer puts in a round of `race_rounds_worker` (writers share it when identical)."""
+    seed = f"{round_no}|" if kind == "identical" else f"{round_no}|{writer}|"
+    return (seed.encode() * (size // len(seed) + 1))[:size]
+
+
+def race_rounds_worker(
+    config: S3EndpointConfig,
+    root: str,
+    rounds: list[tuple[uuid.UUID, str, int]],
+    index: int,
+    barrier: Barrier,
+    results: Queue[tuple[int, int, str, int, str | None, str]],
+) -> None:
+    """Put one output per round (``(ref id, "different" or "identical", size)``) at the barrier's signal.
+
+    This process is one quantum (one write token for all rounds). For each round it
+    reports ``(round, writer, outcome, recorded size, recorded checksum, token)``;
+    outcome is ``ok``, ``exists`` (`DatasetExistsError`) or ``error ...``.
+    """
+    from s3qbb.datastores.s3 import S3Datastore
+    from s3qbb.errors import DatasetExistsError
+
+    store = S3Datastore(root, config=config)
+    store.bucket.client.list_buckets()  # The client exists and is connected before the race starts.
+    token = str(store.write_token)
+    try:
+        for round_no, (ref_id, kind, size) in enumerate(rounds):
+            ref = make_ref("race", round_no, storage_class="Bytes", id=ref_id)
+            body = race_body(round_no, index, kind, size)
+            outcome, recorded_size, checksum = "ok", -1, None
+            barrier.wait(timeout=120)
+            try:
+                store.put(body, ref)
+            except DatasetExistsError:
+                outcome = "exists"
+            except Exception as err:
+                outcome = f"error {type(err).__name__}: {err}"
+            else:
+                (info,) = store.records.get(ref.id)
+                recorded_size, checksum = info.file_size, info.checksum
+            results.put((round_no, index, outcome, recorded_size, checksum, token))
+    finally:
+        store.close()

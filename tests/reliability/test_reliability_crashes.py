@@ -25,14 +25,16 @@ from reliability_helpers import (
 )
 
 from s3qbb.batch.execution import EXIT_TASK_FAILURE
+from s3qbb.core.attempt import WriteToken
 from s3qbb.core.dataset_ref import DatasetRef
 from s3qbb.core.quantum import Quantum
 from s3qbb.datastores.cleanup import abort_stale_uploads
 from s3qbb.datastores.s3 import S3Datastore
-from s3qbb.errors import ConfigError, TransientStorageError
+from s3qbb.errors import ConfigError, DatasetExistsError, TransientStorageError
 from s3qbb.provenance.files import records_prefix
 from s3qbb.provenance.model import QuantumExecutionReport, QuantumProvenanceData
 from s3qbb.s3 import make_retry_policy, new_client
+from s3qbb.s3.objects import WRITE_PENDING, WRITE_TOKEN
 from s3qbb.testing.backdoors import S3Backdoor
 from s3qbb.testing.faults import FaultInjector
 from s3qbb.testing.servers import S3TestEndpoint
@@ -147,20 +149,26 @@ def _multipart_store(endpoint: S3TestEndpoint, sleeps: list[float] | None = None
 
 
 @pytest.mark.seaweedfs
-def test_sigkill_during_multipart_put_leaves_no_object_and_cleanup_aborts_the_upload(
+def test_sigkill_during_multipart_put_leaves_a_placeholder_and_cleanup_aborts_the_upload(
     seaweedfs_endpoint: S3TestEndpoint,
 ) -> None:
     store = _multipart_store(seaweedfs_endpoint)
     ref = make_ref("big", 1, storage_class="Bytes")
+    killed = WriteToken.new()
     ctx = multiprocessing.get_context("spawn")
-    child = ctx.Process(target=multipart_then_sigkill, args=(store.config, store.root, ref.id, 2))
+    child = ctx.Process(
+        target=multipart_then_sigkill, args=(store.config, store.root, ref.id, 2, str(killed))
+    )
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
 
+    # The only visible object is the claim's placeholder: marked pending, never a dataset.
     backdoor = S3Backdoor(seaweedfs_endpoint.client, seaweedfs_endpoint.bucket, PREFIX)
-    assert backdoor.keys() == []  # no visible object, complete or partial
     ((key, upload_id),) = _uploads(seaweedfs_endpoint)
+    assert backdoor.keys() == [key]
+    head = seaweedfs_endpoint.client.head_object(Bucket=seaweedfs_endpoint.bucket, Key=key)
+    assert head["Metadata"] == {WRITE_TOKEN: str(killed), WRITE_PENDING: "1"}
     assert str(ref.id) in key
     parts = seaweedfs_endpoint.client.list_parts(
         Bucket=seaweedfs_endpoint.bucket, Key=key, UploadId=upload_id
@@ -173,9 +181,19 @@ def test_sigkill_during_multipart_put_leaves_no_object_and_cleanup_aborts_the_up
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)
     assert abort_stale_uploads(store, "", older_than_s=3600, now=later) == [(key, upload_id)]
     assert _uploads(seaweedfs_endpoint) == []
-    assert backdoor.keys() == []
     assert store.stats.snapshot()["requests"]["AbortMultipartUpload"] == 1
+
+    # Another quantum may not take the placeholder; the next attempt of the killed quantum replaces it.
+    with pytest.raises(DatasetExistsError, match="uploading it"):
+        store.put(b"\x01" * (24 * MIB), ref)
+    retry = _multipart_store(seaweedfs_endpoint)
+    retry.write_token = WriteToken.new(killed.quantum_id)
+    retry.put(b"\x02" * (24 * MIB), ref)
+    assert retry.get(ref) == b"\x02" * (24 * MIB)
+    head = seaweedfs_endpoint.client.head_object(Bucket=seaweedfs_endpoint.bucket, Key=key)
+    assert head["Metadata"][WRITE_TOKEN] == str(retry.write_token) and WRITE_PENDING not in head["Metadata"]
     store.close()
+    retry.close()
 
 
 @pytest.mark.seaweedfs

@@ -66,8 +66,9 @@ def _check_headers(calls: list[tuple[str, dict[str, str]]], expected: dict[str, 
             # UploadPart and CompleteMultipartUpload accept only SSE-C headers: the upload's
             # encryption is fixed by CreateMultipartUpload. Reads carry none either.
             assert sse == {}, (operation, headers)
-    # 1 small dataset + 3 sidecars (records, provenance, report); 1 multipart upload of 3 parts.
-    assert by_op["PutObject"] == 4
+    # 1 small dataset + 3 sidecars (records, provenance, report) + the claim of the multipart
+    # upload (of 3 parts).
+    assert by_op["PutObject"] == 5
     assert by_op["CreateMultipartUpload"] == 1
     assert by_op["UploadPart"] == 3
     assert by_op["CompleteMultipartUpload"] == 1

@@ -1,0 +1,271 @@
+"""Who owns an object: write tokens decide, never content (moto server and SeaweedFS).
+
+Every object s3qbb writes carries its writer's `WriteToken`. A create-only put
+that finds an object is ours only if the object carries our token (a retry
+after a lost response); it replaces the object only if it carries an earlier
+attempt of our quantum; anything else is another writer's and stays untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from s3qbb.core.attempt import WriteToken
+from s3qbb.datastores.caching import CachingDatastore
+from s3qbb.datastores.s3 import S3Datastore
+from s3qbb.errors import DatasetExistsError
+from s3qbb.s3 import checksums, make_retry_policy
+from s3qbb.s3.client import new_client
+from s3qbb.s3.objects import WRITE_CHECKSUM, WRITE_PENDING, WRITE_TOKEN
+from s3qbb.testing.data import RefMaker, example_storage_classes
+from s3qbb.testing.faults import FaultInjector
+from s3qbb.testing.servers import S3TestEndpoint
+
+PREFIX = "own"
+MIB = 1024**2
+BIG = 6 * MIB  # two parts of 5 MiB at most
+
+
+def make_store(endpoint: S3TestEndpoint, token: WriteToken | None = None, **config: Any) -> S3Datastore:
+    settings = {"multipart_threshold": 5 * MIB, "multipart_chunksize": 5 * MIB, **config}
+    cfg = endpoint.config.model_copy(update=settings)
+    store = S3Datastore(
+        f"s3://{endpoint.bucket}/{PREFIX}",
+        name="s3",
+        config=cfg,
+        client=new_client(cfg),
+        retry=make_retry_policy(cfg, sleep=lambda s: None),
+        storageClassFactory=example_storage_classes(),
+    )
+    if token is not None:
+        store.write_token = token
+    return store
+
+
+@pytest.fixture
+def refs() -> RefMaker:
+    return RefMaker()
+
+
+@pytest.fixture
+def store(s3_endpoint: S3TestEndpoint) -> Iterator[S3Datastore]:
+    s = make_store(s3_endpoint)
+    yield s
+    s.close()
+
+
+def _key(store: S3Datastore, ref: Any) -> str:
+    return str(store.getURI(ref, predict=True)).removesuffix("#predicted").split("/", 3)[3]
+
+
+def _stored(endpoint: S3TestEndpoint, key: str) -> tuple[bytes, dict[str, str]]:
+    response = endpoint.client.get_object(Bucket=endpoint.bucket, Key=key)
+    return response["Body"].read(), response["Metadata"]
+
+
+def _requests(store: S3Datastore) -> dict[str, int]:
+    return {k: v for k, v in store.stats.snapshot()["requests"].items() if v}
+
+
+# ------------------------------------------------------------------ request budget and metadata
+
+
+def test_small_put_is_one_put_carrying_token_and_checksum(
+    store: S3Datastore, refs: RefMaker, s3_endpoint: S3TestEndpoint
+) -> None:
+    ref = refs.make("Bytes")
+    store.put(b"small", ref)
+    assert _requests(store) == {"PutObject": 1}
+    body, meta = _stored(s3_endpoint, _key(store, ref))
+    assert body == b"small"
+    checksum = checksums.compute(store.config.checksum_algorithm, b"small")
+    assert meta == {WRITE_TOKEN: str(store.write_token), WRITE_CHECKSUM: str(checksum)}
+
+
+def test_put_new_keeps_extra_metadata(store: S3Datastore, s3_endpoint: S3TestEndpoint) -> None:
+    checksum = checksums.compute("CRC32C", b"x")
+    store.bucket.put_new(f"{PREFIX}/extra", b"x", checksum, token=store.write_token, metadata={"a-b": "1"})
+    _, meta = _stored(s3_endpoint, f"{PREFIX}/extra")
+    assert meta == {"a-b": "1", WRITE_TOKEN: str(store.write_token), WRITE_CHECKSUM: str(checksum)}
+
+
+def test_put_not_known_atomic_confirms_with_one_head(s3_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    store = make_store(s3_endpoint, conditional_put_atomic=False)
+    store.put(b"small", refs.make("Bytes"))
+    assert _requests(store) == {"PutObject": 1, "HeadObject": 1}
+    store.close()
+
+
+def test_multipart_put_claims_uploads_and_confirms(
+    store: S3Datastore, refs: RefMaker, s3_endpoint: S3TestEndpoint
+) -> None:
+    ref = refs.make("Bytes")
+    data = bytes(range(256)) * (BIG // 256)
+    store.put(data, ref)
+    assert _requests(store) == {
+        "PutObject": 1,  # the claim
+        "CreateMultipartUpload": 1,
+        "UploadPart": 2,
+        "CompleteMultipartUpload": 1,
+        "HeadObject": 1,  # the confirmation
+    }
+    body, meta = _stored(s3_endpoint, _key(store, ref))
+    assert body == data and meta[WRITE_TOKEN] == str(store.write_token) and WRITE_PENDING not in meta
+    assert store.get(ref) == data
+
+
+# ------------------------------------------------------------------ lost responses: the token, not content
+
+
+@pytest.mark.parametrize("size", [10, BIG], ids=["small", "multipart"])
+def test_lost_response_is_recognised_by_the_token(store: S3Datastore, refs: RefMaker, size: int) -> None:
+    ref = refs.make("Bytes")
+    data = b"\x07" * size
+    operation = "PutObject" if size < BIG else "CompleteMultipartUpload"
+    with FaultInjector(store.bucket.client, {operation: ["lost_response"]}) as faults:
+        store.put(data, ref)
+    assert faults.injected == {"lost_response": 1}
+    assert store.get(ref) == data
+
+
+def test_identical_bytes_of_another_writer_are_not_ours(s3_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
+    ref = refs.make("Bytes")
+    first, second = make_store(s3_endpoint), make_store(s3_endpoint)
+    first.put(b"same bytes", ref)
+    with pytest.raises(DatasetExistsError, match=f"quantum {first.write_token.quantum_id}"):
+        second.put(b"same bytes", ref)
+    assert not second.knows(ref)
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("size", [10, BIG], ids=["small", "multipart"])
+def test_object_without_token_is_never_taken(s3_endpoint: S3TestEndpoint, refs: RefMaker, size: int) -> None:
+    store = make_store(s3_endpoint)
+    ref = refs.make("Bytes")
+    key = _key(store, ref)
+    data = b"\x01" * size
+    checksum = checksums.compute(store.config.checksum_algorithm, data)
+    # Same bytes, same checksum metadata, but no write token: not ours, whatever it holds.
+    s3_endpoint.client.put_object(
+        Bucket=s3_endpoint.bucket, Key=key, Body=data, Metadata={WRITE_CHECKSUM: str(checksum)}
+    )
+    with pytest.raises(DatasetExistsError, match="no write token"):
+        store.put(data, ref)
+    assert not store.knows(ref)
+    store.close()
+
+
+# ------------------------------------------------------------------ attempts of one quantum
+
+
+@pytest.mark.parametrize("size", [10, BIG], ids=["small", "multipart"])
+def test_earlier_attempt_of_the_same_quantum_is_replaced(
+    s3_endpoint: S3TestEndpoint, refs: RefMaker, caplog: pytest.LogCaptureFixture, size: int
+) -> None:
+    ref = refs.make("Bytes")
+    earlier = make_store(s3_endpoint)
+    earlier.put(b"\x01" * size, ref)
+    later = make_store(s3_endpoint, WriteToken.new(earlier.write_token.quantum_id))
+    with caplog.at_level(logging.WARNING, "s3qbb.s3.objects"):
+        later.put(b"\x02" * size, ref)
+    key = _key(later, ref)
+    body, meta = _stored(s3_endpoint, key)
+    assert body == b"\x02" * size and meta[WRITE_TOKEN] == str(later.write_token)
+    assert any(key in r.getMessage() and "earlier attempt" in r.getMessage() for r in caplog.records)
+    assert later.get(ref) == b"\x02" * size
+    earlier.close()
+    later.close()
+
+
+@pytest.mark.parametrize("size", [10, BIG], ids=["small", "multipart"])
+def test_another_quantum_never_replaces(s3_endpoint: S3TestEndpoint, refs: RefMaker, size: int) -> None:
+    ref = refs.make("Bytes")
+    owner = make_store(s3_endpoint)
+    owner.put(b"\x01" * size, ref)
+    other = make_store(s3_endpoint)
+    with pytest.raises(DatasetExistsError, match="another writer"):
+        other.put(b"\x02" * size, ref)
+    body, meta = _stored(s3_endpoint, _key(owner, ref))
+    assert body == b"\x01" * size and meta[WRITE_TOKEN] == str(owner.write_token)
+    assert not other.knows(ref)
+    assert _requests(other).get("CreateMultipartUpload", 0) == 0  # a loser uploads nothing
+    owner.close()
+    other.close()
+
+
+def test_sidecar_of_an_earlier_attempt_is_replaced_not_another_quantums(
+    s3_endpoint: S3TestEndpoint,
+) -> None:
+    path = "run/_records/q.quantum.json"
+    earlier = make_store(s3_endpoint)
+    earlier.put_sidecar(path, b"first")
+    later = make_store(s3_endpoint, WriteToken.new(earlier.write_token.quantum_id))
+    with pytest.raises(DatasetExistsError, match="another attempt"):
+        later.put_sidecar(path, b"second")  # create-only unless asked to replace an earlier attempt's
+    later.put_sidecar(path, b"second", replace_earlier=True)
+    assert later.read_sidecar(path) == b"second"
+    stranger = make_store(s3_endpoint)
+    with pytest.raises(DatasetExistsError, match="another writer"):
+        stranger.put_sidecar(path, b"third", replace_earlier=True)
+    stranger.put_sidecar(path, b"forced", overwrite=True)  # an explicit overwrite carries its token
+    _, meta = _stored(s3_endpoint, f"{PREFIX}/{path}")
+    assert meta[WRITE_TOKEN] == str(stranger.write_token)
+    for s in (earlier, later, stranger):
+        s.close()
+
+
+# ------------------------------------------------------------------ confirmation catches a swap
+
+
+@pytest.mark.parametrize(
+    ("size", "operation", "config"),
+    [(10, "PutObject", {"conditional_put_atomic": False}), (BIG, "CompleteMultipartUpload", {})],
+    ids=["small-not-atomic", "multipart"],
+)
+def test_confirmation_catches_another_writers_object(
+    s3_endpoint: S3TestEndpoint, refs: RefMaker, size: int, operation: str, config: dict[str, Any]
+) -> None:
+    """A server whose conditional write is not atomic may let a second writer succeed too."""
+    store = make_store(s3_endpoint, **config)
+    ref = refs.make("Bytes")
+    key = _key(store, ref)
+    intruder = str(WriteToken.new())
+
+    def overwrite(**kwargs: Any) -> None:
+        s3_endpoint.client.put_object(
+            Bucket=s3_endpoint.bucket, Key=key, Body=b"intruder", Metadata={WRITE_TOKEN: intruder}
+        )
+
+    store.bucket.client.meta.events.register(f"after-call.s3.{operation}", overwrite)
+    with pytest.raises(DatasetExistsError, match="another writer's object was stored"):
+        store.put(b"\x03" * size, ref)
+    assert not store.knows(ref)
+    assert _stored(s3_endpoint, key)[0] == b"intruder"
+    store.close()
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+def test_caching_wrapper_delegates_the_token(s3_endpoint: S3TestEndpoint) -> None:
+    backend = make_store(s3_endpoint)
+    wrapper = CachingDatastore.disabled(backend)
+    assert wrapper.write_token == backend.write_token
+    token = WriteToken.new()
+    wrapper.write_token = token
+    assert backend.write_token == token
+    with pytest.raises(TypeError):
+        wrapper.write_token = "not a token"  # type: ignore[assignment]
+    backend.close()
+
+
+def test_each_datastore_has_its_own_random_quantum(s3_endpoint: S3TestEndpoint) -> None:
+    a, b = make_store(s3_endpoint), make_store(s3_endpoint)
+    assert not a.write_token.same_quantum(b.write_token)
+    a.close()
+    b.close()
