@@ -371,6 +371,11 @@ def _recover_one(datastore: S3Datastore, quantum: Quantum, run: str) -> Recovere
         attempt_id=adoption.attempt_id,
     )
     uploaded = []
+    # The files carry a token of the recovered quantum (the recovery is an attempt at writing them),
+    # so that a later attempt of the quantum may replace them, and no other quantum may.
+    from ..core.attempt import WriteToken
+
+    datastore.write_token = WriteToken.new(quantum.id)
     with _tempdir() as tmp:
         db = datastore.export_records_file(tmp / "records.sqlite3")
         # Report last: a recovery killed half-way leaves files that the next one finds damaged.

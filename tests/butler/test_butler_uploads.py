@@ -11,9 +11,11 @@ import pytest
 from butler_helpers import PREFIX, RUN, ButlerEnv, client_of
 
 from s3qbb.config import RetryConfig
+from s3qbb.core.attempt import WriteToken
 from s3qbb.core.quantum import Quantum
 from s3qbb.errors import RecordsUploadError, S3qbbError
 from s3qbb.provenance import QuantumProvenanceData, records_key
+from s3qbb.s3.objects import WRITE_TOKEN
 from s3qbb.testing.faults import FaultInjector
 
 pytestmark = pytest.mark.filterwarnings("ignore::s3qbb.butler.ProvenanceWarning")
@@ -273,3 +275,30 @@ def test_upload_error_message_has_no_secret(seaweedfs_env: ButlerEnv) -> None:
         seaweedfs_env.butler(quantum, config=_no_retries(seaweedfs_env, "reader")).finish()
     text = "\n".join([str(info.value), *getattr(info.value, "__notes__", []), str(info.value.__cause__)])
     assert reader.get_secret_value() not in text
+
+
+def test_every_object_of_a_quantum_carries_its_attempt_token(cache_env: ButlerEnv) -> None:
+    out = cache_env.refs.make()
+    quantum = cache_env.quantum(outputs=[out])
+    token = WriteToken.new(quantum.id)
+    with cache_env.butler(quantum, write_token=token) as butler:
+        butler.put({"a": 1}, out)
+    keys = cache_env.all_keys()
+    assert len(keys) == 4  # the output and the three _records files
+    for key in keys:
+        head = cache_env.endpoint.client.head_object(Bucket=cache_env.endpoint.bucket, Key=key)
+        assert head["Metadata"][WRITE_TOKEN] == str(token), key
+
+
+def test_files_of_another_quantum_are_never_replaced(moto_env: ButlerEnv) -> None:
+    out = moto_env.refs.make()
+    quantum = moto_env.quantum(outputs=[out])
+    with moto_env.butler(quantum) as butler:
+        butler.put({"attempt": 1}, out)
+    before = [moto_env.read(key) for key in moto_env.records_keys(quantum.id)]
+    other = moto_env.quantum(outputs=[moto_env.refs.make()])
+    impostor = moto_env.butler(other, replace_success=True)
+    impostor._info.quantum_id = quantum.id  # its files land at the first quantum's names
+    with pytest.raises(RecordsUploadError, match=str(quantum.id)):
+        impostor.finish()
+    assert [moto_env.read(key) for key in moto_env.records_keys(quantum.id)] == before
