@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigError
 from ..provenance.files import redact
+from ..s3.ownership import WRITE_PENDING
 
 if TYPE_CHECKING:
     import uuid
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
-PENDING_METADATA: Final = "s3qbb-pending"
+PENDING_METADATA: Final = WRITE_PENDING
 """Object metadata key (value ``"1"``) marking the placeholder of an unfinished multipart upload."""
 
 

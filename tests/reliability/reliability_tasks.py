@@ -51,9 +51,13 @@ def write_some_then_die(butler: QuantumBackedButler, quantum: Quantum) -> None:
 
 
 def write_all_or_die(butler: QuantumBackedButler, quantum: Quantum) -> None:
-    """Write every output (``{"detector": d}``); with ``RELIABILITY_DIE_AFTER=N``, die by SIGKILL after N."""
+    """Write every output (``{"detector": d, "attempt": A}``, A from ``RELIABILITY_ATTEMPT``).
+
+    With ``RELIABILITY_DIE_AFTER=N``, die by SIGKILL after N puts.
+    """
     die_after = os.environ.get("RELIABILITY_DIE_AFTER")
+    attempt = os.environ.get("RELIABILITY_ATTEMPT", "")
     for index, ref in enumerate(quantum.output_refs()):
         if die_after is not None and index == int(die_after):
             os.kill(os.getpid(), signal.SIGKILL)
-        butler.put({"detector": ref.dataId["detector"]}, ref)
+        butler.put({"detector": ref.dataId["detector"], "attempt": attempt}, ref)

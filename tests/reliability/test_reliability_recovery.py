@@ -29,7 +29,7 @@ from reliability_helpers import (
     write_quantum,
 )
 
-from s3qbb.batch.recovery import PENDING_METADATA, recover_quanta
+from s3qbb.batch.recovery import recover_quanta
 from s3qbb.cli.main import main
 from s3qbb.core.attempt import WriteToken
 from s3qbb.core.quantum import Quantum
@@ -37,7 +37,7 @@ from s3qbb.provenance.files import provenance_key, records_key, report_key
 from s3qbb.provenance.model import QuantumExecutionReport
 from s3qbb.registry import Registry
 from s3qbb.s3 import checksums
-from s3qbb.s3.objects import WRITE_CHECKSUM, WRITE_TOKEN
+from s3qbb.s3.objects import WRITE_CHECKSUM, WRITE_PENDING, WRITE_TOKEN
 from s3qbb.testing.servers import S3TestEndpoint
 
 pytestmark = pytest.mark.parametrize(
@@ -108,7 +108,10 @@ def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
 
     # Attempt 1 is killed after 12 puts; --recover registers those 12.
     killed = run_cli(
-        description, "reliability_tasks:write_all_or_die", config, {**env, "RELIABILITY_DIE_AFTER": "12"}
+        description,
+        "reliability_tasks:write_all_or_die",
+        config,
+        {**env, "RELIABILITY_DIE_AFTER": "12", "RELIABILITY_ATTEMPT": "1"},
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     code, out, err = _ingest(run_uri, db, capsys, "--recover", str(quanta), "--config", str(config))
@@ -121,9 +124,13 @@ def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
         row = registry.quantum(quantum.id)
         assert row is not None and row.status == "recovered"
         _assert_records_match_objects(endpoint, registry, {r.id for r in outputs[:KILLED_AFTER]})
+        recovered = {row.id: row.records[0].checksum for row in registry.datasets(run=RUN, stored=True)}
 
-    # Attempt 2 succeeds; ingest replaces the recovered attempt by it.
-    rerun = run_cli(description, "reliability_tasks:write_all_or_die", config, env)
+    # Attempt 2 succeeds (other bytes: it replaces attempt 1's objects); ingest replaces the recovered
+    # attempt's rows by its own.
+    rerun = run_cli(
+        description, "reliability_tasks:write_all_or_die", config, {**env, "RELIABILITY_ATTEMPT": "2"}
+    )
     assert rerun.returncode == 0, rerun.stderr
     report = QuantumExecutionReport.from_json(quantum_files(endpoint, quantum.id)["report"])
     assert report.status == "succeeded" and report.attempt_id is not None
@@ -136,6 +143,8 @@ def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
         assert row.attempt is not None and row.attempt.startswith(report.attempt_id)
         assert set(row.datasets["actual_output"]) == {r.id for r in outputs}
         _assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
+        final = {row.id: row.records[0].checksum for row in registry.datasets(run=RUN, stored=True)}
+        assert all(final[i] != recovered[i] for i in recovered)  # attempt 1's records are gone
         assert registry.counts()["quantum"] == 1
         assert registry.counts()["dataset"] == OUTPUTS
 
@@ -237,7 +246,7 @@ def test_recovery_adopts_only_what_it_can_vouch_for(endpoint: S3TestEndpoint) ->
     # 0: ours, with checksum; 1: metadata lost; 2: a multipart placeholder; 3: another quantum's; 4: absent.
     _foreign_put(endpoint, keys[0], body, {WRITE_TOKEN: str(ours), WRITE_CHECKSUM: crc})
     _foreign_put(endpoint, keys[1], body + b" ", {})
-    _foreign_put(endpoint, keys[2], b"", {WRITE_TOKEN: str(ours), PENDING_METADATA: "1"})
+    _foreign_put(endpoint, keys[2], b"", {WRITE_TOKEN: str(ours), WRITE_PENDING: "1"})
     other = WriteToken.new(uuid.uuid4())
     _foreign_put(endpoint, keys[3], body, {WRITE_TOKEN: str(other), WRITE_CHECKSUM: crc})
 
