@@ -281,3 +281,37 @@ def test_recovery_leaves_a_newer_releases_files_alone(endpoint: S3TestEndpoint) 
     (result,) = recover_quanta(repo_config(endpoint), [quantum])
     assert result.status == "skipped" and "written by a newer s3qbb" in result.warnings[0]
     assert endpoint.client.get_object(Bucket=endpoint.bucket, Key=key)["Body"].read().endswith(b"99}")
+
+
+def test_second_recovery_finds_a_later_killed_attempt(
+    endpoint: S3TestEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = [make_ref("twice", d) for d in range(6)]
+    quantum = Quantum(taskLabel="twice", taskName="reliability_tasks.write_all_or_die", outputs=outputs)
+    quanta = tmp_path / "quanta"
+    quanta.mkdir()
+    description = write_quantum(quanta / f"{quantum.id}.json", quantum)
+    config = _config(endpoint, tmp_path)
+    env = cli_env(endpoint)
+    run_uri = f"{root_of(endpoint)}/{RUN}/"
+    db = tmp_path / "registry.sqlite3"
+    attempts = []
+    for attempt, die_after in ((1, 2), (2, 4)):
+        killed = run_cli(
+            description,
+            "reliability_tasks:write_all_or_die",
+            config,
+            {**env, "RELIABILITY_DIE_AFTER": str(die_after), "RELIABILITY_ATTEMPT": str(attempt)},
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        code, out, err = _ingest(run_uri, db, capsys, "--recover", str(quanta), "--config", str(config))
+        assert code == 0, err
+        assert f"recovered 1 quantum(s) that left no usable records ({die_after} outputs found" in err
+        report = QuantumExecutionReport.from_json(quantum_files(endpoint, quantum.id)["report"])
+        attempts.append(report.attempt_id)
+        with Registry.from_url(db, create=False) as registry:
+            _assert_records_match_objects(endpoint, registry, {r.id for r in outputs[:die_after]})
+    # Each recovery names the attempt whose objects it adopted (from their write tokens): the second is later.
+    first, second = attempts
+    assert first is not None and second is not None and first < second
+    assert " 1 replaced by a later attempt" in out
