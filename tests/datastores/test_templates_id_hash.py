@@ -103,7 +103,7 @@ def test_spreads_keys_evenly_over_first_level_prefixes() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.uuids(), st.integers(1, 32), st.sampled_from(["_records", "x", "u/someone/run1"]))
+@given(st.uuids(), st.integers(1, 32), st.sampled_from(["records", "x", "u/someone/run1", "a_records"]))
 def test_segment_is_hex_and_never_the_reserved_folder(dataset_id: uuid.UUID, width: int, run: str) -> None:
     path = FileTemplate(f"{{run}}/{{id_hash:{width}}}/{{id}}").render(fields(dataset_id, run=run))
     prefix = sanitize_run(run) + "/"
