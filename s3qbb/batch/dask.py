@@ -104,25 +104,7 @@ def _import_distributed() -> ModuleType:
 
 def _merged_records(quantum: Quantum, upstream: Iterable[QuantumResult]) -> Quantum:
     """Return the quantum with the records of its producers' outputs added to its own."""
-    from ..core.quantum import Quantum
-    from ..core.records import DatastoreRecordData
-
-    merged: dict[str, DatastoreRecordData] = {}
-    for name, data in quantum.datastore_records.items():
-        merged.setdefault(name, DatastoreRecordData({})).update(data)
-    for result in upstream:
-        for name, data in result.records.items():
-            merged.setdefault(name, DatastoreRecordData({})).update(data)
-    return Quantum(
-        taskName=quantum.taskName,
-        taskLabel=quantum.taskLabel,
-        dataId=quantum.dataId,
-        initInputs=quantum.initInputs,
-        inputs=quantum.inputs,
-        outputs=quantum.outputs,
-        datastore_records=merged,
-        id=quantum.id,
-    )
+    return quantum.with_datastore_records(*(result.records for result in upstream))
 
 
 def _run_one(

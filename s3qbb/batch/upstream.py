@@ -186,24 +186,4 @@ def with_upstream_records(
     graph: QuantumGraph, index: int, repo: RepoConfig, *, only: Collection[int] | None = None
 ) -> Quantum:
     """Return quantum ``index`` of the graph with its upstream inputs' records (see `upstream_records`)."""
-    from ..core.quantum import Quantum
-    from ..core.records import DatastoreRecordData
-
-    quantum = graph[index]
-    extra = upstream_records(graph, index, repo, only=only)
-    if not extra:
-        return quantum
-    merged: dict[str, DatastoreRecordData] = {}
-    for source in (quantum.datastore_records, extra):
-        for name, data in source.items():
-            merged.setdefault(name, DatastoreRecordData({})).update(data)
-    return Quantum(
-        taskName=quantum.taskName,
-        taskLabel=quantum.taskLabel,
-        dataId=quantum.dataId,
-        initInputs=quantum.initInputs,
-        inputs=quantum.inputs,
-        outputs=quantum.outputs,
-        datastore_records=merged,
-        id=quantum.id,
-    )
+    return graph[index].with_datastore_records(upstream_records(graph, index, repo, only=only))

@@ -191,6 +191,38 @@ class Quantum:
         """Return the output refs, in order."""
         return [ref for role, ref in self._all_refs() if role == "output"]
 
+    def with_datastore_records(self, *sources: Mapping[str, DatastoreRecordData]) -> Quantum:
+        """Return a copy whose datastore records also hold ``sources`` (merged by datastore name).
+
+        Parameters
+        ----------
+        *sources : `~collections.abc.Mapping` [`str`, `DatastoreRecordData`]
+            Records to add, for example those of the quanta that produced the inputs.
+
+        Returns
+        -------
+        quantum : `Quantum`
+            The same quantum (same ID), with the merged records; ``self`` if nothing is added.
+        """
+        if not any(sources):
+            return self
+        from .records import DatastoreRecordData
+
+        merged: dict[str, DatastoreRecordData] = {}
+        for source in (self.datastore_records, *sources):
+            for name, data in source.items():
+                merged.setdefault(name, DatastoreRecordData({})).update(data)
+        return Quantum(
+            taskName=self.taskName,
+            taskLabel=self.taskLabel,
+            dataId=self.dataId,
+            initInputs=self.initInputs,
+            inputs=self.inputs,
+            outputs=self.outputs,
+            datastore_records=merged,
+            id=self.id,
+        )
+
     def dataset_types(self) -> dict[str, DatasetType]:
         """Return every dataset type used by the quantum, by name."""
         return {ref.datasetType.name: ref.datasetType for _, ref in self._all_refs()}

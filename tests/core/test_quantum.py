@@ -191,3 +191,29 @@ def test_unresolved_refs(
         Quantum(outputs={types["raw"]: [unresolved]})  # type: ignore[arg-type]
     with pytest.raises(AmbiguousDatasetError, match="Quantum init-inputs"):
         Quantum(initInputs=[unresolved])  # type: ignore[list-item]
+
+
+def _records(ref: DatasetRef, path: str) -> DatastoreRecordData:
+    from s3qbb.core.records import StoredFileInfo
+
+    info = StoredFileInfo(ref.id, path, "s3qbb.formatters.bytes.BytesFormatter", "Bytes", None, None, 3)
+    return DatastoreRecordData({ref.id: {"file_datastore_records": [info]}})
+
+
+def test_with_datastore_records_merges_by_datastore_name(refs: dict[str, DatasetRef]) -> None:
+    quantum = Quantum(
+        taskLabel="calibrate",
+        inputs=[refs["raw"], refs["raw2"]],
+        outputs=[refs["calexp"]],
+        datastore_records={"s3": _records(refs["raw"], "raw/10")},
+    )
+    merged = quantum.with_datastore_records(
+        {"s3": _records(refs["raw2"], "raw/11")}, {"other": _records(refs["raw2"], "x")}
+    )
+    assert merged.id == quantum.id and merged.taskLabel == "calibrate"
+    assert merged.input_refs() == quantum.input_refs() and merged.output_refs() == quantum.output_refs()
+    assert merged.datastore_records["s3"].dataset_ids == {refs["raw"].id, refs["raw2"].id}
+    assert merged.datastore_records["other"].dataset_ids == {refs["raw2"].id}
+    # The original is untouched, and adding nothing returns the quantum itself.
+    assert quantum.datastore_records["s3"].dataset_ids == {refs["raw"].id}
+    assert quantum.with_datastore_records({}) is quantum
