@@ -35,7 +35,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -180,7 +180,7 @@ def configure_logging(
     log_file: str | Path | None = None,
     *,
     stream: IO[str] | None = None,
-) -> None:
+) -> Callable[[], None]:
     """Install the handlers of the ``s3qbb`` command on the root logger (replacing those of an earlier call).
 
     Parameters
@@ -193,7 +193,17 @@ def configure_logging(
         Also append the log to this file (same format).
     stream : file-like, optional
         Where the log goes; `sys.stderr` by default.
+
+    Returns
+    -------
+    restore : `~collections.abc.Callable` [[], `None`]
+        Puts the logger levels back as they were and removes (closes) the
+        handlers installed here, so a program calling `s3qbb.cli.main`
+        in-process (a test, a notebook) keeps its own logging.
     """
+    root = logging.getLogger()
+    touched = [root, logging.getLogger("s3qbb"), *(logging.getLogger(name) for name in _NOISY)]
+    levels = [(logger, logger.level) for logger in touched]
     formatter = _formatter(log_format)
     context = ContextFilter()
     handlers: list[logging.Handler] = [logging.StreamHandler(stream) if stream else _StderrHandler()]
@@ -202,7 +212,6 @@ def configure_logging(
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(context)
-    root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, _MARK, False):  # ours, from an earlier call; other handlers stay
             root.removeHandler(old)
@@ -215,3 +224,12 @@ def configure_logging(
     logging.getLogger("s3qbb").setLevel(own)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
+
+    def restore() -> None:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        for logger, level in levels:
+            logger.setLevel(level)
+
+    return restore

@@ -141,10 +141,13 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..batch.logs import configure_logging
 
     try:
-        configure_logging(args.verbose, args.log_format, args.log_file)
+        restore_logging = configure_logging(args.verbose, args.log_format, args.log_file)
     except OSError as err:
         parser.error(f"cannot open --log-file {args.log_file}: {err.strerror}")
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    finally:
+        restore_logging()
     return code
 
 

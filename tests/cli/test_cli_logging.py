@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from cli_helpers import SECRET, CliJob, make_ref, write_quantum
 
@@ -73,3 +74,15 @@ def test_vvv_opens_botocore_debug_redacted(cli_job: CliJob) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "DEBUG botocore" in proc.stderr
     assert SECRET not in proc.stderr
+
+
+def test_main_in_process_leaves_logging_as_it_found_it(tmp_path: Path) -> None:
+    import logging
+
+    from s3qbb.cli.main import main
+
+    watched = [logging.getLogger(), logging.getLogger("s3qbb"), logging.getLogger("botocore")]
+    before = [(logger.level, list(logger.handlers)) for logger in watched]
+    # A command that logs and fails (no such file), at the most verbose level, with a log file.
+    assert main(["-vvv", "--log-file", str(tmp_path / "log.txt"), "inspect", str(tmp_path / "nope")]) != 0
+    assert [(logger.level, list(logger.handlers)) for logger in watched] == before
