@@ -427,7 +427,8 @@ class S3Datastore(Datastore):
             if not self.trust_mode:
                 return False
             info = self._predicted_info(parent)
-        return self.bucket.head(self.key(info.path)) is not None
+        head = self.bucket.head(self.key(info.path))
+        return head is not None and not head.pending  # a multipart upload's placeholder is no dataset
 
     def stored_many(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
         """Return existence of many datasets: LIST where keys share a prefix, else concurrent HEADs."""

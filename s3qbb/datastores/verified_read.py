@@ -23,9 +23,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatasetIntegrityError
+from ..errors import DatasetIntegrityError, DatasetNotFoundError
 from ..s3 import checksums
 from ..s3.objects import WRITE_CHECKSUM
+from ..s3.ownership import WRITE_PENDING, object_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -197,6 +198,7 @@ class VerifiedReader:
         """GET (a range of) the object and check it; on a failed check, GET and check once more."""
         result = self.bucket.get(target.key, byte_range)
         self.stats.add(bytes_read=len(result.body))
+        _refuse_placeholder(target, result)
         try:
             check(result)
         except DatasetIntegrityError as err:
@@ -209,6 +211,7 @@ class VerifiedReader:
         self.retry_stats.record_attempt(is_retry=True)
         result = self.bucket.get(target.key, byte_range)
         self.stats.add(bytes_read=len(result.body))
+        _refuse_placeholder(target, result)
         try:
             check(result)
         except DatasetIntegrityError as err:
@@ -261,6 +264,16 @@ class VerifiedReader:
                 f"block {bad} (bytes {lo}-{hi - 1}, {blocks.block_size}-byte blocks) fails its CRC32C "
                 "checksum: the bytes read are not the bytes written."
             )
+
+
+def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:
+    """Raise `DatasetNotFoundError` if the object is a multipart upload's placeholder, not a dataset."""
+    if object_metadata(result.metadata).get(WRITE_PENDING) == "1":
+        raise DatasetNotFoundError(
+            f"Dataset {target.ref} is not stored yet: {target.uri} is the placeholder of a multipart "
+            f"upload ({WRITE_PENDING}) that is still running or whose writer died. Wait for the "
+            "producing quantum to finish, or re-run it."
+        )
 
 
 def _metadata_checksum(metadata: Mapping[str, str]) -> checksums.Checksum | None:
