@@ -232,21 +232,9 @@ def open_ranged(source: str | os.PathLike[str], config: S3EndpointConfig | None 
 
 
 def _bucket(uri: str, config: S3EndpointConfig | None) -> tuple[S3Bucket, str]:
-    from ..config import S3EndpointConfig
-    from ..s3.client import make_client, make_retry_policy
-    from ..s3.config_files import split_s3_uri
-    from ..s3.objects import S3Bucket
+    from ..s3.config_files import bucket_for_uri
 
-    config = config or S3EndpointConfig.from_env()
-    bucket_name, key = split_s3_uri(uri)
-    bucket = S3Bucket(
-        make_client(config),
-        bucket_name,
-        config=config,
-        retry=make_retry_policy(config),
-        count=lambda op: None,
-    )
-    return bucket, key
+    return bucket_for_uri(uri, config)
 
 
 def put_s3(uri: str, data: bytes, config: S3EndpointConfig | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["read_s3_bytes", "read_s3_text", "split_s3_uri"]
+__all__ = ["bucket_for_uri", "read_s3_bytes", "read_s3_text", "split_s3_uri"]
 
 from ..config import S3EndpointConfig
 from ..errors import ConfigError
@@ -39,6 +39,25 @@ def read_s3_bytes(uri: str, config: S3EndpointConfig | None = None) -> bytes:
     DatasetNotFoundError
         If the object does not exist (a `FileNotFoundError`).
     """
+    bucket, key = bucket_for_uri(uri, config)
+    return bucket.get(key).body
+
+
+def bucket_for_uri(uri: str, config: S3EndpointConfig | None = None) -> tuple[S3Bucket, str]:
+    """Return the object layer (shared client, standard policy) of ``s3://bucket/key`` and the key.
+
+    Parameters
+    ----------
+    uri : `str`
+        ``s3://bucket/key``.
+    config : `s3qbb.config.S3EndpointConfig`, optional
+        Endpoint; `S3EndpointConfig.from_env` by default.
+
+    Raises
+    ------
+    ConfigError
+        If the URI has no bucket or no key.
+    """
     config = config or S3EndpointConfig.from_env()
     bucket_name, key = split_s3_uri(uri)
     bucket = S3Bucket(
@@ -48,7 +67,7 @@ def read_s3_bytes(uri: str, config: S3EndpointConfig | None = None) -> bytes:
         retry=make_retry_policy(config),
         count=lambda op: None,
     )
-    return bucket.get(key).body
+    return bucket, key
 
 
 def read_s3_text(uri: str, config: S3EndpointConfig | None = None) -> str:
