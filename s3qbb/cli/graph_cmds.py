@@ -7,6 +7,7 @@ __all__ = ["add_graph_arguments", "add_parsers", "resolve_job", "show_command", 
 import argparse
 import json
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, S3qbbError
@@ -29,7 +30,7 @@ def add_graph_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--graph", metavar="URI", help="quantum graph file: a local path or an s3:// URI")
     sel = g.add_mutually_exclusive_group()
     sel.add_argument("--index", type=int, metavar="N", help="index of the quantum in the graph's order")
-    sel.add_argument("--quantum", dest="quantum_id", metavar="UUID", help="ID of the quantum")
+    sel.add_argument("--quantum", dest="quantum_id", type=uuid.UUID, metavar="UUID", help="ID of the quantum")
     g.add_argument(
         "--stage", type=int, metavar="S", help="count the index within stage S (one array job per stage)"
     )

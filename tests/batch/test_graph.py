@@ -164,3 +164,14 @@ def test_index_selection() -> None:
         select_index(graph, quantum_id=uuid.uuid4())
     with pytest.raises(JobIndexError, match="not both"):
         select_index(graph, quantum_id=graph.nodes[0].id, index=0)
+
+
+def test_a_malformed_quantum_id_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--quantum xyz`` is refused by the option (exit 2), not a bare "badly formed hexadecimal"."""
+    from s3qbb.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run-quantum", "--graph", "g.qgraph", "--quantum", "xyz", "--config", "butler.yaml"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--quantum" in err and "'xyz'" in err
