@@ -35,7 +35,7 @@ import botocore.exceptions
 from ..core.attempt import WriteToken
 from ..errors import AccessDeniedError, DatasetNotFoundError, PreconditionFailedError, S3qbbError
 from . import checksums
-from .errors import TruncatedBodyError, error_code, http_status, s3_uri, translate_error
+from .errors import S3ServiceError, TruncatedBodyError, error_code, http_status, s3_uri, translate_error
 from .ownership import (
     WRITE_CHECKSUM,
     WRITE_PENDING,
@@ -547,11 +547,28 @@ class S3Bucket:
         return HeadResult(0, object_metadata(response.get("Metadata"))).is_complete_write_of(token)
 
     def _release(self, key: str, token: WriteToken) -> None:
-        """Delete our placeholder after a failed upload, if it is still ours (best effort)."""
+        """Delete our placeholder after a failed upload, if it is still ours (best effort).
+
+        The DELETE carries ``If-Match`` on the placeholder's ETag: a later attempt
+        may replace the placeholder between the HEAD and the DELETE.
+        """
         try:
             head = self._head_readable(key)
             if isinstance(head, HeadResult) and head.token == token and head.pending:
-                self.delete(key)
+                condition: dict[str, Any] = {"IfMatch": head.etag} if head.etag else {}
+                try:
+                    self._request(
+                        "DeleteObject",
+                        key,
+                        lambda: self.client.delete_object(Bucket=self.bucket, Key=key, **condition),
+                    )
+                except S3ServiceError as err:
+                    cause = err.__cause__
+                    if not isinstance(cause, botocore.exceptions.ClientError) or http_status(cause) != 501:
+                        raise
+                    self.delete(key)  # no conditional DELETE on this server (LocalStack 4.13)
+        except (PreconditionFailedError, DatasetNotFoundError):
+            pass  # replaced or removed since the HEAD: not ours to delete any more
         except Exception as err:  # the original failure matters more
             _LOG.warning("Could not remove the upload placeholder %s: %s", self.uri(key), err)
 
