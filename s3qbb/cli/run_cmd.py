@@ -55,8 +55,10 @@ def command(args: argparse.Namespace) -> int:
             return _run_dask(args)
         return _run_local(args)
     except S3qbbError as err:
+        from ..batch.exitcodes import exit_code_for_error
+
         print(f"s3qbb run: {redact(str(err))}", file=sys.stderr)
-        return EXIT_USAGE
+        return int(exit_code_for_error(err, in_task=False))  # storage unreachable: 75, as run-quantum
 
 
 def _run_local(args: argparse.Namespace) -> int:
@@ -97,6 +99,7 @@ def _run_local(args: argparse.Namespace) -> int:
 
 def _run_dask(args: argparse.Namespace) -> int:
     from ..batch.dask import _import_distributed, run_graph_on_dask
+    from ..batch.exitcodes import ExitCode
     from ..batch.graph import QuantumGraph
     from ..repo import load_repo_config
 
@@ -106,7 +109,16 @@ def _run_dask(args: argparse.Namespace) -> int:
     distributed = _import_distributed()
     repo = load_repo_config(args.config)
     graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint_config())
-    with distributed.Client(args.scheduler) as client:
+    try:
+        client = distributed.Client(args.scheduler)
+    except OSError as err:  # refused or timed out: the cluster may come up, so retryable
+        print(
+            f"s3qbb run: cannot reach the Dask scheduler at {args.scheduler} ({err}); check the address "
+            "and that the scheduler is running, then run again.",
+            file=sys.stderr,
+        )
+        return int(ExitCode.TEMPFAIL)
+    with client:
         results = run_graph_on_dask(graph, repo, client=client, rerun=args.rerun)
     counts: dict[str, int] = {}
     for r in results.values():

@@ -14,7 +14,7 @@ import pytest
 from graph_helpers import EXPECTED_SUMMARY, make_job, read_dataset, task_calls
 
 from s3qbb.provenance.files import report_key
-from s3qbb.testing.servers import S3TestEndpoint
+from s3qbb.testing.servers import S3TestEndpoint, free_ports
 
 
 def _wait_for(condition: object, timeout: float = 90.0) -> None:
@@ -102,3 +102,23 @@ def test_sigterm_stops_the_runner_and_its_quanta(moto_endpoint: S3TestEndpoint, 
     status = job.run("graph", "status", job.graph_uri, "--config", job.config_uri, "--json")
     states = {q["index"]: q["status"] for q in json.loads(status.stdout)["quanta"]}
     assert states[3] == "interrupted" and states[4] == "not run"
+
+
+@pytest.mark.moto_server
+def test_unreachable_storage_or_scheduler_is_retryable(moto_endpoint: S3TestEndpoint, tmp_path: Path) -> None:
+    """The runner exits 75 (run again), as run-quantum does, not 2 (do not retry), and prints no traceback."""
+    job = make_job(moto_endpoint, tmp_path)
+    missing = job.run("run", "--graph", "s3://s3qbb-no-such-bucket/g.qgraph", "--config", job.config_uri)
+    assert missing.returncode == 75, missing.stderr
+    assert "s3qbb-no-such-bucket" in missing.stderr and "Traceback" not in missing.stderr
+    pytest.importorskip("distributed")
+    port = free_ports(1)[0]
+    dask = job.run(
+        *("run", "--graph", job.graph_uri, "--config", job.config_uri),
+        *("--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"),
+        extra_env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"},
+    )
+    assert dask.returncode == 75, dask.stderr
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in dask.stderr
+    assert "Traceback" not in dask.stderr
+    assert task_calls(job.workdir) == {}
