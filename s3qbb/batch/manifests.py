@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "AWS_BATCH_MAX_ARRAY_SIZE",
+    "AWS_BATCH_MAX_ATTEMPTS",
     "EXIT_INTERRUPTED",
     "EXIT_TASK_FAILED",
     "EXIT_TEMPFAIL",
@@ -46,6 +47,8 @@ _NAME_RE = re.compile(r"[^a-z0-9-]+")
 
 AWS_BATCH_MAX_ARRAY_SIZE = 10_000
 """Largest AWS Batch array job."""
+AWS_BATCH_MAX_ATTEMPTS = 10
+"""Most attempts of an AWS Batch job (``retryStrategy.attempts``)."""
 KUBERNETES_MAX_INDEXED_COMPLETIONS = 100_000
 """Largest Indexed Job with ``backoffLimitPerIndex``."""
 
@@ -56,6 +59,12 @@ def _check_stage_size(stage: int, size: int, limit: int, system: str) -> None:
             f"Stage {stage} has {size} quanta, more than one {system} array job holds ({limit}); "
             "split the graph (several graphs of fewer quanta per stage) or run it with 's3qbb run'."
         )
+
+
+def _check_retries(retries: int, most: int | None, system: str) -> None:
+    if retries < 0 or (most is not None and retries > most):
+        upper = f" to {most}" if most is not None else " or more"
+        raise ConfigError(f"{system}: retries must be 0{upper}, not {retries}.")
 
 
 def _dns_name(text: str) -> str:
@@ -112,8 +121,12 @@ def kubernetes_jobs(
     Raises
     ------
     ConfigError
-        If a stage has more quanta than an Indexed Job holds.
+        If a stage has more quanta than an Indexed Job holds, ``retries`` is
+        negative or ``parallelism`` below 1.
     """
+    _check_retries(retries, None, "Kubernetes")
+    if parallelism < 1:
+        raise ConfigError(f"Kubernetes: parallelism must be at least 1, not {parallelism}.")
     prefix = _dns_name(name)
     jobs = []
     for stage, nodes in enumerate(graph.levels()):
@@ -228,7 +241,8 @@ def aws_batch_stages(
     name : `str`, optional
         Prefix of the job and job definition names.
     retries : `int`, optional
-        Attempts per element for retryable exits (``retryStrategy.attempts``).
+        Retries per element for retryable exits, 0 to 9 (``retryStrategy.attempts``
+        is one more: AWS Batch counts the first attempt).
     vcpus, memory_mib : `float`, `int`, optional
         Resources of each element.
     env : `dict` [`str`, `str`], optional
@@ -242,12 +256,14 @@ def aws_batch_stages(
     Raises
     ------
     ConfigError
-        If a stage has more quanta than an AWS Batch array job holds.
+        If a stage has more quanta than an AWS Batch array job holds, or
+        ``retries`` is out of range.
     """
+    _check_retries(retries, AWS_BATCH_MAX_ATTEMPTS - 1, "AWS Batch")
     prefix = _dns_name(name)
     stages = []
     retry_strategy = {
-        "attempts": retries,
+        "attempts": retries + 1,  # the first attempt counts: --retries 3 retries 3 times, as on Kubernetes
         "evaluateOnExit": [
             {"onExitCode": str(EXIT_TEMPFAIL), "action": "RETRY"},
             {"onExitCode": "143", "action": "RETRY"},

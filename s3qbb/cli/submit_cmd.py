@@ -31,7 +31,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config", required=True, help="repository config the jobs read (s3:// URI)")
     p.add_argument("--name", default="s3qbb", help="prefix of the job names (default s3qbb)")
     p.add_argument(
-        "--retries", type=int, default=3, help="retries per quantum for retryable exits (default 3)"
+        "--retries",
+        type=int,
+        default=3,
+        help="retries per quantum for retryable exits (default 3; at most 9 on AWS Batch)",
     )
     p.add_argument(
         "--parallelism", type=int, default=100, help="Kubernetes: pods at once per stage (default 100)"
@@ -64,17 +67,25 @@ def command(args: argparse.Namespace) -> int:
         print(f"s3qbb submit: {redact(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     common: dict[str, Any] = {"image": args.image, "config": args.config, "name": args.name, "env": env}
+    try:
+        if args.system == "kubernetes":
+            jobs = kubernetes_jobs(
+                graph, args.graph, parallelism=args.parallelism, retries=args.retries, **common
+            )
+        else:
+            doc = aws_batch_stages(
+                graph, args.graph, job_queue=args.job_queue, retries=args.retries, **common
+            )
+    except S3qbbError as err:
+        print(f"s3qbb submit: {err}", file=sys.stderr)
+        return EXIT_USAGE
     if args.system == "kubernetes":
         import yaml
 
-        jobs = kubernetes_jobs(
-            graph, args.graph, parallelism=args.parallelism, retries=args.retries, **common
-        )
         print(
             f"# {len(graph)} quanta in {len(jobs)} stages; apply each Job after the previous one completed."
         )
         print(yaml.safe_dump_all(jobs, sort_keys=False), end="")
     else:
-        doc = aws_batch_stages(graph, args.graph, job_queue=args.job_queue, retries=args.retries, **common)
         print(json.dumps(doc, indent=1))
     return 0

@@ -115,3 +115,29 @@ def test_stages_larger_than_an_array_job_are_refused(monkeypatch: pytest.MonkeyP
         manifests.aws_batch_stages(graph, "s3://b/g", image="i", config="s3://b/c")
     with pytest.raises(ConfigError, match="Stage 1 has 3 quanta"):
         manifests.kubernetes_jobs(graph, "s3://b/g", image="i", config="s3://b/c")
+
+
+def test_retries_mean_the_same_on_both_systems(capsys: pytest.CaptureFixture[str]) -> None:
+    """``retries=3`` is 3 retries on both: backoffLimitPerIndex 3, AWS Batch attempts 4 (counts the first)."""
+    graph, _ = make_graph()
+    jobs = manifests.kubernetes_jobs(graph, "s3://b/g", image="i", config="s3://b/c", retries=3)
+    assert {j["spec"]["backoffLimitPerIndex"] for j in jobs} == {3}
+    stages = manifests.aws_batch_stages(graph, "s3://b/g", image="i", config="s3://b/c", retries=3)["stages"]
+    assert {s["registerJobDefinition"]["retryStrategy"]["attempts"] for s in stages} == {4}
+    no_retry = manifests.aws_batch_stages(graph, "s3://b/g", image="i", config="s3://b/c", retries=0)
+    assert no_retry["stages"][0]["registerJobDefinition"]["retryStrategy"]["attempts"] == 1
+    for bad in (-1, 10):  # AWS Batch takes 1 to 10 attempts
+        with pytest.raises(ConfigError, match="retries must be 0 to 9"):
+            manifests.aws_batch_stages(graph, "s3://b/g", image="i", config="s3://b/c", retries=bad)
+    with pytest.raises(ConfigError, match="retries must be 0 or more"):
+        manifests.kubernetes_jobs(graph, "s3://b/g", image="i", config="s3://b/c", retries=-1)
+    with pytest.raises(ConfigError, match="parallelism must be at least 1"):
+        manifests.kubernetes_jobs(graph, "s3://b/g", image="i", config="s3://b/c", parallelism=0)
+
+
+def test_submit_refuses_retries_aws_batch_cannot_take(
+    job: GraphJob, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["submit", "aws-batch", "--graph", job.graph_uri, "--image", "i", "--config", job.config_uri]
+    assert main([*args, "--retries", "10"]) == 2
+    assert "retries must be 0 to 9, not 10" in capsys.readouterr().err
