@@ -38,6 +38,7 @@ __all__ = [
     "error_code",
     "error_kind",
     "http_status",
+    "is_missing",
     "is_transient",
     "s3_uri",
     "translate_client_error",
@@ -143,6 +144,19 @@ def http_status(err: botocore.exceptions.ClientError) -> int | None:
     """
     status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return status if isinstance(status, int) else None
+
+
+def is_missing(err: BaseException) -> bool:
+    """Tell whether an error says that the object does not exist (404, ``NoSuchKey``).
+
+    Parameters
+    ----------
+    err : `BaseException`
+        The error.
+    """
+    return isinstance(err, botocore.exceptions.ClientError) and (
+        error_code(err) in {"NoSuchKey", "404", "NotFound"} or http_status(err) == 404
+    )
 
 
 def is_transient(exc: BaseException) -> bool:

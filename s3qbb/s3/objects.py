@@ -26,7 +26,6 @@ import datetime
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,7 +34,8 @@ import botocore.exceptions
 from ..core.attempt import WriteToken
 from ..errors import AccessDeniedError, DatasetNotFoundError, PreconditionFailedError, S3qbbError
 from . import checksums
-from .errors import S3ServiceError, TruncatedBodyError, error_code, http_status, s3_uri, translate_error
+from .errors import TruncatedBodyError, error_code, http_status, is_missing, s3_uri, translate_error
+from .multipart import put_multipart
 from .ownership import (
     WRITE_CHECKSUM,
     WRITE_PENDING,
@@ -77,12 +77,6 @@ class MultipartUpload:
     upload_id: str
     initiated: datetime.datetime | None = None
     """When the upload was created, by the server's clock (`None` if the server did not say)."""
-
-
-def _is_missing(err: BaseException) -> bool:
-    return isinstance(err, botocore.exceptions.ClientError) and (
-        error_code(err) in {"NoSuchKey", "404", "NotFound"} or http_status(err) == 404
-    )
 
 
 class S3Bucket:
@@ -194,7 +188,7 @@ class S3Bucket:
             try:
                 response = self.client.head_object(Bucket=self.bucket, Key=key)
             except botocore.exceptions.ClientError as err:
-                if _is_missing(err):
+                if is_missing(err):
                     return None
                 raise
             return HeadResult(
@@ -303,7 +297,7 @@ class S3Bucket:
         HEAD to confirm it when the endpoint's conditional PUT is not known to
         be atomic (`S3EndpointConfig.conditional_put_atomic`). A large one is
         claimed first by a create-only PUT of a placeholder, then uploaded in
-        parts and always confirmed by a HEAD (see `_put_multipart`).
+        parts and always confirmed by a HEAD (see `s3qbb.s3.multipart.put_multipart`).
 
         Ownership is decided by the write token in the object's metadata, never
         by content: an object carrying ``token`` is ours (a retried PUT whose
@@ -336,7 +330,7 @@ class S3Bucket:
         token = token if token is not None else WriteToken.new()
         meta = {**(metadata or {}), WRITE_TOKEN: str(token), WRITE_CHECKSUM: str(checksum)}
         if len(data) >= self.config.multipart_threshold:
-            self._put_multipart(key, data, checksum, token, meta, replace_earlier=replace_earlier)
+            put_multipart(self, key, data, checksum, token, meta, replace_earlier=replace_earlier)
             return
         extra = {checksums.request_parameter(checksum.algorithm): checksum.value}
         self._create(key, data, meta, token, extra, replace_earlier=replace_earlier)
@@ -430,147 +424,6 @@ class S3Bucket:
         mine: WriteToken | None = None,
     ) -> WriteConflictError:
         return conflict(self.uri(key), head, lost=lost, mine=mine)
-
-    def _put_multipart(
-        self,
-        key: str,
-        data: bytes,
-        checksum: checksums.Checksum,
-        token: WriteToken,
-        metadata: dict[str, str],
-        *,
-        replace_earlier: bool,
-    ) -> None:
-        """Claim the key, upload the parts, complete, confirm.
-
-        A conditional CompleteMultipartUpload is not atomic on SeaweedFS 4.48,
-        moto 5.2 or LocalStack 4.13: several writers can each be told they
-        created the object. So the key is claimed first with a create-only PUT
-        of a small placeholder (metadata ``s3qbb-pending: 1`` and our token),
-        which is atomic; only the claim's winner uploads. The complete carries
-        ``If-Match`` on the placeholder's ETag (checked by SeaweedFS, LocalStack
-        and AWS; ignored by moto), and a HEAD confirms that the stored object is
-        ours and complete before success is reported.
-        """
-        placeholder = {WRITE_TOKEN: str(token), WRITE_PENDING: "1"}
-        claim = self._create(
-            key, str(token).encode(), placeholder, token, {}, replace_earlier=replace_earlier
-        )
-        algorithm = checksum.algorithm
-        try:
-            created = self._request(
-                "CreateMultipartUpload",
-                key,
-                lambda: self.client.create_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    ChecksumAlgorithm=algorithm,
-                    Metadata=metadata,
-                    **self._sse,  # type: ignore[arg-type]
-                ),
-            )
-        except Exception:
-            self._release(key, token)
-            raise
-        upload_id = created["UploadId"]
-        size = int(self.config.multipart_chunksize)
-        view = memoryview(data)
-        chunks = [(i + 1, view[off : off + size]) for i, off in enumerate(range(0, len(data), size))]
-
-        def upload(part: tuple[int, memoryview]) -> dict[str, Any]:
-            number, chunk = part
-            part_sum = checksums.compute(algorithm, chunk)
-            param = checksums.request_parameter(algorithm)
-            response = self._request(
-                "UploadPart",
-                key,
-                lambda: self.client.upload_part(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=bytes(chunk),
-                    **{param: part_sum.value},  # type: ignore[arg-type]
-                ),
-            )
-            return {"PartNumber": number, "ETag": response["ETag"], param: part_sum.value}
-
-        condition = {"IfMatch": claim} if claim else {}
-        try:
-            with ThreadPoolExecutor(max_workers=min(self.config.max_concurrency, len(chunks))) as pool:
-                parts = list(pool.map(upload, chunks))
-            tries = 0
-
-            def complete() -> None:
-                nonlocal tries
-                tries += 1
-                # A retry may follow a complete that was applied (response lost); some servers
-                # (moto) then answer 500 rather than 404 NoSuchUpload: look before sending again.
-                if tries > 1 and self._completed_by(key, token):
-                    return
-                self.client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
-                    **condition,  # type: ignore[arg-type]
-                )
-
-            self._request("CompleteMultipartUpload", key, complete)
-        except (PreconditionFailedError, DatasetNotFoundError) as err:
-            # 412: our placeholder was replaced (by a later attempt of our quantum); 404 NoSuchUpload:
-            # a retried complete whose first attempt was applied (response lost), or an upload
-            # aborted under us. Ours only if the stored object says so.
-            self.abort_multipart(key, upload_id)
-            head = self._head_readable(key)
-            if isinstance(head, HeadResult) and head.is_complete_write_of(token):
-                return
-            if isinstance(err, DatasetNotFoundError):
-                self._release(key, token)
-                raise
-            raise self._conflict(key, head, lost=True) from err
-        except BaseException:
-            self.abort_multipart(key, upload_id)
-            self._release(key, token)
-            raise
-        self._confirm(key, token, complete=True)
-
-    def _completed_by(self, key: str, token: WriteToken) -> bool:
-        """Within a retried request: tell whether ``key`` holds ``token``'s completed object (one HEAD)."""
-        self._count("HeadObject")
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=key)
-        except botocore.exceptions.ClientError as err:
-            if _is_missing(err) or http_status(err) == 403:
-                return False  # missing, or not readable by this identity: send the request again
-            raise
-        return HeadResult(0, object_metadata(response.get("Metadata"))).is_complete_write_of(token)
-
-    def _release(self, key: str, token: WriteToken) -> None:
-        """Delete our placeholder after a failed upload, if it is still ours (best effort).
-
-        The DELETE carries ``If-Match`` on the placeholder's ETag: a later attempt
-        may replace the placeholder between the HEAD and the DELETE.
-        """
-        try:
-            head = self._head_readable(key)
-            if isinstance(head, HeadResult) and head.token == token and head.pending:
-                condition: dict[str, Any] = {"IfMatch": head.etag} if head.etag else {}
-                try:
-                    self._request(
-                        "DeleteObject",
-                        key,
-                        lambda: self.client.delete_object(Bucket=self.bucket, Key=key, **condition),
-                    )
-                except S3ServiceError as err:
-                    cause = err.__cause__
-                    if not isinstance(cause, botocore.exceptions.ClientError) or http_status(cause) != 501:
-                        raise
-                    self.delete(key)  # no conditional DELETE on this server (LocalStack 4.13)
-        except (PreconditionFailedError, DatasetNotFoundError):
-            pass  # replaced or removed since the HEAD: not ours to delete any more
-        except Exception as err:  # the original failure matters more
-            _LOG.warning("Could not remove the upload placeholder %s: %s", self.uri(key), err)
 
     def abort_upload(self, key: str, upload_id: str) -> bool:
         """Abort a multipart upload (one AbortMultipartUpload request).

@@ -1,0 +1,194 @@
+"""The multipart write path of `S3Bucket.put_new <s3qbb.s3.objects.S3Bucket.put_new>`: claim, upload, confirm.
+
+A conditional CompleteMultipartUpload is not atomic on SeaweedFS 4.48, moto
+5.2 or LocalStack 4.13, so a large object's key is claimed first by an atomic
+create-only PUT of a small placeholder (metadata `WRITE_PENDING`), and only
+the claim's winner uploads. These functions work on an
+`~s3qbb.s3.objects.S3Bucket` and use its counted, retried requests.
+"""
+
+from __future__ import annotations
+
+__all__ = ["put_multipart"]
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions
+
+from ..errors import DatasetNotFoundError, PreconditionFailedError
+from . import checksums
+from .errors import S3ServiceError, http_status, is_missing
+from .ownership import WRITE_PENDING, WRITE_TOKEN, HeadResult, object_metadata
+
+if TYPE_CHECKING:
+    from ..core.attempt import WriteToken
+    from .objects import S3Bucket
+
+_LOG = logging.getLogger(__name__)
+
+
+def put_multipart(
+    bucket: S3Bucket,
+    key: str,
+    data: bytes,
+    checksum: checksums.Checksum,
+    token: WriteToken,
+    metadata: dict[str, str],
+    *,
+    replace_earlier: bool,
+) -> None:
+    """Claim the key, upload the parts, complete, confirm.
+
+    A conditional CompleteMultipartUpload is not atomic on SeaweedFS 4.48,
+    moto 5.2 or LocalStack 4.13: several writers can each be told they
+    created the object. So the key is claimed first with a create-only PUT
+    of a small placeholder (metadata ``s3qbb-pending: 1`` and our token),
+    which is atomic; only the claim's winner uploads. The complete carries
+    ``If-Match`` on the placeholder's ETag (checked by SeaweedFS, LocalStack
+    and AWS; ignored by moto), and a HEAD confirms that the stored object is
+    ours and complete before success is reported.
+
+    Parameters
+    ----------
+    bucket : `s3qbb.s3.objects.S3Bucket`
+        The bucket (its counted, retried requests).
+    key : `str`
+        Object key.
+    data : `bytes`
+        Content.
+    checksum : `s3qbb.s3.checksums.Checksum`
+        Full-object checksum of ``data`` (its algorithm checksums each part).
+    token : `s3qbb.core.attempt.WriteToken`
+        The writing attempt.
+    metadata : `dict` [`str`, `str`]
+        Metadata of the completed object (with ``token``).
+    replace_earlier : `bool`
+        Replace an object of an earlier attempt of ``token``'s quantum.
+
+    Raises
+    ------
+    PreconditionFailedError
+        If the key is another writer's, or another writer's object is stored
+        when the upload ends.
+    """
+    placeholder = {WRITE_TOKEN: str(token), WRITE_PENDING: "1"}
+    claim = bucket._create(key, str(token).encode(), placeholder, token, {}, replace_earlier=replace_earlier)
+    algorithm = checksum.algorithm
+    try:
+        created = bucket._request(
+            "CreateMultipartUpload",
+            key,
+            lambda: bucket.client.create_multipart_upload(
+                Bucket=bucket.bucket,
+                Key=key,
+                ChecksumAlgorithm=algorithm,
+                Metadata=metadata,
+                **bucket._sse,  # type: ignore[arg-type]
+            ),
+        )
+    except Exception:
+        _release(bucket, key, token)
+        raise
+    upload_id = created["UploadId"]
+    size = int(bucket.config.multipart_chunksize)
+    view = memoryview(data)
+    chunks = [(i + 1, view[off : off + size]) for i, off in enumerate(range(0, len(data), size))]
+
+    def upload(part: tuple[int, memoryview]) -> dict[str, Any]:
+        number, chunk = part
+        part_sum = checksums.compute(algorithm, chunk)
+        param = checksums.request_parameter(algorithm)
+        response = bucket._request(
+            "UploadPart",
+            key,
+            lambda: bucket.client.upload_part(
+                Bucket=bucket.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=bytes(chunk),
+                **{param: part_sum.value},  # type: ignore[arg-type]
+            ),
+        )
+        return {"PartNumber": number, "ETag": response["ETag"], param: part_sum.value}
+
+    condition = {"IfMatch": claim} if claim else {}
+    try:
+        with ThreadPoolExecutor(max_workers=min(bucket.config.max_concurrency, len(chunks))) as pool:
+            parts = list(pool.map(upload, chunks))
+        tries = 0
+
+        def complete() -> None:
+            nonlocal tries
+            tries += 1
+            # A retry may follow a complete that was applied (response lost); some servers
+            # (moto) then answer 500 rather than 404 NoSuchUpload: look before sending again.
+            if tries > 1 and _completed_by(bucket, key, token):
+                return
+            bucket.client.complete_multipart_upload(
+                Bucket=bucket.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+                **condition,  # type: ignore[arg-type]
+            )
+
+        bucket._request("CompleteMultipartUpload", key, complete)
+    except (PreconditionFailedError, DatasetNotFoundError) as err:
+        # 412: our placeholder was replaced (by a later attempt of our quantum); 404 NoSuchUpload:
+        # a retried complete whose first attempt was applied (response lost), or an upload
+        # aborted under us. Ours only if the stored object says so.
+        bucket.abort_multipart(key, upload_id)
+        head = bucket._head_readable(key)
+        if isinstance(head, HeadResult) and head.is_complete_write_of(token):
+            return
+        if isinstance(err, DatasetNotFoundError):
+            _release(bucket, key, token)
+            raise
+        raise bucket._conflict(key, head, lost=True) from err
+    except BaseException:
+        bucket.abort_multipart(key, upload_id)
+        _release(bucket, key, token)
+        raise
+    bucket._confirm(key, token, complete=True)
+
+
+def _completed_by(bucket: S3Bucket, key: str, token: WriteToken) -> bool:
+    """Within a retried request: tell whether ``key`` holds ``token``'s completed object (one HEAD)."""
+    bucket._count("HeadObject")
+    try:
+        response = bucket.client.head_object(Bucket=bucket.bucket, Key=key)
+    except botocore.exceptions.ClientError as err:
+        if is_missing(err) or http_status(err) == 403:
+            return False  # missing, or not readable by this identity: send the request again
+        raise
+    return HeadResult(0, object_metadata(response.get("Metadata"))).is_complete_write_of(token)
+
+
+def _release(bucket: S3Bucket, key: str, token: WriteToken) -> None:
+    """Delete our placeholder after a failed upload, if it is still ours (best effort).
+
+    The DELETE carries ``If-Match`` on the placeholder's ETag: a later attempt
+    may replace the placeholder between the HEAD and the DELETE.
+    """
+    try:
+        head = bucket._head_readable(key)
+        if isinstance(head, HeadResult) and head.token == token and head.pending:
+            condition: dict[str, Any] = {"IfMatch": head.etag} if head.etag else {}
+            try:
+                bucket._request(
+                    "DeleteObject",
+                    key,
+                    lambda: bucket.client.delete_object(Bucket=bucket.bucket, Key=key, **condition),
+                )
+            except S3ServiceError as err:
+                cause = err.__cause__
+                if not isinstance(cause, botocore.exceptions.ClientError) or http_status(cause) != 501:
+                    raise
+                bucket.delete(key)  # no conditional DELETE on this server (LocalStack 4.13)
+    except (PreconditionFailedError, DatasetNotFoundError):
+        pass  # replaced or removed since the HEAD: not ours to delete any more
+    except Exception as err:  # the original failure matters more
+        _LOG.warning("Could not remove the upload placeholder %s: %s", bucket.uri(key), err)
