@@ -41,6 +41,10 @@ def test_short_soak_loses_corrupts_and_invents_nothing(
     # and faults were answered by retries. Not one retry per fault exactly: in one CI run 4 of 33
     # resets/truncations were never seen as errors by the client (74 retries for 77 faults) while
     # nothing was lost or corrupted; why is an open question (see the issue note).
-    assert result.attempts == result.requests
+    # Every request goes through the one retry layer, with one exception: a retried
+    # CompleteMultipartUpload first looks (one HEAD, inside the same attempt) whether the
+    # previous try was applied. So requests exceed attempts by at most one per complete sent.
+    completes = result.requests_by_operation.get("CompleteMultipartUpload", 0)
+    assert 0 <= result.requests - result.attempts <= completes
     assert result.retries + result.gave_up >= 0.9 * sum(result.faults.values())
     assert elapsed < 60
