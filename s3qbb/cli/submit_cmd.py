@@ -60,6 +60,13 @@ def command(args: argparse.Namespace) -> int:
             print(f"s3qbb submit: --env {item!r} must look like NAME=VALUE.", file=sys.stderr)
             return EXIT_USAGE
         env[key] = value
+    for option, where in (("--graph", args.graph), ("--config", args.config)):
+        if not where.startswith("s3://"):  # the jobs open it inside their containers, not here
+            print(
+                f"s3qbb submit: warning: {option} {where} is not an s3:// URI: every job opens this path "
+                "inside its container; upload it to S3 unless the image holds it at this path.",
+                file=sys.stderr,
+            )
     try:
         repo = load_repo_config(args.config)
         graph = QuantumGraph.open(args.graph, config=repo.datastore.endpoint_config())

@@ -141,3 +141,14 @@ def test_submit_refuses_retries_aws_batch_cannot_take(
     args = ["submit", "aws-batch", "--graph", job.graph_uri, "--image", "i", "--config", job.config_uri]
     assert main([*args, "--retries", "10"]) == 2
     assert "retries must be 0 to 9, not 10" in capsys.readouterr().err
+
+
+def test_submit_warns_of_paths_the_containers_cannot_see(
+    job: GraphJob, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = job.graph.save(tmp_path / "local.qgraph")
+    args = ["submit", "kubernetes", "--graph", str(local), "--image", "i", "--config", job.config_uri]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert f"--graph {local} is not an s3:// URI" in captured.err and "--config" not in captured.err
+    assert str(local) in captured.out  # still printed: the image may hold the file there
