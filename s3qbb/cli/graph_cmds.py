@@ -11,6 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, S3qbbError
+from .tables import Column, add_limit_argument, print_table
 
 if TYPE_CHECKING:
     from ..core.dimensions import DimensionUniverse
@@ -71,11 +72,13 @@ def add_parsers(sub: Any) -> None:
     show.add_argument("graph", metavar="URI", help="quantum graph: a local path or an s3:// URI")
     show.add_argument("--quanta", action="store_true", help="also list every quantum with its index")
     show.add_argument("--json", action="store_true", help="print JSON")
+    add_limit_argument(show)
     show.set_defaults(func=show_command)
     status = gsub.add_parser("status", help="per quantum: succeeded, failed, interrupted or not run")
     status.add_argument("graph", metavar="URI", help="quantum graph: a local path or an s3:// URI")
     status.add_argument("--config", required=True, help="repository config: a local file or an s3:// URI")
     status.add_argument("--json", action="store_true", help="print JSON")
+    add_limit_argument(status)
     status.set_defaults(func=status_command)
 
 
@@ -122,8 +125,12 @@ def show_command(args: argparse.Namespace) -> int:
         last = s["first_index"] + s["quanta"] - 1
         print(f"  stage {s['stage']}: {s['quanta']} quanta (indices {s['first_index']}-{last}): {counts}")
     if args.quanta:
-        for n in graph.nodes:
-            print(f"    {n.index:>6} {n.id} {n.label} stage {n.level}")
+        print_table(
+            (Column("index", right=True), Column("quantum id", wrap=False), Column("task"),
+             Column("stage", right=True)),
+            [[str(n.index), str(n.id), n.label, str(n.level)] for n in graph.nodes],
+            limit=args.limit,
+        )  # fmt: skip
     return 0
 
 
@@ -158,7 +165,10 @@ def status_command(args: argparse.Namespace) -> int:
     else:
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         print(f"graph {args.graph}: {len(states)} quanta: {summary}")
-        for s in states:
-            line = f"  {s.index:>6} {s.quantum_id} {s.label:<16} {s.status}"
-            print(line + (f"  ({s.error})" if s.error else ""))
+        print_table(
+            (Column("index", right=True), Column("quantum id", wrap=False), Column("task"), Column("status"),
+             Column("error")),
+            [[str(s.index), str(s.quantum_id), s.label, s.status, s.error or ""] for s in states],
+            limit=args.limit,
+        )  # fmt: skip
     return 0 if all(s.succeeded for s in states) else 1

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import S3qbbError
+from .tables import Column, add_limit_argument, print_table
 
 if TYPE_CHECKING:
     from ..registry.results import DatasetRow, ProvenanceTree
@@ -44,7 +45,11 @@ def add_parsers(sub: Any) -> None:
         "quantum JSON files); needs --config",
     )
     p.add_argument("--config", help="repository config (local path or s3:// URI), for --recover")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is shown only when standard error is a terminal)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=ingest_command)
 
@@ -56,6 +61,7 @@ def add_parsers(sub: Any) -> None:
         "--where", action="append", default=[], metavar="DIM=VALUE", help="data ID filter, repeatable"
     )
     d.add_argument("--json", action="store_true", help="print JSON")
+    add_limit_argument(d)
     d.set_defaults(func=datasets_command)
 
     v: argparse.ArgumentParser = sub.add_parser(
@@ -78,7 +84,7 @@ def _fail(command: str, err: BaseException) -> int:
 def ingest_command(args: argparse.Namespace) -> int:
     """Run ``s3qbb ingest``."""
     from ..registry import Registry
-    from ..registry.ingest import TextProgressBar
+    from .progress import IngestProgressDisplay
 
     try:
         if args.recover:
@@ -100,15 +106,14 @@ def ingest_command(args: argparse.Namespace) -> int:
                 "records of their last attempt",
                 file=sys.stderr,
             )
-        with Registry.from_url(args.registry, namespace=args.namespace) as registry:
-            bar = None if args.no_progress or args.json else TextProgressBar(sys.stderr)
-            try:
-                summary = registry.ingest_run(
-                    args.run_uri, workers=args.workers, batch_size=args.batch_size, progress=bar
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
+        display = IngestProgressDisplay(sys.stderr, show=not (args.no_progress or args.json))
+        with Registry.from_url(args.registry, namespace=args.namespace) as registry, display:
+            summary = registry.ingest_run(
+                args.run_uri,
+                workers=args.workers,
+                batch_size=args.batch_size,
+                progress=display if display.enabled else None,
+            )
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("ingest", err)
     if args.json:
@@ -130,10 +135,19 @@ def _parse_where(items: list[str]) -> dict[str, int | str] | None:
     return out
 
 
-def _dataset_line(row: DatasetRow) -> str:
+_DATASET_COLUMNS = (
+    Column("dataset id", wrap=False),
+    Column("dataset type"),
+    Column("run"),
+    Column("data ID"),
+    Column("path"),
+)
+
+
+def _dataset_cells(row: DatasetRow) -> list[str]:
     data_id = ", ".join(f"{k}={v}" for k, v in (row.data_id or {}).items())
     where = row.records[0].path if row.records else "-"
-    return f"{row.id}  {row.dataset_type or '?':<20} {row.run or '?':<24} {data_id:<40} {where}"
+    return [str(row.id), row.dataset_type or "?", row.run or "?", data_id or "-", where]
 
 
 def datasets_command(args: argparse.Namespace) -> int:
@@ -150,9 +164,7 @@ def datasets_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=1, default=str))
         return 0
-    print(f"{'dataset id':36}  {'dataset type':<20} {'run':<24} {'data ID':<40} path")
-    for row in rows:
-        print(_dataset_line(row))
+    print_table(_DATASET_COLUMNS, [_dataset_cells(r) for r in rows], limit=args.limit)
     print(f"({len(rows)} dataset(s))")
     return 0
 

@@ -82,6 +82,7 @@ class TextProgressBar:
         self._clock = clock
         self._last = -float("inf")
         self._drawn = False
+        self._length = 0
 
     def __call__(self, progress: IngestProgress) -> None:
         """Draw the progress (at most every ``min_interval`` seconds, and always when done)."""
@@ -96,10 +97,13 @@ class TextProgressBar:
             if size < 1024 or unit == "TiB":
                 break
             size /= 1024
-        self._stream.write(
-            f"\r[{'#' * filled}{'.' * (self._width - filled)}] {progress.done}/{progress.total} quanta, "
+        line = (
+            f"[{'#' * filled}{'.' * (self._width - filled)}] {progress.done}/{progress.total} quanta, "
             f"{progress.quanta_added} added, {progress.failures} failed, {size:.1f} {unit}"
         )
+        # Blank what a longer previous line leaves ("1023.9 KiB" then "1.0 MiB" showed "1.0 MiBiB").
+        self._stream.write(f"\r{line}{' ' * (self._length - len(line))}")
+        self._length = len(line)
         self._stream.flush()
         self._drawn = True
 
@@ -109,6 +113,7 @@ class TextProgressBar:
             self._stream.write("\n")
             self._stream.flush()
             self._drawn = False
+            self._length = 0
 
 
 class _Requests:
