@@ -6,6 +6,7 @@ __all__ = ["add_parser", "command"]
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -64,17 +65,31 @@ def command(args: argparse.Namespace) -> int:
 def _run_local(args: argparse.Namespace) -> int:
     from ..batch.local import QuantumRun, run_graph, summary_exit_code
 
+    json_log = args.log_format == "json"
+
     def progress(run: QuantumRun, done: int, total: int) -> None:
         code = "" if run.exit_code is None else f", exit {run.exit_code}, {run.duration_s:.1f} s"
         line = f"[{done}/{total}] {run.index:>5} {run.node.label} {run.node.id}: {run.status}{code}"
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
-        if run.stderr_tail:
+        if run.stderr_tail and json_log:  # one JSON object a line: the tail goes in a log record
+            logging.getLogger("s3qbb.batch.local").warning(
+                "Quantum %s (%s, index %d) exited %s; the end of its log:\n%s",
+                run.node.id, run.node.label, run.index, run.exit_code, run.stderr_tail,
+            )  # fmt: skip
+        elif run.stderr_tail:
             print("        " + run.stderr_tail.replace("\n", "\n        "), file=sys.stderr, flush=True)
 
     if args.scheduler:
         print("s3qbb run: --scheduler needs --executor dask.", file=sys.stderr)
         return EXIT_USAGE
-    summary = run_graph(args.graph, args.config, jobs=args.jobs, rerun=args.rerun, on_result=progress)
+    summary = run_graph(
+        args.graph,
+        args.config,
+        jobs=args.jobs,
+        rerun=args.rerun,
+        on_result=progress,
+        extra_args=("--log-format", "json") if json_log else (),
+    )
     code = summary_exit_code(summary)
     counts: dict[str, int] = {}
     for r in summary.runs.values():

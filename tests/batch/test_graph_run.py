@@ -70,6 +70,11 @@ def test_failure_stops_only_downstream_and_sets_the_exit_code(
     statuses = [q["status"] for q in json.loads(proc.stdout)["quanta"]]
     assert statuses == ["succeeded", "failed", "failed", "failed", "upstream-failed"]
     assert "this task fails on purpose" in proc.stderr
+    # --log-format json: the runner's stderr is JSON lines only, failed quanta's logs included.
+    as_json = job.run("run", "--graph", job.graph_uri, "--config", job.config_uri, "--log-format", "json")
+    assert as_json.returncode == 1, as_json.stderr
+    records = [json.loads(line) for line in as_json.stderr.splitlines() if line.strip()]
+    assert any("this task fails on purpose" in r["message"] for r in records)
     status = job.run("graph", "status", job.graph_uri, "--config", job.config_uri, "--json")
     assert status.returncode == 1
     assert json.loads(status.stdout)["counts"] == {"succeeded": 1, "failed": 3, "not run": 1}
