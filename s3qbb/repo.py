@@ -212,9 +212,8 @@ def _read_local(location: str | os.PathLike[str], search_paths: Iterable[str]) -
                     return candidate.read_text(), str(candidate)
                 except OSError as err:
                     raise ConfigError(f"Cannot read configuration {candidate}: {err}") from err
-    raise ConfigError(
-        f"Configuration {str(location)!r} not found; looked at {tried}. Pass search_paths or a full path."
-    )
+    hint = "Pass search_paths or a full path." if search_paths else "Give its full path or an s3:// URI."
+    raise ConfigError(f"Configuration {str(location)!r} not found; looked at {tried}. {hint}")
 
 
 def load_repo_config(

@@ -138,10 +138,10 @@ def status_command(args: argparse.Namespace) -> int:
     """Print each quantum's status; exit 0 if every quantum succeeded, 1 otherwise."""
     from ..batch.graph import QuantumGraph
     from ..batch.status import graph_status, status_counts
-    from ..repo import load_repo_config
+    from .options import load_config_option
 
     try:
-        repo = load_repo_config(args.config)
+        repo = load_config_option(args.config)
         graph = QuantumGraph.open(args.graph, config=repo.datastore.endpoint_config())
         states = graph_status(graph, repo)
     except S3qbbError as err:

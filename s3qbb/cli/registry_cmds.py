@@ -91,9 +91,9 @@ def ingest_command(args: argparse.Namespace) -> int:
             if not args.config:
                 return _fail("ingest", S3qbbError("--recover needs --config (the repository configuration)."))
             from ..batch.recovery import load_quanta, recover_quanta
-            from ..repo import load_repo_config
+            from .options import load_config_option
 
-            repo = load_repo_config(args.config)
+            repo = load_config_option(args.config)
             recovered = recover_quanta(repo, load_quanta(args.recover, repo.universe()))
             done = [r for r in recovered if r.status == "recovered"]
             for result in recovered:
@@ -114,13 +114,30 @@ def ingest_command(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 progress=display if display.enabled else None,
             )
+        refusal = _refusal(args.run_uri) if summary.quanta_listed == 0 and not summary.failures else None
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("ingest", err)
+    if refusal:
+        return _fail("ingest", S3qbbError(refusal))
     if args.json:
         print(json.dumps(summary.to_dict(), indent=1, default=str))
     else:
         print(summary.describe())
     return 1 if summary.failures else 0
+
+
+def _refusal(run_uri: str) -> str | None:
+    """Say why a run with no per-quantum files is not one to ingest (see `explain_empty_run`)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..config import S3EndpointConfig
+    from ..s3 import make_client
+    from .ingest_checks import explain_empty_run
+
+    try:
+        return explain_empty_run(make_client(S3EndpointConfig.from_env()), run_uri)
+    except (BotoCoreError, ClientError):  # the listing just worked: no diagnosis is no refusal
+        return None
 
 
 def _parse_where(items: list[str]) -> dict[str, int | str] | None:

@@ -116,13 +116,13 @@ def _run_dask(args: argparse.Namespace) -> int:
     from ..batch.dask import _import_distributed, run_graph_on_dask
     from ..batch.exitcodes import ExitCode
     from ..batch.graph import QuantumGraph
-    from ..repo import load_repo_config
+    from .options import load_config_option
 
     if not args.scheduler:
         print("s3qbb run: --executor dask needs --scheduler ADDR.", file=sys.stderr)
         return EXIT_USAGE
     distributed = _import_distributed()
-    repo = load_repo_config(args.config)
+    repo = load_config_option(args.config)
     graph = QuantumGraph.load(args.graph, config=repo.datastore.endpoint_config())
     try:
         client = distributed.Client(args.scheduler)

@@ -111,13 +111,13 @@ def usage_error(err: BaseException) -> int:
 
 def command(args: argparse.Namespace) -> int:
     """Run the sub-command."""
-    from ..repo import load_repo_config
+    from .options import load_config_option
 
     if args.grace_period is not None and args.grace_period < 0:
         print("s3qbb run-quantum: --grace-period must be 0 or more seconds", file=sys.stderr)
         return EXIT_USAGE
     try:
-        repo = load_repo_config(args.config)
+        repo = load_config_option(args.config)
         quantum, task_spec, universe = resolve_job(args, repo)
         task = load_task(task_spec, args.app_dir)
     except S3qbbError as err:

@@ -51,7 +51,7 @@ def command(args: argparse.Namespace) -> int:
     from ..batch.graph import QuantumGraph
     from ..batch.manifests import aws_batch_stages, kubernetes_jobs
     from ..provenance.files import redact
-    from ..repo import load_repo_config
+    from .options import load_config_option
 
     env: dict[str, str] = {}
     for item in args.env:
@@ -68,7 +68,7 @@ def command(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     try:
-        repo = load_repo_config(args.config)
+        repo = load_config_option(args.config)
         graph = QuantumGraph.open(args.graph, config=repo.datastore.endpoint_config())
     except S3qbbError as err:
         print(f"s3qbb submit: {redact(str(err))}", file=sys.stderr)

@@ -232,9 +232,13 @@ def connect_error(err: BaseException, url: sa.URL) -> RegistryError | Credential
             f"{url.username or '(default)'!r}: {detail}. Check the user name, password (not shown) and "
             "database name."
         )
+    check = (
+        "Check that the SQLite file's folder exists and is writable."
+        if url.get_backend_name() == "sqlite"
+        else "Check that the database server is running and reachable from this host."
+    )
     return RegistryConnectionError(
-        f"Cannot connect to the registry database at {where} ({safe_url(url)}): {detail}. Check that the "
-        "server is running and reachable from this host, or that the SQLite file's folder is writable."
+        f"Cannot connect to the registry database at {where} ({safe_url(url)}): {detail}. {check}"
     )
 
 
@@ -347,8 +351,8 @@ def ensure_schema(
     if version is None:
         if not create:
             raise RegistryError(
-                f"{safe_url(url)} holds no s3qbb registry; open it with create=True (the default) to "
-                "make one."
+                f"{safe_url(url)} holds no s3qbb registry; check the registry URL, or ingest a run into it "
+                "to make one (`s3qbb ingest RUN_URI --registry URL`)."
             )
         try:
             with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():

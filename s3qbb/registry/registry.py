@@ -127,8 +127,8 @@ class Registry:
 
             if not Path(parsed.database).is_file():
                 raise RegistryError(
-                    f"Registry {safe_url(parsed)} does not exist; run `s3qbb ingest` (or open it with "
-                    "create=True) to make it."
+                    f"Registry {safe_url(parsed)} does not exist; run `s3qbb ingest RUN_URI --registry URL` "
+                    "to make it, or check the registry URL."
                 )
         engine = create_registry_engine(parsed, namespace=namespace, connect_timeout=connect_timeout)
         try:

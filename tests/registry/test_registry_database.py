@@ -108,7 +108,7 @@ def test_create_false_refuses_a_database_without_registry(tmp_path: Path) -> Non
 
 def test_create_false_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "typo" / "registry.sqlite3"
-    with pytest.raises(RegistryError, match="does not exist; run `s3qbb ingest`"):
+    with pytest.raises(RegistryError, match="does not exist; run `s3qbb ingest RUN_URI --registry URL`"):
         Registry.from_url(missing, create=False)
     assert not missing.parent.exists()
 
