@@ -35,7 +35,7 @@ keeps the last attempt (see :mod:`s3qbb.registry.attempts`).
 
 from __future__ import annotations
 
-__all__ = ["PENDING_METADATA", "RecoveredQuantum", "load_quanta", "recover_quanta"]
+__all__ = ["PENDING_METADATA", "RecoveredQuantum", "is_graph_location", "load_quanta", "recover_quanta"]
 
 import datetime
 import logging
@@ -74,7 +74,8 @@ class RecoveredQuantum:
 
     quantum_id: str
     status: str
-    """``recovered``, or ``skipped`` when the quantum's files are intact and describe its last attempt."""
+    """``recovered``; ``skipped`` when the quantum's files are intact and describe its last attempt;
+    ``not-run`` when it left neither files nor outputs (recovering a graph's quanta)."""
     outputs_found: int = 0
     """Outputs adopted."""
     outputs_missing: int = 0
@@ -85,8 +86,31 @@ class RecoveredQuantum:
     """Why the quantum was recovered, what was not adopted, which checksums were computed."""
 
 
+def is_graph_location(location: str | os.PathLike[str]) -> bool:
+    """Tell whether ``location`` names a quantum graph rather than quantum descriptions.
+
+    A local file is a graph if it starts with a graph file's first line; an
+    ``s3://`` object is one if its name ends with ``.qgraph`` (no request).
+    """
+    where = os.fspath(location)
+    if where.startswith("s3://"):
+        return where.endswith(".qgraph")
+    path = Path(where)
+    if not path.is_file():
+        return False
+    with path.open("rb") as stream:
+        return b'"s3qbb-quantum-graph"' in stream.read(128)
+
+
 def load_quanta(location: str | os.PathLike[str], universe: DimensionUniverse) -> list[Quantum]:
-    """Read every quantum description (``*.json``) in a local directory or under an ``s3://`` prefix.
+    """Read the quanta of a graph, or every quantum description (``*.json``) of a folder or prefix.
+
+    Parameters
+    ----------
+    location : `str` or `os.PathLike`
+        A graph (see `is_graph_location`), a local directory or file, or an ``s3://`` prefix.
+    universe : `DimensionUniverse`
+        Dimensions of the descriptions (a graph carries its own).
 
     Raises
     ------
@@ -96,6 +120,10 @@ def load_quanta(location: str | os.PathLike[str], universe: DimensionUniverse) -
     from .execution import load_quantum
 
     where = os.fspath(location)
+    if is_graph_location(where):
+        from .graph import QuantumGraph
+
+        return list(QuantumGraph.load(where))
     if where.startswith("s3://"):
         from ..config import S3EndpointConfig
         from ..s3.client import make_client
@@ -121,6 +149,8 @@ def load_quanta(location: str | os.PathLike[str], universe: DimensionUniverse) -
 def recover_quanta(
     config: RepoConfig | Mapping[str, Any] | str | os.PathLike[str],
     quanta: Iterable[Quantum],
+    *,
+    skip_unstarted: bool = False,
 ) -> list[RecoveredQuantum]:
     """Write records, provenance and a ``recovered`` report for quanta that left no usable files.
 
@@ -130,13 +160,17 @@ def recover_quanta(
         Repository configuration (the datastore the quanta wrote to).
     quanta : iterable of `Quantum`
         Quantum descriptions, as given to ``s3qbb run-quantum``.
+    skip_unstarted : `bool`, optional
+        Skip quanta that left neither files nor outputs (the quanta of a graph
+        that never ran) instead of recording them as recovered with every
+        output missing.
 
     Returns
     -------
     recovered : `list` [`RecoveredQuantum`]
-        One entry per quantum: ``recovered``, or ``skipped`` (its files are
+        One entry per quantum: ``recovered``, ``skipped`` (its files are
         intact and describe its last attempt, or its outputs name no single
-        run).
+        run) or ``not-run`` (with ``skip_unstarted``).
     """
     from ..datastores.s3 import S3Datastore
     from ..repo import build_datastore, load_repo_config
@@ -158,7 +192,7 @@ def recover_quanta(
         if not isinstance(datastore, S3Datastore):
             raise ConfigError("Recovery needs an S3 datastore configuration.")
         try:
-            results.append(_recover_one(datastore, quantum, runs.pop()))
+            results.append(_recover_one(datastore, quantum, runs.pop(), skip_unstarted=skip_unstarted))
         finally:
             datastore.close()
     return results
@@ -312,7 +346,9 @@ def _reason(existing: _Existing) -> str:
     return f"outputs newer than its {status} report were found"
 
 
-def _recover_one(datastore: S3Datastore, quantum: Quantum, run: str) -> RecoveredQuantum:
+def _recover_one(
+    datastore: S3Datastore, quantum: Quantum, run: str, *, skip_unstarted: bool = False
+) -> RecoveredQuantum:
     from ..core.wire import dataset_ref_to_simple
     from ..provenance.files import host_info, provenance_key, records_key, report_key
     from ..provenance.model import QuantumDatasetCounts, QuantumExecutionReport, QuantumProvenanceData
@@ -328,6 +364,8 @@ def _recover_one(datastore: S3Datastore, quantum: Quantum, run: str) -> Recovere
     outputs = quantum.output_refs()
     inputs = quantum.input_refs()
     found = [ref for ref, ok in datastore.stored_many(outputs).items() if ok]
+    if skip_unstarted and existing.present == 0 and not found:
+        return RecoveredQuantum(qid, "not-run")
     adoption = _adopt(datastore, quantum, found)
     adopted = {info.dataset_id for info in adoption.records}
     if adoption.records:

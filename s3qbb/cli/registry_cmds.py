@@ -41,8 +41,8 @@ def add_parsers(sub: Any) -> None:
         "--recover",
         metavar="QUANTA",
         help="first recover quanta that left no usable records (killed jobs, damaged files, outputs of a "
-        "later attempt than their report), from their descriptions (a local directory or s3:// prefix of "
-        "quantum JSON files); needs --config",
+        "later attempt than their report), from a quantum graph (local, or s3://....qgraph) or their "
+        "descriptions (a local directory or s3:// prefix of quantum JSON files); needs --config",
     )
     p.add_argument("--config", help="repository config (local path or s3:// URI), for --recover")
     p.add_argument(
@@ -90,11 +90,15 @@ def ingest_command(args: argparse.Namespace) -> int:
         if args.recover:
             if not args.config:
                 return _fail("ingest", S3qbbError("--recover needs --config (the repository configuration)."))
-            from ..batch.recovery import load_quanta, recover_quanta
+            from ..batch.recovery import is_graph_location, load_quanta, recover_quanta
             from .options import load_config_option
 
             repo = load_config_option(args.config)
-            recovered = recover_quanta(repo, load_quanta(args.recover, repo.universe()))
+            from_graph = is_graph_location(args.recover)
+            recovered = recover_quanta(
+                repo, load_quanta(args.recover, repo.universe()), skip_unstarted=from_graph
+            )
+            recovered = [r for r in recovered if r.status != "not-run"]
             done = [r for r in recovered if r.status == "recovered"]
             for result in recovered:
                 for line in result.warnings:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from graph_helpers import EXPECTED_SUMMARY, make_job, read_dataset, task_calls
+from graph_helpers import EXPECTED_SUMMARY, RUN, make_job, read_dataset, task_calls
 
 from s3qbb.provenance.files import report_key
 from s3qbb.testing.servers import S3TestEndpoint, free_ports
@@ -82,6 +82,16 @@ def test_failure_stops_only_downstream_and_sets_the_exit_code(
     blocked = job.run("run-quantum", "--graph", job.graph_uri, "--index", "4", "--config", job.config_uri)
     assert blocked.returncode == 1, blocked.stderr
     assert "did not write" in blocked.stderr and str(job.graph.nodes[1].id) in blocked.stderr
+    # ingest --recover takes the graph itself: the failed quanta keep their intact files and the
+    # summary, which never ran, is not recorded as a recovered quantum with every output missing.
+    registry = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    recover = job.run("ingest", f"s3://{job.endpoint.bucket}/repo/{RUN}/", "--registry", registry,
+                      "--recover", job.graph_uri, "--config", job.config_uri)  # fmt: skip
+    assert recover.returncode == 0, recover.stdout + recover.stderr
+    said = recover.stdout + recover.stderr
+    assert "recovered 0 quantum(s)" in said and "4 had intact records" in said, said
+    status = job.run("graph", "status", job.graph_uri, "--config", job.config_uri, "--json")
+    assert json.loads(status.stdout)["counts"] == {"succeeded": 1, "failed": 3, "not run": 1}
 
 
 @pytest.mark.moto_server
