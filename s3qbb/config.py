@@ -372,8 +372,8 @@ class S3EndpointConfig(EnvConfigModel):
     region: str | None = _env_field(
         None,
         "S3QBB_S3_REGION",
-        "Region name. `None` uses the AWS chain (``AWS_DEFAULT_REGION``, then the profile), "
-        "falling back to ``us-east-1``.",
+        "Region name. `None` uses ``AWS_REGION``, then the AWS chain (``AWS_DEFAULT_REGION``, then the "
+        "profile), falling back to ``us-east-1``.",
     )
     profile: str | None = _env_field(
         None, "S3QBB_S3_PROFILE", "Named profile of the AWS shared config files; `None` uses the default."

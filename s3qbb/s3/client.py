@@ -109,10 +109,14 @@ def resolve_region(config: S3EndpointConfig, session: boto3.Session | None = Non
     Returns
     -------
     region : `str`
-        ``config.region``, else the chain's region, else `DEFAULT_REGION`.
+        ``config.region`` (the configuration, else ``S3QBB_S3_REGION``), else
+        ``AWS_REGION`` (which botocore does not read), else the chain's region
+        (``AWS_DEFAULT_REGION``, then the profile), else `DEFAULT_REGION`.
     """
     if config.region is not None:
         return config.region
+    if aws_region := os.environ.get("AWS_REGION", "").strip():
+        return aws_region
     if session is None:
         session = _session(config)
     return session.region_name or DEFAULT_REGION
@@ -190,6 +194,8 @@ def _endpoint_source(config: S3EndpointConfig) -> str:
 def _region_source(config: S3EndpointConfig, session: boto3.Session) -> str:
     if config.region is not None:
         return config.field_sources["region"]
+    if os.environ.get("AWS_REGION", "").strip():
+        return "environment AWS_REGION"
     if session.region_name is None:
         return "s3qbb default"
     if os.environ.get("AWS_DEFAULT_REGION", "").strip():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import PREFIX, CliJob, run_pipeline
+from cli_helpers import PREFIX, RUN, CliJob, run_cli, run_pipeline
 
 from s3qbb.cli.main import main
 
@@ -69,3 +69,13 @@ def test_postgresql_connection_error_mentions_no_sqlite(capsys: pytest.CaptureFi
     assert "Cannot connect to the registry database at 127.0.0.1:1" in err
     assert "Check that the database server is running and reachable from this host." in err
     assert "SQLite" not in err
+
+
+def test_aws_region_alone_is_honoured(cli_job: CliJob) -> None:
+    pipeline = run_pipeline(cli_job.endpoint)
+    env = {k: v for k, v in cli_job.env.items() if k != "AWS_DEFAULT_REGION"}
+    env["AWS_REGION"] = "eu-west-3"
+    registry = f"sqlite:///{cli_job.workdir / 'r.sqlite3'}"
+    proc = run_cli("-v", "ingest", pipeline.uri(RUN), "--registry", registry, env=env, cwd=cli_job.workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "region eu-west-3 (from environment AWS_REGION)" in proc.stderr

@@ -128,3 +128,17 @@ def test_new_client_is_not_cached() -> None:
     assert fresh is not cached
     assert fresh.meta.config.retries == cached.meta.config.retries
     assert make_client(config) is cached
+
+
+def test_region_precedence_aws_region_then_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")  # alone: honoured (botocore reads only AWS_DEFAULT_REGION)
+    clear_client_cache()
+    assert resolve_region(S3EndpointConfig()) == "eu-west-3"
+    assert make_client(S3EndpointConfig(endpoint_url=URL)).meta.region_name == "eu-west-3"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")  # AWS_REGION first, as the AWS SDKs do
+    assert resolve_region(S3EndpointConfig()) == "eu-west-3"
+    monkeypatch.setenv("S3QBB_S3_REGION", "ca-central-1")  # s3qbb's own variable before both
+    assert resolve_region(S3EndpointConfig.from_env()) == "ca-central-1"
+    assert resolve_region(S3EndpointConfig(region="sa-east-1")) == "sa-east-1"
+    clear_client_cache()
