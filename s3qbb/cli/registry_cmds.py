@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import S3qbbError
+from . import tables
 from .tables import Column, add_limit_argument, print_table
 
 if TYPE_CHECKING:
@@ -191,6 +192,11 @@ def datasets_command(args: argparse.Namespace) -> int:
 
 
 def _print_tree(tree: ProvenanceTree) -> None:
+    """Print the tree: plain indented lines in a pipe, a `rich.tree.Tree` fitted to a terminal."""
+    if tables.is_terminal(sys.stdout):
+        _print_rich_tree(tree)
+        return
+
     def walk(dataset_id: Any, indent: int, seen: frozenset[Any]) -> None:
         row = tree.datasets.get(dataset_id)
         label = f"{row.dataset_type} {dict(row.data_id or {})} [{row.run}]" if row else "(unknown dataset)"
@@ -203,6 +209,29 @@ def _print_tree(tree: ProvenanceTree) -> None:
             walk(parent.id, indent + 2, seen | {dataset_id})
 
     walk(tree.root, 0, frozenset())
+
+
+def _print_rich_tree(tree: ProvenanceTree) -> None:
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    def label(dataset_id: Any) -> Text:
+        row = tree.datasets.get(dataset_id)
+        text = f"{row.dataset_type} {dict(row.data_id or {})} [{row.run}]" if row else "(unknown dataset)"
+        return Text.assemble((str(dataset_id), "bold"), f"  {text}")
+
+    def walk(node: Tree, dataset_id: Any, level: int, seen: frozenset[Any]) -> None:
+        producer = tree.producer_of(dataset_id)
+        if producer is None or dataset_id in seen or level >= tree.depth:
+            return
+        quantum = node.add(Text(f"<- quantum {producer.id} ({producer.task_label}, {producer.status})"))
+        for parent in tree.inputs_of(dataset_id):
+            walk(quantum.add(label(parent.id)), parent.id, level + 1, seen | {dataset_id})
+
+    root = Tree(label(tree.root))
+    walk(root, tree.root, 0, frozenset())
+    Console(file=sys.stdout, highlight=False).print(root)
 
 
 def provenance_command(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ out are counted on a last line, ``... N more rows (--limit 0 shows all)``.
 
 from __future__ import annotations
 
-__all__ = ["TERMINAL_LIMIT", "Column", "add_limit_argument", "effective_limit", "print_table"]
+__all__ = ["TERMINAL_LIMIT", "Column", "add_limit_argument", "effective_limit", "is_terminal", "print_table"]
 
 import argparse
 import sys
@@ -53,7 +53,8 @@ def add_limit_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Tell whether a stream is a terminal (tables and trees are then drawn by `rich`)."""
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 
@@ -69,7 +70,7 @@ def effective_limit(limit: int | None, stream: TextIO | None = None) -> int | No
         Where the table goes; standard output by default.
     """
     if limit is None:
-        return TERMINAL_LIMIT if _is_terminal(stream or sys.stdout) else None
+        return TERMINAL_LIMIT if is_terminal(stream or sys.stdout) else None
     return limit or None
 
 
@@ -107,7 +108,7 @@ def print_table(
         Draw with this console (a terminal) instead of deciding from ``stream``.
     """
     out = stream or sys.stdout
-    terminal = console.is_terminal if console is not None else _is_terminal(out)
+    terminal = console.is_terminal if console is not None else is_terminal(out)
     shown_limit = (TERMINAL_LIMIT if terminal else None) if limit is None else (limit or None)
     shown = rows if shown_limit is None else rows[:shown_limit]
     more = len(rows) - len(shown)

@@ -61,7 +61,7 @@ def test_datasets_on_a_terminal_fit_its_width(
     registry_url: tuple[Pipeline, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline, url = registry_url
-    monkeypatch.setattr(tables, "_is_terminal", lambda stream: True)
+    monkeypatch.setattr(tables, "is_terminal", lambda stream: True)
     monkeypatch.setenv("COLUMNS", "90")
     assert main(["datasets", "--registry", url]) == 0
     out = ANSI.sub("", capsys.readouterr().out)
@@ -72,8 +72,27 @@ def test_datasets_on_a_terminal_fit_its_width(
     assert len(lines) > 7  # the path column wrapped instead
 
 
+def test_provenance_on_a_terminal_is_a_fitted_tree(
+    registry_url: tuple[Pipeline, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline, url = registry_url
+    assert main(["provenance", str(pipeline.summary.id), "--registry", url, "--depth", "1"]) == 0
+    plain = capsys.readouterr().out
+    assert max(map(len, plain.splitlines())) > 70  # in a pipe: one long line per node, as before
+
+    monkeypatch.setattr(tables, "is_terminal", lambda stream: True)
+    monkeypatch.setenv("COLUMNS", "70")
+    assert main(["provenance", str(pipeline.summary.id), "--registry", url, "--depth", "1"]) == 0
+    out = ANSI.sub("", capsys.readouterr().out)
+    assert max(map(len, out.splitlines())) <= 70
+    flat = "".join(out.split())  # wrapped lines joined: every ID is there
+    for dataset_id in [pipeline.summary.id, *(r.id for r in pipeline.calexps.values())]:
+        assert str(dataset_id) in flat
+    assert f"<-quantum{pipeline.summarize.id}(summarize,succeeded)" in flat
+
+
 def test_terminal_limit_defaults_to_50_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tables, "_is_terminal", lambda stream: True)
+    monkeypatch.setattr(tables, "is_terminal", lambda stream: True)
     out = io.StringIO()
     console = Console(file=out, width=60, force_terminal=True, color_system=None)
     rows = [[str(i), f"value {i}"] for i in range(60)]
