@@ -1,14 +1,18 @@
 """Why ``s3qbb ingest`` found no per-quantum files: a mistyped run, the repository root, or neither.
 
-Called only when the listing of ``<run>/_records/`` came back empty, it costs
-one delimited LIST of the prefix, then one of its parent (nothing there) or
-one single-key LIST per sub-folder, at most `MAX_CHILDREN` (the root).
+Called only when the listing of ``<run>/_records/`` came back empty. Run names
+may be hierarchical (``u/alice/run1``), so runs are looked for below the prefix
+(or, when nothing is there, below its parent) breadth first, one delimited LIST
+per folder: a folder holding a ``_records/`` folder is a run and is not looked
+into. The search stops after `MAX_LISTS` LISTs, at `MAX_DEPTH` levels, or once
+`MAX_CHILDREN` runs are found, so it stays cheap on a large repository.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_CHILDREN", "explain_empty_run"]
+__all__ = ["MAX_CHILDREN", "MAX_DEPTH", "MAX_LISTS", "explain_empty_run"]
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ..registry.sources import parse_run_uri
@@ -17,7 +21,12 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MAX_CHILDREN = 20
-"""Sub-folders of a prefix looked into for ``_records/`` (and run names shown)."""
+"""Runs named in a message (the search stops once it has found this many)."""
+MAX_DEPTH = 4
+"""Folder levels below the prefix looked into (a run ``u/alice/run1`` is 3 below the root)."""
+MAX_LISTS = 40
+"""LIST requests the search may make."""
+_RECORDS = "_records"
 
 
 def _children(client: S3Client, bucket: str, prefix: str) -> tuple[list[str], bool]:
@@ -27,14 +36,29 @@ def _children(client: S3Client, bucket: str, prefix: str) -> tuple[list[str], bo
     return names, bool(names or page.get("Contents"))
 
 
-def _has_records(client: S3Client, bucket: str, prefix: str) -> bool:
-    return bool(client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}_records/", MaxKeys=1).get("Contents"))
+def _runs_under(
+    client: S3Client, bucket: str, prefix: str, names: list[str] | None = None
+) -> tuple[list[str], bool]:
+    """Return runs below ``prefix`` (relative names, breadth first) and whether the search stopped early.
 
-
-def _runs_under(client: S3Client, bucket: str, prefix: str, names: list[str]) -> list[str]:
-    return [
-        n for n in names[:MAX_CHILDREN] if n != "_records" and _has_records(client, bucket, f"{prefix}{n}/")
-    ]
+    ``names`` are the sub-folders of ``prefix`` when already listed (that LIST counts in `MAX_LISTS`).
+    """
+    runs: list[str] = []
+    lists = 1
+    if names is None:
+        names = _children(client, bucket, prefix)[0]
+    queue: deque[tuple[str, int]] = deque((n, 1) for n in names if n != _RECORDS)
+    while queue:
+        if lists >= MAX_LISTS or len(runs) >= MAX_CHILDREN:
+            return runs, True
+        folder, depth = queue.popleft()
+        below, _ = _children(client, bucket, f"{prefix}{folder}/")
+        lists += 1
+        if _RECORDS in below:
+            runs.append(folder)
+        elif depth < MAX_DEPTH:
+            queue.extend((f"{folder}/{n}", depth + 1) for n in below)
+    return runs, False
 
 
 def explain_empty_run(client: S3Client, uri: str) -> str | None:
@@ -61,7 +85,7 @@ def explain_empty_run(client: S3Client, uri: str) -> str | None:
     if not anything:
         parent = prefix.rstrip("/").rpartition("/")[0]
         parent = f"{parent}/" if parent else ""
-        siblings = _runs_under(client, bucket, parent, _children(client, bucket, parent)[0])
+        siblings, _ = _runs_under(client, bucket, parent)
         found = (
             f"runs beside it under {base}{parent}: {', '.join(siblings)}; pass one of them, "
             f"e.g. s3qbb ingest {base}{parent}{siblings[0]}/"
@@ -70,9 +94,9 @@ def explain_empty_run(client: S3Client, uri: str) -> str | None:
             "(the run's folder holds a _records/ folder)"
         )
         return f"nothing under {uri}: no such run ({found})."
-    runs = _runs_under(client, bucket, prefix, names)
+    runs, stopped = _runs_under(client, bucket, prefix, names)
     if runs:
-        more = " ..." if len(names) > MAX_CHILDREN else ""
+        more = " ..." if stopped else ""
         return (
             f"{uri} is not a run but a folder of runs ({', '.join(runs)}{more}): ingest one run at a time, "
             f"e.g. s3qbb ingest {base}{prefix}{runs[0]}/"
