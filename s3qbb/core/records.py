@@ -70,11 +70,11 @@ _ACCEPTED_RECORD_CLASSES = frozenset(
     }
 )
 
-_TABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SANITIZED_DOTDOT = "%2E."
 """How `s3qbb.datastores.sanitize.sanitize_segment` writes the value ``..``: a literal name in a key."""
 _URI_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_HEX32_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def check_record_path(path: str) -> str:
@@ -111,6 +111,8 @@ def check_record_path(path: str) -> str:
         raise ValueError("record path is empty")
     if _CONTROL_RE.search(path):
         raise ValueError(f"record path {path!r:.300} contains NUL or control characters")
+    if ".." not in path and "%" not in path and path[0] != "/":
+        return path  # the common case: no segment can be '..', and a URI never starts with '/'
     is_uri = _URI_SCHEME_RE.match(path) is not None
     if not is_uri and path.startswith("/"):
         raise ValueError(f"relative record path {path!r:.300} starts with '/'")
@@ -127,19 +129,9 @@ def check_record_path(path: str) -> str:
     return path
 
 
-def _check_table_name(name: str) -> str:
-    if _TABLE_NAME_RE.fullmatch(name) is None:
-        raise ValueError(f"table name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
-    return name
-
-
-def _check_text(value: str) -> str:
-    if _CONTROL_RE.search(value):
-        raise ValueError(f"value {value!r} contains NUL or control characters")
-    return value
-
-
 def _normalize_dataset_id_key(value: str) -> str:
+    if _HEX32_RE.fullmatch(value) is not None:
+        return value  # already the normal form (what s3qbb and daf_butler write)
     try:
         return uuid.UUID(value).hex
     except ValueError as err:
@@ -254,9 +246,14 @@ class StoredFileInfo:
 
 # --- wire models ---------------------------------------------------------
 
-_TableName = Annotated[str, pydantic.AfterValidator(_check_table_name)]
 _DatasetIdKey = Annotated[str, pydantic.AfterValidator(_normalize_dataset_id_key)]
-_Text = Annotated[str, pydantic.StringConstraints(min_length=1), pydantic.AfterValidator(_check_text)]
+# Checked by pydantic-core's (Rust) regex engine: a Python validator per field was a third of the cost of
+# validating an export (`extract_provenance_data`). Rust's ``$`` matches only at the very end (Python's
+# would also match before a final newline, which the class excludes anyway).
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+_Text = Annotated[str, pydantic.StringConstraints(min_length=1, pattern=_NO_CONTROL)]
+_OptionalText = Annotated[str, pydantic.StringConstraints(pattern=_NO_CONTROL)]
+_TableName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class SerializedStoredFileRecord(pydantic.BaseModel):
@@ -278,10 +275,10 @@ class SerializedStoredFileRecord(pydantic.BaseModel):
     storage_class: _Text
     """Name of the storage class."""
 
-    component: Annotated[str, pydantic.AfterValidator(_check_text)]
+    component: _OptionalText
     """Component name, or ``"__NULL_STRING__"`` for none (JSON null is accepted)."""
 
-    checksum: Annotated[str, pydantic.AfterValidator(_check_text)] | None
+    checksum: _OptionalText | None
     """``"<ALGORITHM>:<base64 digest>"``, or null if not known."""
 
     file_size: Annotated[int, pydantic.Field(ge=-1)] | None
@@ -316,7 +313,9 @@ class SerializedDatastoreRecordData(pydantic.BaseModel):
         known = {dataset_id.hex for dataset_id in self.dataset_ids}
         if len(known) != len(self.dataset_ids):
             raise ValueError("dataset_ids lists a dataset more than once")
-        seen: set[tuple[str, str, str]] = set()
+        # Dataset and table keys are unique within a record class, so a duplicate row can only be
+        # within one list of rows, or in another record class (checked with a set of every row then).
+        seen: set[tuple[str, str, str]] | None = set() if len(self.records) > 1 else None
         for class_name, by_dataset in self.records.items():
             if class_name not in _ACCEPTED_RECORD_CLASSES:
                 if class_name == "" and not any(rows for t in by_dataset.values() for rows in t.values()):
@@ -329,18 +328,23 @@ class SerializedDatastoreRecordData(pydantic.BaseModel):
                 if id_hex not in known:
                     raise ValueError(f"records for dataset {uuid.UUID(id_hex)} missing from dataset_ids")
                 for table_name, rows in by_table.items():
+                    if seen is None and len(rows) == 1 and rows[0].dataset_id is None:
+                        continue  # the common case: one row, filed only under its key
+                    components: set[str] = set()
                     for row in rows:
                         if row.dataset_id is not None and row.dataset_id.hex != id_hex:
                             raise ValueError(
                                 f"row for dataset {row.dataset_id} filed under dataset {uuid.UUID(id_hex)}"
                             )
                         key = (id_hex, table_name, row.component)
-                        if key in seen:
+                        if row.component in components or (seen is not None and key in seen):
                             raise ValueError(
                                 f"duplicate record for dataset {uuid.UUID(id_hex)}, table {table_name!r}, "
                                 f"component {row.component!r}"
                             )
-                        seen.add(key)
+                        components.add(row.component)
+                        if seen is not None:
+                            seen.add(key)
         return self
 
 
@@ -429,9 +433,16 @@ class DatastoreRecordData:
                             f"Record for dataset {info.dataset_id} (path {info.path!r}) is filed under "
                             f"dataset {dataset_id}; rebuild the record data from the records store."
                         )
-                    row = info.to_record()
-                    del row["dataset_id"]
-                    rows.append(row)
+                    rows.append(
+                        {
+                            "path": info.path,
+                            "formatter": info.formatter,
+                            "storage_class": info.storage_class,
+                            "component": NULL_COMPONENT if info.component is None else info.component,
+                            "checksum": info.checksum,
+                            "file_size": info.file_size,
+                        }
+                    )
                 by_dataset.setdefault(dataset_id.hex, {})[table_name] = rows
         records = {DAF_BUTLER_RECORD_CLASS: by_dataset} if by_dataset else {}
         return SerializedDatastoreRecordData.model_validate(
