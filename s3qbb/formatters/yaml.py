@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["YamlFormatter"]
+__all__ = ["YamlFormatter", "yaml_classes"]
 
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import FormatterError
@@ -13,8 +14,31 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
+@functools.cache
+def yaml_classes() -> tuple[type[Any], type[Any]]:
+    """Return PyYAML's safe dumper and loader classes: libyaml's (C) when PyYAML was built with it.
+
+    ``CSafeDumper``/``CSafeLoader`` do what ``safe_dump``/``safe_load`` do
+    (same representer, constructor and resolver; only the emitter and parser
+    are C), 5-10 times faster. Their output is byte-identical for ASCII text;
+    escaped non-ASCII strings longer than a line may be folded at another
+    column, and both forms read back to the same value. Without libyaml the
+    pure-Python ``SafeDumper``/``SafeLoader`` are used.
+
+    Returns
+    -------
+    classes : `tuple` [`type`, `type`]
+        The dumper and the loader.
+    """
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return dumper, loader
+
+
 class YamlFormatter(Formatter):
-    """Read and write YAML documents with PyYAML's *safe* dumper and loader.
+    """Read and write YAML documents with PyYAML's *safe* dumper and loader (libyaml's when available).
 
     Documents carrying Python-specific tags (``!!python/object`` and friends)
     are refused: constructing arbitrary Python objects from stored data would
@@ -61,7 +85,7 @@ class YamlFormatter(Formatter):
         try:
             # allow_unicode stays off: PyYAML then folds U+0085 (NEL) inside quoted scalars, corrupting
             # the text silently; escaped non-ASCII characters always round trip.
-            text = yaml.safe_dump(value, sort_keys=False)
+            text = yaml.dump(value, Dumper=yaml_classes()[0], sort_keys=False)
         except yaml.representer.RepresenterError as err:
             bad = err.args[1] if len(err.args) > 1 else obj
             inner = "" if type(bad) is type(obj) else f" (inside a {type_name(obj)!r})"
@@ -110,7 +134,7 @@ class YamlFormatter(Formatter):
 
         self.validate_parameters(parameters)
         try:
-            value = yaml.safe_load(bytes(data))
+            value = yaml.load(bytes(data), Loader=yaml_classes()[1])
         except yaml.constructor.ConstructorError as err:
             raise FormatterError(
                 "YAML formatter refused the document: it uses a tag the safe loader does not construct "

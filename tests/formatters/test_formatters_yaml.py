@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import string
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from s3qbb.errors import FormatterError, InvalidParameterError
-from s3qbb.formatters.yaml import YamlFormatter
+from s3qbb.formatters.yaml import YamlFormatter, yaml_classes
 
 
 class Config(BaseModel):
@@ -98,3 +99,78 @@ def test_invalid_document() -> None:
 def test_parameters_refused() -> None:
     with pytest.raises(InvalidParameterError, match="'columns'"):
         YamlFormatter().read(b"{}", None, {"columns": ["a"]})
+
+
+# --------------------------------------------------------------- libyaml
+
+
+def test_libyaml_classes_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML built without libyaml")
+    assert yaml_classes() == (yaml.CSafeDumper, yaml.CSafeLoader)
+    seen: list[type[Any]] = []
+    real_load, real_dump = yaml.load, yaml.dump
+
+    def load(stream: Any, Loader: type[Any]) -> Any:
+        seen.append(Loader)
+        return real_load(stream, Loader=Loader)
+
+    def dump(data: Any, stream: Any = None, Dumper: type[Any] = yaml.Dumper, **kwargs: Any) -> Any:
+        seen.append(Dumper)
+        return real_dump(data, stream, Dumper=Dumper, **kwargs)
+
+    monkeypatch.setattr(yaml, "load", load)
+    monkeypatch.setattr(yaml, "dump", dump)
+    fmt = YamlFormatter()
+    assert fmt.read(fmt.write({"a": [1, 2]})) == {"a": [1, 2]}
+    assert seen == [yaml.CSafeDumper, yaml.CSafeLoader]
+
+
+def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    monkeypatch.delattr(yaml, "CSafeDumper", raising=False)
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    yaml_classes.cache_clear()
+    try:
+        assert yaml_classes() == (yaml.SafeDumper, yaml.SafeLoader)
+        fmt = YamlFormatter()
+        assert fmt.read(fmt.write({"z": 1, "a": "Ωmega"})) == {"z": 1, "a": "Ωmega"}
+        with pytest.raises(FormatterError, match="refused"):
+            fmt.read(b"- !!python/tuple [1, 2]\n")
+    finally:
+        yaml_classes.cache_clear()
+
+
+_KEYS = st.text(alphabet=string.ascii_letters + string.digits + "_-.", min_size=1, max_size=20)
+typical_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(string.printable, max_size=100)
+    | st.dates(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(_KEYS, children, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(st.dictionaries(_KEYS, typical_values, max_size=8))
+def test_same_bytes_as_pure_python_for_typical_data(value: dict[str, Any]) -> None:
+    import yaml
+
+    data = YamlFormatter().write(value)
+    assert data == yaml.safe_dump(value, sort_keys=False).encode("utf-8")
+    assert repr(YamlFormatter().read(data)) == repr(yaml.safe_load(data))
+
+
+@given(st.dictionaries(st.text(), yaml_values, max_size=5))
+def test_any_text_reads_back_with_either_loader(value: dict[str, Any]) -> None:
+    """Escaped non-ASCII text may fold at another column than PyYAML's; both read back the same."""
+    import yaml
+
+    data = YamlFormatter().write(value)
+    assert YamlFormatter().read(data, dict) == value == yaml.safe_load(data)
+    assert YamlFormatter().read(yaml.safe_dump(value, sort_keys=False).encode()) == value
