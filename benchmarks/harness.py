@@ -17,14 +17,21 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from s3qbb.testing.faults import RequestCounter
+__all__ = ["RequestSource", "Side", "SideResult", "percentile", "run_interleaved", "summarise"]
 
-__all__ = ["Side", "SideResult", "percentile", "run_interleaved", "summarise"]
+
+class RequestSource(Protocol):
+    """Anything that counts requests by operation: `s3qbb.testing.faults.RequestCounter`, ..."""
+
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests so far by operation name (a copy)."""
+        ...
 
 
 @dataclass
@@ -38,15 +45,17 @@ class Side:
     op : `~collections.abc.Callable` [[`int`], `object`]
         Performs operation number ``i`` (numbers are unique per side: warm-up
         operations come first, so ``op`` can pick a fresh key or ref by ``i``).
-    counter : `RequestCounter`, optional
-        Counter attached to the client the side uses.
+    counter : `RequestSource`, optional
+        Counter of the requests the side sends (a `s3qbb.testing.faults.RequestCounter`
+        on its boto3 client, or a datastore's ``stats``); without one the
+        side's requests are not counted (``requests_per_op`` is NaN).
     warmup : `~collections.abc.Callable` [[], `object`], optional
         Warm-up to run instead of calling ``op`` (for bulk operations).
     """
 
     name: str
     op: Callable[[int], object]
-    counter: RequestCounter | None = None
+    counter: RequestSource | None = None
     warmup: Callable[[], object] | None = None
 
 
@@ -57,6 +66,8 @@ class SideResult:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
+    counted: bool = True
+    """Whether the side's requests were counted (it had a counter)."""
     server_cpu: float = 0.0
     """CPU seconds the server process used during this side's trials (NaN if unknown)."""
 
@@ -152,6 +163,8 @@ def _run_trial(
     result.server_cpu += (server_cpu() if server_cpu is not None else math.nan) - server_before
     if side.counter is not None:
         result.requests.update(side.counter.requests - before)
+    else:
+        result.counted = False
 
 
 def summarise(result: SideResult, *, bytes_per_op: int = 0) -> dict[str, Any]:
@@ -165,7 +178,7 @@ def summarise(result: SideResult, *, bytes_per_op: int = 0) -> dict[str, Any]:
         "cpu_median_s": percentile(result.cpu, 50),
         "cpu_mean_s": sum(result.cpu) / ops if ops else math.nan,
         "server_cpu_per_op_s": result.server_cpu / ops if ops else math.nan,
-        "requests_per_op": result.requests.total() / ops if ops else math.nan,
+        "requests_per_op": result.requests.total() / ops if ops and result.counted else math.nan,
         "requests": dict(sorted((k, v / ops) for k, v in result.requests.items())) if ops else {},
     }
     if bytes_per_op:

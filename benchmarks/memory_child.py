@@ -2,14 +2,22 @@
 
 Run as ``python -m benchmarks.memory_child`` with a JSON job on stdin::
 
-    {"side": "s3qbb" | "boto3", "endpoint_url": ..., "bucket": ..., "access_key_id": ...,
+    {"side": SIDE, "endpoint_url": ..., "bucket": ..., "access_key_id": ...,
      "secret_access_key": ..., "prefix": ..., "count": N, "size": 1024}
 
 It prints one JSON line: ``maxrss_kib`` (peak RSS: ``VmHWM``, else ``ru_maxrss``), ``import_rss_kib``
-(resident size once the side's modules are imported) and ``seconds``. The
-``boto3`` side imports only boto3 and awscrt (no s3qbb), and does what
-``S3Datastore.put``/``get`` do on the wire: a create-only PUT carrying a CRC32C
-checksum, then a GET whose body is read.
+(resident size once the side's modules are imported) and ``seconds``. The sides:
+
+``s3qbb``
+    a bare `s3qbb.datastores.s3.S3Datastore`: N puts, then N gets;
+``shipped`` / ``obstore``
+    the shipped default butler (`s3qbb.QuantumBackedButler`, cache tier on), with the boto3 or
+    the obstore transport: one butler puts N outputs, a fresh one reads them back as inputs;
+``boto3``
+    boto3 and awscrt only (no s3qbb), doing what ``S3Datastore.put``/``get`` do on the wire: a
+    create-only PUT carrying a CRC32C checksum, then a GET whose body is read;
+``obstore_raw``
+    obstore only: create-only ``obstore.put``, then ``obstore.get``.
 """
 
 from __future__ import annotations
@@ -64,6 +72,61 @@ def _run_s3qbb(job: dict[str, Any], data: bytes) -> int:
     return import_rss
 
 
+def _run_butler(job: dict[str, Any], data: bytes) -> int:
+    from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum, QuantumBackedButler
+
+    import_rss = _rss_kib()
+    endpoint: dict[str, Any] = {
+        "endpoint_url": job["endpoint_url"],
+        "region": "us-east-1",
+        "addressing_style": "path",
+        "access_key_id": job["access_key_id"],
+        "secret_access_key": job["secret_access_key"],
+    }
+    if job["side"] == "obstore":
+        endpoint["transport"] = "obstore"
+    config = {"datastore": {"root": f"s3://{job['bucket']}/{job['prefix']}", "endpoint": endpoint}}
+    universe = DimensionUniverse()
+    blob = DatasetType("blob", ["instrument", "visit"], "Bytes", universe=universe)
+    refs = [DatasetRef(blob, {"instrument": "Mem", "visit": i}, "memory") for i in range(job["count"])]
+    writer = QuantumBackedButler.initialize(config, Quantum(taskLabel="memory", outputs=refs), universe)
+    for ref in refs:
+        writer.put(data, ref)
+    records = writer._datastore.export_records(refs)
+    writer.close()
+    reader = QuantumBackedButler.from_predicted(
+        config, [r.id for r in refs], [], universe, records, refs=refs
+    )
+    for ref in refs:
+        if reader.get(ref) != data:
+            raise AssertionError("the butler read back different bytes")
+    reader.close()
+    return import_rss
+
+
+def _run_obstore_raw(job: dict[str, Any], data: bytes) -> int:
+    import obstore
+    from obstore.store import S3Store
+
+    import_rss = _rss_kib()
+    store = S3Store(
+        job["bucket"],
+        endpoint=job["endpoint_url"],
+        access_key_id=job["access_key_id"],
+        secret_access_key=job["secret_access_key"],
+        region="us-east-1",
+        client_options={"allow_http": True},
+        virtual_hosted_style_request=False,
+    )
+    keys = [f"{job['prefix']}/blob/{i}/blob_{i}_{os.urandom(16).hex()}.bin" for i in range(job["count"])]
+    for key in keys:
+        obstore.put(store, key, data, mode="create")
+    for key in keys:
+        if bytes(obstore.get(store, key).bytes()) != data:
+            raise AssertionError("obstore read back different bytes")
+    return import_rss
+
+
 def _run_boto3(job: dict[str, Any], data: bytes) -> int:
     import base64
 
@@ -104,7 +167,13 @@ def main() -> None:
     job = json.loads(sys.stdin.read())
     data = os.urandom(int(job["size"]))
     start = time.perf_counter()
-    runner = {"s3qbb": _run_s3qbb, "boto3": _run_boto3}[job["side"]]
+    runner = {
+        "s3qbb": _run_s3qbb,
+        "shipped": _run_butler,
+        "obstore": _run_butler,
+        "boto3": _run_boto3,
+        "obstore_raw": _run_obstore_raw,
+    }[job["side"]]
     import_rss = runner(job, data)
     ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     hwm = _status_kib("VmHWM")

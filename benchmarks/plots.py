@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_concurrency", "plot_ratio_summary", "plot_size", "write_plots"]
+__all__ = [
+    "plot_concurrency",
+    "plot_ratio_summary",
+    "plot_shipped",
+    "plot_size",
+    "shipped_rows",
+    "write_plots",
+]
 
 _SIDES: dict[str, dict[str, Any]] = {
     "s3qbb": {"linestyle": "-", "marker": "o"},
@@ -168,9 +175,104 @@ def plot_ratio_summary(results: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+_SHIPPED_BARS = {
+    "shipped": ("shipped default", "tab:blue"),
+    "cache_off": ("cache off", "tab:cyan"),
+    "datastore": ("bare S3Datastore", "tab:gray"),
+    "obstore": ("obstore transport", "tab:orange"),
+    "obstore_raw": ("raw obstore", "tab:red"),
+}
+_JOB_SIDES = {"shipped": "run_quantum", "obstore": "run_quantum_obstore", "obstore_raw": "obstore_script"}
+
+
+def shipped_rows(data: dict[str, Any]) -> list[tuple[str, dict[str, tuple[float, float]]]]:
+    """(operation, {side: (time ratio, CPU ratio) to raw boto3}) of one server, for `plot_shipped`."""
+    cases = data.get("users", {}).get("cases", {})
+    rows: list[tuple[str, dict[str, tuple[float, float]]]] = []
+    for name in ("small_put", "small_get", "large_put", "large_get"):
+        case = cases.get(name)
+        if case is None:
+            continue
+        ratios = case["ratios"]
+        rows.append(
+            (
+                case["what"],
+                {
+                    side: (ratios[side]["time"], ratios[side]["cpu"])
+                    for side in _SHIPPED_BARS
+                    if side in ratios
+                },
+            )
+        )
+    job = data.get("job_start")
+    if job:
+        variants = job["variants"]
+        values = {
+            side: (variants[v]["start_to_put_vs_boto3"], variants[v]["cpu_to_put_vs_boto3"])
+            for side, v in _JOB_SIDES.items()
+            if variants.get(v, {}).get("available")
+        }
+        rows.append(("job: process start to first put\n(vs a raw boto3 script)", values))
+    return rows
+
+
+def plot_shipped(server: str, data: dict[str, Any], path: Path) -> Path:
+    """Time and client CPU of every side relative to raw boto3 per operation on one server (log scale)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    rows = shipped_rows(data)
+    sides = [side for side in _SHIPPED_BARS if any(side in values for _, values in rows)]
+    fig = _figure(12, 0.5 * max(3, len(rows)) * max(2, len(sides)) * 0.55 + 1.6)
+    axes = fig.subplots(1, 2, sharey=True)
+    height = 0.8 / max(1, len(sides))
+    for panel, (ax, metric) in enumerate(zip(axes, ("time", "client CPU"), strict=True)):
+        seen: list[float] = [1.0]
+        for index, side in enumerate(sides):
+            label, color = _SHIPPED_BARS[side]
+            ys = [row - 0.4 + height * (index + 0.5) for row in range(len(rows))]
+            values = [values.get(side, (math.nan, math.nan))[panel] for _, values in rows]
+            seen.extend(v for v in values if _finite(v))
+            ax.barh(
+                ys,
+                [v - 1.0 if _finite(v) else 0.0 for v in values],
+                left=1.0,
+                height=height,
+                color=color,
+                label=label,
+            )
+            for y, value in zip(ys, values, strict=True):
+                if _finite(value):
+                    ax.annotate(
+                        f" {value:.2f}x ",
+                        (value, y),
+                        va="center",
+                        ha="left" if value >= 1 else "right",
+                        fontsize=7,
+                    )
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_xscale("log", base=2)
+        low, high = min(0.5, min(seen) / 1.6), max(2.0, max(seen) * 1.6)
+        ax.set_xlim(low, high)
+        ticks = [2.0**k for k in range(-8, 8) if low <= 2.0**k <= high]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.set_xlabel(f"{metric} / raw boto3 (left of 1: cheaper than raw boto3)")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
+    axes[0].invert_yaxis()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    fig.suptitle(f"What users run against raw boto3 (= 1), {server}: same server, same run, medians")
+    return _save(fig, path)
+
+
 def write_plots(results: dict[str, Any], directory: Path) -> list[Path]:
     """Write every plot of ``results`` into ``directory`` and return their paths."""
     written: list[Path] = []
+    for server, data in results["servers"].items():
+        if shipped_rows(data):
+            written.append(plot_shipped(server, data, directory / f"shipped_vs_raw_{server}.png"))
     for server, data in results["servers"].items():
         if data.get("size_sweep", {}).get("points"):
             path = directory / f"throughput_vs_size_{server}.png"

@@ -146,9 +146,10 @@ def format_targets(targets: list[Target]) -> str:
     for t in targets:
         measured = "-" if math.isnan(t.measured) else f"{t.measured:.3f}"
         detail = f"  ({t.detail})" if t.detail else ""
+        result = "PASS" if t.passed else "n/a" if t.detail.startswith("not available") else "MISS"
         lines.append(
             f"{t.server:<{w_server}} {t.case:<{w_case}} {t.metric:<{w_metric}} {measured:>9} "
-            f"{t.comparison:>3} {t.limit:<5g}  {'PASS' if t.passed else 'MISS'}{detail}"
+            f"{t.comparison:>3} {t.limit:<5g}  {result}{detail}"
         )
     return "\n".join(lines)
 

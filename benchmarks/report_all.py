@@ -3,7 +3,13 @@
 One command runs, for each server (started here on 127.0.0.1, free ports,
 stopped at the end):
 
-* the S3Datastore cases of ``python -m benchmarks`` (`benchmarks.s3_datastore`);
+* what users run (`benchmarks.shipped`): the shipped default butler, the
+  cache-off butler, the bare S3Datastore and the obstore transport against raw
+  boto3 and raw obstore: small put and cold get, 64 MiB put and get, peak RSS;
+* cold start to first put and the cost of one ``s3qbb run-quantum`` job, in
+  fresh processes (`benchmarks.job_start`);
+* the ``stored_many`` and ``many`` cases of ``python -m benchmarks``
+  (`benchmarks.s3_datastore`);
 * the sweeps of `benchmarks.sweeps`: throughput against object size and
   against concurrency;
 * the cache tier and provenance extraction of `benchmarks.qbb`;
@@ -18,11 +24,13 @@ trials interleaved (`benchmarks.harness`).
 It writes into ``--out`` (``docs/perf/`` by default; the file names carry no
 date, so a new run replaces the previous one):
 
-* ``report.md``: the machine, the targets (PASS / MISS) and a table per case;
-  ``docs/performance.rst`` includes it;
+* ``report.md``: the summary (what users run against the raw SDKs), the plots,
+  the targets of issue 13 (PASS / MISS, with the measured floors), the other
+  targets, then a table per case and the machine; ``docs/performance.rst``
+  includes it;
 * ``results.json``: everything measured;
-* ``throughput_vs_size_<server>.png``, ``throughput_vs_concurrency_<server>.png``
-  and ``speed_vs_boto3.png``.
+* ``shipped_vs_raw_<server>.png``, ``throughput_vs_size_<server>.png``,
+  ``throughput_vs_concurrency_<server>.png`` and ``speed_vs_boto3.png``.
 """
 
 from __future__ import annotations
@@ -42,8 +50,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .report import Target, _clean
-from .s3_datastore import CASES, Counts
+from .s3_datastore import Counts
 from .servers import REPO_ROOT, machine_busy_seconds, own_cpu_seconds
+from .shipped import ShippedCounts
 from .sweeps import SweepCounts
 
 if TYPE_CHECKING:
@@ -58,13 +67,23 @@ DEFAULT_OUT = REPO_ROOT / "docs" / "perf"
 
 SERVERS = ("moto", "seaweedfs")
 
-_PLOT_PATTERNS = ("throughput_vs_size_*.png", "throughput_vs_concurrency_*.png", "speed_vs_boto3.png")
+DATASTORE_CASES = ("stored_many", "many")
+"""Cases of `benchmarks.s3_datastore` the report runs (small, large, memory: see `benchmarks.shipped`)."""
+
+_PLOT_PATTERNS = (
+    "shipped_vs_raw_*.png",
+    "throughput_vs_size_*.png",
+    "throughput_vs_concurrency_*.png",
+    "speed_vs_boto3.png",
+)
 
 
 @dataclass(frozen=True)
 class ReportCounts:
     """How much work every part of the report does."""
 
+    users: ShippedCounts = field(default_factory=ShippedCounts)
+    job_start_repeats: int = 7
     datastore: Counts = field(default_factory=Counts)
     sweeps: SweepCounts = field(default_factory=SweepCounts)
     cold_start_repeats: int = 7
@@ -83,6 +102,8 @@ class ReportCounts:
     def quick(cls) -> ReportCounts:
         """Tiny counts: every part runs (the smoke test), nothing is measured seriously."""
         return cls(
+            users=ShippedCounts.quick(),
+            job_start_repeats=1,
             datastore=Counts.tiny(),
             sweeps=SweepCounts.quick(),
             cold_start_repeats=1,
@@ -226,8 +247,10 @@ def _local(counts: ReportCounts, postgres: str | None, say: Callable[[str], None
 def _server_run(server: S3TestServer, counts: ReportCounts, say: Callable[[str], None]) -> dict[str, Any]:
     """Every per-server part of the report, against one running server."""
     from . import qbb, registry_bench
+    from .job_start import job_start
     from .run import run_server
     from .s3_datastore import BenchContext
+    from .shipped_cases import run_shipped
     from .sweeps import concurrency_sweep, size_sweep
 
     kind = server.name
@@ -239,7 +262,10 @@ def _server_run(server: S3TestServer, counts: ReportCounts, say: Callable[[str],
         data["stage_s"][name] = elapsed = time.perf_counter() - began
         say(f"[{kind}] {name}: {elapsed:.1f} s")
 
-    stage("datastore", lambda: run_server(server, counts.datastore, list(CASES), say))
+    stage("users", lambda: run_shipped(server, counts.users, say))
+    quick = counts.job_start_repeats <= 1
+    stage("job_start", lambda: job_start(server, counts.job_start_repeats, warmup=not quick, progress=say))
+    stage("datastore", lambda: run_server(server, counts.datastore, list(DATASTORE_CASES), say))
     ctx = BenchContext(server, counts.datastore)
     try:
         stage("size_sweep", lambda: size_sweep(ctx, counts.sweeps, say))
@@ -260,20 +286,22 @@ def _server_run(server: S3TestServer, counts: ReportCounts, say: Callable[[str],
     return data
 
 
-def _targets(results: dict[str, Any]) -> list[Target]:
+def _targets(results: dict[str, Any]) -> tuple[list[Target], list[Target]]:
+    """The targets of issue 13, then the others (request budget, registry, ingest, construction)."""
     from . import qbb
-    from .report import evaluate_targets
+    from .goals import issue_targets
 
     targets: list[Target] = []
+    others: list[Target] = []
     local = results["local"]
-    targets.extend(
+    others.extend(
         qbb.evaluate_targets({k: local[k] for k in ("cold_start", "construction") if k in local}, "-")
     )
     for backend, q in local.get("registry_queries", {}).items():
         for name, stats in q["queries"].items():
             if name.startswith("provenance"):
                 value = stats["median_ms"]
-                targets.append(
+                others.append(
                     Target(
                         backend,
                         "registry_query",
@@ -286,18 +314,32 @@ def _targets(results: dict[str, Any]) -> list[Target]:
                     )
                 )
     for kind, data in results["servers"].items():
-        targets.extend(evaluate_targets(kind, data.get("datastore", {}).get("cases", {})))
-        targets.extend(
-            qbb.evaluate_targets({k: data[k] for k in ("provenance",) if k in data}, kind)
-            + qbb.evaluate_targets({"cache_hit": data["cache"]} if "cache" in data else {}, kind)
-        )
+        targets.extend(issue_targets(kind, data))
+        users = data.get("users", {}).get("cases", {})
+        for name, operation in (("small_put", "PutObject"), ("small_get", "GetObject")):
+            if name in users:
+                shipped = users[name]["sides"]["shipped"]
+                only = set(shipped["requests"]) == {operation}
+                breakdown = ", ".join(f"{k} {v:g}" for k, v in shipped["requests"].items())
+                value = shipped["requests_per_op"] if only else math.nan
+                others.append(
+                    Target(
+                        kind, name, "shipped default requests/op", value, "==", 1.0, value == 1.0, breakdown
+                    )
+                )
+        stored_many = data.get("datastore", {}).get("cases", {}).get("stored_many")
+        if stored_many:
+            value = stored_many["ratios"]["s3qbb"]["time"]
+            others.append(
+                Target(kind, "stored_many", "time / boto3 list (median)", value, "<=", 1.2, value <= 1.2)
+            )
         ingest = data.get("ingest")
         if ingest:
             value = ingest["ratio"]
-            targets.append(
+            others.append(
                 Target(kind, "ingest", "ingest_run / raw boto3 (median time)", value, "<=", 1.5, value <= 1.5)
             )
-    return targets
+    return targets, others
 
 
 def run_report(
@@ -355,7 +397,7 @@ def run_report(
         else:
             progress(text)
 
-    meta = _metadata(counts.datastore, quick, list(CASES), list(servers))
+    meta = _metadata(counts.datastore, quick, list(DATASTORE_CASES), list(servers))
     meta.update(
         generated_by="python -m benchmarks.report_all",
         date_utc=datetime.datetime.fromtimestamp(started_at, datetime.UTC).strftime("%Y-%m-%d %H:%M"),
@@ -387,7 +429,7 @@ def run_report(
     # the machine's busy time minus ours (the servers are children, counted once stopped).
     others = (machine_busy_seconds() - busy_start) - (own_cpu_seconds() - own_start)
     meta["other_processes_cores"] = max(0.0, others / meta["duration_s"]) if math.isfinite(others) else None
-    targets = _targets(results)
+    targets, other_targets = _targets(results)
 
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(results, out)
@@ -397,11 +439,15 @@ def run_report(
     for path in stale:
         path.unlink()
         say(f"removed {path} (not produced by this run)")
-    payload = {**results, "targets": [dataclasses.asdict(t) for t in targets]}
+    payload = {
+        **results,
+        "targets": [dataclasses.asdict(t) for t in targets],
+        "other_targets": [dataclasses.asdict(t) for t in other_targets],
+    }
     json_path = out / "results.json"
     json_path.write_text(json.dumps(_clean(payload), indent=1) + "\n")
     md_path = out / "report.md"
-    md_path.write_text(render(_clean(payload), targets, [p.name for p in plots]))
+    md_path.write_text(render(_clean(payload), targets, [p.name for p in plots], other_targets))
     say(f"wrote {md_path}, {json_path} and {len(plots)} plots in {meta['duration_s']:.0f} s")
     payload["files"] = [md_path, json_path, *plots]
     return payload
@@ -433,6 +479,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     targets = [Target(**t) for t in payload["targets"]]
     print(format_targets(targets))
+    print()
+    print(
+        format_targets([Target(**t) for t in payload["other_targets"]]).replace(
+            "== targets ==", "== other targets =="
+        )
+    )
     print()
     for path in payload["files"]:
         print(f"wrote {path}")

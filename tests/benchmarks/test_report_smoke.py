@@ -12,13 +12,26 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("throughput_vs_size_moto.png", "throughput_vs_concurrency_moto.png", "speed_vs_boto3.png")
+PLOTS = (
+    "shipped_vs_raw_moto.png",
+    "throughput_vs_size_moto.png",
+    "throughput_vs_concurrency_moto.png",
+    "speed_vs_boto3.png",
+)
 
 
 def _positive(value: Any) -> bool:
     return (
         isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     )
+
+
+def obstore_transport_status() -> str | None:
+    return importlib.import_module("benchmarks.shipped").obstore_transport_status()  # type: ignore[no-any-return]
+
+
+def obstore_raw_status() -> str | None:
+    return importlib.import_module("benchmarks.shipped").obstore_raw_status()  # type: ignore[no-any-return]
 
 
 def test_quick_report_on_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,20 +74,14 @@ def test_quick_report_on_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
     assert list(results["servers"]) == ["moto"]
     moto = results["servers"]["moto"]
+    _check_users(moto["users"])
+    _check_job_start(moto["job_start"])
     cases = moto["datastore"]["cases"]
-    assert {"small_put", "small_get", "stored_many", "large_put", "large_get", "many_put", "many_get"} <= set(
-        cases
-    )
+    assert set(cases) == {"stored_many", "many_put", "many_get"}
     for name, case in cases.items():
-        if name == "memory":
-            assert _positive(case["ratios"]["s3qbb"]["maxrss"])
-            continue
         for side in ("s3qbb", "boto3"):
             assert _positive(case["sides"][side]["wall_median_s"]), (name, side)
             assert _positive(case["sides"][side]["requests_per_op"]), (name, side)
-    # Request counts are exact: one PUT per small put on both sides.
-    assert cases["small_put"]["sides"]["s3qbb"]["requests"] == {"PutObject": 1.0}
-    assert cases["small_put"]["sides"]["boto3"]["requests"] == {"PutObject": 1.0}
 
     size_points = moto["size_sweep"]["points"]
     sizes = report_all.ReportCounts.quick().sweeps.sizes
@@ -106,29 +113,118 @@ def test_quick_report_on_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     ingest = moto["ingest"]
     assert _positive(ingest["ratio"]) and ingest["sides"]["s3qbb"]["requests"].get("GetObject")
 
+    # The targets of issue 13, each with a detail; the others apart.
     targets = results["targets"]
-    assert {t["case"] for t in targets} >= {"small_put", "many_get", "cache_hit", "ingest", "cold_start"}
-    assert all(isinstance(t["passed"], bool) for t in targets)
+    assert {t["case"] for t in targets} == {
+        "small_put",
+        "small_get",
+        "large_put",
+        "large_get",
+        "memory",
+        "job_start",
+        "cache_hit",
+        "provenance",
+        "many_put",
+        "many_get",
+    }
+    assert all(isinstance(t["passed"], bool) and t["detail"] for t in targets if t["case"] != "provenance")
+    shipped_cpu = next(
+        t for t in targets if t["case"] == "small_put" and "client CPU / raw boto3" in t["metric"]
+    )
+    assert "cache tier" in shipped_cpu["detail"]  # where the extra CPU goes
+    if obstore_transport_status() is not None:  # its targets say why they are not measured
+        assert all(
+            t["detail"].startswith("not available")
+            for t in targets
+            if t["metric"].startswith("obstore transport")
+        )
+    others = {t["case"]: t for t in results["other_targets"]}
+    assert {"cold_start", "construction", "stored_many", "ingest", "registry_query"} <= set(others)
+    assert others["small_put"]["measured"] == 1.0 and others["small_put"]["passed"]  # one request
 
     # --- Markdown
     report = (out / "report.md").read_text()
     assert report.startswith("---\norphan: true\n---\n")
-    for heading in (
+    headings = [
         "# Performance report",
+        "## Summary: what users run",
+        "### moto",
+        "### Job start",
+        "## Plots",
         "## Targets",
-        "### S3Datastore cases on moto",
-        "### Throughput against object size on moto",
-        "### Throughput against concurrency on moto",
-        "## QuantumBackedButler and the cache tier",
-        "## Registry",
-    ):
-        assert f"\n{heading}\n" in report, heading
+        "## Other targets",
+        "## Details",
+        "### What users run on moto",
+        "### Job start on moto",
+        "### S3Datastore bulk operations against plain boto3",
+        "### Throughput against object size",
+        "### Throughput against concurrency",
+        "### QuantumBackedButler and the cache tier",
+        "### Registry",
+        "## Machine",
+    ]
+    positions = [report.index(f"\n{heading}\n") for heading in headings]
+    assert positions == sorted(positions)  # summary and plots first, details after
     assert "| CPU | " in report and machine["cpu_model"] in report
-    assert "| small_put | 1 KiB put |" in report
+    assert "| small put: time | " in report and "| raw boto3 script: import, client, GET, PUT | " in report
     assert "| PASS |" in report or "| **MISS** |" in report
     table_rows = [line for line in report.splitlines() if line.startswith("| ")]
-    assert len(table_rows) > 40
-    for name in PLOTS:
-        assert f"]({name})" in report
+    assert len(table_rows) > 60
     start = report.index("<!-- performance.rst includes from here -->")
-    assert start < report.index("## Targets") < report.index("<!-- performance.rst includes up to here -->")
+    end = report.index("<!-- performance.rst includes up to here -->")
+    for name in PLOTS:
+        # Inside the part docs/performance.rst includes, paths are relative to docs/; after it, to the file.
+        assert start < report.index(f"](perf/{name})") < end
+        assert report.index(f"]({name})") > end
+    assert start < report.index("## Summary") < report.index("## Targets") < end
+
+
+def _check_users(users: dict[str, Any]) -> None:
+    """What users run: every side ran (or says why not), requests are exact."""
+    cases = users["cases"]
+    assert set(cases) == {"small_put", "small_get", "large_put", "large_get", "memory"}
+    expected = {"shipped", "cache_off", "datastore", "boto3"}
+    if obstore_transport_status() is None:
+        expected.add("obstore")
+    else:
+        assert "obstore" in users["unavailable"]
+    if obstore_raw_status() is None:
+        expected.add("obstore_raw")
+    for name, operation in (("small_put", "PutObject"), ("small_get", "GetObject")):
+        sides = cases[name]["sides"]
+        assert set(sides) == expected | {"boto3_default"}, name
+        for side, summary in sides.items():
+            assert _positive(summary["wall_median_s"]) and _positive(summary["cpu_median_s"]), (name, side)
+            # One request per small put and per cold get, on every side.
+            assert summary["requests"] == {operation: 1.0}, (name, side, summary["requests"])
+        assert _positive(cases[name]["ratios"]["shipped"]["time"])
+        if "obstore_raw" in expected:
+            assert _positive(cases[name]["ratios_vs_obstore"]["shipped"]["time"])
+    for name in ("large_put", "large_get"):
+        sides = cases[name]["sides"]
+        assert set(sides) == expected, name
+        assert all(_positive(s["throughput_mib_s"]) for s in sides.values()), name
+    assert cases["large_get"]["sides"]["shipped"]["requests"] == {"GetObject": 1.0}  # fresh butler: cold
+    if "obstore_raw" in expected:  # counted on the wire (a proxy), as obstore has no request hook
+        assert cases["large_put"]["sides"]["obstore_raw"]["requests"] == {"PutObject": 1}
+    memory = cases["memory"]["sides"]
+    assert {"shipped", "datastore", "boto3"} <= set(memory)
+    assert all(_positive(s["maxrss_kib"]) for s in memory.values())
+
+
+def _check_job_start(job: dict[str, Any]) -> None:
+    variants = job["variants"]
+    for name in ("python", "boto3_script", "run_quantum"):
+        v = variants[name]
+        assert v["available"], name
+        assert _positive(v["start_to_put_s"]) and _positive(v["job_cpu_s"]), name
+        assert v["job_wall_s"] >= v["start_to_put_s"] > 0, name
+    assert variants["boto3_script"]["start_to_put_vs_boto3"] == 1.0
+    # Requests counted on the wire: the raw scripts' GET and PUT; a run-quantum job's output and
+    # records files (4 PUTs) and its reads (configuration, quantum description, input).
+    assert variants["boto3_script"]["requests"] == {"GetObject": 1, "PutObject": 1}
+    if variants["obstore_script"]["available"]:
+        assert variants["obstore_script"]["requests"] == {"GetObject": 1, "PutObject": 1}
+    requests = variants["run_quantum"]["requests"]
+    assert requests["PutObject"] == 4 and requests["GetObject"] >= 1, requests
+    assert variants["run_quantum_obstore"]["available"] == (obstore_transport_status() is None)

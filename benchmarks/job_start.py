@@ -1,0 +1,324 @@
+"""Cold start to first put, and the cost of one job, in fresh processes against one server.
+
+Each *variant* is a fresh process that starts Python, imports what it needs,
+builds its client (or butler), reads one small input and puts one small
+output:
+
+``python``
+    ``python -c`` that only records the time: the interpreter's own start, the floor;
+``boto3_script``
+    a raw boto3 script: ``import boto3``, a default client, ``get_object``, ``put_object``;
+``obstore_script``
+    a raw obstore script: ``import obstore``, an ``S3Store``, ``obstore.get``, ``obstore.put``;
+``run_quantum``
+    ``s3qbb run-quantum`` on a 1-in/1-out quantum (`benchmarks.job_task.copy`), configuration
+    and quantum description on S3 as a batch job has them, boto3 transport;
+``run_quantum_obstore``
+    the same with ``S3QBB_S3_TRANSPORT=obstore`` (when this s3qbb has the obstore transport).
+
+For each, over ``repeats`` rounds (variants in rotating order, after one
+untimed round): *start to first put* is the wall time from just before the
+process is spawned to the moment its put returned (the process appends
+``time.time()`` to a file), with the CPU the process had used by then; *job*
+is the wall time and CPU (``RUSAGE_CHILDREN``) of the whole process, exit
+included, which for ``run-quantum`` includes the upload of the quantum's
+three records files. Medians are reported. The requests of each variant are
+counted on the wire in one more, untimed, run through a relaying proxy
+(`s3qbb.testing.proxy.FaultProxy` injecting no fault) in front of the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .job_task import MARK_ENV
+from .servers import REPO_ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from s3qbb.testing.servers import S3TestServer
+
+__all__ = ["BUCKET", "VARIANTS", "job_start"]
+
+BUCKET = "s3qbb-jobs"
+ROOT = "repo"
+TASK = "benchmarks.job_task:copy"
+
+VARIANTS = {
+    "python": "python -c (interpreter start only)",
+    "boto3_script": "raw boto3 script: import, client, GET, PUT",
+    "obstore_script": "raw obstore script: import, S3Store, GET, PUT",
+    "run_quantum": "s3qbb run-quantum, 1 in / 1 out, boto3 transport",
+    "run_quantum_obstore": "s3qbb run-quantum, 1 in / 1 out, obstore transport",
+}
+"""The variants, in report order, with their labels."""
+
+_MARK = (
+    "def _mark():\n"
+    "    import json, os, time\n"
+    f"    with open(os.environ[{MARK_ENV!r}], 'a') as out:\n"
+    "        out.write(json.dumps({'t': time.time(), 'cpu': time.process_time()}) + '\\n')\n"
+)
+
+_PYTHON = _MARK + "_mark()\n"
+
+_BOTO3 = (
+    _MARK
+    + """
+import os
+import boto3
+from botocore.config import Config
+
+client = boto3.client(
+    "s3",
+    endpoint_url=os.environ["BENCH_ENDPOINT"],
+    region_name="us-east-1",
+    config=Config(s3={"addressing_style": "path"}),
+)
+body = client.get_object(Bucket=os.environ["BENCH_BUCKET"], Key=os.environ["BENCH_INPUT"])["Body"].read()
+client.put_object(Bucket=os.environ["BENCH_BUCKET"], Key=os.environ["BENCH_OUTPUT"], Body=body)
+_mark()
+"""
+)
+
+_OBSTORE = (
+    _MARK
+    + """
+import os
+import obstore
+from obstore.store import S3Store
+
+store = S3Store(
+    os.environ["BENCH_BUCKET"],
+    endpoint=os.environ["BENCH_ENDPOINT"],
+    access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+    secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+    region="us-east-1",
+    client_options={"allow_http": True},
+    virtual_hosted_style_request=False,
+)
+body = obstore.get(store, os.environ["BENCH_INPUT"]).bytes()
+obstore.put(store, os.environ["BENCH_OUTPUT"], body, mode="create")
+_mark()
+"""
+)
+
+
+def _rusage_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _s3qbb_command() -> list[str]:
+    """The ``s3qbb`` console script beside this interpreter, else ``python -m s3qbb``."""
+    script = Path(sys.executable).with_name("s3qbb")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "s3qbb"]
+
+
+class _Jobs:
+    """The server-side set-up: configuration, input dataset, raw input object, quanta."""
+
+    def __init__(self, server: S3TestServer, tag: str) -> None:
+        import yaml
+
+        from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum, QuantumBackedButler
+        from s3qbb.config import S3EndpointConfig
+
+        self.server = server
+        self.tag = tag
+        self.endpoint = server.endpoint(BUCKET)
+        self.client = self.endpoint.client
+        self.universe = DimensionUniverse()
+        self.out_type = DatasetType(
+            "jobout", ["instrument", "visit"], "StructuredDataDict", universe=self.universe
+        )
+        in_type = DatasetType("jobin", ["instrument", "visit"], "StructuredDataDict", universe=self.universe)
+        self.input = DatasetRef(in_type, {"instrument": "Bench", "visit": 0}, f"jobs/{tag}/in")
+        payload = {f"key{i:03d}": i for i in range(64)}
+        secret = self.endpoint.config.secret_access_key
+        endpoint = json.loads(self.endpoint.config.model_dump_json()) | {
+            "secret_access_key": secret.get_secret_value() if secret is not None else None
+        }
+        config = {"datastore": {"root": f"s3://{BUCKET}/{ROOT}", "endpoint": endpoint}}
+        writer = QuantumBackedButler.initialize(config, Quantum(outputs=[self.input]), self.universe)
+        try:
+            writer.put(payload, self.input)
+            self.records = writer._datastore.export_records([self.input])
+        finally:
+            writer.close()
+        self.raw_input = f"raw-jobs/{tag}/input.json"
+        self.client.put_object(Bucket=BUCKET, Key=self.raw_input, Body=json.dumps(payload).encode())
+        self.config_uri = f"s3://{BUCKET}/config/{tag}/butler.yaml"
+        self.client.put_object(
+            Bucket=BUCKET,
+            Key=self.config_uri.removeprefix(f"s3://{BUCKET}/"),
+            Body=yaml.safe_dump({"datastore": {"root": f"s3://{BUCKET}/{ROOT}"}}).encode(),
+        )
+        creds = server.credentials("admin")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3QBB_"))} | {
+            "AWS_ACCESS_KEY_ID": creds.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "S3QBB_S3_ENDPOINT_URL": server.endpoint_url,
+            "S3QBB_S3_REGION": "us-east-1",
+            "S3QBB_S3_ADDRESSING_STYLE": "path",
+            "BENCH_ENDPOINT": server.endpoint_url,
+            "BENCH_BUCKET": BUCKET,
+            "BENCH_INPUT": self.raw_input,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
+        }
+        self.has_transport = "transport" in S3EndpointConfig.model_fields
+
+    def command(
+        self, variant: str, index: int, endpoint_url: str | None = None
+    ) -> tuple[list[str], dict[str, str]]:
+        """Command line and environment of one run of ``variant`` (against ``endpoint_url`` if given)."""
+        env = dict(self.env)
+        if endpoint_url is not None:
+            env["S3QBB_S3_ENDPOINT_URL"] = env["BENCH_ENDPOINT"] = endpoint_url
+        if variant == "python":
+            return [sys.executable, "-c", _PYTHON], env
+        if variant in ("boto3_script", "obstore_script"):
+            env["BENCH_OUTPUT"] = f"raw-jobs/{self.tag}/{variant}/{index}-{uuid.uuid4().hex[:8]}.json"
+            return [sys.executable, "-c", _BOTO3 if variant == "boto3_script" else _OBSTORE], env
+        uri = self._upload_quantum(variant, index)
+        if self.has_transport:
+            env["S3QBB_S3_TRANSPORT"] = "obstore" if variant == "run_quantum_obstore" else "boto3"
+        cmd = [*_s3qbb_command(), "run-quantum", uri, "--task", TASK, "--config", self.config_uri]
+        return cmd, env
+
+    def _upload_quantum(self, variant: str, index: int) -> str:
+        from s3qbb import DatasetRef, Quantum
+        from s3qbb.core.wire import quantum_to_simple
+
+        run = f"jobs/{self.tag}/{variant}"
+        quantum = Quantum(
+            taskLabel="copy",
+            taskName="benchmarks.job_task.copy",
+            inputs=[self.input],
+            outputs=[DatasetRef(self.out_type, {"instrument": "Bench", "visit": index}, run)],
+            datastore_records=self.records,
+            id=uuid.uuid4(),
+        )
+        key = f"quanta/{self.tag}/{quantum.id}.json"
+        self.client.put_object(
+            Bucket=BUCKET, Key=key, Body=quantum_to_simple(quantum).model_dump_json().encode()
+        )
+        return f"s3://{BUCKET}/{key}"
+
+    def wire_requests(self, variant: str, mark_file: Path) -> dict[str, int]:
+        """Requests one run of ``variant`` sends, counted by a relaying proxy in front of the server."""
+        from s3qbb.testing.proxy import FaultProxy
+
+        with FaultProxy(self.server.endpoint_url) as proxy:
+            cmd, env = self.command(variant, 10_000, endpoint_url=proxy.url)
+            _run_once(cmd, env, mark_file)
+            return dict(sorted(proxy.requests.items()))
+
+
+def _run_once(cmd: list[str], env: dict[str, str], mark_file: Path) -> dict[str, float]:
+    mark_file.write_text("")
+    env = env | {MARK_ENV: str(mark_file)}
+    cpu_before = _rusage_children()
+    began = time.time()
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    wall = time.perf_counter() - t0
+    cpu = _rusage_children() - cpu_before
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd[:3])} ... exited {done.returncode}:\n{done.stdout[-1000:]}\n{done.stderr[-2000:]}"
+        )
+    lines = mark_file.read_text().splitlines()
+    if not lines:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... did not mark its first put")
+    first = json.loads(lines[0])
+    return {
+        "start_to_put_s": first["t"] - began,
+        "cpu_to_put_s": first["cpu"],
+        "job_wall_s": wall,
+        "job_cpu_s": cpu,
+    }
+
+
+def job_start(
+    server: S3TestServer,
+    repeats: int = 7,
+    *,
+    warmup: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every variant against ``server`` (see the module docstring); return medians and samples.
+
+    Parameters
+    ----------
+    server : `s3qbb.testing.servers.S3TestServer`
+        A running server; it gets a bucket `BUCKET`.
+    repeats : `int`, optional
+        Timed rounds.
+    warmup : `bool`, optional
+        Run one untimed round first (file-system caches, ``.pyc`` files).
+    progress : `~collections.abc.Callable` [[`str`], `None`], optional
+        Where a line per round goes.
+    """
+    from .shipped import obstore_raw_status, obstore_transport_status
+
+    unavailable: dict[str, str] = {}
+    if (why := obstore_raw_status()) is not None:
+        unavailable["obstore_script"] = why
+    if (why := obstore_transport_status()) is not None:
+        unavailable["run_quantum_obstore"] = why
+    variants = [v for v in VARIANTS if v not in unavailable]
+    jobs = _Jobs(server, uuid.uuid4().hex[:8])
+    samples: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    tmp = Path(tempfile.mkdtemp(prefix="s3qbb-jobstart-"))
+    try:
+        for round_ in range(-1 if warmup else 0, repeats):
+            shift = max(round_, 0) % len(variants)
+            for variant in [*variants[shift:], *variants[:shift]]:
+                cmd, env = jobs.command(variant, round_ + 1)
+                sample = _run_once(cmd, env, tmp / f"{variant}.mark")
+                if round_ >= 0:
+                    samples[variant].append(sample)
+            if progress is not None and round_ >= 0:
+                progress(f"[{server.name}] job start round {round_ + 1}/{repeats}")
+        requests = {v: jobs.wire_requests(v, tmp / "wire.mark") for v in variants if v != "python"}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    results: dict[str, Any] = {}
+    for variant in VARIANTS:
+        if variant in unavailable:
+            results[variant] = {"label": VARIANTS[variant], "available": False, "why": unavailable[variant]}
+            continue
+        found = samples[variant]
+        results[variant] = {
+            "label": VARIANTS[variant],
+            "available": True,
+            **{key: statistics.median(s[key] for s in found) for key in found[0]},
+            "samples": found,
+            "requests": requests.get(variant, {}),
+        }
+    reference = results["boto3_script"]
+    for result in results.values():
+        if result["available"]:
+            result["start_to_put_vs_boto3"] = result["start_to_put_s"] / reference["start_to_put_s"]
+            result["cpu_to_put_vs_boto3"] = result["cpu_to_put_s"] / reference["cpu_to_put_s"]
+            result["job_cpu_vs_boto3"] = result["job_cpu_s"] / reference["job_cpu_s"]
+    return {"repeats": repeats, "variants": results, "unavailable": unavailable}

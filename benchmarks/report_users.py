@@ -1,0 +1,274 @@
+"""Markdown of the "what users run" parts of the report: summary, per-side details, job start.
+
+Used by `benchmarks.report_md`; the figures come from `benchmarks.shipped`
+(``servers.<server>.users``) and `benchmarks.job_start`
+(``servers.<server>.job_start``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .report import duration
+from .shipped import SIDE_LABELS
+
+__all__ = ["details", "job_details", "summary"]
+
+_COLUMNS = ("shipped", "cache_off", "datastore", "obstore", "boto3", "obstore_raw")
+_NA = "n/a"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _x(value: Any) -> str:
+    return f"{value:.2f}x" if _finite(value) else "-"
+
+
+def _mib(value: Any) -> str:
+    return f"{value:,.0f}" if _finite(value) else "-"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    from .report_md import table
+
+    return table(header, rows, align)
+
+
+def _requests(breakdown: dict[str, float] | None, counted: Any = 1.0) -> str:
+    from .report_md import requests
+
+    if breakdown is None or not _finite(counted):
+        return "not counted"
+    return requests(breakdown)
+
+
+def _cell(case: dict[str, Any] | None, side: str, metric: str) -> str:
+    """One summary cell: the value, and its ratio to raw boto3 (for every side but raw boto3)."""
+    if case is None:
+        return "-"
+    if side not in case["sides"]:
+        return _NA if side in case.get("unavailable", {}) else "-"
+    s = case["sides"][side]
+    if metric == "time":
+        value, ratio = duration(s["wall_median_s"]), case["ratios"][side]["time"]
+    elif metric == "cpu":
+        value, ratio = duration(s["cpu_median_s"]), case["ratios"][side]["cpu"]
+    else:  # throughput
+        reference = case["sides"]["boto3"]["throughput_mib_s"]
+        value, ratio = f"{_mib(s['throughput_mib_s'])} MiB/s", s["throughput_mib_s"] / reference
+    return value if side == "boto3" else f"{value} ({_x(ratio)})"
+
+
+def _requests_cell(cases: dict[str, Any], side: str) -> str:
+    values = []
+    for name in ("small_put", "small_get"):
+        case = cases.get(name)
+        if case is None or side not in case["sides"]:
+            return _NA if case is not None and side in case.get("unavailable", {}) else "-"
+        values.append(case["sides"][side]["requests_per_op"])
+    return " / ".join(f"{v:g}" if _finite(v) else "?" for v in values)
+
+
+def _memory_cell(cases: dict[str, Any], side: str) -> str:
+    memory = cases.get("memory")
+    if memory is None:
+        return "-"
+    if side not in memory["sides"]:
+        return _NA if side in memory.get("unavailable", {}) else "-"
+    mib = memory["sides"][side]["maxrss_kib"] / 1024
+    return f"{mib:.0f} MiB" if side == "boto3" else f"{mib:.0f} MiB ({_x(memory['ratios'][side]['maxrss'])})"
+
+
+def _server_summary(server: str, data: dict[str, Any]) -> list[str]:
+    cases = data.get("users", {}).get("cases", {})
+    if not cases:
+        return []
+    large = cases.get("large_put", {}).get("what", "64 MiB put").split(" put")[0]
+    rows = [
+        ["small put: time", *(_cell(cases.get("small_put"), s, "time") for s in _COLUMNS)],
+        ["small put: client CPU", *(_cell(cases.get("small_put"), s, "cpu") for s in _COLUMNS)],
+        ["small get (cold cache): time", *(_cell(cases.get("small_get"), s, "time") for s in _COLUMNS)],
+        ["small get (cold cache): client CPU", *(_cell(cases.get("small_get"), s, "cpu") for s in _COLUMNS)],
+        [f"{large} put: throughput", *(_cell(cases.get("large_put"), s, "throughput") for s in _COLUMNS)],
+        [f"{large} get: throughput", *(_cell(cases.get("large_get"), s, "throughput") for s in _COLUMNS)],
+        ["requests per small put / get", *(_requests_cell(cases, s) for s in _COLUMNS)],
+        ["peak RSS of a process", *(_memory_cell(cases, s) for s in _COLUMNS)],
+    ]
+    cache = data.get("cache")
+    if cache:
+        hit = f"{duration(cache['hit_us'] / 1e6)}, {cache['ratio']:.0f}x faster than a GET"
+        rows.append(["cache hit (no request)", hit, *(["-"] * (len(_COLUMNS) - 1))])
+    return [
+        f"### {server}",
+        "",
+        *_table(["", *(SIDE_LABELS[s] for s in _COLUMNS)], rows, "l" + "r" * len(_COLUMNS)),
+    ]
+
+
+def _job_summary(servers: dict[str, Any]) -> list[str]:
+    jobs = {server: data["job_start"] for server, data in servers.items() if data.get("job_start")}
+    if not jobs:
+        return []
+    from .job_start import VARIANTS
+
+    rows = []
+    for variant, label in VARIANTS.items():
+        row = [label]
+        for job in jobs.values():
+            v = job["variants"][variant]
+            if not v.get("available"):
+                row += [_NA, _NA]
+                continue
+            ratio = "" if variant == "boto3_script" else f" ({_x(v['start_to_put_vs_boto3'])})"
+            row.append(f"{duration(v['start_to_put_s'])}{ratio}")
+            row.append(f"{duration(v['job_wall_s'])} / {duration(v['job_cpu_s'])}")
+        rows.append(row)
+    header = ["fresh process"]
+    for server in jobs:
+        header += [f"{server}: start to first put", f"{server}: whole job, wall / CPU"]
+    return [
+        "### Job start",
+        "",
+        "A fresh process: Python starts, imports, builds its client or butler, reads one small "
+        "input and puts one small output. Medians; the ratio is to the raw boto3 script.",
+        "",
+        *_table(header, rows, "l" + "r" * (len(header) - 1)),
+    ]
+
+
+def summary(results: dict[str, Any]) -> list[str]:
+    """The summary: every side against raw boto3 on each server, then job start."""
+    servers = results["servers"]
+    lines = [
+        "## Summary: what users run",
+        "",
+        "The shipped default is `QuantumBackedButler` as a user gets it (configuration: a root and an "
+        "endpoint; cache tier on, boto3 transport). Beside it: the same butler with its cache off, a bare "
+        "`S3Datastore`, and the shipped default on the obstore transport; raw boto3 (the reference: "
+        "`put_object` with the checksum header and `If-None-Match: *` s3qbb sends, `get_object`; the "
+        "transfer manager for large objects) and raw obstore beside them. Same server, same run, trials "
+        "interleaved; medians per operation. In brackets: the ratio to raw boto3 (time and CPU: below "
+        "1 is cheaper; throughput and memory: as stated). *n/a*: the side cannot run here (see the "
+        "targets).",
+        "",
+    ]
+    for server, data in servers.items():
+        lines += _server_summary(server, data)
+    lines += _job_summary(servers)
+    return lines
+
+
+def details(server: str, data: dict[str, Any]) -> list[str]:
+    """Every side of every case of ``server``: medians, p90, CPU, requests, ratios to both references."""
+    cases = data.get("users", {}).get("cases", {})
+    if not cases:
+        return []
+    lines = [f"### What users run on {server}", ""]
+    for name, case in cases.items():
+        if name == "memory":
+            continue
+        rows = []
+        vs_obstore = case.get("ratios_vs_obstore", {})
+        for side, s in case["sides"].items():
+            mib = _mib(s["throughput_mib_s"]) if s.get("bytes_per_op", 0) > 2**20 else "-"
+            ratios = case["ratios"][side]
+            rows.append(
+                [
+                    SIDE_LABELS.get(side, side),
+                    duration(s["wall_median_s"]),
+                    duration(s["wall_p90_s"]),
+                    duration(s["cpu_median_s"]),
+                    mib,
+                    f"{_x(ratios['time'])} / {_x(ratios['cpu'])}",
+                    f"{_x(vs_obstore[side]['time'])} / {_x(vs_obstore[side]['cpu'])}"
+                    if side in vs_obstore
+                    else "-",
+                    _requests(s.get("requests"), s.get("requests_per_op")),
+                ]
+            )
+        for side, why in case.get("unavailable", {}).items():
+            rows.append([SIDE_LABELS.get(side, side), *(["-"] * 6), f"not available: {why}"])
+        lines += [
+            f"{case['what']} ({case['sides']['boto3']['ops']} timed operations per side):",
+            "",
+            *_table(
+                [
+                    "side",
+                    "median",
+                    "p90",
+                    "client CPU",
+                    "MiB/s",
+                    "time / CPU vs raw boto3",
+                    "vs raw obstore",
+                    "requests/op",
+                ],
+                rows,
+                "lrrrrrrl",
+            ),
+        ]
+    memory = cases.get("memory")
+    if memory:
+        rows = [
+            [
+                SIDE_LABELS.get(side, side),
+                f"{s['maxrss_kib'] / 1024:.1f} MiB",
+                f"{s['import_rss_kib'] / 1024:.1f} MiB",
+                f"{s['growth_kib'] / 1024:.1f} MiB",
+                _x(memory["ratios"][side]["maxrss"]),
+            ]
+            for side, s in memory["sides"].items()
+        ]
+        lines += [
+            f"Memory, {memory['what']}:",
+            "",
+            *_table(["side", "peak RSS", "after imports", "growth", "peak / raw boto3"], rows, "lrrrr"),
+        ]
+    return lines
+
+
+def job_details(server: str, job: dict[str, Any]) -> list[str]:
+    """Every variant of the job start-up benchmark on ``server``."""
+    rows = []
+    for v in job["variants"].values():
+        if not v.get("available"):
+            rows.append([v["label"], *(["-"] * 6), f"not available: {v.get('why')}"])
+            continue
+        rows.append(
+            [
+                v["label"],
+                duration(v["start_to_put_s"]),
+                duration(v["cpu_to_put_s"]),
+                _x(v["start_to_put_vs_boto3"]),
+                duration(v["job_wall_s"]),
+                duration(v["job_cpu_s"]),
+                _x(v["job_cpu_vs_boto3"]),
+                _requests(v.get("requests")) if v.get("requests") else "-",
+            ]
+        )
+    return [
+        f"### Job start on {server}",
+        "",
+        f"Fresh processes, {job['repeats']} rounds, variants in rotating order after an untimed round. "
+        "*Start to first put*: from just before the process is spawned to its put returning; *CPU*: the "
+        "process's CPU by then. *Job*: the whole process, exit included (for `run-quantum`, the upload "
+        "of the quantum's three records files too). Requests of a job: its execution report, plus the "
+        "GETs of its configuration and quantum description and the PUTs of its records files.",
+        "",
+        *_table(
+            [
+                "process",
+                "start to first put",
+                "CPU to first put",
+                "vs raw boto3 script",
+                "job wall",
+                "job CPU",
+                "job CPU vs raw boto3 script",
+                "requests per job",
+            ],
+            rows,
+            "lrrrrrrl",
+        ),
+    ]
