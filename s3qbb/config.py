@@ -463,6 +463,12 @@ class S3EndpointConfig(EnvConfigModel):
         "(tests/reliability/test_write_races.py measures it). Set it false for any other server: "
         "every create-only PUT is then confirmed with a HEAD (one more request per write).",
     )
+    transport: Literal["boto3", "obstore"] = _env_field(
+        "boto3",
+        "S3QBB_S3_TRANSPORT",
+        "Library that sends the requests: ``boto3``, or ``obstore`` (``pip install 's3qbb[obstore]'``; "
+        "faster, with the same guarantees; see the Transports section of docs/datastores.rst).",
+    )
     retry: RetryConfig = Field(
         default_factory=RetryConfig,
         description="Retry policy of requests to this endpoint; `from_env` fills it from the "

@@ -62,7 +62,6 @@ def repo_bucket(repo: RepoConfig) -> tuple[S3Bucket, str]:
     ConfigError
         If the repository's datastore is not on S3.
     """
-    from ..s3.client import make_client, make_retry_policy
     from ..s3.config_files import split_s3_uri
     from ..s3.objects import S3Bucket
 
@@ -75,13 +74,7 @@ def repo_bucket(repo: RepoConfig) -> tuple[S3Bucket, str]:
     if not prefix:
         split_s3_uri(f"{root.rstrip('/')}/x")  # validates the bucket part
     config = repo.datastore.endpoint_config()
-    bucket = S3Bucket(
-        make_client(config),
-        bucket_name,
-        config=config,
-        retry=make_retry_policy(config),
-        count=lambda op: None,
-    )
+    bucket = S3Bucket.open(config, bucket_name)
     prefix = prefix.strip("/")
     return bucket, f"{prefix}/" if prefix else ""
 

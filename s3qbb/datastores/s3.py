@@ -190,16 +190,14 @@ class S3Datastore(Datastore):
         if self._bucket is None:
             with self._client_lock:
                 if self._bucket is None:
-                    from ..s3.client import make_client  # boto3 is imported on first use
-                    from ..s3.objects import S3Bucket
+                    from ..s3.objects import S3Bucket  # the transport's library is imported on first use
 
-                    client = self._client if self._client is not None else make_client(self.config)
-                    self._bucket = S3Bucket(
-                        client,
+                    self._bucket = S3Bucket.open(
+                        self.config,
                         self.bucket_name,
-                        config=self.config,
                         retry=self.retry,
                         count=self.stats.count_request,
+                        client=self._client,
                     )
         return self._bucket
 

@@ -187,13 +187,10 @@ def ingest_run(
     requests = _Requests()
     if bucket is None:
         from ..config import S3EndpointConfig
-        from ..s3 import make_client, make_retry_policy
         from ..s3.objects import S3Bucket
 
         config = config or S3EndpointConfig.from_env()
-        bucket = S3Bucket(
-            make_client(config), bucket_name, config=config, retry=make_retry_policy(config), count=requests
-        )
+        bucket = S3Bucket.open(config, bucket_name, count=requests)
     listed = list_run(bucket, prefix)
     failures: list[IngestFailure] = list(listed.rejected)
     present = writer.existing_quanta(listed.quanta)

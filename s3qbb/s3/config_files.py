@@ -6,7 +6,6 @@ __all__ = ["bucket_for_uri", "read_s3_bytes", "read_s3_text", "split_s3_uri"]
 
 from ..config import S3EndpointConfig
 from ..errors import ConfigError
-from .client import make_client, make_retry_policy
 from .objects import S3Bucket
 
 
@@ -60,14 +59,7 @@ def bucket_for_uri(uri: str, config: S3EndpointConfig | None = None) -> tuple[S3
     """
     config = config or S3EndpointConfig.from_env()
     bucket_name, key = split_s3_uri(uri)
-    bucket = S3Bucket(
-        make_client(config),
-        bucket_name,
-        config=config,
-        retry=make_retry_policy(config),
-        count=lambda op: None,
-    )
-    return bucket, key
+    return S3Bucket.open(config, bucket_name), key
 
 
 def read_s3_text(uri: str, config: S3EndpointConfig | None = None) -> str:

@@ -1,20 +1,23 @@
 """Classify and translate errors of S3 requests.
 
-`is_transient` decides what the retry layer retries. `translate_client_error`
-turns a botocore `ClientError` into an s3qbb exception using tables keyed on
-the S3 error code and the HTTP status, never on the error's text. Messages name
-the operation, the ``s3://`` URI and the endpoint, and never contain
-credentials.
+`is_transient` decides what the retry layer retries. `translate_error` turns
+the raw error of a request (a botocore `ClientError`, or the transport-neutral
+`~s3qbb.s3.transport.TransportError` of the obstore transport) into an s3qbb
+exception using tables keyed on the S3 error code and the HTTP status, never
+on the error's text. Messages name the operation, the ``s3://`` URI and the
+endpoint, and never contain credentials.
+
+botocore is not imported here: its exception classes are only looked at once
+botocore has been loaded (no botocore exception can exist before), so the
+obstore transport classifies its errors without importing it.
 """
 
 from __future__ import annotations
 
 import http.client
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import botocore.exceptions
-import urllib3.exceptions
 
 from ..errors import (
     AccessDeniedError,
@@ -26,9 +29,13 @@ from ..errors import (
     PreconditionFailedError,
     S3qbbError,
 )
+from .transport import TransportError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import ModuleType
+
+    import botocore.exceptions
 
 __all__ = [
     "TRANSIENT_ERROR_CODES",
@@ -96,65 +103,107 @@ TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(
 )
 """S3 (and AWS-wide) error codes worth retrying whatever their HTTP status."""
 
-# Errors raised while sending a request or reading its response. botocore's
-# SSLError is a ConnectionError too, but a bad certificate does not heal itself.
-_TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    botocore.exceptions.HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, ResponseStreamingError
-    botocore.exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError
-    botocore.exceptions.IncompleteReadError,
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.IncompleteRead,
-    urllib3.exceptions.ReadTimeoutError,
+_BASE_TRANSIENT: tuple[type[BaseException], ...] = (
     http.client.IncompleteRead,
     ConnectionResetError,
     ConnectionAbortedError,
     TruncatedBodyError,
 )
-_PERMANENT_EXCEPTIONS: tuple[type[BaseException], ...] = (botocore.exceptions.SSLError,)
+_TRANSIENT_KINDS = frozenset({"connect", "request", "timeout", "interrupted"})
+"""`TransportError.kind` values worth retrying: nothing or not all of the answer arrived."""
 
 
-def error_code(err: botocore.exceptions.ClientError) -> str:
-    """Return the S3 error code of a `ClientError` (``""`` if absent).
+def _botocore() -> ModuleType | None:
+    """Return ``botocore.exceptions`` if botocore is loaded (else no botocore error can exist)."""
+    return sys.modules.get("botocore.exceptions")
+
+
+def _is_client_error(err: BaseException) -> bool:
+    botocore_exceptions = _botocore()
+    return botocore_exceptions is not None and isinstance(err, botocore_exceptions.ClientError)
+
+
+def _transient_exceptions() -> tuple[type[BaseException], ...]:
+    """Errors raised while sending a request or reading its response (those of loaded libraries)."""
+    found = _BASE_TRANSIENT
+    botocore_exceptions = _botocore()
+    if botocore_exceptions is not None:
+        found += (
+            botocore_exceptions.HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, ...
+            botocore_exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, ...
+            botocore_exceptions.IncompleteReadError,
+        )
+    urllib3_exceptions = sys.modules.get("urllib3.exceptions")
+    if urllib3_exceptions is not None:
+        found += (
+            urllib3_exceptions.ProtocolError,
+            urllib3_exceptions.IncompleteRead,
+            urllib3_exceptions.ReadTimeoutError,
+        )
+    return found
+
+
+def _is_permanent_exception(exc: BaseException) -> bool:
+    # botocore's SSLError is a ConnectionError too, but a bad certificate does not heal itself.
+    botocore_exceptions = _botocore()
+    return botocore_exceptions is not None and isinstance(exc, botocore_exceptions.SSLError)
+
+
+def error_code(err: BaseException) -> str:
+    """Return the S3 error code of a failed request (``""`` if absent).
 
     Parameters
     ----------
-    err : `botocore.exceptions.ClientError`
-        The error.
+    err : `BaseException`
+        The error: a botocore `ClientError`, a `~s3qbb.s3.transport.TransportError`
+        or an `S3ServiceError`; anything else has no code.
 
     Returns
     -------
     code : `str`
-        E.g. ``"NoSuchKey"``; responses without a body (HEAD) give the status as text.
+        E.g. ``"NoSuchKey"``; boto3 gives the status as text for responses
+        without a body (HEAD).
     """
-    return str(err.response.get("Error", {}).get("Code", "") or "")
+    if isinstance(err, TransportError | S3ServiceError):
+        return err.code
+    if _is_client_error(err):
+        client_error: botocore.exceptions.ClientError = err  # type: ignore[assignment]
+        return str(client_error.response.get("Error", {}).get("Code", "") or "")
+    return ""
 
 
-def http_status(err: botocore.exceptions.ClientError) -> int | None:
-    """Return the HTTP status of a `ClientError`, if known.
+def http_status(err: BaseException) -> int | None:
+    """Return the HTTP status of a failed request, if known.
 
     Parameters
     ----------
-    err : `botocore.exceptions.ClientError`
-        The error.
+    err : `BaseException`
+        The error: a botocore `ClientError`, a `~s3qbb.s3.transport.TransportError`
+        or an `S3ServiceError`; anything else has no status.
 
     Returns
     -------
     status : `int` or `None`
         The status code.
     """
-    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status if isinstance(status, int) else None
+    if isinstance(err, TransportError | S3ServiceError):
+        return err.status
+    if _is_client_error(err):
+        client_error: botocore.exceptions.ClientError = err  # type: ignore[assignment]
+        status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status if isinstance(status, int) else None
+    return None
 
 
 def is_missing(err: BaseException) -> bool:
-    """Tell whether an error says that the object does not exist (404, ``NoSuchKey``).
+    """Tell whether an error of a request says that the object does not exist (404, ``NoSuchKey``).
 
     Parameters
     ----------
     err : `BaseException`
-        The error.
+        The error (a botocore `ClientError` or a `~s3qbb.s3.transport.TransportError`).
     """
-    return isinstance(err, botocore.exceptions.ClientError) and (
+    return (_is_client_error(err) or isinstance(err, TransportError)) and (
         error_code(err) in {"NoSuchKey", "404", "NotFound"} or http_status(err) == 404
     )
 
@@ -165,7 +214,8 @@ def is_transient(exc: BaseException) -> bool:
     Parameters
     ----------
     exc : `BaseException`
-        The error raised by a boto3 call or while reading a response body.
+        The error raised by a transport's request (a boto3 call, or a
+        `~s3qbb.s3.transport.TransportError`) or while reading a response body.
 
     Returns
     -------
@@ -175,17 +225,21 @@ def is_transient(exc: BaseException) -> bool:
         `False` for everything else, including every s3qbb error other than
         `TruncatedBodyError` (so retry layers never nest).
     """
-    if isinstance(exc, botocore.exceptions.ClientError):
+    if isinstance(exc, TransportError):
+        if exc.kind in _TRANSIENT_KINDS:
+            return True
+        return exc.code in TRANSIENT_ERROR_CODES or exc.status in TRANSIENT_HTTP_STATUSES
+    if _is_client_error(exc):
         return error_code(exc) in TRANSIENT_ERROR_CODES or http_status(exc) in TRANSIENT_HTTP_STATUSES
-    if isinstance(exc, _PERMANENT_EXCEPTIONS):
+    if _is_permanent_exception(exc):
         return False
     if isinstance(exc, S3qbbError) and not isinstance(exc, TruncatedBodyError):
         return False
-    return isinstance(exc, _TRANSIENT_EXCEPTIONS)
+    return isinstance(exc, _transient_exceptions())
 
 
 def error_kind(exc: BaseException) -> str:
-    """Name an error for retry statistics: the S3 code of a `ClientError`, else the class name.
+    """Name an error for retry statistics: the S3 code of an error response, else the class name.
 
     Parameters
     ----------
@@ -195,9 +249,13 @@ def error_kind(exc: BaseException) -> str:
     Returns
     -------
     kind : `str`
-        E.g. ``"SlowDown"`` or ``"ConnectionClosedError"``.
+        E.g. ``"SlowDown"`` or ``"ConnectionClosedError"``; for a
+        `~s3qbb.s3.transport.TransportError` without a response, its kind
+        (``"timeout"`` ...).
     """
-    if isinstance(exc, botocore.exceptions.ClientError):
+    if isinstance(exc, TransportError) and exc.status is None:
+        return f"TransportError({exc.kind})"
+    if _is_client_error(exc) or isinstance(exc, TransportError):
         code = error_code(exc)
         status = http_status(exc)
         if code and code != str(status):
@@ -309,13 +367,21 @@ _STATUS_TABLE: Mapping[int, _Rule] = {
 # Codes whose server message may echo request details (string to sign, key id): not shown.
 _HIDE_SERVER_MESSAGE: frozenset[type[S3qbbError]] = frozenset({CredentialsError})
 
-_CREDENTIAL_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    botocore.exceptions.NoCredentialsError,
-    botocore.exceptions.PartialCredentialsError,
-    botocore.exceptions.CredentialRetrievalError,
-    botocore.exceptions.NoAuthTokenError,
-    botocore.exceptions.TokenRetrievalError,
+_CREDENTIAL_EXCEPTIONS = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "NoAuthTokenError",
+    "TokenRetrievalError",
 )
+"""botocore's exceptions for credentials it could not find or refresh."""
+
+
+def _is_credentials_failure(exc: BaseException) -> bool:
+    botocore_exceptions = _botocore()
+    if botocore_exceptions is None:
+        return False
+    return isinstance(exc, tuple(getattr(botocore_exceptions, name) for name in _CREDENTIAL_EXCEPTIONS))
 
 
 def _rule_for(code: str, status: int | None, key: str | None) -> _Rule:
@@ -331,22 +397,22 @@ def _rule_for(code: str, status: int | None, key: str | None) -> _Rule:
 
 
 def translate_client_error(
-    err: botocore.exceptions.ClientError,
+    err: botocore.exceptions.ClientError | TransportError,
     *,
     operation: str,
     bucket: str,
     key: str | None = None,
     endpoint: str | None = None,
 ) -> S3qbbError:
-    """Translate a botocore `ClientError` into an s3qbb exception.
+    """Translate an error response (a botocore `ClientError` or a `TransportError`) into an s3qbb exception.
 
     The exception class is chosen from a table keyed on the S3 error code,
     then from one keyed on the HTTP status; the error's text is never parsed.
 
     Parameters
     ----------
-    err : `botocore.exceptions.ClientError`
-        The error raised by boto3.
+    err : `botocore.exceptions.ClientError` or `~s3qbb.s3.transport.TransportError`
+        The error raised by the transport.
     operation : `str`
         What was attempted, e.g. ``"PutObject"`` or ``"get dataset"``.
     bucket : `str`
@@ -365,14 +431,17 @@ def translate_client_error(
         `~s3qbb.errors.ConfigError` or `S3ServiceError`. The caller raises it
         ``from err`` so the original stays as ``__cause__``.
     """
+    if isinstance(err, TransportError):
+        server_message, request_id = err.server_message, err.request_id
+    else:
+        server_message = str(err.response.get("Error", {}).get("Message", "") or "")
+        request_id = err.response.get("ResponseMetadata", {}).get("RequestId")
     code = error_code(err)
     status = http_status(err)
     rule = _rule_for(code, status, key)
     details = [f"S3 error {code or '?'}", f"HTTP {status if status is not None else '?'}"]
-    server_message = str(err.response.get("Error", {}).get("Message", "") or "")
     if server_message and rule.error_class not in _HIDE_SERVER_MESSAGE:
         details.append(f"server said: {server_message}")
-    request_id = err.response.get("ResponseMetadata", {}).get("RequestId")
     if request_id:
         details.append(f"request id {request_id}")
     message = rule.template.format(
@@ -395,12 +464,12 @@ def translate_error(
     key: str | None = None,
     endpoint: str | None = None,
 ) -> S3qbbError | None:
-    """Translate any error of a boto3 call that has a meaningful s3qbb equivalent.
+    """Translate any error of a transport's request that has a meaningful s3qbb equivalent.
 
     Parameters
     ----------
     exc : `BaseException`
-        The error raised by boto3.
+        The error raised by the transport (boto3 or obstore).
     operation : `str`
         What was attempted.
     bucket : `str`
@@ -413,14 +482,27 @@ def translate_error(
     Returns
     -------
     error : `s3qbb.errors.S3qbbError` or `None`
-        The translation of a `ClientError` (see `translate_client_error`) or a
-        `~s3qbb.errors.CredentialsError` for missing credentials; `None` if
+        The translation of a `ClientError` or of a permanent `TransportError`
+        (see `translate_client_error`), or a `~s3qbb.errors.CredentialsError`
+        for missing credentials; `None` if
         ``exc`` should propagate as it is (s3qbb errors, transient errors
         handled by the retry layer, programming errors).
     """
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return translate_client_error(exc, operation=operation, bucket=bucket, key=key, endpoint=endpoint)
-    if isinstance(exc, _CREDENTIAL_EXCEPTIONS):
+    if isinstance(exc, TransportError) and exc.kind == "credentials":
+        return CredentialsError(
+            f"{operation} on {s3_uri(bucket, key)} failed: no usable credentials were found "
+            f"({exc}); set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
+            "or the credentials of the S3 endpoint configuration"
+        )
+    if _is_client_error(exc) or isinstance(exc, TransportError):
+        return translate_client_error(
+            exc,  # type: ignore[arg-type]
+            operation=operation,
+            bucket=bucket,
+            key=key,
+            endpoint=endpoint,
+        )
+    if _is_credentials_failure(exc):
         return CredentialsError(
             f"{operation} on {s3_uri(bucket, key)} failed: no usable credentials were found "
             f"({type(exc).__name__}); set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "

@@ -15,12 +15,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import botocore.exceptions
-
 from ..errors import DatasetNotFoundError, PreconditionFailedError
 from . import checksums
-from .errors import S3ServiceError, http_status, is_missing
-from .ownership import WRITE_PENDING, WRITE_TOKEN, HeadResult, object_metadata
+from .errors import S3ServiceError, http_status
+from .ownership import WRITE_PENDING, WRITE_TOKEN, HeadResult
 
 if TYPE_CHECKING:
     from ..core.attempt import WriteToken
@@ -74,24 +72,20 @@ def put_multipart(
         when the upload ends.
     """
     placeholder = {WRITE_TOKEN: str(token), WRITE_PENDING: "1"}
-    claim = bucket._create(key, str(token).encode(), placeholder, token, {}, replace_earlier=replace_earlier)
+    claim = bucket._create(
+        key, str(token).encode(), placeholder, token, None, replace_earlier=replace_earlier
+    )
     algorithm = checksum.algorithm
+    transport = bucket.transport
     try:
-        created = bucket._request(
+        upload_id = bucket._request(
             "CreateMultipartUpload",
             key,
-            lambda: bucket.client.create_multipart_upload(
-                Bucket=bucket.bucket,
-                Key=key,
-                ChecksumAlgorithm=algorithm,
-                Metadata=metadata,
-                **bucket._sse,  # type: ignore[arg-type]
-            ),
+            lambda: transport.create_multipart_upload(key, metadata=metadata, algorithm=algorithm),
         )
     except Exception:
         _release(bucket, key, token)
         raise
-    upload_id = created["UploadId"]
     size = int(bucket.config.multipart_chunksize)
     view = memoryview(data)
     chunks = [(i + 1, view[off : off + size]) for i, off in enumerate(range(0, len(data), size))]
@@ -99,22 +93,10 @@ def put_multipart(
     def upload(part: tuple[int, memoryview]) -> dict[str, Any]:
         number, chunk = part
         part_sum = checksums.compute(algorithm, chunk)
-        param = checksums.request_parameter(algorithm)
-        response = bucket._request(
-            "UploadPart",
-            key,
-            lambda: bucket.client.upload_part(
-                Bucket=bucket.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=bytes(chunk),
-                **{param: part_sum.value},  # type: ignore[arg-type]
-            ),
+        return bucket._request(
+            "UploadPart", key, lambda: transport.upload_part(key, upload_id, number, bytes(chunk), part_sum)
         )
-        return {"PartNumber": number, "ETag": response["ETag"], param: part_sum.value}
 
-    condition = {"IfMatch": claim} if claim else {}
     try:
         with ThreadPoolExecutor(max_workers=min(bucket.config.max_concurrency, len(chunks))) as pool:
             parts = list(pool.map(upload, chunks))
@@ -127,13 +109,7 @@ def put_multipart(
             # (moto) then answer 500 rather than 404 NoSuchUpload: look before sending again.
             if tries > 1 and _completed_by(bucket, key, token):
                 return
-            bucket.client.complete_multipart_upload(
-                Bucket=bucket.bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
-                **condition,  # type: ignore[arg-type]
-            )
+            transport.complete_multipart_upload(key, upload_id, parts, if_match=claim or None)
 
         bucket._request("CompleteMultipartUpload", key, complete)
     except (PreconditionFailedError, DatasetNotFoundError) as err:
@@ -159,12 +135,12 @@ def _completed_by(bucket: S3Bucket, key: str, token: WriteToken) -> bool:
     """Within a retried request: tell whether ``key`` holds ``token``'s completed object (one HEAD)."""
     bucket._count("HeadObject")
     try:
-        response = bucket.client.head_object(Bucket=bucket.bucket, Key=key)
-    except botocore.exceptions.ClientError as err:
-        if is_missing(err) or http_status(err) == 403:
-            return False  # missing, or not readable by this identity: send the request again
+        head = bucket.transport.head_object(key)
+    except Exception as err:
+        if http_status(err) == 403:
+            return False  # not readable by this identity: send the request again
         raise
-    return HeadResult(0, object_metadata(response.get("Metadata"))).is_complete_write_of(token)
+    return head is not None and head.is_complete_write_of(token)  # missing: send it again
 
 
 def _release(bucket: S3Bucket, key: str, token: WriteToken) -> None:
@@ -176,16 +152,10 @@ def _release(bucket: S3Bucket, key: str, token: WriteToken) -> None:
     try:
         head = bucket._head_readable(key)
         if isinstance(head, HeadResult) and head.token == token and head.pending:
-            condition: dict[str, Any] = {"IfMatch": head.etag} if head.etag else {}
             try:
-                bucket._request(
-                    "DeleteObject",
-                    key,
-                    lambda: bucket.client.delete_object(Bucket=bucket.bucket, Key=key, **condition),
-                )
+                bucket.delete(key, if_match=head.etag or None)
             except S3ServiceError as err:
-                cause = err.__cause__
-                if not isinstance(cause, botocore.exceptions.ClientError) or http_status(cause) != 501:
+                if err.status != 501 or not head.etag:
                     raise
                 bucket.delete(key)  # no conditional DELETE on this server (LocalStack 4.13)
     except (PreconditionFailedError, DatasetNotFoundError):

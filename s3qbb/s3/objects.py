@@ -1,6 +1,9 @@
 """Object operations on one bucket: every request counted, retried by one policy, errors translated.
 
-`S3Bucket` is the only object that issues data requests. Each public method
+`S3Bucket` is the only object that issues data requests, through its
+`~s3qbb.s3.transport.Transport` (boto3 or obstore, per endpoint), which sends
+single requests; everything that decides ownership lives here, shared by both
+transports. Each public method
 makes the minimum number of requests for its job: `S3Bucket.put_new` of a small
 object is one create-only PUT (plus a HEAD only when the PUT answers 412, or to
 confirm the write on an endpoint whose conditional PUT is not known to be
@@ -22,19 +25,15 @@ __all__ = [
     "WriteConflictError",
 ]
 
-import datetime
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import botocore.exceptions
+from typing import TYPE_CHECKING, TypeVar
 
 from ..core.attempt import WriteToken
 from ..errors import AccessDeniedError, DatasetNotFoundError, PreconditionFailedError, S3qbbError
 from . import checksums
-from .errors import TruncatedBodyError, error_code, http_status, is_missing, s3_uri, translate_error
+from .errors import s3_uri, translate_error
 from .multipart import put_multipart
 from .ownership import (
     WRITE_CHECKSUM,
@@ -43,12 +42,11 @@ from .ownership import (
     HeadResult,
     WriteConflictError,
     conflict,
-    object_metadata,
 )
+from .transport import GetResult, MultipartUpload, Transport, TransportError, make_transport
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import DeleteTypeDef
 
     from ..config import S3EndpointConfig
     from ..retry import RetryPolicy
@@ -57,37 +55,16 @@ _LOG = logging.getLogger(__name__)
 _R = TypeVar("_R")
 
 
-@dataclass(frozen=True, slots=True)
-class GetResult:
-    """Body and metadata of a GET."""
-
-    body: bytes
-    size: int
-    """Total size of the object (from ``Content-Range`` for ranged reads)."""
-    server_checksum: checksums.Checksum | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    """User metadata of the object (keys without ``x-amz-meta-``), sent with every GET response."""
-
-
-@dataclass(frozen=True, slots=True)
-class MultipartUpload:
-    """An incomplete multipart upload (see `S3Bucket.list_multipart_uploads`)."""
-
-    key: str
-    upload_id: str
-    initiated: datetime.datetime | None = None
-    """When the upload was created, by the server's clock (`None` if the server did not say)."""
-
-
 class S3Bucket:
     """Counted, retried, translated object operations on one bucket.
 
     Parameters
     ----------
-    client : `mypy_boto3_s3.S3Client`
-        boto3 client (shared between threads).
-    bucket : `str`
-        Bucket name.
+    transport : `~s3qbb.s3.transport.Transport` or `mypy_boto3_s3.S3Client`
+        How requests are sent (see `open` to choose it from the configuration);
+        a boto3 client means the boto3 transport on that client.
+    bucket : `str`, optional
+        Bucket name (needed with a boto3 client; a transport knows its bucket).
     config : `s3qbb.config.S3EndpointConfig`
         Endpoint configuration (checksum, encryption, multipart settings).
     retry : `s3qbb.retry.RetryPolicy`
@@ -98,24 +75,67 @@ class S3Bucket:
 
     def __init__(
         self,
-        client: S3Client,
-        bucket: str,
+        transport: Transport | S3Client,
+        bucket: str | None = None,
         *,
         config: S3EndpointConfig,
         retry: RetryPolicy,
         count: Callable[[str], None],
     ) -> None:
-        self.client = client
-        self.bucket = bucket
+        if hasattr(transport, "list_objects_v2"):  # a boto3 client
+            if bucket is None:
+                raise TypeError("S3Bucket needs the bucket name with a boto3 client")
+            transport = make_transport(config, bucket, client=transport)
+        self.transport: Transport = transport
+        self.bucket = self.transport.bucket
         self.config = config
         self.retry = retry
         self._count = count
-        self.endpoint = client.meta.endpoint_url
-        self._sse: dict[str, str] = {}
-        if config.server_side_encryption:
-            self._sse["ServerSideEncryption"] = config.server_side_encryption
-            if config.sse_kms_key_id:
-                self._sse["SSEKMSKeyId"] = config.sse_kms_key_id
+        self.endpoint = self.transport.endpoint
+
+    @classmethod
+    def open(
+        cls,
+        config: S3EndpointConfig,
+        bucket: str,
+        *,
+        retry: RetryPolicy | None = None,
+        count: Callable[[str], None] | None = None,
+        client: S3Client | None = None,
+    ) -> S3Bucket:
+        """Return the object layer of ``bucket`` on the transport ``config.transport`` chooses.
+
+        Parameters
+        ----------
+        config : `s3qbb.config.S3EndpointConfig`
+            Endpoint configuration.
+        bucket : `str`
+            Bucket name.
+        retry : `s3qbb.retry.RetryPolicy`, optional
+            The retry policy; `s3qbb.s3.make_retry_policy` of ``config`` by default.
+        count : `~collections.abc.Callable` [[`str`], `None`], optional
+            Called with the operation name before every request attempt.
+        client : `mypy_boto3_s3.S3Client`, optional
+            A boto3 client to use instead of the shared one (the boto3 transport).
+        """
+        if retry is None:
+            from .policy import make_retry_policy
+
+            retry = make_retry_policy(config)
+        return cls(
+            make_transport(config, bucket, client=client),
+            config=config,
+            retry=retry,
+            count=count if count is not None else _no_count,
+        )
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client of the boto3 transport (tests hook it); `AttributeError` on another transport."""
+        client: S3Client | None = getattr(self.transport, "client", None)
+        if client is None:
+            raise AttributeError(f"the {self.transport.name} transport has no boto3 client")
+        return client
 
     # ----------------------------------------------------------------- core
 
@@ -128,9 +148,9 @@ class S3Bucket:
 
         try:
             return self.retry.call(attempt, description=f"{operation} {s3_uri(self.bucket, key)}")
-        except S3qbbError:
-            raise
         except Exception as err:
+            if isinstance(err, S3qbbError) and not isinstance(err, TransportError):
+                raise
             translated = translate_error(
                 err, operation=operation, bucket=self.bucket, key=key, endpoint=self.endpoint
             )
@@ -154,82 +174,30 @@ class S3Bucket:
         TransientStorageError
             If transient failures outlast the retry policy.
         """
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if byte_range is not None:
-            kwargs["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
-
-        def fetch() -> GetResult:
-            response = self.client.get_object(**kwargs)
-            body = response["Body"].read()
-            expected = response.get("ContentLength")
-            if expected is not None and len(body) != expected:
-                raise TruncatedBodyError(
-                    f"GET {self.uri(key)} returned {len(body)} of {expected} bytes; the read will be retried."
-                )
-            size = len(body)
-            content_range = response.get("ContentRange")
-            if content_range and "/" in content_range:
-                total = content_range.rsplit("/", 1)[1]
-                size = int(total) if total.isdigit() else size
-            server = None
-            for algorithm in checksums.ALGORITHMS:
-                value = response.get(checksums.request_parameter(algorithm))
-                if isinstance(value, str) and "-" not in value:
-                    server = checksums.Checksum(algorithm, value)
-                    break
-            return GetResult(body, size, server, dict(response.get("Metadata", {})))
-
-        return self._request("GetObject", key, fetch)
+        return self._request("GetObject", key, lambda: self.transport.get_object(key, byte_range))
 
     def head(self, key: str) -> HeadResult | None:
         """Return an object's size and metadata, or `None` if it does not exist (one HEAD)."""
-
-        def fetch() -> HeadResult | None:
-            try:
-                response = self.client.head_object(Bucket=self.bucket, Key=key)
-            except botocore.exceptions.ClientError as err:
-                if is_missing(err):
-                    return None
-                raise
-            return HeadResult(
-                int(response.get("ContentLength", -1)),
-                object_metadata(response.get("Metadata")),
-                response.get("ETag"),
-            )
-
-        return self._request("HeadObject", key, fetch)
+        return self._request("HeadObject", key, lambda: self.transport.head_object(key))
 
     def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[list[str]]:
         """Yield pages of keys under a prefix (one ListObjectsV2 request per page of up to 1,000)."""
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
-            if token:
-                kwargs["ContinuationToken"] = token
-            elif start_after:
-                kwargs["StartAfter"] = start_after
-            response = self._request(
-                "ListObjectsV2", prefix, functools.partial(self.client.list_objects_v2, **kwargs)
-            )
-            yield [item["Key"] for item in response.get("Contents", [])]
-            if not response.get("IsTruncated"):
-                return
-            token = response.get("NextContinuationToken")
+        for page in self._list(prefix, start_after):
+            yield [key for key, _ in page]
 
     def list_etags(self, prefix: str) -> Iterator[list[tuple[str, str]]]:
         """Yield pages of ``(key, ETag)`` under a prefix (one ListObjectsV2 request per 1,000 keys)."""
+        return self._list(prefix, None)
+
+    def _list(self, prefix: str, after: str | None) -> Iterator[list[tuple[str, str]]]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
-            if token:
-                kwargs["ContinuationToken"] = token
-            response = self._request(
-                "ListObjectsV2", prefix, functools.partial(self.client.list_objects_v2, **kwargs)
-            )
-            yield [(item["Key"], str(item.get("ETag", ""))) for item in response.get("Contents", [])]
-            if not response.get("IsTruncated"):
+            request = functools.partial(self.transport.list_objects, prefix, token=token, start_after=after)
+            page = self._request("ListObjectsV2", prefix, request)
+            yield page.entries
+            if page.next_token is None:
                 return
-            token = response.get("NextContinuationToken")
+            token = page.next_token
 
     def list_multipart_uploads(
         self, prefix: str, *, page_size: int = 1000
@@ -255,25 +223,17 @@ class S3Bucket:
         markers: tuple[str, str] | None = None
         seen: set[tuple[str, str]] = set()
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxUploads": page_size}
-            if markers is not None:
-                kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers
-            response = self._request(
-                "ListMultipartUploads",
-                prefix,
-                functools.partial(self.client.list_multipart_uploads, **kwargs),
+            request = functools.partial(
+                self.transport.list_multipart_uploads, prefix, markers=markers, page_size=page_size
             )
-            uploads = [
-                MultipartUpload(item["Key"], item["UploadId"], item.get("Initiated"))
-                for item in response.get("Uploads", [])
-                if "Key" in item and "UploadId" in item
-            ]
+            page = self._request("ListMultipartUploads", prefix, request)
+            uploads = page.uploads
             yield uploads
-            if not response.get("IsTruncated") or not uploads:
+            if not page.truncated or not uploads:
                 return
             markers = (
-                response.get("NextKeyMarker") or uploads[-1].key,
-                response.get("NextUploadIdMarker") or uploads[-1].upload_id,
+                page.next_markers[0] or uploads[-1].key,
+                page.next_markers[1] or uploads[-1].upload_id,
             )
             if markers in seen:
                 return
@@ -332,8 +292,7 @@ class S3Bucket:
         if len(data) >= self.config.multipart_threshold:
             put_multipart(self, key, data, checksum, token, meta, replace_earlier=replace_earlier)
             return
-        extra = {checksums.request_parameter(checksum.algorithm): checksum.value}
-        self._create(key, data, meta, token, extra, replace_earlier=replace_earlier)
+        self._create(key, data, meta, token, checksum, replace_earlier=replace_earlier)
 
     def _head_readable(self, key: str) -> HeadResult | bool | None:
         """HEAD ``key``: its metadata, `None` if missing, `False` if this identity may not read it."""
@@ -348,22 +307,17 @@ class S3Bucket:
         body: bytes,
         metadata: dict[str, str],
         token: WriteToken,
-        extra: Mapping[str, str],
+        checksum: checksums.Checksum | None,
         *,
         replace_earlier: bool,
     ) -> str | None:
         """One create-only PUT as the write of ``token``; return the stored object's ETag if known."""
-        kwargs: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Body": body,
-            "Metadata": metadata,
-            **extra,
-            **self._sse,
-        }
+        put = self.transport.put_object
         try:
-            response = self._request(
-                "PutObject", key, lambda: self.client.put_object(IfNoneMatch="*", **kwargs)
+            etag = self._request(
+                "PutObject",
+                key,
+                lambda: put(key, body, metadata=metadata, checksum=checksum, if_none_match=True),
             )
         except PreconditionFailedError as err:
             head = self._head_readable(key)
@@ -375,12 +329,20 @@ class S3Bucket:
                 or not token.is_earlier_attempt(head.token)
             ):
                 raise self._conflict(key, head, mine=token) from err
-            return self._replace(key, kwargs, head, token)
+            return self._replace(key, body, metadata, checksum, head, token)
         if not self.config.conditional_put_atomic:
             self._confirm(key, token)
-        return response.get("ETag")
+        return etag
 
-    def _replace(self, key: str, kwargs: dict[str, Any], head: HeadResult, token: WriteToken) -> str | None:
+    def _replace(
+        self,
+        key: str,
+        body: bytes,
+        metadata: dict[str, str],
+        checksum: checksums.Checksum | None,
+        head: HeadResult,
+        token: WriteToken,
+    ) -> str | None:
         """Replace an earlier attempt's object (``If-Match`` on the ETag seen) with this attempt's."""
         if not head.etag:
             raise self._conflict(key, head)
@@ -393,9 +355,12 @@ class S3Bucket:
             token.quantum_id,
             token.attempt_id,
         )
-        etag = head.etag
+        seen = head.etag
+        put = self.transport.put_object
         try:
-            response = self._request("PutObject", key, lambda: self.client.put_object(IfMatch=etag, **kwargs))
+            etag = self._request(
+                "PutObject", key, lambda: put(key, body, metadata=metadata, checksum=checksum, if_match=seen)
+            )
         except (PreconditionFailedError, DatasetNotFoundError) as err:
             # Changed or deleted since the HEAD: ours only if a retry after a lost response says so.
             again = self._head_readable(key)
@@ -404,7 +369,7 @@ class S3Bucket:
             raise self._conflict(key, again) from err
         if not self.config.conditional_put_atomic:
             self._confirm(key, token)
-        return response.get("ETag")
+        return etag
 
     def _confirm(self, key: str, token: WriteToken, *, complete: bool = False) -> None:
         """Raise `PreconditionFailedError` unless the stored object carries ``token`` (one HEAD)."""
@@ -438,17 +403,9 @@ class S3Bucket:
         AccessDeniedError
             If the credentials may not abort uploads under the key.
         """
-
-        def abort() -> bool:
-            try:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except botocore.exceptions.ClientError as err:
-                if error_code(err) == "NoSuchUpload" or http_status(err) == 404:
-                    return False
-                raise
-            return True
-
-        return self._request("AbortMultipartUpload", key, abort)
+        return self._request(
+            "AbortMultipartUpload", key, lambda: self.transport.abort_multipart_upload(key, upload_id)
+        )
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Abort a multipart upload, logging (not raising) failures."""
@@ -472,21 +429,15 @@ class S3Bucket:
         """
         checksum = checksums.compute(self.config.checksum_algorithm, data)
         token = token if token is not None else WriteToken.new()
-        kwargs: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Body": data,
-            "Metadata": {**(metadata or {}), WRITE_TOKEN: str(token), WRITE_CHECKSUM: str(checksum)},
-            checksums.request_parameter(checksum.algorithm): checksum.value,
-            **self._sse,
-        }
-        self._request("PutObject", key, lambda: self.client.put_object(**kwargs))
+        meta = {**(metadata or {}), WRITE_TOKEN: str(token), WRITE_CHECKSUM: str(checksum)}
+        put = self.transport.put_object
+        self._request("PutObject", key, lambda: put(key, data, metadata=meta, checksum=checksum))
 
     # -------------------------------------------------------------- deletes
 
-    def delete(self, key: str) -> None:
-        """Delete one object (no error if it is already gone)."""
-        self._request("DeleteObject", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete one object (no error if it is already gone), only if its ETag is ``if_match`` if given."""
+        self._request("DeleteObject", key, lambda: self.transport.delete_object(key, if_match=if_match))
 
     def delete_many(self, keys: Iterable[str]) -> dict[str, str]:
         """Delete objects in batches of 1,000 (one DeleteObjects request each).
@@ -500,9 +451,10 @@ class S3Bucket:
         failures: dict[str, str] = {}
         for start in range(0, len(pending), 1000):
             batch = pending[start : start + 1000]
-            payload: DeleteTypeDef = {"Objects": [{"Key": k} for k in batch], "Quiet": True}
-            delete = functools.partial(self.client.delete_objects, Bucket=self.bucket, Delete=payload)
-            response = self._request("DeleteObjects", batch[0], delete)
-            for error in response.get("Errors", []):
-                failures[error.get("Key", "?")] = error.get("Code", "?")
+            request = functools.partial(self.transport.delete_objects, batch)
+            failures.update(self._request("DeleteObjects", batch[0], request))
         return failures
+
+
+def _no_count(operation: str) -> None:
+    """Count nothing (the default ``count`` of `S3Bucket.open`)."""

@@ -22,19 +22,24 @@ def is_connection_error(exc: BaseException) -> bool:
     Parameters
     ----------
     exc : `BaseException`
-        The error raised by a boto3 call.
+        The error raised by a transport's request.
 
     Returns
     -------
     connection_error : `bool`
         `True` for a refused connection, a DNS failure, an unreachable host or
         a connect timeout (botocore's ``EndpointConnectionError``,
-        ``ConnectTimeoutError``, ``ProxyConnectionError``) and a plain
+        ``ConnectTimeoutError``, ``ProxyConnectionError``, a
+        `~s3qbb.s3.transport.TransportError` of kind ``"connect"``) and a plain
         `ConnectionRefusedError`. A connection reset *during* a request is not
         one: it counts as an attempt, like a 503.
     """
     if isinstance(exc, ConnectionRefusedError):
         return True
+    from .transport import TransportError
+
+    if isinstance(exc, TransportError):
+        return exc.kind == "connect"
     if not _botocore_loaded():
         return False
     import botocore.exceptions
