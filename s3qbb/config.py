@@ -9,8 +9,7 @@ environment at import time and there is no module-global configuration.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import (
@@ -26,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from .redaction import register_secrets, registered_secrets
 
 __all__ = [
     "ENV_PREFIX",
@@ -44,47 +45,6 @@ _GIB = 1024**3
 
 _HIDDEN = "<hidden>"
 """Shown instead of the input of a validation error that may hold a secret."""
-
-_SECRETS_LOCK = threading.Lock()
-_SECRETS: set[str] = set()
-# Process-wide on purpose: like the logging handlers it protects, the set of credentials in use
-# belongs to the process, and `s3qbb.provenance.files.redact` must mask a key that came from a
-# configuration file (or a profile) wherever its text is written, not only where the config is at hand.
-
-
-def register_secrets(values: Iterable[str | SecretStr | None]) -> None:
-    """Add credentials to those `s3qbb.provenance.files.redact` masks in this process.
-
-    Every `S3EndpointConfig` holding explicit credentials registers them when
-    it is validated, and every S3 client registers the credentials its AWS
-    chain resolved (a profile's shared credentials file among them), so a
-    key given only in a configuration file never reaches a report or a log.
-
-    Parameters
-    ----------
-    values : iterable of `str`, `pydantic.SecretStr` or `None`
-        Credentials (access key IDs, secret keys, session tokens); `None`
-        and blank values are skipped.
-    """
-    texts = {
-        (v.get_secret_value() if isinstance(v, SecretStr) else v).strip() for v in values if v is not None
-    }
-    texts.discard("")
-    if texts:
-        with _SECRETS_LOCK:
-            _SECRETS.update(texts)
-
-
-def registered_secrets() -> frozenset[str]:
-    """Return the credentials registered with `register_secrets` in this process.
-
-    Returns
-    -------
-    secrets : `frozenset` [`str`]
-        Every value registered so far.
-    """
-    with _SECRETS_LOCK:
-        return frozenset(_SECRETS)
 
 
 def _env_field(

@@ -35,7 +35,7 @@ from .config import S3EndpointConfig
 from .core.dimensions import DimensionUniverse
 from .core.storage_class import StorageClassFactory
 from .errors import ConfigError
-from .provenance.files import redact
+from .redaction import redact
 
 if TYPE_CHECKING:
     from .datastores.base import Datastore

@@ -115,7 +115,7 @@ def _run_one(
     *upstream: QuantumResult,
 ) -> QuantumResult:
     """Run one quantum in a worker (a Dask task: it returns its outcome and never raises)."""
-    from ..provenance.files import redact
+    from ..redaction import redact
     from .execution import load_quantum, outcome_summary, run_quantum
 
     started = time.monotonic()
@@ -249,7 +249,7 @@ def run_pipeline_on_dask(
     """
     distributed = _import_distributed()
     from ..core.wire import quantum_to_simple
-    from ..provenance.files import redact
+    from ..redaction import redact
     from ..repo import load_repo_config
 
     quanta = list(quanta)

@@ -217,7 +217,7 @@ def run_quantum(
         the records are uploaded with status ``interrupted``.
     """
     from ..butler.quantum_backed import QuantumBackedButler
-    from ..provenance.files import redact
+    from ..redaction import redact
     from ..repo import load_repo_config
     from .signals import JobInterrupted
 
@@ -281,7 +281,7 @@ def _stopped(
     missing: tuple[str, ...] = (),
 ) -> QuantumOutcome:
     """Upload the records of a quantum stopped by ``err`` and return its outcome (see `run_quantum`)."""
-    from ..provenance.files import redact
+    from ..redaction import redact
     from .signals import JobInterrupted
 
     if termination is not None:
@@ -308,7 +308,7 @@ def _stopped(
 
 def outcome_summary(outcome: QuantumOutcome) -> dict[str, Any]:
     """Return a JSON-able summary of an outcome (for CLIs and logs), credentials redacted."""
-    from ..provenance.files import redact
+    from ..redaction import redact
 
     error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
     return {

@@ -169,7 +169,7 @@ def _run(
     termination: GracefulTermination | None,
     universe: DimensionUniverse | None,
 ) -> JobResult:
-    from ..provenance.files import redact
+    from ..redaction import redact
 
     if not options.rerun:
         start = time.perf_counter()

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from ..provenance.files import RedactingFormatter
+from ..redaction import RedactingFormatter
 
 LOG_FORMATS = ("text", "json")
 """Values of ``--log-format``."""
@@ -143,7 +143,7 @@ class JsonFormatter(RedactingFormatter):
             text = self.formatMessage(record)  # the exception goes inside the JSON object
         finally:
             record.exc_info, record.exc_text, record.stack_info = saved
-        from ..provenance.files import credential_values, redact
+        from ..redaction import credential_values, redact
 
         return redact(text, credential_values() | self._secrets)
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigError
-from ..provenance.files import redact
+from ..redaction import redact
 from ..s3.ownership import WRITE_PENDING
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
-"""Datastore records in SQLite: the only s3qbb package that imports SQLAlchemy.
+"""Datastore records in SQLite.
 
-Importing this package does not import SQLAlchemy; the store and schema are
-loaded on first attribute access.
+The store (`SqliteRecordsStore`) runs on the standard library's `sqlite3`;
+only `make_schema` (the same tables described for SQLAlchemy) imports
+SQLAlchemy. Names are loaded on first attribute access.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ __all__ = [
     "META_TABLE",
     "OPAQUE_META_TABLE",
     "RECORDS_SCHEMA_VERSION",
-    "WRITE_OPTION",
     "check_records_table_name",
 ]
 
@@ -27,9 +26,6 @@ DATASET_LOCATION_TABLE = "dataset_location"
 DATASET_LOCATION_TRASH_TABLE = "dataset_location_trash"
 OPAQUE_META_TABLE = "opaque_meta"
 META_TABLE = "s3qbb_meta"
-
-WRITE_OPTION = "s3qbb_write"
-"""Execution option marking a connection whose transactions write (see `make_engine`)."""
 
 _TABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = frozenset({DATASET_LOCATION_TABLE, DATASET_LOCATION_TRASH_TABLE, OPAQUE_META_TABLE, META_TABLE})

@@ -1,4 +1,8 @@
-"""SQLAlchemy Core schema, queries and SQLite connection setup of a datastore records database.
+"""SQLAlchemy Core schema of a datastore records database.
+
+The records store itself runs on the standard library's `sqlite3`
+(`s3qbb.records.sql`, whose DDL is the text rendered here: a test compares
+them); this module describes the same tables for SQLAlchemy users and tools.
 
 The tables mirror those of a daf_butler ``QuantumBackedButler`` SQLite file so
 daf_butler's tools can read ours; the ``CREATE`` statements are those
@@ -39,27 +43,18 @@ __all__ = [
     "META_TABLE",
     "OPAQUE_META_TABLE",
     "RECORDS_SCHEMA_VERSION",
-    "WRITE_OPTION",
-    "RecordsQueries",
     "RecordsSchema",
     "check_records_table_name",
     "create_statements",
-    "make_engine",
-    "make_queries",
     "make_schema",
 ]
 
 import dataclasses
 import functools
-import sqlite3
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.pool import StaticPool
 
-from ..sqlite_engine import install_sqlite_listeners
 from .names import (
     DATASET_LOCATION_TABLE,
     DATASET_LOCATION_TRASH_TABLE,
@@ -67,7 +62,6 @@ from .names import (
     META_TABLE,
     OPAQUE_META_TABLE,
     RECORDS_SCHEMA_VERSION,
-    WRITE_OPTION,
     check_records_table_name,
 )
 
@@ -175,7 +169,7 @@ def make_schema(records_table: str = DEFAULT_RECORDS_TABLE) -> RecordsSchema:
 
 @functools.lru_cache(maxsize=16)
 def create_statements(records_table: str = DEFAULT_RECORDS_TABLE) -> tuple[str, ...]:
-    """Return the SQLite DDL creating the schema, each statement ``IF NOT EXISTS``.
+    """Return the SQLite DDL SQLAlchemy renders for the schema, each statement ``IF NOT EXISTS``.
 
     Parameters
     ----------
@@ -198,115 +192,3 @@ def create_statements(records_table: str = DEFAULT_RECORDS_TABLE) -> tuple[str, 
         for index in sorted(t.indexes, key=lambda i: str(i.name))
     ]
     return tuple(statement.strip() for statement in statements)
-
-
-class RecordsQueries:
-    """Statements a records store runs, for one records table and datastore name.
-
-    Parameters
-    ----------
-    schema : `RecordsSchema`
-        Tables to query.
-    datastore_name : `str`
-        Datastore whose ``dataset_location`` rows the queries use.
-    """
-
-    def __init__(self, schema: RecordsSchema, datastore_name: str) -> None:
-        self.schema = schema
-        r, loc, trash = schema.records, schema.location, schema.trash
-        ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
-        live = sa.and_(loc.c.dataset_id == r.c.dataset_id, loc.c.datastore_name == datastore_name)
-        columns = (
-            # The ID comes back as stored (32 hex digits): callers map it to the UUIDs they asked for
-            # instead of parsing one UUID per row, the main cost of large reads.
-            sa.type_coerce(r.c.dataset_id, sa.String()).label("dataset_id"),
-            r.c.path,
-            r.c.formatter,
-            r.c.storage_class,
-            r.c.component,
-            r.c.checksum,
-            r.c.file_size,
-        )
-        self.select_one = (
-            sa.select(*columns)
-            .join(loc, live)
-            .where(r.c.dataset_id == sa.bindparam("id"))
-            .order_by(r.c.component)
-        )
-        self.select_many = (
-            sa.select(*columns).join(loc, live).where(r.c.dataset_id.in_(ids)).order_by(*r.primary_key)
-        )
-        self.select_all = sa.select(*columns).join(loc, live).order_by(*r.primary_key)
-        self.select_any = sa.select(*columns).where(r.c.dataset_id.in_(ids))
-        self.has = (
-            sa.select(sa.literal(1))
-            .select_from(r.join(loc, live))
-            .where(r.c.dataset_id == sa.bindparam("id"))
-        )
-        self.existing_ids = sa.select(r.c.dataset_id).where(r.c.dataset_id.in_(ids)).distinct()
-        self.live_ids = sa.select(r.c.dataset_id).join(loc, live).distinct()
-        self.insert_records = r.insert()
-        self.delete_records = r.delete().where(r.c.dataset_id.in_(ids))
-        named = loc.c.datastore_name == datastore_name
-        self.ensure_location = sqlite_insert(loc).on_conflict_do_nothing()
-        self.located_ids = sa.select(loc.c.dataset_id).where(named, loc.c.dataset_id.in_(ids))
-        self.delete_location = loc.delete().where(named, loc.c.dataset_id.in_(ids))
-        trashed = trash.c.datastore_name == datastore_name
-        self.ensure_trash = sqlite_insert(trash).on_conflict_do_nothing()
-        self.trashed_ids = sa.select(trash.c.dataset_id).where(trashed)
-        self.trashed_in = sa.select(trash.c.dataset_id).where(trashed, trash.c.dataset_id.in_(ids))
-        self.delete_trash = trash.delete().where(trashed, trash.c.dataset_id.in_(ids))
-
-
-@functools.lru_cache(maxsize=64)
-def make_queries(records_table: str, datastore_name: str) -> RecordsQueries:
-    """Return the (shared, cached) queries for a records table and datastore.
-
-    Parameters
-    ----------
-    records_table : `str`
-        Name of the records table.
-    datastore_name : `str`
-        Name of the datastore.
-
-    Returns
-    -------
-    queries : `RecordsQueries`
-        Statements built once per process and name pair (~0.4 ms each time
-        otherwise, and a process opens one store per quantum).
-    """
-    return RecordsQueries(make_schema(records_table), datastore_name)
-
-
-def make_engine(filename: str, *, busy_timeout_ms: int) -> sa.Engine:
-    """Create the engine of a records database, with its connect and begin listeners.
-
-    Parameters
-    ----------
-    filename : `str`
-        SQLite file, or ``":memory:"``.
-    busy_timeout_ms : `int`
-        Milliseconds to wait for another process's lock.
-
-    Returns
-    -------
-    engine : `sqlalchemy.Engine`
-        Engine over a single, reused connection (callers serialize its use).
-        Transactions begin with ``BEGIN IMMEDIATE`` when the connection has
-        the `WRITE_OPTION` execution option, with ``BEGIN`` otherwise.
-    """
-
-    def connect() -> sqlite3.Connection:
-        # check_same_thread=False: the one pooled connection is shared by threads, which the
-        # store's lock serializes.
-        return sqlite3.connect(filename, check_same_thread=False)
-
-    # One connection, reused: a second one to ":memory:" would be another database, and for a
-    # file the lock serializes callers anyway.
-    engine = sa.create_engine("sqlite://", creator=connect, poolclass=StaticPool)
-    # Rollback journal, deleted at commit: committed data always lives in the one database file,
-    # which is uploaded as a single object. WAL would keep committed pages in a -wal side file.
-    pragmas = () if filename == ":memory:" else ("PRAGMA journal_mode=DELETE",)
-    return install_sqlite_listeners(
-        engine, busy_timeout_ms=busy_timeout_ms, write_option=WRITE_OPTION, pragmas=pragmas
-    )

@@ -5,6 +5,10 @@ A store holds the records of one datastore (its name goes into
 store costs microseconds; a quantum-backed butler builds one per quantum. At the
 end of a quantum, :meth:`SqliteRecordsStore.flush_to_file` writes the whole
 database to one SQLite file that daf_butler's tools can read.
+
+The store runs on the standard library's `sqlite3` (statements in
+`s3qbb.records.sql`): it is on the path of every batch job, where importing
+SQLAlchemy would cost more CPU than the rest of the job's start-up.
 """
 
 from __future__ import annotations
@@ -29,34 +33,14 @@ from ..errors import (
     RecordsStoreError,
     TransientStorageError,
 )
-from .fast import FastStatements
-from .names import (
-    DEFAULT_RECORDS_TABLE,
-    META_TABLE,
-    OPAQUE_META_TABLE,
-    RECORDS_SCHEMA_VERSION,
-    WRITE_OPTION,
-    check_records_table_name,
-)
+from .names import DEFAULT_RECORDS_TABLE
+from .sql import RecordsSQL, batches, connect, init_schema, reading, writing
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    import sqlalchemy as sa
-
-    from .schema import RecordsQueries
-
-# SQLAlchemy (~0.3 s to import) is loaded when a store is first used, not when s3qbb is imported:
-# a batch job builds its butler before it moves any data.
-
-_BATCH = 500  # IN-list size; far below SQLite's bound-parameter limit.
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
-
-
-def _batches(ids: Sequence[uuid.UUID]) -> Iterator[Sequence[uuid.UUID]]:
-    for start in range(0, len(ids), _BATCH):
-        yield ids[start : start + _BATCH]
 
 
 def _unique(ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
@@ -67,15 +51,11 @@ def _row_key(info: StoredFileInfo) -> tuple[uuid.UUID, str]:
     return (info.dataset_id, NULL_COMPONENT if info.component is None else info.component)
 
 
-class _Open:
-    """Engine of an open store (built on first use) and its statements."""
-
-    def __init__(self, engine: sa.Engine, q: RecordsQueries, fast: FastStatements) -> None:
-        self.engine = engine
-        # Same pool and listeners; the option tells the begin listener to take the write lock.
-        self.write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self.q = q
-        self.fast = fast
+def _row(info: StoredFileInfo) -> tuple[Any, ...]:
+    """Return the row of the records table for a record (in `RecordsSQL.COLUMNS` order)."""
+    component = NULL_COMPONENT if info.component is None else info.component
+    return (info.dataset_id.hex, info.path, info.formatter, info.storage_class, component, info.checksum,
+            info.file_size)  # fmt: skip
 
 
 def _info(row: Sequence[Any], ids: dict[str, uuid.UUID]) -> StoredFileInfo:
@@ -96,7 +76,7 @@ def _info(row: Sequence[Any], ids: dict[str, uuid.UUID]) -> StoredFileInfo:
 
 
 class SqliteRecordsStore:
-    """Datastore records in SQLite (in memory or in a file), through SQLAlchemy Core.
+    """Datastore records in SQLite (in memory or in a file).
 
     Parameters
     ----------
@@ -127,13 +107,13 @@ class SqliteRecordsStore:
     ) -> None:
         if not datastore_name or len(datastore_name) > 256:
             raise ConfigError(f"Datastore name {datastore_name!r} must have 1 to 256 characters.")
-        check_records_table_name(table)
+        self._sql = RecordsSQL(table, datastore_name)
         self._filename = os.fspath(filename)
         self._datastore_name = datastore_name
         self._table = table
         self._busy_timeout_ms = max(0, int(busy_timeout * 1000))
         self._lock = threading.RLock()
-        self._open: _Open | None = None
+        self._conn: sqlite3.Connection | None = None
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------
@@ -178,85 +158,48 @@ class SqliteRecordsStore:
         """
         with self._lock:
             self._closed = True
-            if self._open is not None:
-                self._open.engine.dispose()
-                self._open = None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
-    def _state(self) -> _Open:
+    def _connection(self) -> sqlite3.Connection:
         # Callers hold self._lock.
-        if self._open is not None:
-            return self._open
+        if self._conn is not None:
+            return self._conn
         if self._closed:
             raise RecordsStoreError(
                 f"Records store {self._filename!r} of datastore {self._datastore_name!r} is closed; "
                 "create a new store."
             )
-        from .schema import make_engine, make_queries
-
-        engine = make_engine(self._filename, busy_timeout_ms=self._busy_timeout_ms)
+        with self._translate("open the database"):
+            conn = connect(self._filename, busy_timeout_ms=self._busy_timeout_ms)
         try:
-            with self._translate("open the database"):
-                fast = FastStatements(engine, self._table, self._datastore_name)
-            state = _Open(engine, make_queries(self._table, self._datastore_name), fast)
-            with self._translate("create the schema"), state.write_engine.begin() as conn:
-                self._init_schema(conn)
+            with self._translate("create the schema"), writing(conn):
+                init_schema(conn, self._table, self._datastore_name, self._filename)
         except BaseException:
-            engine.dispose()
+            conn.close()
             raise
-        self._open = state
-        return state
-
-    def _init_schema(self, conn: sa.Connection) -> None:
-        # DDL rendered once per table name (IF NOT EXISTS, so reopening a file is harmless); the
-        # meta statements are plain SQL for the same reason: opening a store should cost ~1 ms.
-        from .schema import create_statements
-
-        for statement in create_statements(self._table):
-            conn.exec_driver_sql(statement)
-        found: dict[str, str] = {
-            key: value for key, value in conn.exec_driver_sql(f'SELECT "key", value FROM {META_TABLE}')
-        }
-        version = found.get("records_schema_version")
-        if version is not None and version != RECORDS_SCHEMA_VERSION:
-            raise RecordsStoreError(
-                f"Records database {self._filename!r} has schema version {version}, this s3qbb "
-                f"understands version {RECORDS_SCHEMA_VERSION}; use a matching s3qbb version."
-            )
-        name = found.get("datastore_name")
-        if name is not None and name != self._datastore_name:
-            raise ConfigError(
-                f"Records database {self._filename!r} belongs to datastore {name!r}, not "
-                f"{self._datastore_name!r}; use another file or the matching datastore name."
-            )
-        wanted = {"records_schema_version": RECORDS_SCHEMA_VERSION, "datastore_name": self._datastore_name}
-        missing = [(k, v) for k, v in wanted.items() if k not in found]
-        if missing:
-            conn.exec_driver_sql(f'INSERT INTO {META_TABLE} ("key", value) VALUES (?, ?)', missing)
-        conn.exec_driver_sql(
-            f"INSERT OR IGNORE INTO {OPAQUE_META_TABLE} (table_name) VALUES (?)", (self._table,)
-        )
+        self._conn = conn
+        return conn
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:
-        import sqlalchemy as sa
-
         try:
             yield
-        except sa.exc.IntegrityError as err:
+        except sqlite3.IntegrityError as err:
             raise RecordExistsError(
                 f"Cannot {action} in records store {self._filename!r}: a record with the same dataset ID "
                 "and component already exists."
             ) from err
-        except (sa.exc.DBAPIError, sqlite3.Error) as err:
-            cause = err.orig if isinstance(err, sa.exc.DBAPIError) else err
-            code = getattr(cause, "sqlite_errorcode", None)
+        except sqlite3.Error as err:
+            code = getattr(err, "sqlite_errorcode", None)
             if code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
                 raise TransientStorageError(
                     f"Cannot {action} in records store {self._filename!r}: the database stayed locked "
                     f"for {self._busy_timeout_ms} ms; retry, or stop the other process using it."
                 ) from err
             raise RecordsStoreError(
-                f"Cannot {action} in records store {self._filename!r}: {cause}; check that the file "
+                f"Cannot {action} in records store {self._filename!r}: {err}; check that the file "
                 "is a writable SQLite database."
             ) from err
 
@@ -283,60 +226,41 @@ class SqliteRecordsStore:
         infos = list(infos)
         if not infos:
             return
-        rows = [info.to_record() for info in infos]
-        keys = {(row["dataset_id"], row["component"]) for row in rows}
-        if len(keys) != len(rows):
-            seen: set[tuple[uuid.UUID, str]] = set()
-            for dataset_id, component in ((r["dataset_id"], r["component"]) for r in rows):
-                if (dataset_id, component) in seen:
+        rows = [_row(info) for info in infos]
+        if len({(row[0], row[4]) for row in rows}) != len(rows):
+            seen: set[tuple[str, str]] = set()
+            for info, row in zip(infos, rows, strict=True):
+                if (row[0], row[4]) in seen:
                     raise RecordExistsError(
-                        f"Dataset {dataset_id} has two records for component {component!r} in one insert; "
+                        f"Dataset {info.dataset_id} has two records for component {row[4]!r} in one insert; "
                         "give each component one record."
                     )
-                seen.add((dataset_id, component))
+                seen.add((row[0], row[4]))
         ids = _unique(info.dataset_id for info in infos)
-        if not replace and len(ids) == 1:
-            tuples = [
-                (r["dataset_id"].hex, r["path"], r["formatter"], r["storage_class"], r["component"],
-                 r["checksum"], r["file_size"])
-                for r in rows
-            ]  # fmt: skip
-            with self._lock:
-                state = self._state()
-                with self._translate("insert records"):
-                    inserted = state.fast.insert_one_dataset(ids[0], tuples)
-            if not inserted:
-                raise RecordExistsError(
-                    f"Datastore {self._datastore_name!r} already has records for dataset(s) {ids[0]}; "
-                    "nothing was inserted."
-                )
-            return
+        sql = self._sql
         with self._lock:
-            state = self._state()
-            with self._translate("insert records"), state.write_engine.begin() as conn:
+            conn = self._connection()
+            with self._translate("insert records"), writing(conn):
                 if replace:
-                    for batch in _batches(ids):
-                        conn.execute(state.q.delete_records, {"ids": batch})
-                        conn.execute(state.q.delete_trash, {"ids": batch})
+                    sql.execute_in(conn, sql.delete_records, ids, named=False)
+                    sql.execute_in(conn, sql.delete_trash, ids, named=True)
+                elif len(ids) == 1:  # one dataset, a put: the hot path
+                    existing = [ids[0].hex] if conn.execute(sql.exists, (ids[0].hex,)).fetchone() else []
                 else:
-                    existing = [
-                        dataset_id
-                        for batch in _batches(ids)
-                        for dataset_id in conn.execute(state.q.existing_ids, {"ids": batch}).scalars()
-                    ]
-                    if existing:
-                        shown = ", ".join(str(i) for i in existing[:5])
-                        more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
-                        raise RecordExistsError(
-                            f"Datastore {self._datastore_name!r} already has records for dataset(s) "
-                            f"{shown}{more}; nothing was inserted. Pass replace=True to overwrite them."
-                        )
-                conn.execute(state.q.insert_records, rows)
-                self._locate(conn, state, ids)
+                    existing = sql.query_ids(conn, sql.existing_ids, ids, named=False)
+                if not replace and existing:
+                    shown = ", ".join(str(uuid.UUID(i)) for i in existing[:5])
+                    more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+                    hint = " Pass replace=True to overwrite them." if len(ids) > 1 else ""
+                    raise RecordExistsError(
+                        f"Datastore {self._datastore_name!r} already has records for dataset(s) "
+                        f"{shown}{more}; nothing was inserted.{hint}"
+                    )
+                conn.executemany(sql.insert, rows)
+                self._locate(conn, ids)
 
-    def _locate(self, conn: sa.Connection, state: _Open, ids: Sequence[uuid.UUID]) -> None:
-        name = self._datastore_name
-        conn.execute(state.q.ensure_location, [{"datastore_name": name, "dataset_id": i} for i in ids])
+    def _locate(self, conn: sqlite3.Connection, ids: Sequence[uuid.UUID]) -> None:
+        conn.executemany(self._sql.locate, [(self._datastore_name, i.hex) for i in ids])
 
     def import_records(self, data: DatastoreRecordData) -> None:
         """Import exported records, all or none; importing the same records again does nothing.
@@ -372,11 +296,12 @@ class SqliteRecordsStore:
             return
         ids = _unique(key[0] for key in incoming)
         by_hex = {i.hex: i for i in ids}
+        sql = self._sql
         with self._lock:
-            state = self._state()
-            with self._translate("import records"), state.write_engine.begin() as conn:
-                for batch in _batches(ids):
-                    for row in conn.execute(state.q.select_any, {"ids": batch}).all():
+            conn = self._connection()
+            with self._translate("import records"), writing(conn):
+                for batch in batches(ids):
+                    for row in conn.execute(sql.select_any(len(batch)), [i.hex for i in batch]):
                         stored = _info(row, by_hex)
                         new = incoming.pop(_row_key(stored), None)
                         if new is not None and new != stored:
@@ -386,10 +311,9 @@ class SqliteRecordsStore:
                                 f"(stored path {stored.path!r}, imported {new.path!r}); nothing was imported."
                             )
                 if incoming:
-                    conn.execute(state.q.insert_records, [info.to_record() for info in incoming.values()])
-                for batch in _batches(ids):
-                    conn.execute(state.q.delete_trash, {"ids": batch})
-                self._locate(conn, state, ids)
+                    conn.executemany(sql.insert, [_row(info) for info in incoming.values()])
+                sql.execute_in(conn, sql.delete_trash, ids, named=True)
+                self._locate(conn, ids)
 
     def delete(self, ids: Iterable[uuid.UUID]) -> int:
         """Forget datasets: remove their records, location and trash entries.
@@ -407,15 +331,14 @@ class SqliteRecordsStore:
         unique = _unique(ids)
         if not unique:
             return 0
-        count = 0
+        sql = self._sql
         with self._lock:
-            state = self._state()
-            with self._translate("delete records"), state.write_engine.begin() as conn:
-                for batch in _batches(unique):
-                    count += len(conn.execute(state.q.existing_ids, {"ids": batch}).all())
-                    conn.execute(state.q.delete_records, {"ids": batch})
-                    conn.execute(state.q.delete_location, {"ids": batch})
-                    conn.execute(state.q.delete_trash, {"ids": batch})
+            conn = self._connection()
+            with self._translate("delete records"), writing(conn):
+                count = len(sql.query_ids(conn, sql.existing_ids, unique, named=False))
+                sql.execute_in(conn, sql.delete_records, unique, named=False)
+                sql.execute_in(conn, sql.delete_location, unique, named=True)
+                sql.execute_in(conn, sql.delete_trash, unique, named=True)
         return count
 
     def move_to_trash(self, ids: Iterable[uuid.UUID]) -> int:
@@ -432,18 +355,14 @@ class SqliteRecordsStore:
             Number of datasets moved to the trash.
         """
         unique = _unique(ids)
-        count = 0
+        sql = self._sql
         with self._lock:
-            state = self._state()
-            with self._translate("move datasets to the trash"), state.write_engine.begin() as conn:
-                for batch in _batches(unique):
-                    found = list(conn.execute(state.q.located_ids, {"ids": batch}).scalars())
-                    if found:
-                        rows = [{"datastore_name": self._datastore_name, "dataset_id": i} for i in found]
-                        conn.execute(state.q.ensure_trash, rows)
-                        conn.execute(state.q.delete_location, {"ids": found})
-                        count += len(found)
-        return count
+            conn = self._connection()
+            with self._translate("move datasets to the trash"), writing(conn):
+                found = sql.query_ids(conn, sql.located_ids, unique, named=True)
+                conn.executemany(sql.trash, [(i, self._datastore_name) for i in found])
+                sql.execute_in(conn, sql.delete_location, [uuid.UUID(i) for i in found], named=True)
+        return len(found)
 
     def empty_trash(self, ids: Iterable[uuid.UUID] | None = None) -> dict[uuid.UUID, list[StoredFileInfo]]:
         """Remove trashed datasets for good and return their records.
@@ -460,24 +379,22 @@ class SqliteRecordsStore:
             artifacts (some paths may still be used by other datasets).
         """
         removed: dict[uuid.UUID, list[StoredFileInfo]] = {}
+        sql = self._sql
         with self._lock:
-            state = self._state()
-            with self._translate("empty the trash"), state.write_engine.begin() as conn:
+            conn = self._connection()
+            with self._translate("empty the trash"), writing(conn):
                 if ids is None:
-                    wanted = list(conn.execute(state.q.trashed_ids).scalars())
+                    found = [row[0] for row in conn.execute(sql.trashed_ids, (self._datastore_name,))]
                 else:
-                    wanted = [
-                        i
-                        for batch in _batches(_unique(ids))
-                        for i in conn.execute(state.q.trashed_in, {"ids": batch}).scalars()
-                    ]
-                by_hex = {i.hex: i for i in wanted}
-                for batch in _batches(wanted):
-                    for row in conn.execute(state.q.select_any, {"ids": batch}).all():
+                    found = sql.query_ids(conn, sql.trashed_in, _unique(ids), named=True)
+                by_hex = {i: uuid.UUID(i) for i in found}
+                wanted = list(by_hex.values())
+                for batch in batches(wanted):
+                    for row in conn.execute(sql.select_any(len(batch)), [i.hex for i in batch]):
                         info = _info(row, by_hex)
                         removed.setdefault(info.dataset_id, []).append(info)
-                    conn.execute(state.q.delete_records, {"ids": batch})
-                    conn.execute(state.q.delete_trash, {"ids": batch})
+                sql.execute_in(conn, sql.delete_records, wanted, named=False)
+                sql.execute_in(conn, sql.delete_trash, wanted, named=True)
         return removed
 
     # --- reads ---------------------------------------------------------------
@@ -496,9 +413,9 @@ class SqliteRecordsStore:
             Its records, empty if it has none (or is in the trash).
         """
         with self._lock:
-            state = self._state()
+            conn = self._connection()
             with self._translate("read records"):
-                rows = state.fast.get(dataset_id)
+                rows = conn.execute(self._sql.select_one, (self._datastore_name, dataset_id.hex)).fetchall()
         by_hex = {dataset_id.hex: dataset_id}
         return [_info(row, by_hex) for row in rows]
 
@@ -519,12 +436,13 @@ class SqliteRecordsStore:
         result: dict[uuid.UUID, list[StoredFileInfo]] = {}
         if not unique:
             return result
-        rows: list[sa.Row[Any]] = []
+        rows: list[Any] = []
         with self._lock:
-            state = self._state()
-            with self._translate("read records"), state.engine.connect() as conn:
-                for batch in _batches(unique):
-                    rows.extend(conn.execute(state.q.select_many, {"ids": batch}).all())
+            conn = self._connection()
+            with self._translate("read records"), reading(conn):
+                for batch in batches(unique):
+                    params = (self._datastore_name, *(i.hex for i in batch))
+                    rows.extend(conn.execute(self._sql.select_many(len(batch)), params))
         by_hex = {i.hex: i for i in unique}
         for row in rows:
             info = _info(row, by_hex)
@@ -545,9 +463,11 @@ class SqliteRecordsStore:
             `True` if it has records.
         """
         with self._lock:
-            state = self._state()
+            conn = self._connection()
             with self._translate("read records"):
-                return state.fast.has(dataset_id)
+                return (
+                    conn.execute(self._sql.has, (self._datastore_name, dataset_id.hex)).fetchone() is not None
+                )
 
     def dataset_ids(self) -> set[uuid.UUID]:
         """Return the IDs of all datasets with records, trash excluded.
@@ -558,9 +478,10 @@ class SqliteRecordsStore:
             Dataset IDs, counted afresh on every call.
         """
         with self._lock:
-            state = self._state()
-            with self._translate("read records"), state.engine.connect() as conn:
-                return set(conn.execute(state.q.live_ids).scalars())
+            conn = self._connection()
+            with self._translate("read records"):
+                found = conn.execute(self._sql.live_ids, (self._datastore_name,)).fetchall()
+        return {uuid.UUID(row[0]) for row in found}
 
     def trashed_ids(self) -> set[uuid.UUID]:
         """Return the IDs of datasets in the trash.
@@ -571,9 +492,10 @@ class SqliteRecordsStore:
             Trashed dataset IDs.
         """
         with self._lock:
-            state = self._state()
-            with self._translate("read the trash"), state.engine.connect() as conn:
-                return set(conn.execute(state.q.trashed_ids).scalars())
+            conn = self._connection()
+            with self._translate("read the trash"):
+                found = conn.execute(self._sql.trashed_ids, (self._datastore_name,)).fetchall()
+        return {uuid.UUID(row[0]) for row in found}
 
     def export(self, ids: Iterable[uuid.UUID] | None = None) -> DatastoreRecordData:
         """Export records, e.g. for provenance or another store's :meth:`import_records`.
@@ -593,9 +515,9 @@ class SqliteRecordsStore:
         else:
             by_id: dict[uuid.UUID, list[StoredFileInfo]] = {}
             with self._lock:
-                state = self._state()
-                with self._translate("export records"), state.engine.connect() as conn:
-                    rows = conn.execute(state.q.select_all).all()
+                conn = self._connection()
+                with self._translate("export records"):
+                    rows = conn.execute(self._sql.select_all, (self._datastore_name,)).fetchall()
             by_hex: dict[str, uuid.UUID] = {}
             for row in rows:
                 info = _info(row, by_hex)
@@ -622,16 +544,14 @@ class SqliteRecordsStore:
         """
         target = Path(path)
         with self._lock:
-            state = self._state()
+            source = self._connection()
             if not self.in_memory and target.exists() and target.samefile(self._filename):
                 return target
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(fd)
             try:
-                with self._translate("copy the database"), state.engine.connect() as conn:
-                    source = conn.connection.driver_connection
-                    assert isinstance(source, sqlite3.Connection)
+                with self._translate("copy the database"):
                     dest = sqlite3.connect(tmp)
                     try:
                         # Online backup API: a consistent copy, page by page, whatever the journal mode.

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from s3qbb.errors import ConfigError
+from s3qbb.records import sql
 from s3qbb.records.schema import create_statements, make_schema
 
 
@@ -74,6 +75,12 @@ def test_ddl_is_daf_butlers() -> None:
     theirs = daf_butler_statements(GOLDEN.read_text())
     assert theirs <= ours, sorted(theirs - ours)
     assert {s.split(" (")[0] for s in ours - theirs} == {"CREATE TABLE s3qbb_meta"}
+
+
+@pytest.mark.parametrize("table", ["file_datastore_records", "my_records"])
+def test_store_ddl_is_what_sqlalchemy_renders(table: str) -> None:
+    # The store runs the plain-text DDL of s3qbb.records.sql (no SQLAlchemy on a job's path).
+    assert sql.create_statements(table) == create_statements(table)
 
 
 def test_component_length_is_checked() -> None:

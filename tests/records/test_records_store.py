@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -317,36 +319,49 @@ def test_closed_store_refuses_use() -> None:
 
 
 def test_writes_begin_immediate_reads_deferred(store: SqliteRecordsStore) -> None:
-    import sqlalchemy as sa
-
     info = make_info()
-    store.insert([info])  # opens the engine
-    assert store._open is not None  # white box: watch the SQL the listeners emit
+    store.insert([info])  # opens the connection
+    conn = store._conn  # white box: watch the SQL the store runs
+    assert conn is not None
+    with store._lock:
+        assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (60000,)
     seen: list[str] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with store._lock, store._open.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
-    sa.event.listen(store._open.engine, "before_cursor_execute", capture)
-    store.insert([make_info(), make_info()])  # several datasets: the SQLAlchemy path
-    assert seen[0] == "BEGIN IMMEDIATE"
-    seen.clear()
-    store.get_many([info.dataset_id])
-    assert seen[0] == "BEGIN"
-    # The hot single-dataset statements run on the DB-API connection and also write under BEGIN IMMEDIATE.
-    raw: list[str] = []
-    store._open.fast.conn.set_trace_callback(raw.append)
+    conn.set_trace_callback(seen.append)
     try:
-        store.insert([make_info()])
-        assert raw[0] == "BEGIN IMMEDIATE" and raw[-1] == "COMMIT"
-        raw.clear()
-        assert store.get(info.dataset_id) and store.has(info.dataset_id)
-        assert all(stmt.startswith("SELECT") for stmt in raw)
+        for infos in ([make_info()], [make_info(), make_info()]):
+            seen.clear()
+            store.insert(infos)
+            assert seen[0] == "BEGIN IMMEDIATE" and seen[-1] == "COMMIT"
+        seen.clear()
+        store.get_many([info.dataset_id])  # several statements: one snapshot, no write lock
+        assert seen[0] == "BEGIN"
+        seen.clear()
+        assert store.get(info.dataset_id) and store.has(info.dataset_id)  # one statement each
+        assert all(stmt.startswith("SELECT") for stmt in seen)
+        seen.clear()
+        with pytest.raises(RecordExistsError):
+            store.insert([info])
+        assert seen[0] == "BEGIN IMMEDIATE" and seen[-1] == "ROLLBACK"
     finally:
-        store._open.fast.conn.set_trace_callback(None)
+        conn.set_trace_callback(None)
+
+
+def test_job_path_does_not_import_sqlalchemy(tmp_path: Path) -> None:
+    code = (
+        "import sys, uuid\n"
+        "from s3qbb.records.store import SqliteRecordsStore\n"
+        "from s3qbb.core.records import StoredFileInfo\n"
+        "s = SqliteRecordsStore(sys.argv[1], datastore_name='ds')\n"
+        "i = StoredFileInfo(uuid.uuid4(), 'p', 'f', 'StructuredDataDict', None, 'c', 1)\n"
+        "s.insert([i]); s.insert([i], replace=True); s.move_to_trash([i.dataset_id]); s.empty_trash()\n"
+        "s.flush_to_file(sys.argv[1] + '.copy'); s.close()\n"
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "r.sqlite3")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_writer_waits_for_other_process_lock_then_fails(tmp_path: Path) -> None:
