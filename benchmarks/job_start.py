@@ -16,8 +16,8 @@ output:
 ``run_quantum_obstore``
     the same with ``S3QBB_S3_TRANSPORT=obstore`` (when this s3qbb has the obstore transport).
 
-For each, over ``repeats`` rounds (variants in rotating order, after one
-untimed round): *start to first put* is the wall time from just before the
+For each, over ``repeats`` rounds (5 by default; variants in rotating order,
+after one untimed round): *start to first put* is the wall time from just before the
 process is spawned to the moment its put returned (the process appends
 ``time.time()`` to a file), with the CPU the process had used by then; *job*
 is the wall time and CPU (``RUSAGE_CHILDREN``) of the whole process, exit
@@ -64,6 +64,8 @@ VARIANTS = {
     "run_quantum_obstore": "s3qbb run-quantum, 1 in / 1 out, obstore transport",
 }
 """The variants, in report order, with their labels."""
+_OPTIONAL = frozenset({"obstore_script", "run_quantum_obstore"})
+"""Variants reported as not available (with the error) when their first run fails."""
 
 _MARK = (
     "def _mark():\n"
@@ -243,8 +245,10 @@ def _run_once(cmd: list[str], env: dict[str, str], mark_file: Path) -> dict[str,
     wall = time.perf_counter() - t0
     cpu = _rusage_children() - cpu_before
     if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or [""])[-1]
         raise RuntimeError(
-            f"{' '.join(cmd[:3])} ... exited {done.returncode}:\n{done.stdout[-1000:]}\n{done.stderr[-2000:]}"
+            f"{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''} ... exited {done.returncode}: {last}\n"
+            f"{done.stdout[-1000:]}\n{done.stderr[-2000:]}"
         )
     lines = mark_file.read_text().splitlines()
     if not lines:
@@ -260,7 +264,7 @@ def _run_once(cmd: list[str], env: dict[str, str], mark_file: Path) -> dict[str,
 
 def job_start(
     server: S3TestServer,
-    repeats: int = 7,
+    repeats: int = 5,
     *,
     warmup: bool = True,
     progress: Callable[[str], None] | None = None,
@@ -285,21 +289,35 @@ def job_start(
         unavailable["obstore_script"] = why
     if (why := obstore_transport_status()) is not None:
         unavailable["run_quantum_obstore"] = why
-    variants = [v for v in VARIANTS if v not in unavailable]
     jobs = _Jobs(server, uuid.uuid4().hex[:8])
-    samples: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    samples: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    tried: set[str] = set()
     tmp = Path(tempfile.mkdtemp(prefix="s3qbb-jobstart-"))
     try:
         for round_ in range(-1 if warmup else 0, repeats):
+            variants = [v for v in VARIANTS if v not in unavailable]
             shift = max(round_, 0) % len(variants)
             for variant in [*variants[shift:], *variants[:shift]]:
                 cmd, env = jobs.command(variant, round_ + 1)
-                sample = _run_once(cmd, env, tmp / f"{variant}.mark")
+                try:
+                    sample = _run_once(cmd, env, tmp / f"{variant}.mark")
+                except RuntimeError as err:
+                    if variant not in _OPTIONAL or variant in tried:
+                        raise
+                    # An optional variant that cannot run at all is reported as not available.
+                    unavailable[variant] = f"its first run failed: {(str(err).splitlines() or [''])[0][:300]}"
+                    continue
+                finally:
+                    tried.add(variant)
                 if round_ >= 0:
                     samples[variant].append(sample)
             if progress is not None and round_ >= 0:
                 progress(f"[{server.name}] job start round {round_ + 1}/{repeats}")
-        requests = {v: jobs.wire_requests(v, tmp / "wire.mark") for v in variants if v != "python"}
+        requests = {
+            v: jobs.wire_requests(v, tmp / "wire.mark")
+            for v in VARIANTS
+            if v != "python" and v not in unavailable
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results: dict[str, Any] = {}
@@ -321,4 +339,4 @@ def job_start(
             result["start_to_put_vs_boto3"] = result["start_to_put_s"] / reference["start_to_put_s"]
             result["cpu_to_put_vs_boto3"] = result["cpu_to_put_s"] / reference["cpu_to_put_s"]
             result["job_cpu_vs_boto3"] = result["job_cpu_s"] / reference["job_cpu_s"]
-    return {"repeats": repeats, "variants": results, "unavailable": unavailable}
+    return {"repeats": repeats, "warmup": warmup, "variants": results, "unavailable": unavailable}

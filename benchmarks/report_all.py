@@ -83,7 +83,7 @@ class ReportCounts:
     """How much work every part of the report does."""
 
     users: ShippedCounts = field(default_factory=ShippedCounts)
-    job_start_repeats: int = 7
+    job_start_repeats: int = 5
     datastore: Counts = field(default_factory=Counts)
     sweeps: SweepCounts = field(default_factory=SweepCounts)
     cold_start_repeats: int = 7

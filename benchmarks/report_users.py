@@ -16,6 +16,7 @@ from .shipped import SIDE_LABELS
 __all__ = ["details", "job_details", "summary"]
 
 _COLUMNS = ("shipped", "cache_off", "datastore", "obstore", "boto3", "obstore_raw")
+_ORDER = (*_COLUMNS, "boto3_default")
 _NA = "n/a"
 
 
@@ -219,7 +220,7 @@ def details(server: str, data: dict[str, Any]) -> list[str]:
                 f"{s['growth_kib'] / 1024:.1f} MiB",
                 _x(memory["ratios"][side]["maxrss"]),
             ]
-            for side, s in memory["sides"].items()
+            for side, s in sorted(memory["sides"].items(), key=lambda item: _ORDER.index(item[0]))
         ]
         lines += [
             f"Memory, {memory['what']}:",
@@ -251,11 +252,12 @@ def job_details(server: str, job: dict[str, Any]) -> list[str]:
     return [
         f"### Job start on {server}",
         "",
-        f"Fresh processes, {job['repeats']} rounds, variants in rotating order after an untimed round. "
-        "*Start to first put*: from just before the process is spawned to its put returning; *CPU*: the "
-        "process's CPU by then. *Job*: the whole process, exit included (for `run-quantum`, the upload "
-        "of the quantum's three records files too). Requests of a job: its execution report, plus the "
-        "GETs of its configuration and quantum description and the PUTs of its records files.",
+        f"Fresh processes, {job['repeats']} timed rounds, variants in rotating order"
+        + (" after an untimed round. " if job.get("warmup", True) else ". ")
+        + "*Start to first put*: from just before the process is spawned to its put returning; *CPU*: "
+        "the process's CPU by then. *Job*: the whole process, exit included (for `run-quantum`, the "
+        "upload of the quantum's three records files too). Requests: counted on the wire by a relaying "
+        "proxy in front of the server, in one more, untimed, run of each.",
         "",
         *_table(
             [

@@ -264,6 +264,8 @@ class ShippedContext:
         self.store: Any = (
             None if "obstore_raw" in self.unavailable else self.obstore_store(server.endpoint_url)
         )
+        if "obstore" not in self.unavailable and (why := self._probe_transport("obstore")) is not None:
+            self.unavailable["obstore"] = why
         pid = server_pid(server)
         self.server_cpu: Callable[[], float] | None = (
             (lambda: process_cpu_seconds(pid)) if pid is not None else None
@@ -293,6 +295,32 @@ class ShippedContext:
                 "retry_timeout": timedelta(seconds=30),
             },
         )
+
+    def _probe_transport(self, side: str) -> str | None:
+        """Put and get one dataset with ``side``'s configuration (untimed); `None` if it works, else why not.
+
+        A transport this s3qbb names but cannot run (a module missing, a server
+        it cannot talk to) is then reported as not available, with the error,
+        instead of stopping the whole report.
+        """
+        refs = self.refs(self.small_type, f"probe-{side}", 1)
+        try:
+            writer = self.writer(side, refs)
+            try:
+                writer.put({"probe": 1}, refs[0])
+                records = export_records(writer, refs)
+            finally:
+                writer.close()
+            reader = self.reader(side, refs, records)
+            try:
+                if reader.get(refs[0]) != {"probe": 1}:
+                    return "a probe put and get read back a different dataset"
+            finally:
+                reader.close()
+        except Exception as err:  # any failure makes the side unavailable, with its reason
+            first = (str(err).splitlines() or [""])[0][:200]
+            return f"a probe put and get failed: {type(err).__name__}: {first}"
+        return None
 
     # --- sides
 
