@@ -53,12 +53,14 @@ def _run_s3qbb(job: dict[str, Any], data: bytes) -> int:
     from s3qbb.testing.data import RefMaker
 
     import_rss = _rss_kib()
+    transport = {"transport": "boto3"} if "transport" in S3EndpointConfig.model_fields else {}
     config = S3EndpointConfig(
         endpoint_url=job["endpoint_url"],
         region="us-east-1",
         addressing_style="path",
         access_key_id=job["access_key_id"],
         secret_access_key=job["secret_access_key"],
+        **transport,
     )
     store = S3Datastore(f"s3://{job['bucket']}/{job['prefix']}", config=config)
     maker = RefMaker(run="memory")
@@ -83,8 +85,10 @@ def _run_butler(job: dict[str, Any], data: bytes) -> int:
         "access_key_id": job["access_key_id"],
         "secret_access_key": job["secret_access_key"],
     }
-    if job["side"] == "obstore":
-        endpoint["transport"] = "obstore"
+    from s3qbb.config import S3EndpointConfig
+
+    if "transport" in S3EndpointConfig.model_fields:  # named, so that S3QBB_S3_TRANSPORT cannot change it
+        endpoint["transport"] = "obstore" if job["side"] == "obstore" else "boto3"
     config = {"datastore": {"root": f"s3://{job['bucket']}/{job['prefix']}", "endpoint": endpoint}}
     universe = DimensionUniverse()
     blob = DatasetType("blob", ["instrument", "visit"], "Bytes", universe=universe)

@@ -102,12 +102,12 @@ SIDE_LABELS = {
 class ShippedCounts:
     """How much work the cases of this module do."""
 
-    small_trials: int = 10
+    small_trials: int = 8
     small_ops: int = 20
-    small_warmup: int = 10
+    small_warmup: int = 5
     large_mib: int = 64
     large_trials: int = 3
-    memory_ops: int = 300
+    memory_ops: int = 200
     memory_runs: int = 2
 
     @classmethod
