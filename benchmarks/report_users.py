@@ -140,6 +140,63 @@ def _job_summary(servers: dict[str, Any]) -> list[str]:
     ]
 
 
+def _transport_rows(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """(time, CPU) of the obstore transport over the boto3 transport, both shipped default, per operation."""
+    cases = data.get("users", {}).get("cases", {})
+    rows: dict[str, tuple[float, float]] = {}
+    for name in ("small_put", "small_get", "large_put", "large_get"):
+        sides = cases.get(name, {}).get("sides", {})
+        if "obstore" in sides and "shipped" in sides:
+            o, b = sides["obstore"], sides["shipped"]
+            rows[cases[name]["what"]] = (
+                o["wall_median_s"] / b["wall_median_s"],
+                o["cpu_median_s"] / b["cpu_median_s"] if b["cpu_median_s"] > 0 else math.nan,
+            )
+    variants = data.get("job_start", {}).get("variants", {})
+    o, b = variants.get("run_quantum_obstore", {}), variants.get("run_quantum", {})
+    if o.get("available") and b.get("available"):
+        rows["job: start to first put"] = (
+            o["start_to_put_s"] / b["start_to_put_s"],
+            o["cpu_to_put_s"] / b["cpu_to_put_s"],
+        )
+        rows["job: whole process"] = (o["job_wall_s"] / b["job_wall_s"], o["job_cpu_s"] / b["job_cpu_s"])
+    return rows
+
+
+def _transport(servers: dict[str, Any]) -> list[str]:
+    per_server = {server: _transport_rows(data) for server, data in servers.items()}
+    per_server = {server: rows for server, rows in per_server.items() if rows}
+    if not per_server:
+        return []
+    labels = list(dict.fromkeys(label for rows in per_server.values() for label in rows))
+    table_rows = [
+        [
+            label,
+            *(
+                f"{_x(rows[label][0])} / {_x(rows[label][1])}" if label in rows else "-"
+                for rows in per_server.values()
+            ),
+        ]
+        for label in labels
+    ]
+    ratios = [v for rows in per_server.values() for pair in rows.values() for v in pair if _finite(v)]
+    cheaper = sum(1 for v in ratios if v < 1.0)
+    if cheaper == len(ratios):
+        verdict = "the obstore transport took less time and less CPU in every comparison of this run"
+    elif cheaper == 0:
+        verdict = "the boto3 transport took less time and less CPU in every comparison of this run"
+    else:
+        verdict = f"the obstore transport was cheaper in {cheaper} of {len(ratios)} comparisons of this run"
+    return [
+        "### Transport",
+        "",
+        "The shipped default on the obstore transport against the same on the boto3 transport (time / "
+        f"client CPU; below 1: obstore is cheaper). On these measurements, {verdict}.",
+        "",
+        *_table(["operation", *per_server], table_rows, "l" + "r" * len(per_server)),
+    ]
+
+
 def summary(results: dict[str, Any]) -> list[str]:
     """The summary: every side against raw boto3 on each server, then job start."""
     servers = results["servers"]
@@ -159,6 +216,7 @@ def summary(results: dict[str, Any]) -> list[str]:
     for server, data in servers.items():
         lines += _server_summary(server, data)
     lines += _job_summary(servers)
+    lines += _transport(servers)
     return lines
 
 

@@ -162,6 +162,8 @@ def test_quick_report_on_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "### Registry",
         "## Machine",
     ]
+    if obstore_ran:  # the obstore transport against the boto3 one, with a verdict
+        headings.insert(headings.index("## Plots"), "### Transport")
     positions = [report.index(f"\n{heading}\n") for heading in headings]
     assert positions == sorted(positions)  # summary and plots first, details after
     assert "| CPU | " in report and machine["cpu_model"] in report
