@@ -48,7 +48,13 @@ _HIDDEN = "<hidden>"
 
 
 def _env_field(
-    default: Any, env: str | None, description: str, *, shown: str | None = None, **constraints: Any
+    default: Any,
+    env: str | None,
+    description: str,
+    *,
+    shown: str | None = None,
+    fallbacks: tuple[str, ...] = (),
+    **constraints: Any,
 ) -> Any:
     """Build a documented field whose description names its default and variable.
 
@@ -63,6 +69,9 @@ def _env_field(
         What the field means (one or two sentences).
     shown : `str`, optional
         How the default is shown in the description, if not its ``repr``.
+    fallbacks : `tuple` [`str`, ...], optional
+        Variables read, in this order, when ``env`` is unset (the
+        description must say so).
     **constraints
         Extra keyword arguments for `pydantic.Field` (``ge``, ``gt`` ...).
 
@@ -72,10 +81,13 @@ def _env_field(
         The field definition.
     """
     source = f"Environment variable: ``{env}``." if env else "No environment variable."
+    extra: dict[str, Any] | None = None
+    if env:
+        extra = {"env": env, "env_fallbacks": list(fallbacks)} if fallbacks else {"env": env}
     return Field(
         default,
         description=f"{description} Default: ``{shown or repr(default)}``. {source}",
-        json_schema_extra={"env": env} if env else None,
+        json_schema_extra=extra,
         **constraints,
     )
 
@@ -85,8 +97,11 @@ class EnvConfigModel(BaseModel):
 
     Instances are immutable and hashable; unknown fields are rejected. A field
     that can be set from the environment records the variable name in its
-    ``json_schema_extra["env"]``, which :meth:`from_env` reads. Each instance
-    remembers where each of its fields came from (`field_sources`).
+    ``json_schema_extra["env"]`` (and the variables read when it is unset in
+    ``json_schema_extra["env_fallbacks"]``), which :meth:`from_env` reads
+    through pydantic-settings. Each instance remembers where each of its
+    fields came from (`field_sources`). Constructing a model reads no
+    environment: only `from_env` and `layered_on_env` do.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -113,12 +128,27 @@ class EnvConfigModel(BaseModel):
         variables : `dict` [`str`, `str`]
             Mapping of field name to environment variable name.
         """
-        variables: dict[str, str] = {}
+        return {name: names[0] for name, names in cls.env_aliases().items()}
+
+    @classmethod
+    def env_aliases(cls) -> dict[str, tuple[str, ...]]:
+        """Return the environment variables of every field that has some, in order of precedence.
+
+        Returns
+        -------
+        aliases : `dict` [`str`, `tuple` [`str`, ...]]
+            Mapping of field name to its variable followed by its fallbacks
+            (``RetryConfig.max_attempts``: ``S3QBB_RETRY_MAX_ATTEMPTS``, then
+            ``AWS_MAX_ATTEMPTS``).
+        """
+        aliases: dict[str, tuple[str, ...]] = {}
         for name, info in cls.model_fields.items():
             extra = info.json_schema_extra
             if isinstance(extra, dict) and isinstance(extra.get("env"), str):
-                variables[name] = str(extra["env"])
-        return variables
+                fallbacks = extra.get("env_fallbacks") or []
+                assert isinstance(fallbacks, list)
+                aliases[name] = (str(extra["env"]), *(str(v) for v in fallbacks))
+        return aliases
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
@@ -153,9 +183,13 @@ class EnvConfigModel(BaseModel):
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
-        for name, variable in cls.env_variables().items():
-            raw = env.get(variable, "")
-            if raw != "":
+        aliases = cls.env_aliases()
+        # pydantic-settings costs a batch job tens of milliseconds to import: it is imported when
+        # one of the variables is set (a non-empty value; empty values count as unset), not before.
+        if any(env.get(variable) for names in aliases.values() for variable in names):
+            from .config_env import environment_values
+
+            for name, (raw, variable) in environment_values(cls, aliases, env).items():
                 values[name] = raw
                 sources[name] = f"environment {variable}"
         for name, model in cls._nested_env.items():
@@ -245,7 +279,9 @@ class RetryConfig(EnvConfigModel):
     max_attempts: int = _env_field(
         5,
         "S3QBB_RETRY_MAX_ATTEMPTS",
-        "Maximum number of attempts of one operation, the first included (1 disables retries).",
+        "Maximum number of attempts of one operation, the first included (1 disables retries); "
+        "``AWS_MAX_ATTEMPTS`` (the AWS SDKs' variable) sets it when ``S3QBB_RETRY_MAX_ATTEMPTS`` is unset.",
+        fallbacks=("AWS_MAX_ATTEMPTS",),
         ge=1,
     )
     initial_backoff: float = _env_field(
@@ -276,31 +312,6 @@ class RetryConfig(EnvConfigModel):
         "0 counts them like other transient errors.",
         ge=0.0,
     )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
-        """Build a configuration from ``S3QBB_RETRY_*`` variables, and ``AWS_MAX_ATTEMPTS``.
-
-        ``AWS_MAX_ATTEMPTS`` (the AWS SDKs' variable) sets ``max_attempts``
-        when ``S3QBB_RETRY_MAX_ATTEMPTS`` is unset or empty.
-
-        Parameters
-        ----------
-        environ : `~collections.abc.Mapping` [`str`, `str`], optional
-            Environment to read; `os.environ` if not given.
-        **overrides
-            Field values that take precedence over the environment.
-
-        Returns
-        -------
-        config : `RetryConfig`
-            The validated configuration.
-        """
-        env = os.environ if environ is None else environ
-        aws = env.get("AWS_MAX_ATTEMPTS", "")
-        if aws != "" and env.get("S3QBB_RETRY_MAX_ATTEMPTS", "") == "" and "max_attempts" not in overrides:
-            overrides["max_attempts"] = aws
-        return super().from_env(env, **overrides)
 
     @model_validator(mode="after")
     def _check_backoff_bounds(self) -> Self:

@@ -75,6 +75,9 @@ def test_job_imports_no_heavy_package(cli_job: CliJob) -> None:
     modules = _job_modules(cli_job, {})
     assert "s3qbb" in modules and "yaml" in modules  # the runner saw the job's imports
     assert not modules & HEAVY
+    # Configured by its file and the AWS_* variables, a job does not read settings through
+    # pydantic-settings, nor does a job whose requests all succeed need tenacity.
+    assert not modules & {"pydantic_settings", "tenacity", "tornado"}
 
 
 def test_job_on_obstore_imports_neither_boto3_nor_heavy_packages(cli_job: CliJob) -> None:
