@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["add_parser", "command", "describe_file"]
+__all__ = ["describe_file", "inspect"]
 
-import argparse
 import json
 import sqlite3
 import sys
@@ -12,7 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import click
+
 from ..errors import S3qbbError
+from .options import S3qbbCommand, global_options, json_option
 
 
 def _load_bytes(location: str) -> bytes:
@@ -116,25 +118,24 @@ def _print_human(desc: dict[str, Any]) -> None:
             print(f"  error        {desc['error']['type']}: {desc['error']['message']}")
 
 
-def add_parser(sub: Any) -> None:
-    """Register the sub-command."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "inspect",
-        help="show a records file (.sqlite3), provenance (.provenance.json) or report (.quantum.json)",
-    )
-    p.add_argument("location", help="local path or s3:// URI")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=command)
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run the sub-command."""
+@click.command(
+    "inspect",
+    cls=S3qbbCommand,
+    help="Show a records file (.sqlite3), provenance (.provenance.json) or report (.quantum.json).\n\n"
+    "LOCATION is a local path or an s3:// URI.",
+    short_help="show a records file (.sqlite3), provenance (.provenance.json) or report (.quantum.json)",
+)
+@click.argument("location")
+@json_option()
+@global_options
+def inspect(location: str, as_json: bool) -> int:
+    """Print what a per-quantum file holds; exit 2 if it cannot be read."""
     try:
-        desc = describe_file(args.location)
+        desc = describe_file(location)
     except (S3qbbError, ValueError) as err:
         print(f"s3qbb inspect: {err}", file=sys.stderr)
         return 2
-    if args.json:
+    if as_json:
         print(json.dumps(desc, indent=1, default=str))
     else:
         _print_human(desc)

@@ -1,126 +1,81 @@
-"""Entry point of the ``s3qbb`` command and its sub-command registry.
+"""Entry point of the ``s3qbb`` command: the `click` group and `main`.
 
 Global options (``-v``, ``--log-format``, ``--log-file``) are accepted before
 and after the sub-command: ``s3qbb -v run-quantum ...`` and
-``s3qbb run-quantum ... -v`` mean the same.
+``s3qbb run-quantum ... -v`` mean the same (see `s3qbb.cli.options`).
+
+The sub-commands are imported only when run (or their help shown), so that
+``s3qbb run-quantum``, which starts every batch job, imports neither the other
+commands nor what they need (rich, SQLAlchemy).
 """
 
 from __future__ import annotations
 
-__all__ = ["GlobalOptionsSubParsers", "build_parser", "global_options_parser", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+
+import click
 
 from .. import __version__
-from . import graph_cmds, inspect_cmd, registry_cmds, run_cmd, submit_cmd
-from . import run_quantum as run_quantum_cmd
+from .lazy import LazyGroup
+from .options import global_options
 
 _EXIT_BROKEN_PIPE = 141
 """Exit status when the reader of stdout went away (128 + SIGPIPE)."""
-_AFTER = "_after_"
-"""Prefix of the destinations of global options given after the sub-command."""
+_EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as `s3qbb.batch.exitcodes.ExitCode.INTERRUPTED_SIGINT`."""
+
+COMMANDS = {
+    "run-quantum": "s3qbb.cli.run_quantum:run_quantum",
+    "inspect": "s3qbb.cli.inspect_cmd:inspect",
+    "ingest": "s3qbb.cli.registry_cmds:ingest",
+    "datasets": "s3qbb.cli.registry_cmds:datasets",
+    "provenance": "s3qbb.cli.registry_cmds:provenance",
+    "graph": "s3qbb.cli.graph_cmds:graph",
+    "run": "s3qbb.cli.run_cmd:run",
+    "submit": "s3qbb.cli.submit_cmd:submit",
+}
+"""Each sub-command and where it is defined (imported when it is used)."""
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+"""Context settings of ``s3qbb`` and its sub-commands (which inherit them)."""
 
 
-def global_options_parser(*, after: bool) -> argparse.ArgumentParser:
-    """Return a parent parser holding the global options.
-
-    Parameters
-    ----------
-    after : `bool`
-        Build it for sub-commands: destinations are prefixed so that values
-        given after the sub-command add to (``-v``) or override those given
-        before it, and defaults are suppressed.
-    """
-    from ..batch.logs import LOG_FORMATS
-
-    prefix = _AFTER if after else ""
-    default: Any = argparse.SUPPRESS if after else None
-    parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_argument_group("logging (before or after the sub-command)")
-    group.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        dest=f"{prefix}verbose",
-        default=argparse.SUPPRESS if after else 0,
-        help="-v: s3qbb's steps (each request, its size and time); -vv: its debug; -vvv: every library's",
-    )
-    group.add_argument(
-        "--log-format",
-        choices=LOG_FORMATS,
-        dest=f"{prefix}log_format",
-        default=default,
-        help="text (time, quantum ID and task label on each line; the default) or json (an object a line)",
-    )
-    group.add_argument(
-        "--log-file",
-        dest=f"{prefix}log_file",
-        default=default,
-        metavar="PATH",
-        help="also append the log to PATH",
-    )
-    return parser
-
-
-class GlobalOptionsSubParsers:
-    """The sub-parsers action of ``s3qbb``: each sub-command added through it accepts the global options.
-
-    Parameters
-    ----------
-    action : `argparse._SubParsersAction`
-        What ``parser.add_subparsers()`` returned.
-    """
-
-    def __init__(self, action: Any) -> None:
-        self._action = action
-        self._parent = global_options_parser(after=True)
-
-    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        """Add a sub-command (as `argparse` does), with the global options."""
-        kwargs["parents"] = [*kwargs.get("parents", ()), self._parent]
-        parser: argparse.ArgumentParser = self._action.add_parser(name, **kwargs)
-        return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(
-        prog="s3qbb",
-        description="Quantum-backed butler on S3-compatible storage.",
-        parents=[global_options_parser(after=False)],
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = GlobalOptionsSubParsers(parser.add_subparsers(dest="command", required=True))
-    run_quantum_cmd.add_parser(sub)
-    inspect_cmd.add_parser(sub)
-    registry_cmds.add_parsers(sub)
-    graph_cmds.add_parsers(sub)
-    run_cmd.add_parser(sub)
-    submit_cmd.add_parser(sub)
-    return parser
-
-
-def _merge_global_options(args: argparse.Namespace) -> None:
-    args.verbose = (args.verbose or 0) + getattr(args, f"{_AFTER}verbose", 0)
-    for name in ("log_format", "log_file"):
-        after = getattr(args, f"{_AFTER}{name}", None)
-        if after is not None:
-            setattr(args, name, after)
-    args.log_format = args.log_format or "text"
+@click.group(
+    "s3qbb",
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings=CONTEXT_SETTINGS,
+    epilog="-v, --log-format and --log-file may also be given after the sub-command.",
+)
+@click.version_option(__version__, "--version", prog_name="s3qbb", message="%(prog)s %(version)s")
+@global_options
+def cli() -> None:
+    """Quantum-backed butler on S3-compatible storage."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``s3qbb`` command and return its exit status.
 
-    Exit status 2 is a usage error (argparse's code); see
-    `s3qbb.batch.exitcodes` for the codes of ``run-quantum``. A reader that
-    closes the pipe early (``s3qbb datasets ... | head -1``) ends the command
-    quietly, without a ``BrokenPipeError`` traceback, with status 141
-    (128 + SIGPIPE, what the shell reports for a command killed by it).
+    Parameters
+    ----------
+    argv : `~collections.abc.Sequence` [`str`], optional
+        The arguments after ``s3qbb``; `sys.argv` by default.
+
+    Returns
+    -------
+    status : `int`
+        The command's exit status: 2 for a usage error (the message, naming
+        the option, goes to standard error), 0 after ``--help`` or
+        ``--version``; see `s3qbb.batch.exitcodes` for the codes of
+        ``run-quantum``. A reader that closes the pipe early (``s3qbb datasets
+        ... | head -1``) ends the command quietly, without a
+        ``BrokenPipeError`` traceback, with status 141 (128 + SIGPIPE, what
+        the shell reports for a command killed by it); Ctrl-C ends it quietly
+        with 130.
     """
     try:
         code = _main(argv)
@@ -135,20 +90,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _merge_global_options(args)
-    from ..batch.logs import configure_logging
-
+    # Not `cli.main(standalone_mode=False)`: it turns a closed pipe into exit 1 and Ctrl-C into "Aborted!".
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        restore_logging = configure_logging(args.verbose, args.log_format, args.log_file)
-    except OSError as err:
-        parser.error(f"cannot open --log-file {args.log_file}: {err.strerror}")
-    try:
-        code: int = args.func(args)
-    finally:
-        restore_logging()
-    return code
+        with cli.make_context("s3qbb", args) as ctx:
+            result = cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+    except click.ClickException as exc:  # usage errors: exit 2
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # end the line the terminal's ^C is on
+        return _EXIT_INTERRUPTED
+    return int(result or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

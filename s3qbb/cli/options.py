@@ -1,15 +1,136 @@
-"""Options shared by sub-commands, with errors that name the option to fix."""
+"""Options shared by the sub-commands, and errors that name the option to fix.
+
+The global options (``-v``, ``--log-format``, ``--log-file``) are accepted
+before and after the sub-command: `global_options` adds them to the ``s3qbb``
+group and to every command, and each occurrence is recorded in one
+`GlobalOptions` shared by the whole command line. ``-v`` counts add up
+(``s3qbb -v run-quantum ... -v`` is ``-vv``); for the others the one given
+last wins. `S3qbbCommand` installs the logging they describe around the
+command and removes it afterwards.
+"""
 
 from __future__ import annotations
 
-__all__ = ["load_config_option"]
+__all__ = [
+    "LOG_FORMATS",
+    "GlobalOptions",
+    "S3qbbCommand",
+    "current_global_options",
+    "global_options",
+    "json_option",
+    "load_config_option",
+]
 
-from typing import TYPE_CHECKING
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
 
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..repo import RepoConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LOG_FORMATS = ("text", "json")
+"""The values of ``--log-format`` (those of `s3qbb.batch.logs.LOG_FORMATS`, not imported: it is not cheap)."""
+
+_META_KEY = "s3qbb.global_options"
+
+
+@dataclasses.dataclass
+class GlobalOptions:
+    """The global options of one command line, wherever they were given."""
+
+    verbose: int = 0
+    """How many ``-v``: 0 warnings, 1 s3qbb's steps, 2 its debug messages, 3 every library's."""
+    log_format: str = "text"
+    """``--log-format``: ``text`` or ``json``."""
+    log_file: str | None = None
+    """``--log-file``: also append the log to this file."""
+
+
+def _global_options_of(ctx: click.Context) -> GlobalOptions:
+    options: GlobalOptions = ctx.meta.setdefault(_META_KEY, GlobalOptions())  # meta: one per command line
+    return options
+
+
+def current_global_options() -> GlobalOptions:
+    """Return the global options of the command line being run (inside a command's callback)."""
+    return _global_options_of(click.get_current_context())
+
+
+def _record(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    options = _global_options_of(ctx)
+    if param.name == "verbose":
+        options.verbose += value
+    elif value is not None:
+        setattr(options, str(param.name), value)
+    return value
+
+
+_GLOBAL_OPTIONS = (
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_record,
+        help="-v: s3qbb's steps (each request, its size and time); -vv: its debug; -vvv: every library's",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS),
+        expose_value=False,
+        callback=_record,
+        help="text (time, quantum ID and task label on each line; the default) or json (an object a line)",
+    ),
+    click.option(
+        "--log-file",
+        metavar="PATH",
+        expose_value=False,
+        callback=_record,
+        help="also append the log to PATH",
+    ),
+)
+
+
+def global_options(f: F) -> F:
+    """Add ``-v``, ``--log-format`` and ``--log-file`` to a command or group (see the module)."""
+    for option in reversed(_GLOBAL_OPTIONS):
+        f = option(f)
+    return f
+
+
+def json_option(help: str = "print JSON") -> Callable[[F], F]:
+    """Return the ``--json`` flag (the callback's ``as_json`` argument)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+class S3qbbCommand(click.Command):
+    """A sub-command of ``s3qbb``: its callback runs with the logging the global options ask for.
+
+    The handlers are removed and the levels restored when it returns, so a
+    program calling `s3qbb.cli.main` in-process keeps its own logging.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Install the logging of the global options, run the callback, restore the logging."""
+        from ..batch.logs import configure_logging
+
+        options = _global_options_of(ctx)
+        try:
+            restore = configure_logging(options.verbose, options.log_format, options.log_file)
+        except OSError as err:
+            raise click.UsageError(
+                f"cannot open --log-file {options.log_file}: {err.strerror}", ctx
+            ) from None
+        try:
+            return super().invoke(ctx)
+        finally:
+            restore()
 
 
 def load_config_option(location: str) -> RepoConfig:

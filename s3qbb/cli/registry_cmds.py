@@ -2,77 +2,43 @@
 
 from __future__ import annotations
 
-__all__ = ["add_parsers", "datasets_command", "ingest_command", "provenance_command"]
+__all__ = ["datasets", "ingest", "provenance"]
 
-import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
 
 from ..errors import S3qbbError
 from . import tables
-from .tables import Column, add_limit_argument, print_table
+from .options import S3qbbCommand, global_options, json_option
+from .tables import Column, limit_option, print_table
 
 if TYPE_CHECKING:
     from ..registry.results import DatasetRow, ProvenanceTree
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 DEFAULT_REGISTRY = "sqlite:///s3qbb-registry.sqlite3"
 
 
-def _registry_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+def _registry_options(f: F) -> F:
+    """Add ``--registry`` and ``--namespace``."""
+    f = click.option(
+        "--namespace",
+        metavar="SCHEMA",
+        help="PostgreSQL schema holding the registry tables (default: public)",
+    )(f)
+    f = click.option(
         "--registry",
+        metavar="URL",
         default=DEFAULT_REGISTRY,
         help="registry URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
         f"(default: {DEFAULT_REGISTRY})",
-    )
-    p.add_argument("--namespace", help="PostgreSQL schema holding the registry tables (default: public)")
-
-
-def add_parsers(sub: Any) -> None:
-    """Register the three sub-commands."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "ingest", help="load the records and provenance a run left in S3 into the central registry"
-    )
-    p.add_argument("run_uri", help="s3://bucket/root/<run>/")
-    _registry_arg(p)
-    p.add_argument("--workers", type=int, default=16, help="parallel downloads (default 16)")
-    p.add_argument("--batch-size", type=int, default=200, help="quanta per transaction (default 200)")
-    p.add_argument(
-        "--recover",
-        metavar="QUANTA",
-        help="first recover quanta that left no usable records (killed jobs, damaged files, outputs of a "
-        "later attempt than their report), from a quantum graph (local, or s3://....qgraph) or their "
-        "descriptions (a local directory or s3:// prefix of quantum JSON files); needs --config",
-    )
-    p.add_argument("--config", help="repository config (local path or s3:// URI), for --recover")
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (it is shown only when standard error is a terminal)",
-    )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=ingest_command)
-
-    d: argparse.ArgumentParser = sub.add_parser("datasets", help="list datasets in the registry")
-    _registry_arg(d)
-    d.add_argument("--run", help="only this run")
-    d.add_argument("--dataset-type", help="only this dataset type")
-    d.add_argument(
-        "--where", action="append", default=[], metavar="DIM=VALUE", help="data ID filter, repeatable"
-    )
-    d.add_argument("--json", action="store_true", help="print JSON")
-    add_limit_argument(d)
-    d.set_defaults(func=datasets_command)
-
-    v: argparse.ArgumentParser = sub.add_parser(
-        "provenance", help="show which quantum produced a dataset and what it read, recursively"
-    )
-    v.add_argument("dataset_id", help="dataset UUID")
-    _registry_arg(v)
-    v.add_argument("--depth", type=int, default=3, help="levels of producing quanta to follow (default 3)")
-    v.add_argument("--json", action="store_true", help="print JSON")
-    v.set_defaults(func=provenance_command)
+    )(f)
+    return f
 
 
 def _fail(command: str, err: BaseException) -> int:
@@ -82,23 +48,57 @@ def _fail(command: str, err: BaseException) -> int:
     return 2
 
 
-def ingest_command(args: argparse.Namespace) -> int:
-    """Run ``s3qbb ingest``."""
+@click.command(
+    "ingest",
+    cls=S3qbbCommand,
+    help="Load the records and provenance a run left in S3 into the central registry.\n\n"
+    "RUN_URI is the run's prefix: s3://bucket/root/<run>/.",
+    short_help="load the records and provenance a run left in S3 into the central registry",
+)
+@click.argument("run_uri")
+@_registry_options
+@click.option("--workers", metavar="N", type=int, default=16, help="parallel downloads (default 16)")
+@click.option("--batch-size", metavar="N", type=int, default=200, help="quanta per transaction (default 200)")
+@click.option(
+    "--recover",
+    metavar="QUANTA",
+    help="first recover quanta that left no usable records (killed jobs, damaged files, outputs of a "
+    "later attempt than their report), from a quantum graph (local, or s3://....qgraph) or their "
+    "descriptions (a local directory or s3:// prefix of quantum JSON files); needs --config",
+)
+@click.option(
+    "--config", metavar="LOCATION", help="repository config (local path or s3:// URI), for --recover"
+)
+@click.option(
+    "--no-progress", is_flag=True, help="no progress bar (it is shown only when standard error is a terminal)"
+)
+@json_option("print the summary as JSON")
+@global_options
+def ingest(
+    run_uri: str,
+    registry: str,
+    namespace: str | None,
+    workers: int,
+    batch_size: int,
+    recover: str | None,
+    config: str | None,
+    no_progress: bool,
+    as_json: bool,
+) -> int:
+    """Ingest one run; exit 0, 1 if some files were reported and skipped, 2 if it cannot."""
     from ..registry import Registry
     from .progress import IngestProgressDisplay
 
     try:
-        if args.recover:
-            if not args.config:
+        if recover:
+            if not config:
                 return _fail("ingest", S3qbbError("--recover needs --config (the repository configuration)."))
             from ..batch.recovery import is_graph_location, load_quanta, recover_quanta
             from .options import load_config_option
 
-            repo = load_config_option(args.config)
-            from_graph = is_graph_location(args.recover)
-            recovered = recover_quanta(
-                repo, load_quanta(args.recover, repo.universe()), skip_unstarted=from_graph
-            )
+            repo = load_config_option(config)
+            from_graph = is_graph_location(recover)
+            recovered = recover_quanta(repo, load_quanta(recover, repo.universe()), skip_unstarted=from_graph)
             recovered = [r for r in recovered if r.status != "not-run"]
             done = [r for r in recovered if r.status == "recovered"]
             for result in recovered:
@@ -111,20 +111,20 @@ def ingest_command(args: argparse.Namespace) -> int:
                 "records of their last attempt",
                 file=sys.stderr,
             )
-        display = IngestProgressDisplay(sys.stderr, show=not (args.no_progress or args.json))
-        with Registry.from_url(args.registry, namespace=args.namespace) as registry, display:
-            summary = registry.ingest_run(
-                args.run_uri,
-                workers=args.workers,
-                batch_size=args.batch_size,
+        display = IngestProgressDisplay(sys.stderr, show=not (no_progress or as_json))
+        with Registry.from_url(registry, namespace=namespace) as reg, display:
+            summary = reg.ingest_run(
+                run_uri,
+                workers=workers,
+                batch_size=batch_size,
                 progress=display if display.enabled else None,
             )
-        refusal = _refusal(args.run_uri) if summary.quanta_listed == 0 and not summary.failures else None
+        refusal = _refusal(run_uri) if summary.quanta_listed == 0 and not summary.failures else None
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("ingest", err)
     if refusal:
         return _fail("ingest", S3qbbError(refusal))
-    if args.json:
+    if as_json:
         print(json.dumps(summary.to_dict(), indent=1, default=str))
     else:
         print(summary.describe())
@@ -145,7 +145,7 @@ def _refusal(run_uri: str) -> str | None:
         return None
 
 
-def _parse_where(items: list[str]) -> dict[str, int | str] | None:
+def _parse_where(items: tuple[str, ...]) -> dict[str, int | str] | None:
     if not items:
         return None
     out: dict[str, int | str] = {}
@@ -172,21 +172,40 @@ def _dataset_cells(row: DatasetRow) -> list[str]:
     return [str(row.id), row.dataset_type or "?", row.run or "?", data_id or "-", where]
 
 
-def datasets_command(args: argparse.Namespace) -> int:
-    """Run ``s3qbb datasets``."""
+@click.command(
+    "datasets",
+    cls=S3qbbCommand,
+    help="List datasets in the registry.",
+    short_help="list datasets in the registry",
+)
+@_registry_options
+@click.option("--run", metavar="RUN", help="only this run")
+@click.option("--dataset-type", metavar="NAME", help="only this dataset type")
+@click.option("--where", multiple=True, metavar="DIM=VALUE", help="data ID filter, repeatable")
+@json_option()
+@limit_option
+@global_options
+def datasets(
+    registry: str,
+    namespace: str | None,
+    run: str | None,
+    dataset_type: str | None,
+    where: tuple[str, ...],
+    as_json: bool,
+    limit: int | None,
+) -> int:
+    """List datasets: a table (``--limit`` rows on a terminal) or JSON."""
     from ..registry import Registry
 
     try:
-        with Registry.from_url(args.registry, namespace=args.namespace, create=False) as registry:
-            rows = registry.datasets(
-                run=args.run, dataset_type=args.dataset_type, data_id=_parse_where(args.where)
-            )
+        with Registry.from_url(registry, namespace=namespace, create=False) as reg:
+            rows = reg.datasets(run=run, dataset_type=dataset_type, data_id=_parse_where(where))
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("datasets", err)
-    if args.json:
+    if as_json:
         print(json.dumps([r.to_dict() for r in rows], indent=1, default=str))
         return 0
-    print_table(_DATASET_COLUMNS, [_dataset_cells(r) for r in rows], limit=args.limit)
+    print_table(_DATASET_COLUMNS, [_dataset_cells(r) for r in rows], limit=limit)
     print(f"({len(rows)} dataset(s))")
     return 0
 
@@ -234,16 +253,30 @@ def _print_rich_tree(tree: ProvenanceTree) -> None:
     Console(file=sys.stdout, highlight=False).print(root)
 
 
-def provenance_command(args: argparse.Namespace) -> int:
-    """Run ``s3qbb provenance``."""
+@click.command(
+    "provenance",
+    cls=S3qbbCommand,
+    help="Show which quantum produced a dataset and what it read, recursively.\n\n"
+    "DATASET_ID is the dataset's UUID.",
+    short_help="show which quantum produced a dataset and what it read, recursively",
+)
+@click.argument("dataset_id")
+@_registry_options
+@click.option(
+    "--depth", metavar="N", type=int, default=3, help="levels of producing quanta to follow (default 3)"
+)
+@json_option()
+@global_options
+def provenance(registry: str, namespace: str | None, dataset_id: str, depth: int, as_json: bool) -> int:
+    """Print a dataset's provenance tree (or JSON)."""
     from ..registry import Registry
 
     try:
-        with Registry.from_url(args.registry, namespace=args.namespace, create=False) as registry:
-            tree = registry.provenance(args.dataset_id, depth=args.depth)
+        with Registry.from_url(registry, namespace=namespace, create=False) as reg:
+            tree = reg.provenance(dataset_id, depth=depth)
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("provenance", err)
-    if args.json:
+    if as_json:
         print(json.dumps(tree.to_dict(), indent=1, default=str))
     else:
         _print_tree(tree)

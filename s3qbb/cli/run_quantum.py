@@ -1,22 +1,25 @@
 """``s3qbb run-quantum``: what each batch job runs for its quantum.
 
-The quantum comes from a description file (this module) or a quantum graph;
-`execute` runs it with `s3qbb.batch.job.run_job` and prints the outcome,
-whatever selected it.
+The quantum comes from a description file or from a quantum graph
+(``--graph``, with ``--index``, ``--quantum`` or the batch system's array
+index); `execute` runs it with `s3qbb.batch.job.run_job` and prints the
+outcome, whatever selected it. This module is imported by every batch job:
+it imports nothing heavy until the command runs.
 """
 
 from __future__ import annotations
 
-__all__ = ["add_job_options", "add_parser", "command", "execute", "job_options"]
+__all__ = ["execute", "resolve_job", "run_quantum"]
 
-import argparse
 import json
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..batch.execution import EXIT_USAGE, load_task, outcome_summary
-from ..errors import S3qbbError
-from .graph_cmds import add_graph_arguments, resolve_job
+import click
+
+from ..errors import ConfigError, S3qbbError
+from .options import S3qbbCommand, global_options, json_option
 
 if TYPE_CHECKING:
     from ..batch.execution import TaskFunction
@@ -25,79 +28,28 @@ if TYPE_CHECKING:
     from ..core.quantum import Quantum
     from ..repo import RepoConfig
 
-_EPILOG = """\
-exit status: 0 succeeded (or already succeeded: the task is not run again);
-1 the quantum failed (the task raised, or inputs are missing; records uploaded, do not retry);
-2 usage or configuration error (do not retry);
-75 transient infrastructure failure (storage unreachable, denied, missing bucket, upload failed: retry);
-143 / 130 stopped by SIGTERM / SIGINT (records uploaded with status interrupted: retry).
+_HELP = """\
+Run one quantum as a batch job would.
+
+QUANTUM is a quantum description (SerializedQuantum JSON): a local file or an
+s3:// URI, run with --task. Or run one quantum of a quantum graph with
+--graph: without --index or --quantum the index comes from the first of
+AWS_BATCH_JOB_ARRAY_INDEX, JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID,
+PBS_ARRAY_INDEX that is set.
 """
 
 
-def add_job_options(p: argparse.ArgumentParser) -> None:
-    """Add the options every form of ``run-quantum`` shares (task, config, retries, signals, output)."""
-    p.add_argument(
-        "--task", help="the task, as package.module:function(butler, quantum) (from the graph with --graph)"
-    )
-    p.add_argument(
-        "--app-dir",
-        default=".",
-        metavar="DIR",
-        help="directory put first on sys.path to import the task from (default: the current directory)",
-    )
-    p.add_argument(
-        "--config", required=True, help="repository config: a local file/directory or an s3:// URI"
-    )
-    p.add_argument(
-        "--records-file", default=":memory:", help="local SQLite file for the records (default: memory)"
-    )
-    p.add_argument(
-        "--allow-missing-inputs", action="store_true", help="run the task even if inputs are missing"
-    )
-    p.add_argument(
-        "--rerun",
-        action="store_true",
-        help="run the task even if an earlier attempt succeeded (its records are replaced)",
-    )
-    p.add_argument(
-        "--grace-period",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="time between SIGTERM/SIGINT and the forced exit (default: $S3QBB_GRACE_PERIOD or 25)",
-    )
-    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+class _RunQuantumCommand(S3qbbCommand):
+    """``run-quantum``: its help ends with the exit codes of `s3qbb.batch.exitcodes`."""
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the table of exit codes (the one of `s3qbb.batch.exitcodes.EXIT_CODES`)."""
+        from ..batch.exitcodes import EXIT_CODES
 
-def add_parser(sub: Any) -> None:
-    """Register the sub-command."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "run-quantum",
-        help="run one quantum: build its butler, call the task, upload records and provenance",
-        description="Run one quantum as a batch job would.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "quantum",
-        nargs="?",
-        help="quantum description (SerializedQuantum JSON): a local file or an s3:// URI (or use --graph)",
-    )
-    add_job_options(p)
-    add_graph_arguments(p)
-    p.set_defaults(func=command)
-
-
-def job_options(args: argparse.Namespace) -> JobOptions:
-    """Return the `JobOptions` of parsed ``run-quantum`` arguments (see `add_job_options`)."""
-    from ..batch.job import JobOptions
-
-    return JobOptions(
-        rerun=args.rerun,
-        records_file=args.records_file,
-        require_inputs=not args.allow_missing_inputs,
-        grace_period=args.grace_period,
-    )
+        with formatter.section("Exit status"):
+            formatter.write_dl(
+                [(str(int(i.code)), f"{i.meaning}; retry: {'yes' if i.retry else 'no'}") for i in EXIT_CODES]
+            )
 
 
 def usage_error(err: BaseException) -> int:
@@ -109,30 +61,167 @@ def usage_error(err: BaseException) -> int:
     return int(exit_code_for_error(err, in_task=False))
 
 
-def command(args: argparse.Namespace) -> int:
-    """Run the sub-command."""
+@click.command(
+    "run-quantum",
+    cls=_RunQuantumCommand,
+    help=_HELP,
+    short_help="run one quantum: build its butler, call the task, upload records and provenance",
+)
+@click.argument("quantum", required=False)
+@click.option(
+    "--task",
+    metavar="MODULE:FUNCTION",
+    help="the task, as package.module:function(butler, quantum) (from the graph with --graph)",
+)
+@click.option(
+    "--app-dir",
+    default=".",
+    metavar="DIR",
+    help="directory put first on sys.path to import the task from (default: the current directory)",
+)
+@click.option(
+    "--config",
+    metavar="LOCATION",
+    required=True,
+    help="repository config: a local file/directory or an s3:// URI",
+)
+@click.option(
+    "--records-file",
+    metavar="PATH",
+    default=":memory:",
+    help="local SQLite file for the records (default: memory)",
+)
+@click.option("--allow-missing-inputs", is_flag=True, help="run the task even if inputs are missing")
+@click.option(
+    "--rerun",
+    is_flag=True,
+    help="run the task even if an earlier attempt succeeded (its records are replaced)",
+)
+@click.option(
+    "--grace-period",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    envvar="S3QBB_GRACE_PERIOD",
+    show_envvar=True,
+    help="time between SIGTERM/SIGINT and the forced exit (default: 25)",
+)
+@json_option("print the outcome as JSON")
+@click.option("--graph", metavar="URI", help="quantum graph file: a local path or an s3:// URI")
+@click.option("--index", type=int, metavar="N", help="index of the quantum in the graph's order")
+@click.option("--quantum", "quantum_id", type=click.UUID, metavar="UUID", help="ID of the quantum")
+@click.option(
+    "--stage", type=int, metavar="S", help="count the index within stage S (one array job per stage)"
+)
+@global_options
+def run_quantum(
+    quantum: str | None,
+    task: str | None,
+    app_dir: str,
+    config: str,
+    records_file: str,
+    allow_missing_inputs: bool,
+    rerun: bool,
+    grace_period: float | None,
+    as_json: bool,
+    graph: str | None,
+    index: int | None,
+    quantum_id: uuid.UUID | None,
+    stage: int | None,
+) -> int:
+    """Run one quantum: build its butler, call the task, upload records and provenance."""
+    from ..batch.execution import load_task
+    from ..batch.job import JobOptions
     from .options import load_config_option
 
-    if args.grace_period is not None and args.grace_period < 0:
-        print("s3qbb run-quantum: --grace-period must be 0 or more seconds", file=sys.stderr)
-        return EXIT_USAGE
+    if index is not None and quantum_id is not None:
+        raise click.UsageError("--index and --quantum both select the quantum: give one of them.")
+    options = JobOptions(
+        rerun=rerun,
+        records_file=records_file,
+        require_inputs=not allow_missing_inputs,
+        grace_period=grace_period,
+    )
     try:
-        repo = load_config_option(args.config)
-        quantum, task_spec, universe = resolve_job(args, repo)
-        task = load_task(task_spec, args.app_dir)
+        repo = load_config_option(config)
+        job, task_spec, universe = resolve_job(
+            repo,
+            quantum_file=quantum,
+            task=task,
+            graph=graph,
+            index=index,
+            quantum_id=quantum_id,
+            stage=stage,
+        )
+        task_function = load_task(task_spec, app_dir)
     except S3qbbError as err:
         return usage_error(err)
-    return execute(args, repo, quantum, task, universe)
+    return execute(options, repo, job, task_function, universe, as_json=as_json)
+
+
+def resolve_job(
+    repo: RepoConfig,
+    *,
+    quantum_file: str | None = None,
+    task: str | None = None,
+    graph: str | None = None,
+    index: int | None = None,
+    quantum_id: uuid.UUID | None = None,
+    stage: int | None = None,
+) -> tuple[Quantum, str, DimensionUniverse | None]:
+    """Return the quantum, task and universe that ``run-quantum``'s options select (graph or file form).
+
+    Parameters
+    ----------
+    repo : `~s3qbb.repo.RepoConfig`
+        The repository configuration (``--config``).
+    quantum_file : `str`, optional
+        The quantum description (the ``QUANTUM`` argument).
+    task : `str`, optional
+        ``--task``.
+    graph, index, quantum_id, stage : optional
+        ``--graph``, ``--index``, ``--quantum``, ``--stage``.
+
+    Returns
+    -------
+    quantum : `~s3qbb.core.quantum.Quantum`
+        The quantum to run.
+    task : `str`
+        Its task, as ``module:function``.
+    universe : `~s3qbb.core.dimensions.DimensionUniverse` or `None`
+        The graph's universe (`None`: the configuration's).
+
+    Raises
+    ------
+    ConfigError
+        If the options do not select one quantum and one task (a usage error).
+    """
+    if graph:
+        from ..batch.jobindex import graph_job
+
+        if quantum_file:
+            raise ConfigError("Give either a quantum file or --graph, not both.")
+        if task:
+            raise ConfigError("With --graph the task comes from the graph; leave out --task.")
+        return graph_job(graph, repo, index=index, quantum_id=quantum_id, stage=stage)
+    if index is not None or quantum_id is not None or stage is not None:
+        raise ConfigError("--index, --quantum and --stage select a quantum of a --graph; give --graph.")
+    if not quantum_file or not task:
+        raise ConfigError("Give a quantum file and --task, or --graph URI.")
+    from ..batch.execution import load_quantum
+
+    return load_quantum(quantum_file, repo.universe()), task, None
 
 
 def execute(
-    args: argparse.Namespace,
+    options: JobOptions,
     repo: RepoConfig,
     quantum: Quantum,
     task: TaskFunction,
     universe: DimensionUniverse | None = None,
+    *,
+    as_json: bool = False,
 ) -> int:
-    """Run a quantum's job with the options of ``args`` (see `add_job_options`), print the outcome.
+    """Run a quantum's job and print the outcome (one line, or JSON with ``as_json``).
 
     The quantum may come from a description file or a graph; ``universe`` is
     the graph's dimension universe (the configuration's by default).
@@ -142,12 +231,12 @@ def execute(
     exit_code : `int`
         The job's exit code (`s3qbb.batch.exitcodes.ExitCode`).
     """
+    from ..batch.execution import outcome_summary
     from ..batch.job import run_job
 
     try:
-        options = job_options(args)
         result = run_job(repo, quantum, task, options, universe=universe)
-    except ValueError as err:  # S3QBB_GRACE_PERIOD invalid
+    except ValueError as err:  # S3QBB_GRACE_PERIOD invalid (for callers not going through the option)
         return usage_error(err)
     label = quantum.taskLabel or quantum.taskName
     if result.outcome is None:
@@ -164,7 +253,7 @@ def execute(
         summary["exit_code"] = int(result.exit_code)
     if result.attempt is not None:
         summary["attempt_id"] = result.attempt.attempt_id
-    if args.json:
+    if as_json:
         print(json.dumps(summary, indent=1))
     else:
         print(f"quantum {quantum.id} ({label}): {summary['status']}")

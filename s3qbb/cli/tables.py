@@ -10,15 +10,18 @@ out are counted on a last line, ``... N more rows (--limit 0 shows all)``.
 
 from __future__ import annotations
 
-__all__ = ["TERMINAL_LIMIT", "Column", "add_limit_argument", "effective_limit", "is_terminal", "print_table"]
+__all__ = ["TERMINAL_LIMIT", "Column", "effective_limit", "is_terminal", "limit_option", "print_table"]
 
-import argparse
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar
+
+import click
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 TERMINAL_LIMIT = 50
 """Rows shown on a terminal when ``--limit`` is not given."""
@@ -35,22 +38,23 @@ class Column(NamedTuple):
     """Align right (numbers)."""
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--limit must be 0 (all rows) or more, not {value}")
+def _non_negative(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise click.UsageError(f"--limit must be 0 (all rows) or more, not {value}", ctx)
     return value
 
 
-def add_limit_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--limit N`` to a sub-command printing a table."""
-    parser.add_argument(
+def limit_option(f: F) -> F:
+    """Add ``--limit N`` to a sub-command printing a table (the callback's ``limit`` argument)."""
+    option = click.option(
         "--limit",
-        type=_non_negative,
+        type=int,
         metavar="N",
+        callback=_non_negative,
         help=f"print at most N rows; 0 prints all (default: {TERMINAL_LIMIT} on a terminal, all otherwise; "
         "--json always prints all)",
     )
+    return option(f)
 
 
 def is_terminal(stream: TextIO) -> bool:

@@ -26,7 +26,7 @@ def test_python_dash_m_s3qbb_shows_the_commands() -> None:
         [sys.executable, "-m", "s3qbb", "--help"], capture_output=True, text=True, env=_env(), check=False
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("usage: s3qbb ")
+    assert proc.stdout.startswith("Usage: s3qbb ")
     for command in ("run-quantum", "inspect", "ingest", "datasets", "provenance"):
         assert command in proc.stdout
 

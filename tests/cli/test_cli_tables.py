@@ -107,9 +107,7 @@ def test_terminal_limit_defaults_to_50_rows(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_limit_must_not_be_negative(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["datasets", "--limit", "-1"])
-    assert exc.value.code == 2
+    assert main(["datasets", "--limit", "-1"]) == 2
     assert "--limit must be 0 (all rows) or more, not -1" in capsys.readouterr().err
 
 

@@ -42,7 +42,6 @@ renders (``automodule``) are run as doctests.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import dataclasses
@@ -65,6 +64,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 
@@ -362,21 +362,38 @@ def weed_help(subcommand: str) -> str:
     return result.stdout + result.stderr
 
 
-def s3qbb_parser() -> argparse.ArgumentParser:
-    from s3qbb.cli.main import build_parser
+def parse_s3qbb_arguments(argv: list[str]) -> click.Context:
+    """Parse an ``s3qbb`` command line with the real `click` commands, running nothing.
 
-    return build_parser()
+    Returns the context of the sub-command; raises `click.ClickException` as the command would.
+    """
+    from s3qbb.cli.main import cli
+
+    command: click.Command = cli
+    name, args, parent = "s3qbb", list(argv), None
+    while isinstance(command, click.Group):
+        ctx = command.context_class(command, info_name=name, parent=parent)
+        with ctx.scope(cleanup=False):
+            # A group's own options; what is left starts with the sub-command (click.Group.invoke's split).
+            rest = click.Command.parse_args(command, ctx, args)
+        if not rest:
+            raise click.UsageError("Missing command.", ctx)
+        found, sub, args = command.resolve_command(ctx, rest)
+        assert found is not None and sub is not None
+        command, name, parent = sub, found, ctx
+    return command.make_context(name, args, parent=parent)
 
 
-def check_s3qbb_arguments(argv: list[str], where: str) -> argparse.Namespace:
-    """Parse an ``s3qbb`` command line with the real parser; fail with its message."""
-    stderr = io.StringIO()
+def check_s3qbb_arguments(argv: list[str], where: str) -> click.Context | None:
+    """Parse an ``s3qbb`` command line with the real parser; fail with its message (`None` after --help)."""
     try:
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            return s3qbb_parser().parse_args(argv)
-    except SystemExit:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return parse_s3qbb_arguments(argv)
+    except click.exceptions.Exit:  # --help, --version
+        return None
+    except click.ClickException as exc:
         pytest.fail(
-            f"{where}: 's3qbb {shlex.join(argv)}' is refused by the s3qbb parser:\n{stderr.getvalue()}"
+            f"{where}: 's3qbb {shlex.join(argv)}' is refused by the s3qbb parser: {exc.format_message()}"
         )
 
 
