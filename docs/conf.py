@@ -24,6 +24,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "myst_parser",  # Markdown pages (reliability.md)
     "sphinx_copybutton",  # a copy button on code blocks, without prompts and output
+    "sphinx_click",  # the command-line reference (cli.rst), from the click commands
     "s3qbb_config_table",  # the config-fields directive of configuration.rst
 ]
 
@@ -49,6 +50,9 @@ nitpicky = False
 
 exclude_patterns = ["_build", "_ext", "examples", "perf"]  # perf/*.md are included by pages
 root_doc = "index"
+# Smart quotes and ellipses, but no dashes: "--json" in the command-line reference (cli.rst, whose
+# text comes from the commands' help) must not become an en dash.
+smartquotes_action = "qe"
 
 # Optional libraries some documented modules import, mocked only when missing, so that
 # `pip install 's3qbb[docs]'` alone builds the docs (and a full install documents the real ones).

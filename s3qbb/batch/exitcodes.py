@@ -9,7 +9,7 @@ Code  Name                             Meaning (retry?)
 0     `ExitCode.SUCCESS`               succeeded, or had already succeeded (no)
 1     `ExitCode.TASK_FAILED`           the quantum failed: the task raised, or its inputs are
                                        missing; records uploaded with status ``failed`` (no)
-2     `ExitCode.USAGE`                 usage or configuration error, argparse's code (no)
+2     `ExitCode.USAGE`                 usage or configuration error, click's code (no)
 75    `ExitCode.TEMPFAIL`              transient infrastructure failure (``EX_TEMPFAIL``):
                                        storage unreachable, throttled, denied, a missing
                                        bucket, an upload that failed (yes)

@@ -197,16 +197,20 @@ def datasets(
     """List datasets: a table (``--limit`` rows on a terminal) or JSON."""
     from ..registry import Registry
 
+    shown = None if as_json else tables.effective_limit(limit)  # None: every row
     try:
+        filters: dict[str, Any] = {"run": run, "dataset_type": dataset_type, "data_id": _parse_where(where)}
         with Registry.from_url(registry, namespace=namespace, create=False) as reg:
-            rows = reg.datasets(run=run, dataset_type=dataset_type, data_id=_parse_where(where))
+            # One more than shown tells whether there are more: only then are they counted.
+            rows = reg.datasets(**filters, limit=None if shown is None else shown + 1)
+            total = len(rows) if shown is None or len(rows) <= shown else reg.count_datasets(**filters)
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("datasets", err)
     if as_json:
         print(json.dumps([r.to_dict() for r in rows], indent=1, default=str))
         return 0
-    print_table(_DATASET_COLUMNS, [_dataset_cells(r) for r in rows], limit=limit)
-    print(f"({len(rows)} dataset(s))")
+    print_table(_DATASET_COLUMNS, [_dataset_cells(r) for r in rows[:shown]], limit=limit, total=total)
+    print(f"({total} dataset(s))")
     return 0
 
 

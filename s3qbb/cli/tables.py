@@ -95,6 +95,7 @@ def print_table(
     limit: int | None,
     stream: TextIO | None = None,
     console: Console | None = None,
+    total: int | None = None,
 ) -> None:
     """Print a table: fitted by `rich` on a terminal, plain otherwise.
 
@@ -110,12 +111,15 @@ def print_table(
         Where to print; standard output by default.
     console : `rich.console.Console`, optional
         Draw with this console (a terminal) instead of deciding from ``stream``.
+    total : `int`, optional
+        How many rows there are in all, when ``rows`` holds only the first
+        ones (a query's ``LIMIT``): the footer counts the others.
     """
     out = stream or sys.stdout
     terminal = console.is_terminal if console is not None else is_terminal(out)
     shown_limit = (TERMINAL_LIMIT if terminal else None) if limit is None else (limit or None)
     shown = rows if shown_limit is None else rows[:shown_limit]
-    more = len(rows) - len(shown)
+    more = (len(rows) if total is None else total) - len(shown)
     footer = f"... {more} more row{'s' if more != 1 else ''} (--limit 0 shows all)" if more else None
     if not terminal:
         lines = _plain(columns, shown)

@@ -9,7 +9,7 @@ queries, whatever the number of datasets in the registry.
 
 from __future__ import annotations
 
-__all__ = ["count_rows", "find_datasets", "get_quantum", "provenance_tree"]
+__all__ = ["count_datasets", "count_rows", "find_datasets", "get_quantum", "provenance_tree"]
 
 import datetime
 import json
@@ -100,6 +100,36 @@ def _joined_select() -> sa.Select[Any]:
     )
 
 
+def _dataset_filters(
+    *,
+    run: str | None,
+    dataset_type: str | None,
+    data_id: Mapping[str, int | str] | None,
+    stored: bool | None,
+) -> list[sa.ColumnElement[bool]]:
+    """Return the conditions on ``dataset`` of `find_datasets` (records outer-joined or not)."""
+    t = make_tables()
+    d, r, kv = t.dataset, t.record, t.data_id
+    conditions: list[sa.ColumnElement[bool]] = []
+    if run is not None:
+        conditions.append(d.c.run == run)
+    if dataset_type is not None:
+        conditions.append(d.c.dataset_type == dataset_type)
+    matching = [
+        sa.select(kv.c.dataset_id).where(kv.c.dimension == dimension, kv.c.value == str(value))
+        for dimension, value in (data_id or {}).items()
+    ]
+    if matching:
+        # One ID set, intersected before the datasets are read: neither planner knows which
+        # dimension is the selective one, and probing the datasets of the first one can be slow.
+        conditions.append(d.c.id.in_(sa.intersect(*matching) if len(matching) > 1 else matching[0]))
+    if stored is not None:
+        other = r.alias("stored_record")  # ``r`` may be outer-joined in the main query
+        has_records = sa.exists().where(other.c.dataset_id == d.c.id)
+        conditions.append(has_records if stored else ~has_records)
+    return conditions
+
+
 def find_datasets(
     conn: sa.Connection,
     *,
@@ -107,6 +137,7 @@ def find_datasets(
     dataset_type: str | None = None,
     data_id: Mapping[str, int | str] | None = None,
     stored: bool | None = None,
+    limit: int | None = None,
 ) -> list[DatasetRow]:
     """Return the datasets matching every filter given.
 
@@ -125,6 +156,9 @@ def find_datasets(
     stored : `bool`, optional
         `True`: only datasets with datastore records; `False`: only those
         without (predicted, never written); `None`: both.
+    limit : `int`, optional
+        Return at most this many datasets, the first in the sort order (a
+        ``LIMIT`` in the query, on datasets rather than on their records).
 
     Returns
     -------
@@ -132,28 +166,31 @@ def find_datasets(
         With their records, sorted by dataset type, data ID and ID.
     """
     t = make_tables()
-    d, r, kv = t.dataset, t.record, t.data_id
+    d, r = t.dataset, t.record
+    conditions = _dataset_filters(run=run, dataset_type=dataset_type, data_id=data_id, stored=stored)
+    order = (sa.func.coalesce(d.c.dataset_type, ""), sa.func.coalesce(d.c.data_id, ""), d.c.id)
     stmt = _joined_select()
-    if run is not None:
-        stmt = stmt.where(d.c.run == run)
-    if dataset_type is not None:
-        stmt = stmt.where(d.c.dataset_type == dataset_type)
-    matching = [
-        sa.select(kv.c.dataset_id).where(kv.c.dimension == dimension, kv.c.value == str(value))
-        for dimension, value in (data_id or {}).items()
-    ]
-    if matching:
-        # One ID set, intersected before the datasets are read: neither planner knows which
-        # dimension is the selective one, and probing the datasets of the first one can be slow.
-        stmt = stmt.where(d.c.id.in_(sa.intersect(*matching) if len(matching) > 1 else matching[0]))
-    if stored is not None:
-        other = r.alias("stored_record")  # ``r`` is already outer-joined in the main query
-        has_records = sa.exists().where(other.c.dataset_id == d.c.id)
-        stmt = stmt.where(has_records if stored else ~has_records)
-    stmt = stmt.order_by(
-        sa.func.coalesce(d.c.dataset_type, ""), sa.func.coalesce(d.c.data_id, ""), d.c.id, r.c.datastore_name
-    )
+    if limit is None:
+        stmt = stmt.where(*conditions)
+    else:  # the first `limit` datasets, then all their records (a dataset may have several)
+        first = sa.select(d.c.id).where(*conditions).order_by(*order).limit(limit)
+        stmt = stmt.where(d.c.id.in_(first.scalar_subquery()))
+    stmt = stmt.order_by(*order, r.c.datastore_name)
     return list(_dataset_rows(conn, stmt).values())
+
+
+def count_datasets(
+    conn: sa.Connection,
+    *,
+    run: str | None = None,
+    dataset_type: str | None = None,
+    data_id: Mapping[str, int | str] | None = None,
+    stored: bool | None = None,
+) -> int:
+    """Return how many datasets `find_datasets` would return with the same filters and no limit."""
+    d = make_tables().dataset
+    conditions = _dataset_filters(run=run, dataset_type=dataset_type, data_id=data_id, stored=stored)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(d).where(*conditions)).scalar_one())
 
 
 def _datasets_by_id(conn: sa.Connection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DatasetRow]:

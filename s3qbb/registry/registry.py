@@ -24,7 +24,7 @@ from .database import (
     safe_url,
 )
 from .ingest import ingest_run
-from .queries import count_rows, find_datasets, get_quantum, provenance_tree
+from .queries import count_datasets, count_rows, find_datasets, get_quantum, provenance_tree
 from .sources import DEFAULT_MAX_FILE_BYTES
 from .writer import RegistryWriter, describe_db_error
 
@@ -251,6 +251,7 @@ class Registry:
         data_id: Mapping[str, int | str] | None = None,
         *,
         stored: bool | None = None,
+        limit: int | None = None,
     ) -> list[DatasetRow]:
         """Return the datasets matching every filter given.
 
@@ -264,14 +265,43 @@ class Registry:
             Dimension values the data ID must include (``{"visit": 42}``).
         stored : `bool`, optional
             Only datasets with (`True`) or without (`False`) datastore records.
+        limit : `int`, optional
+            At most this many datasets, the first by dataset type, data ID
+            and ID (the query's ``LIMIT``); `count_datasets` tells how many
+            there are in all.
 
         Returns
         -------
         datasets : `list` [`DatasetRow`]
-            With their datastore records.
+            With their datastore records, sorted by dataset type, data ID and ID.
         """
         with self._reading() as conn:
-            return find_datasets(conn, run=run, dataset_type=dataset_type, data_id=data_id, stored=stored)
+            return find_datasets(
+                conn, run=run, dataset_type=dataset_type, data_id=data_id, stored=stored, limit=limit
+            )
+
+    def count_datasets(
+        self,
+        run: str | None = None,
+        dataset_type: str | None = None,
+        data_id: Mapping[str, int | str] | None = None,
+        *,
+        stored: bool | None = None,
+    ) -> int:
+        """Return the number of datasets `datasets` returns with the same filters and no limit.
+
+        Parameters
+        ----------
+        run, dataset_type, data_id, stored : optional
+            As for `datasets`.
+
+        Returns
+        -------
+        count : `int`
+            Datasets matching every filter given.
+        """
+        with self._reading() as conn:
+            return count_datasets(conn, run=run, dataset_type=dataset_type, data_id=data_id, stored=stored)
 
     def provenance(self, dataset_id: uuid.UUID | str, depth: int = 1) -> ProvenanceTree:
         """Return the producing quantum of a dataset, its actual inputs, and so on up to ``depth``.

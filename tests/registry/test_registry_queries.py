@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from registry_data import SyntheticQuantum, SyntheticRuns, make_ref
@@ -44,6 +45,43 @@ def test_datasets_filters(registry: Registry, chain: list[list[SyntheticQuantum]
     assert registry.datasets(data_id={"detector": 99}) == []
     assert registry.datasets(stored=False) == []
     assert len(registry.datasets(stored=True)) == 18
+
+
+def test_datasets_limit_is_the_querys_and_counts_datasets_not_records(
+    registry: Registry, chain: list[list[SyntheticQuantum]]
+) -> None:
+    import sqlalchemy as sa
+
+    from s3qbb.registry.schema import make_tables
+
+    everything = registry.datasets()
+    # A second datastore's record for the first dataset: two joined rows, still one dataset.
+    first = everything[0]
+    record = make_tables().record
+    with registry.engine.begin() as conn:
+        row = conn.execute(sa.select(record).where(record.c.dataset_id == first.id)).mappings().one()
+        conn.execute(record.insert().values({**row, "datastore_name": "zz-second"}))
+    statements: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(registry.engine, "before_cursor_execute", capture)
+    try:
+        two = registry.datasets(limit=2)
+    finally:
+        sa.event.remove(registry.engine, "before_cursor_execute", capture)
+    assert [r.id for r in two] == [r.id for r in everything[:2]]
+    assert [r.datastore_name for r in two[0].records] == [first.records[0].datastore_name, "zz-second"]
+    (select,) = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert "LIMIT" in select.upper()  # the database stops, not a Python slice
+    assert [r.id for r in registry.datasets(run="c/b", limit=1)] == [registry.datasets(run="c/b")[0].id]
+    assert registry.datasets(limit=0) == []
+    assert registry.count_datasets() == 18
+    assert registry.count_datasets(run="c/b", data_id={"detector": 2}) == len(
+        registry.datasets(run="c/b", data_id={"detector": 2})
+    )
+    assert registry.count_datasets(stored=False) == 0
 
 
 def test_unwritten_outputs_are_known_but_not_stored(
