@@ -84,9 +84,12 @@ class SoakConfig:
     """Client read timeout (seconds); ``slow_delay`` beyond it makes slow responses time out."""
     slow_delay: float = 0.75
     """Seconds a ``slow_first_byte`` fault holds the response back."""
-    kinds: tuple[str, ...] = tuple(k for k in PROXY_FAULT_KINDS if k != "corrupt")
+    transport: str = "boto3"
+    """S3 transport of the datastore (``"boto3"`` or ``"obstore"``)."""
+    kinds: tuple[str, ...] = tuple(k for k in PROXY_FAULT_KINDS if k not in ("corrupt", "corrupt_request"))
     """Fault kinds; ``corrupt`` (a flipped response bit) is left out: twice on one GET it is a
-    correct `DatasetIntegrityError`, and in a listing it would alter a key name unnoticed."""
+    correct `DatasetIntegrityError`, and in a listing it would alter a key name unnoticed; so is
+    ``corrupt_request`` (a flipped upload bit): the server's refusal is a correct error, not retried."""
 
 
 @dataclass
@@ -193,6 +196,7 @@ def _repo_config(config: SoakConfig, server: S3TestServer, bucket: str, url: str
         "read_timeout": config.read_timeout,
         "multipart_threshold": config.multipart_threshold,
         "multipart_chunksize": config.multipart_chunksize,
+        "transport": config.transport,
         "retry": {
             "max_attempts": config.max_attempts,
             "initial_backoff": config.initial_backoff,
@@ -438,11 +442,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SoakConfig.seed, help="seed of sizes and faults")
     parser.add_argument("--max-attempts", type=int, default=SoakConfig.max_attempts, help="retry attempts")
     parser.add_argument("--workers", type=int, default=SoakConfig.workers, help="quanta in parallel")
+    parser.add_argument("--transport", choices=("boto3", "obstore"), default="boto3", help="S3 transport")
     parser.add_argument("--json", type=Path, help="where to write the results (default benchmarks/results/)")
     args = parser.parse_args(argv)
     config = SoakConfig(
         ops=args.ops, fault_rate=args.fault_rate, seed=args.seed, max_attempts=args.max_attempts,
-        workers=args.workers,
+        workers=args.workers, transport=args.transport,
     )  # fmt: skip
     with SeaweedFSServer() as server:
         endpoint = server.endpoint("s3qbb-soak")

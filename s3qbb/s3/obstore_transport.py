@@ -254,10 +254,11 @@ class ObstoreTransport:
     ) -> str | None:
         """See `~s3qbb.s3.transport.Transport.put_object`.
 
-        The body's SHA-256 is signed (``x-amz-content-sha256``) and, with
-        ``checksum_algorithm="SHA256"``, also sent as ``x-amz-checksum-sha256``;
-        a CRC32C ``checksum`` cannot be sent by obstore (it is kept in the
-        object metadata and the record by `~s3qbb.s3.objects.S3Bucket`).
+        obstore cannot send a CRC32C ``checksum`` (it is kept in the object
+        metadata and the record by `~s3qbb.s3.objects.S3Bucket`, and verified
+        on read); instead every PUT carries the body's SHA-256 both signed
+        (``x-amz-content-sha256``) and as ``x-amz-checksum-sha256``, which the
+        server checks (AWS and SeaweedFS do; moto does not).
         """
         mode: Any = "create" if if_none_match else ({"e_tag": if_match} if if_match else "overwrite")
         attributes: dict[str, str] = dict(metadata)
@@ -522,8 +523,9 @@ def _create_store(config: S3EndpointConfig, bucket: str) -> tuple[S3Store, str |
     }
     if url is not None:
         kwargs["endpoint"] = url
-    if config.checksum_algorithm == "SHA256":
-        kwargs["checksum_algorithm"] = "sha256"
+    # obstore cannot send s3qbb's CRC32C. Servers verify x-amz-checksum-sha256 (AWS, SeaweedFS), not all
+    # verify the signed x-amz-content-sha256 (SeaweedFS 4.48 does not): send the former, the same digest.
+    kwargs["checksum_algorithm"] = "sha256"
     if config.server_side_encryption:
         kwargs["server_side_encryption"] = config.server_side_encryption
         if config.sse_kms_key_id:
@@ -556,7 +558,6 @@ class _StoreCache:
         key = (
             *connection_key(config),
             bucket,
-            config.checksum_algorithm,
             config.server_side_encryption,
             config.sse_kms_key_id,
         )

@@ -17,7 +17,7 @@ import socket
 import threading
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal, Self, get_args
 
 from ._http11 import (
@@ -43,7 +43,14 @@ if TYPE_CHECKING:
 __all__ = ["PROXY_FAULT_KINDS", "FaultProxy", "ProxyFaultKind", "s3_operation"]
 
 ProxyFaultKind = Literal[
-    "slowdown", "internal", "reset_before", "reset_after", "slow_first_byte", "truncate", "corrupt"
+    "slowdown",
+    "internal",
+    "reset_before",
+    "reset_after",
+    "slow_first_byte",
+    "truncate",
+    "corrupt",
+    "corrupt_request",
 ]
 """Faults `FaultProxy` injects into one request:
 
@@ -62,13 +69,18 @@ ProxyFaultKind = Literal[
 - ``corrupt``: forward the request, then relay the complete response with one
   bit of its body flipped (the lowest bit of the middle byte), as a faulty
   network path or NIC would; a response without a body is relayed unchanged.
-  The stored object is untouched, so reading it again returns good bytes.
+  The stored object is untouched, so reading it again returns good bytes;
+- ``corrupt_request``: forward the request with one bit of its body flipped
+  (the lowest bit of its first byte), as a faulty path would on an upload: a
+  server that checks the checksum the client sent rejects it (``BadDigest``).
+  A request without a body, or with a chunked one, is forwarded unchanged.
 """
 
 PROXY_FAULT_KINDS: Final[tuple[str, ...]] = get_args(ProxyFaultKind)
 
-_RANDOM_KINDS: Final = tuple(k for k in PROXY_FAULT_KINDS if k != "corrupt")
-"""Default kinds of random faults: ``corrupt`` only when asked for (twice in a row it fails a read)."""
+_RANDOM_KINDS: Final = tuple(k for k in PROXY_FAULT_KINDS if k not in ("corrupt", "corrupt_request"))
+"""Default kinds of random faults: ``corrupt`` (twice in a row it fails a read) and
+``corrupt_request`` (a rejected upload is not retried) only when asked for."""
 
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _ERRORS: Final[Mapping[str, tuple[bytes, str, str]]] = {
@@ -201,7 +213,7 @@ class _Session:
         for attempt in (1, 2):
             reused = self.upstream is not None
             try:
-                response, body_sent = self.forward(request, framing, expects)
+                response, body_sent = self.forward(request, framing, expects, flip=kind == "corrupt_request")
                 break
             except (OSError, _ProtocolError):
                 self.drop_upstream()
@@ -248,8 +260,13 @@ class _Session:
             self.drop_upstream()
         return keep
 
-    def forward(self, request: _Head, framing: int, expects: bool) -> tuple[_Head, bool]:
-        """Send a request upstream; return the final response head and whether the body was sent."""
+    def forward(
+        self, request: _Head, framing: int, expects: bool, *, flip: bool = False
+    ) -> tuple[_Head, bool]:
+        """Send a request upstream; return the final response head and whether the body was sent.
+
+        With ``flip``, the lowest bit of the first byte of a body of known length is flipped.
+        """
         upstream = self.connect()
         upstream.send(request.raw())
         if expects:
@@ -267,7 +284,11 @@ class _Session:
             self.client.send(_CONTINUE)
             self.proxy._count("continues")
         if framing:
-            _copy_body(self.client, framing, upstream.send)
+            _copy_body(
+                self.client,
+                framing,
+                _flip_first_bit(upstream.send) if flip and framing > 0 else upstream.send,
+            )
         while True:
             response = _read_head(upstream)
             if response is None:
@@ -517,3 +538,17 @@ class FaultProxy(FaultCounters):
             b"Connection: " + (b"keep-alive" if keep else b"close"),
         ]
         return _Head(head[0], head[1:]).raw() + (b"" if method == "HEAD" else body)
+
+
+def _flip_first_bit(send: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """Wrap a sink so that the first byte it is given has its lowest bit flipped."""
+    done = False
+
+    def sink(data: bytes) -> None:
+        nonlocal done
+        if not done and data:
+            done = True
+            data = bytes([data[0] ^ 0x01]) + data[1:]
+        send(data)
+
+    return sink

@@ -291,7 +291,11 @@ def race_rounds_worker(
     from s3qbb.errors import DatasetExistsError
 
     store = S3Datastore(root, config=config)
-    store.bucket.client.list_buckets()  # The client exists and is connected before the race starts.
+    # The client exists and is connected before the race starts.
+    if config.transport == "boto3":
+        store.bucket.client.list_buckets()
+    else:
+        store.bucket.head(f"{PREFIX}/warm-up")
     token = str(store.write_token)
     try:
         for round_no, (ref_id, kind, size) in enumerate(rounds):
