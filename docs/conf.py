@@ -56,7 +56,7 @@ smartquotes_action = "qe"
 
 # Optional libraries some documented modules import, mocked only when missing, so that
 # `pip install 's3qbb[docs]'` alone builds the docs (and a full install documents the real ones).
-_OPTIONAL = ["pytest", "moto", "numpy", "pyarrow", "psycopg", "dask", "distributed", "matplotlib"]
+_OPTIONAL = ["pytest", "moto", "numpy", "pyarrow", "psycopg", "dask", "distributed", "matplotlib", "obstore"]
 autodoc_mock_imports = [name for name in _OPTIONAL if importlib.util.find_spec(name) is None]
 
 html_theme = "furo"
