@@ -6,7 +6,10 @@ __all__ = ["DatasetRefURIs", "ResourceURI"]
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+_PATH_SAFE = "/!$&'()*+,;=:@~"
+"""Characters left as they are in the path of a URI made by `ResourceURI.for_key` (RFC 3986 ``pchar``)."""
 
 
 class ResourceURI(str):
@@ -14,6 +17,9 @@ class ResourceURI(str):
 
     It *is* a `str`, so it compares, hashes and prints like the URI it spells.
     A fragment of ``predicted`` marks a URI of a dataset not (yet) written.
+    Its path is percent-encoded, as in any URI (and in daf_butler's
+    ``ResourcePath``): a key holding ``%``, ``#``, ``?`` or a space is written
+    ``%25``, ``%23``, ``%3F``, ``%20`` (see `for_key`), and `path` decodes it.
 
     Examples
     --------
@@ -21,9 +27,30 @@ class ResourceURI(str):
     >>> uri = ResourceURI("s3://bucket/run/a.json#predicted")
     >>> (uri.scheme, uri.netloc, uri.path, uri.is_predicted)
     ('s3', 'bucket', 'run/a.json', True)
+    >>> uri = ResourceURI.for_key("s3", "bucket", "run/g%2Fr.json")
+    >>> uri, uri.path
+    (ResourceURI('s3://bucket/run/g%252Fr.json'), 'run/g%2Fr.json')
     """
 
     __slots__ = ()
+
+    @classmethod
+    def for_key(cls, scheme: str, netloc: str, key: str, *, predicted: bool = False) -> ResourceURI:
+        """Return the URI of an object key, its path percent-encoded.
+
+        Parameters
+        ----------
+        scheme : `str`
+            URI scheme, e.g. ``"s3"``.
+        netloc : `str`
+            Network location: the bucket of an ``s3://`` URI.
+        key : `str`
+            The key, as stored (`path` returns it).
+        predicted : `bool`, optional
+            Add the ``#predicted`` fragment.
+        """
+        uri = f"{scheme}://{netloc}/{quote(key, safe=_PATH_SAFE)}"
+        return cls(f"{uri}#predicted" if predicted else uri)
 
     @property
     def scheme(self) -> str:
@@ -37,8 +64,8 @@ class ResourceURI(str):
 
     @property
     def path(self) -> str:
-        """Path without its leading ``/``: the key of an ``s3://`` URI."""
-        return urlsplit(self).path.lstrip("/")
+        """Path without its leading ``/``, percent-decoded: the key of an ``s3://`` URI."""
+        return unquote(urlsplit(self).path.lstrip("/"))
 
     @property
     def fragment(self) -> str:

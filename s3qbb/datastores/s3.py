@@ -302,8 +302,12 @@ class S3Datastore(Datastore):
         )
 
     def bucket_uri(self, path: str) -> str:
-        """Return the ``s3://`` URI of a path relative to the root."""
+        """Return ``s3://bucket/key`` of a path relative to the root, the key as it is (for messages)."""
         return f"s3://{self.bucket_name}/{self.key(path)}"
+
+    def resource_uri(self, path: str, *, predicted: bool = False) -> ResourceURI:
+        """Return the `ResourceURI` of a path relative to the root (its key percent-encoded)."""
+        return ResourceURI.for_key("s3", self.bucket_name, self.key(path), predicted=predicted)
 
     # ----------------------------------------------------------------- put
 
@@ -523,12 +527,12 @@ class S3Datastore(Datastore):
         parent = ref.makeCompositeRef() if ref.isComponent() else ref
         info = self._record(parent)
         if info is not None:
-            return DatasetRefURIs(ResourceURI(self.bucket_uri(info.path)))
+            return DatasetRefURIs(self.resource_uri(info.path))
         if not predict:
             raise DatasetNotFoundError(
                 f"Dataset {ref} is not in datastore {self.name!r}; pass predict=True for its predicted URI."
             )
-        return DatasetRefURIs(ResourceURI(self.bucket_uri(self._predicted_info(parent).path) + "#predicted"))
+        return DatasetRefURIs(self.resource_uri(self._predicted_info(parent).path, predicted=True))
 
     # ----------------------------------------------------------------- bulk
 
@@ -586,7 +590,7 @@ class S3Datastore(Datastore):
         if overwrite:
             self.bucket.put_raw(self.key(path), data, token=self.write_token)
             self.stats.add(bytes_written=len(data))
-            return ResourceURI(self.bucket_uri(path))
+            return self.resource_uri(path)
         checksum = checksums.compute(self.config.checksum_algorithm, data)
         try:
             self.bucket.put_new(
@@ -598,7 +602,7 @@ class S3Datastore(Datastore):
                 f"{self.write_token.quantum_id}'s to replace; it was left untouched."
             ) from err
         self.stats.add(bytes_written=len(data))
-        return ResourceURI(self.bucket_uri(path))
+        return self.resource_uri(path)
 
     def round_trip(self, obj: Any, ref: DatasetRef) -> Any:
         """Return ``obj`` as a read returns it: serialized and read back with the dataset's formatter."""

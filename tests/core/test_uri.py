@@ -17,7 +17,8 @@ from s3qbb.core.uri import DatasetRefURIs, ResourceURI
         ("s3://bucket", "s3", "bucket", "", ""),
         ("mem://store/run/x/y.npy", "mem", "store", "run/x/y.npy", ""),
         ("file:///data/repo/x.yaml", "file", "", "data/repo/x.yaml", ""),
-        ("s3://bucket/a%2Fb/c d", "s3", "bucket", "a%2Fb/c d", ""),
+        ("s3://bucket/a%2Fb/c%20d", "s3", "bucket", "a/b/c d", ""),
+        ("s3://bucket/g%252Fr%2523x", "s3", "bucket", "g%2Fr%23x", ""),
         ("s3://bucket/k#other", "s3", "bucket", "k", "other"),
     ],
 )
@@ -28,6 +29,16 @@ def test_accessors(uri: str, scheme: str, netloc: str, path: str, fragment: str)
     assert resource.path == path
     assert resource.fragment == fragment
     assert resource.is_predicted == (fragment == "predicted")
+
+
+@pytest.mark.parametrize("key", ["run/a.json", "run/g%2Fr%25x.json", "run/a b#c?d.json", "run/ü/x:y@z~.json"])
+def test_for_key_percent_encodes_the_key_and_path_decodes_it(key: str) -> None:
+    uri = ResourceURI.for_key("s3", "bucket", key)
+    assert uri.path == key and uri.netloc == "bucket" and uri.fragment == ""
+    assert "%" not in key or "%25" in uri
+    assert not set("# ?") & set(uri.removeprefix("s3://bucket/"))
+    predicted = ResourceURI.for_key("s3", "bucket", key, predicted=True)
+    assert predicted.is_predicted and predicted.path == key and predicted.unpredicted() == uri
 
 
 def test_is_a_str() -> None:

@@ -96,6 +96,17 @@ def test_predicted_uri_then_actual(store: S3Datastore, refs: RefMaker, moto_endp
     assert moto_endpoint.client.head_object(Bucket=actual.netloc, Key=actual.path)["ContentLength"] > 0
 
 
+def test_uri_of_a_key_with_escapes_is_percent_encoded(
+    store: S3Datastore, refs: RefMaker, moto_endpoint: S3TestEndpoint
+) -> None:
+    """A data ID value with '/' and '%' is escaped in the key (``%2F``, ``%25``); its URI encodes the '%'."""
+    ref = refs.make(dimensions=("band",), band="g/r%x")
+    store.put({"a": 1}, ref)
+    uri = store.getURI(ref)
+    assert "/g%252Fr%2525x/" in uri and "/g%2Fr%25x/" in uri.path
+    assert moto_endpoint.client.head_object(Bucket=uri.netloc, Key=uri.path)["ContentLength"] > 0
+
+
 @pytest.mark.parametrize("n", [500, 1500])
 def test_stored_many_lists(store: S3Datastore, refs: RefMaker, n: int) -> None:
     made = [refs.make("Bytes") for _ in range(n)]
