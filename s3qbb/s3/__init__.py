@@ -1,7 +1,9 @@
-"""S3 access: client factory, retry classification and error translation.
+"""S3 access: the object layer, its transports, client factory, retry classification, error translation.
 
-This package (with `s3qbb.testing`) is the only place that imports boto3. Its
-names are loaded on first use, so importing s3qbb does not import boto3.
+This package (with `s3qbb.testing`) is the only place that imports boto3 or
+obstore: `s3qbb.s3.objects.S3Bucket` sends its requests through a transport
+(`s3qbb.s3.transport`), boto3 by default or obstore. Its names are loaded on
+first use, so importing s3qbb imports neither.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import register_secrets
-from ..errors import ConfigError, CredentialsError
+from ..errors import ConfigError, CredentialsError, S3qbbError
 from .errors import TruncatedBodyError, s3_uri
 from .ownership import HeadResult, object_metadata
 from .transport import GetResult, ListPage, TransportError, UploadsPage, connection_key
@@ -133,7 +133,7 @@ class ObstoreTransport:
         started = time.perf_counter() if _REQUESTS.isEnabledFor(logging.INFO) else None
         try:
             result = fn()
-        except TransportError:
+        except S3qbbError:  # TransportError, TruncatedBodyError: already in s3qbb's terms
             raise
         except Exception as err:
             failure = transport_error(err, f"{operation} {s3_uri(self.bucket, key)}")

@@ -136,9 +136,7 @@ def test_lost_response_is_recognised_by_the_token(store: S3Datastore, refs: RefM
     data = b"\x07" * size
     operation = "PutObject" if size < BIG else "CompleteMultipartUpload"
     if store.config.transport != "boto3":
-        pytest.skip(
-            "FaultInjector hooks botocore: test_lost_response_through_the_proxy covers every transport"
-        )
+        pytest.skip("FaultInjector hooks botocore: test_lost_response_through_the_proxy covers obstore")
     with FaultInjector(store.bucket.client, {operation: ["lost_response"]}) as faults:
         store.put(data, ref)
     assert faults.injected == {"lost_response": 1}

@@ -17,6 +17,7 @@ import sys
 import textwrap
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import TypeVar
 
 import pytest
@@ -233,6 +234,34 @@ def test_obstore_does_not_retry_and_4xx_is_never_retried(moto_endpoint: S3TestEn
         with pytest.raises(DatasetNotFoundError):
             open_bucket(config, moto_endpoint.bucket).get("missing")
         assert proxy.requests == {"GetObject": 1}
+
+
+def test_a_short_body_is_retried(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body shorter than its range (obstore did not notice) is a TruncatedBodyError: retried."""
+    put(bucket, "short", b"0123456789")
+    transport = bucket.transport
+    real = transport._obstore  # type: ignore[attr-defined]
+    calls = 0
+
+    class Short:
+        def __init__(self, response: object) -> None:
+            self._response = response
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._response, name)
+
+        def bytes(self) -> bytes:
+            return bytes(self._response.bytes())[:-1]  # type: ignore[attr-defined]
+
+    def get(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        response = real.get(*args, **kwargs)
+        return Short(response) if calls == 1 else response
+
+    monkeypatch.setattr(transport, "_obstore", SimpleNamespace(get=get))
+    assert bucket.get("short").body == b"0123456789"
+    assert calls == 2 and bucket.retry.stats.errors == {"TruncatedBodyError": 1}
 
 
 # ------------------------------------------------------------------ reads, listing, checksums
