@@ -6,7 +6,8 @@
 - `s3qbb.batch.jobindex`, `s3qbb.batch.upstream`: which quantum of a graph a job runs, and the
   records of its inputs from the provenance files of the quanta that produced them.
 - `s3qbb.batch.status`: how far a graph has run (``s3qbb graph status``).
-- `s3qbb.batch.local`: run a whole graph here, one process per quantum (``s3qbb run``).
+- `s3qbb.batch.local`: run a whole graph here, one process per quantum (``s3qbb run``), forked
+  from a preloaded fork server (`s3qbb.batch.workers`).
 - `s3qbb.batch.manifests`: Kubernetes and AWS Batch array jobs per stage (``s3qbb submit``).
 - `s3qbb.batch.dask`: run a pipeline's quanta on a Dask cluster (the ``dask`` extra).
 

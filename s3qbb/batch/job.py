@@ -89,11 +89,8 @@ def previous_success(repo: RepoConfig, quantum: Quantum) -> QuantumExecutionRepo
     s3qbb.errors.S3qbbError
         If the storage cannot be read (unreachable, denied, missing bucket).
     """
-    from pydantic import ValidationError
-
     from ..butler.setup import single_run
     from ..provenance.files import report_key
-    from ..provenance.report import QuantumExecutionReport
     from ..repo import build_datastore
 
     run = single_run(quantum.output_refs())
@@ -107,8 +104,12 @@ def previous_success(repo: RepoConfig, quantum: Quantum) -> QuantumExecutionRepo
         data = datastore.read_sidecar(report_key(run, quantum.id))
     finally:
         datastore.close()
-    if data is None:
+    if data is None:  # a first attempt: the report models are not needed before the task runs
         return None
+    from pydantic import ValidationError
+
+    from ..provenance.report import QuantumExecutionReport
+
     try:
         report = QuantumExecutionReport.from_json(data)
     except (ValidationError, ValueError) as err:

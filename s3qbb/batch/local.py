@@ -1,18 +1,23 @@
 """Run a whole quantum graph on this machine: N worker processes, dependency order, resumable.
 
-`run_graph` starts each quantum as its own ``s3qbb run-quantum --graph G
---index I`` subprocess, at most ``jobs`` at a time, once every quantum
+`run_graph` runs each quantum as ``s3qbb run-quantum --graph G --index I``
+in a process of its own, at most ``jobs`` at a time, once every quantum
 producing its inputs has succeeded. Quanta downstream of a failure are not
 run (``upstream-failed``); independent quanta go on.
 
-Why subprocesses rather than a process pool calling the job function: each
-quantum then runs exactly as a batch job runs it (the same entry point,
-exit codes, signal handling, records upload and retry check), a task that
-crashes, leaks memory or changes global state cannot harm the next quantum,
-and a runner killed with its workers leaves nothing half-owned in memory.
-The price is one interpreter start and the imports per quantum (see
-``make bench``: the Dask executor keeps warm workers and is the choice for
-many small quanta).
+One process per quantum: each quantum runs exactly as one batch job runs it
+(the same entry point, exit codes, signal handling, records upload and retry
+check), a task that crashes, leaks memory or changes global state cannot harm
+the next quantum, and a runner killed with its workers leaves nothing
+half-owned in memory. By default the processes are forked from a fork server
+that imported s3qbb's job modules once (`s3qbb.batch.workers`): a quantum then
+skips the interpreter start and imports, most of a small quantum's cost;
+``start_method="subprocess"`` starts a new interpreter per quantum instead.
+
+Logging: the runner's ``-v``, ``--log-format`` and ``--log-file`` are passed
+to every quantum. With ``--log-file PATH`` every quantum appends to the same
+file (each line names its quantum ID and task label, in text and JSON alike),
+so one file holds the whole run in the order things happened.
 
 Resuming is running again: before starting, one LIST per run of the
 ``_records`` folders (`~s3qbb.batch.status.graph_status`) tells which
@@ -24,11 +29,11 @@ from __future__ import annotations
 
 __all__ = ["LocalRunSummary", "QuantumRun", "run_graph", "summary_exit_code"]
 
+import contextlib
 import logging
 import os
 import signal
-import subprocess
-import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,8 +42,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .workers import ForkServer, StartMethod, default_start_method, preload_modules, start_subprocess
+
 if TYPE_CHECKING:
     from .graph import GraphNode
+    from .workers import QuantumProcess
 
 _LOG = logging.getLogger(__name__)
 
@@ -113,6 +121,10 @@ def run_graph(
     env: Mapping[str, str] | None = None,
     on_result: Callable[[QuantumRun, int, int], None] | None = None,
     handle_signals: bool = True,
+    verbose: int = 0,
+    log_format: str | None = None,
+    log_file: str | os.PathLike[str] | None = None,
+    start_method: StartMethod | None = None,
 ) -> LocalRunSummary:
     """Run every quantum of a graph that has not succeeded yet, ``jobs`` processes at a time.
 
@@ -135,6 +147,15 @@ def run_graph(
     handle_signals : `bool`, optional
         On SIGTERM/SIGINT (main thread only), start nothing more, pass the signal to the running
         processes (which upload their records as ``interrupted``) and wait for them.
+    verbose : `int`, optional
+        ``-v`` count passed to every quantum.
+    log_format : {"text", "json"}, optional
+        ``--log-format`` of every quantum (their default, text, if not given).
+    log_file : `str` or `os.PathLike`, optional
+        ``--log-file`` of every quantum: each appends its log to this one file.
+    start_method : {"forkserver", "subprocess"}, optional
+        How each quantum's process is started (`s3qbb.batch.workers`);
+        ``forkserver`` where the platform has it by default.
 
     Returns
     -------
@@ -167,33 +188,42 @@ def run_graph(
         for state in graph_status(graph, repo):
             if state.succeeded:
                 record(QuantumRun(state.index, graph.nodes[state.index], "already succeeded"))
-    processes: dict[int, subprocess.Popen[str]] = {}
+    processes: dict[int, QuantumProcess] = {}
     lock = threading.Lock()
     stop = threading.Event()
-    base_cmd = [sys.executable, "-m", "s3qbb.cli", "run-quantum", "--graph", graph_uri, "--config", config]
+    method = start_method or default_start_method()
+    base_args = ["run-quantum", "--graph", graph_uri, "--config", config]
+    base_args += _log_args(verbose, log_format, log_file)
+    scratch = tempfile.TemporaryDirectory(prefix="s3qbb-run-")
+    server: ForkServer | None = None
+
+    def start(args: list[str], stderr_path: str) -> QuantumProcess:
+        nonlocal server
+        if method == "subprocess":
+            return start_subprocess(args, env=env, stderr_path=stderr_path)
+        if server is None:  # started with the first quantum: a run with nothing to do forks nothing
+            transport = repo.datastore.endpoint_config().transport if repo.datastore.cls == "s3" else None
+            server = ForkServer(preload_modules(transport), env)
+        return server.start(args, stderr_path=stderr_path)
 
     def run_one(index: int) -> QuantumRun:
         node = graph.nodes[index]
         t0 = time.monotonic()
+        stderr_path = os.path.join(scratch.name, f"{index}.stderr")
         with lock:
             if stop.is_set():
                 return QuantumRun(index, node, "not run")
-            proc = subprocess.Popen(
-                [*base_cmd, "--index", str(index), *extra_args],
-                env=dict(env) if env is not None else None,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            proc = start([*base_args, "--index", str(index), *extra_args], stderr_path)
             processes[index] = proc
-        _, stderr = proc.communicate()
+        code = proc.wait()
         with lock:
             processes.pop(index, None)
-        code = proc.returncode
         status = {0: "succeeded", 1: "failed"}.get(code, "error")
         if code in (128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT):
             status = "interrupted"
-        tail = "" if code == 0 else "\n".join(stderr.strip().splitlines()[-5:])
+        tail = "" if code == 0 else _tail(stderr_path)
+        with contextlib.suppress(OSError):
+            os.unlink(stderr_path)
         return QuantumRun(index, node, status, code, time.monotonic() - t0, tail)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -234,12 +264,39 @@ def run_graph(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if server is not None:
+            server.close()
+        scratch.cleanup()
     for node in graph.nodes:
         if node.index not in summary.runs:
             summary.runs[node.index] = QuantumRun(node.index, node, "not run")
     summary.elapsed_s = time.monotonic() - started_at
-    _LOG.info("Ran graph %s: %d processes in %.1f s.", graph_uri, summary.started, summary.elapsed_s)
+    _LOG.info(
+        "Ran graph %s: %d processes (%s) in %.1f s.", graph_uri, summary.started, method, summary.elapsed_s
+    )
     return summary
+
+
+def _log_args(verbose: int, log_format: str | None, log_file: str | os.PathLike[str] | None) -> list[str]:
+    """Return the logging options of ``s3qbb run-quantum`` for the runner's own."""
+    args = ["-v"] * max(0, verbose)
+    if log_format is not None:
+        args += ["--log-format", log_format]
+    if log_file is not None:
+        args += ["--log-file", os.path.abspath(os.fspath(log_file))]
+    return args
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    """Return the last lines of a quantum's standard error."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def default_jobs() -> int:

@@ -91,7 +91,9 @@ def _run_local(graph: str, config: str, *, jobs: int | None, rerun: bool, as_jso
         jobs=default_jobs() if jobs is None else jobs,
         rerun=rerun,
         on_result=progress,
-        extra_args=("--log-format", "json") if json_log else (),
+        verbose=args.verbose,
+        log_format=args.log_format,
+        log_file=args.log_file,
     )
     code = summary_exit_code(summary)
     counts: dict[str, int] = {}
