@@ -71,7 +71,8 @@ def run(
 def _run_local(graph: str, config: str, *, jobs: int | None, rerun: bool, as_json: bool) -> int:
     from ..batch.local import QuantumRun, default_jobs, run_graph, summary_exit_code
 
-    json_log = current_global_options().log_format == "json"
+    logging_options = current_global_options()
+    json_log = logging_options.log_format == "json"
 
     def progress(run: QuantumRun, done: int, total: int) -> None:
         code = "" if run.exit_code is None else f", exit {run.exit_code}, {run.duration_s:.1f} s"
@@ -91,9 +92,9 @@ def _run_local(graph: str, config: str, *, jobs: int | None, rerun: bool, as_jso
         jobs=default_jobs() if jobs is None else jobs,
         rerun=rerun,
         on_result=progress,
-        verbose=args.verbose,
-        log_format=args.log_format,
-        log_file=args.log_file,
+        verbose=logging_options.verbose,
+        log_format=logging_options.log_format,
+        log_file=logging_options.log_file,
     )
     code = summary_exit_code(summary)
     counts: dict[str, int] = {}
