@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
 
-from .config import S3EndpointConfig
+from .config import EnvConfigModel, S3EndpointConfig, _env_field
 from .core.dimensions import DimensionUniverse
 from .core.storage_class import StorageClassFactory
 from .errors import ConfigError
@@ -52,12 +52,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
-class CacheConfig(_Model):
-    """The in-memory cache tier in front of the primary datastore."""
+class CacheConfig(EnvConfigModel):
+    """The in-memory cache tier in front of the primary datastore.
+
+    A field this section does not set is read from its environment variable,
+    if it has one, when the datastore is built (`build_datastore`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     enabled: bool = Field(True, description="Put a bounded in-memory cache in front of the datastore.")
     max_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Bound on cached bytes (LRU beyond).")
     max_entries: int = Field(10_000, gt=0, description="Bound on cached datasets (LRU beyond).")
+    max_put_bytes: ByteSize = _env_field(
+        ByteSize(16 * 1024**2),
+        "S3QBB_CACHE_MAX_PUT_BYTES",
+        "Datasets bigger than this (serialised) are not cached when put, only when read.",
+        shown="16MiB",
+    )
 
 
 class DatastoreConfig(_Model):
@@ -323,15 +335,22 @@ def build_datastore(
         from .datastores.memory import InMemoryDatastore
 
         backend = InMemoryDatastore(name=ds.name or "InMemoryDatastore", storageClassFactory=storage_classes)
-    if not config.cache.enabled:
+    try:
+        settings = config.cache.layered_on_env()
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(
+            f"Invalid cache settings (configuration file and S3QBB_CACHE_* variables together): {problems}"
+        ) from None
+    if not settings.enabled:
         return backend
     from .datastores.caching import CachingDatastore
     from .datastores.memory import InMemoryDatastore
 
     cache = InMemoryDatastore(
         name=f"{backend.name}-cache",
-        max_bytes=int(config.cache.max_bytes),
-        max_entries=config.cache.max_entries,
+        max_bytes=int(settings.max_bytes),
+        max_entries=settings.max_entries,
         storageClassFactory=storage_classes,
     )
-    return CachingDatastore(backend, cache)
+    return CachingDatastore(backend, cache, max_put_bytes=int(settings.max_put_bytes))

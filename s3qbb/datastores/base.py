@@ -11,12 +11,20 @@ suite in `s3qbb.testing.conformance`.
 
 from __future__ import annotations
 
-__all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan", "raise_first"]
+__all__ = [
+    "Datastore",
+    "DatastoreCapabilities",
+    "DatastoreStats",
+    "Encoded",
+    "EncodingDatastore",
+    "ReadPlan",
+    "raise_first",
+]
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from ..core.attempt import WriteToken
 from ..core.dataset_ref import DatasetRef, ensure_resolved
@@ -87,6 +95,55 @@ class ReadPlan:
     stored: StorageClass
     target: StorageClass
     parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A whole dataset as a datastore wrote or read it: the bytes, and how to decode them.
+
+    What `EncodingDatastore` hands to a cache tier, so that it can keep the
+    bytes already serialised for a PUT, or already read and verified by a GET,
+    instead of serialising, copying or decoding the object once more.
+
+    Parameters
+    ----------
+    data : `bytes`
+        The bytes stored (never modified).
+    decode : `~collections.abc.Callable` [[`bytes`], `object`]
+        Returns a new object equal to what a read of the dataset returns.
+    copy_by_decoding : `bool`
+        Whether decoding is a cheaper way to get a private copy than copying a
+        decoded object (the formatter's `~s3qbb.formatters.Formatter.copy_by_decoding`).
+    """
+
+    data: bytes
+    decode: Callable[[bytes], Any]
+    copy_by_decoding: bool = True
+
+
+@runtime_checkable
+class EncodingDatastore(Protocol):
+    """Optional surface of a datastore that stores datasets as bytes (`~s3qbb.datastores.s3.S3Datastore`).
+
+    Each method does what its plain counterpart does, with the same requests,
+    checks and errors, and also returns the `Encoded` form of each dataset.
+    """
+
+    def put_encoded(self, inMemoryDataset: Any, ref: DatasetRef) -> Encoded:
+        """Store a dataset as `Datastore.put` does; return the bytes written."""
+        ...
+
+    def put_many_encoded(self, items: Iterable[tuple[Any, DatasetRef]]) -> dict[DatasetRef, Encoded]:
+        """Store datasets as `Datastore.put_many` does; return the bytes written, by ref."""
+        ...
+
+    def get_encoded(self, ref: DatasetRef) -> tuple[Any, Encoded]:
+        """Read a whole (non-component) dataset as `Datastore.get` does; also return the bytes read."""
+        ...
+
+    def get_many_encoded(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, tuple[Any, Encoded]]:
+        """Read whole datasets as `Datastore.get_many` does; also return the bytes read, by ref."""
+        ...
 
 
 class Datastore(ABC):
@@ -499,7 +556,8 @@ class Datastore(ABC):
                 f"put the parent dataset ({ref.datasetType.nameAndComponent()[0]!r}) instead."
             )
         sc = ref.datasetType.storageClass
-        sc.validate_instance(obj, f"dataset {ref}")
+        if not sc.is_type(obj):  # the message (str(ref)) only when it is needed
+            sc.validate_instance(obj, f"dataset {ref}")
         return sc
 
     def _plan_read(
@@ -514,7 +572,8 @@ class Datastore(ABC):
         parent = ref.makeCompositeRef() if component else ref
         stored = parent.datasetType.storageClass
         target = ref.datasetType.storageClass
-        target.validate_parameters(parameters, f"dataset {ref}")
+        if parameters:  # the message (str(ref)) only when there is something to check
+            target.validate_parameters(parameters, f"dataset {ref}")
         if storageClass is not None:
             override = self.storageClassFactory.resolve(storageClass)
             if not override.can_convert(target):

@@ -1,14 +1,17 @@
 """CachingDatastore: a bounded in-memory cache in front of another datastore (S3 in practice).
 
-* ``put`` writes to the backend first and then keeps a copy in the cache
-  (write-through); a dataset too big for the cache, or a cache failure, never
-  fails the put.
+* ``put`` writes to the backend first and then keeps the dataset in the cache
+  (write-through): the bytes the backend sent, for a backend that serialises
+  (`~s3qbb.datastores.base.EncodingDatastore`, i.e. S3), else a copy. A
+  dataset bigger than ``max_put_bytes`` or the cache, or a cache failure,
+  never fails the put: the dataset is stored, just not cached.
 * ``get`` serves a cached dataset with no backend request; a miss reads the
-  backend and caches the result. Whole parent datasets are cached (in the
-  storage class of the parent ref, once per storage class read); components,
-  read parameters and ``storageClass`` overrides are applied to a copy. A
-  partial read of a dataset that is not cached uses the backend's partial read
-  (HTTP ranges) and is not cached.
+  backend and caches the bytes read (or a copy of the object). Whole parent
+  datasets are cached (in the storage class of the parent ref, once per
+  storage class read); components, read parameters and ``storageClass``
+  overrides are applied to the caller's own object. A partial read of a
+  dataset that is not cached uses the backend's partial read (HTTP ranges)
+  and is not cached.
 * ``exists``, ``stored`` and ``stored_many`` always ask the backend, and drop
   the cached copy of a dataset the backend reports missing.
 * ``remove``, ``trash`` and ``forget`` drop cached copies before and after the
@@ -16,11 +19,12 @@
 * URIs, records and the root are the backend's; ``stats`` is the backend's
   `DatastoreStats`, `CachingDatastore.cache_stats` has the cache's counters.
 
-A hit returns the object as it was put or first read: it does not see an
-artifact changed behind the datastore's back until `CachingDatastore.invalidate`
-(or a negative ``exists``), and with ``write_through=True`` it may differ from
-a backend read where a formatter does not round-trip exactly (JSON turns tuples
-into lists).
+A hit returns an object of the caller's own (decoded anew, copied, or
+immutable: see `s3qbb.datastores.cache_tier`), equal to what a backend read
+returns: over S3 it is decoded from the same bytes by the same formatter
+(JSON turns tuples into lists either way). It does not see an artifact
+changed behind the datastore's back until `CachingDatastore.invalidate` (or a
+negative ``exists``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_CACHE_MAX_BYTES",
     "DEFAULT_CACHE_MAX_ENTRIES",
+    "DEFAULT_CACHE_MAX_PUT_BYTES",
     "CacheStats",
     "CacheTier",
     "CachingDatastore",
@@ -43,9 +48,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
 from ..errors import ConfigError
-from .base import Datastore, raise_first
+from .base import Datastore, EncodingDatastore, raise_first
 from .cache_tier import CacheStats, CacheTier, NullCache, StoreOutcome, _MemoryTier
-from .memory import InMemoryDatastore
+from .memory import InMemoryDatastore, estimate_nbytes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,7 +60,7 @@ if TYPE_CHECKING:
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass
     from ..core.uri import DatasetRefURIs, ResourceURI
-    from .base import ReadPlan
+    from .base import Encoded, ReadPlan
 
 _LOG = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024
 """Size bound of the default cache (256 MiB, estimated with `estimate_nbytes`)."""
 DEFAULT_CACHE_MAX_ENTRIES = 10_000
 """Entry bound of the default cache."""
+DEFAULT_CACHE_MAX_PUT_BYTES = 16 * 1024 * 1024
+"""Datasets larger than this (16 MiB, serialised) are not cached when put; they are when read."""
 
 _STRIPES = 64  # generation counters, by dataset ID; a power of two
 
@@ -83,8 +90,12 @@ class CachingDatastore(Datastore):
         Name of this datastore; the backend's name by default (records and
         provenance always carry the backend's name).
     write_through : `bool`, optional
-        Keep a copy of every dataset put (default). With `False` the cache is
-        filled by reads only, so every hit returns what the backend returned.
+        Keep every dataset put (default). With `False` the cache is filled by
+        reads only.
+    max_put_bytes : `int` or `None`, optional
+        Datasets bigger than this (their serialised size over S3, else
+        `estimate_nbytes`) are not cached when put, only when read;
+        `DEFAULT_CACHE_MAX_PUT_BYTES` by default, `None` for no bound but the cache's.
 
     Raises
     ------
@@ -112,6 +123,7 @@ class CachingDatastore(Datastore):
         *,
         name: str | None = None,
         write_through: bool = True,
+        max_put_bytes: int | None = DEFAULT_CACHE_MAX_PUT_BYTES,
     ) -> None:
         if not isinstance(backend, Datastore):
             raise ConfigError(f"CachingDatastore needs a Datastore backend, got {type(backend).__name__}.")
@@ -120,6 +132,9 @@ class CachingDatastore(Datastore):
         self.capabilities = backend.capabilities
         self.stats = backend.stats
         self.write_through = write_through
+        self.max_put_bytes = max_put_bytes
+        # A backend that serialises hands over the bytes it wrote or read: the cache keeps them as is.
+        self._encoding: EncodingDatastore | None = backend if isinstance(backend, EncodingDatastore) else None
         if cache is None:
             cache = InMemoryDatastore(
                 name=f"{self.name}-cache",
@@ -147,7 +162,7 @@ class CachingDatastore(Datastore):
         self._lock = threading.RLock()
         self._generations = [0] * _STRIPES
         self._hits = self._misses = 0
-        self._skipped_too_large = self._skipped_stale = self._store_errors = 0
+        self._skipped_too_large = self._skipped_stale = self._store_errors = self._skipped_large_puts = 0
 
     @classmethod
     def disabled(cls, backend: Datastore, *, name: str | None = None) -> CachingDatastore:
@@ -169,6 +184,7 @@ class CachingDatastore(Datastore):
                 skipped_too_large=self._skipped_too_large,
                 skipped_stale=self._skipped_stale,
                 store_errors=self._store_errors,
+                skipped_large_puts=self._skipped_large_puts,
             )
 
     # ------------------------------------------------------- cache plumbing
@@ -191,20 +207,39 @@ class CachingDatastore(Datastore):
                 self._misses += 1
         return found, obj
 
-    def _populate(self, obj: Any, parent: DatasetRef, token: int) -> None:
-        """Cache a whole dataset unless it was invalidated since ``token`` was read."""
+    def _populate(self, obj: Any, parent: DatasetRef, token: int, encoded: Encoded | None = None) -> None:
+        """Cache a whole dataset (its bytes if given) unless it was invalidated since ``token`` was read."""
         with self._lock:
             if self._generations[self._stripe(parent.id)] != token:
                 self._skipped_stale += 1
                 return
             try:
-                outcome = self._tier.store(obj, parent)
+                if encoded is not None:
+                    outcome = self._tier.store_encoded(encoded, parent)
+                else:
+                    outcome = self._tier.store(obj, parent)
             except Exception as err:  # a cache failure must never fail the read or write
                 self._store_errors += 1
                 _LOG.warning("Datastore %r could not cache dataset %s: %r", self.name, parent, err)
                 return
             if outcome == "too_large":
                 self._skipped_too_large += 1
+
+    def _keep_put(self, obj: Any, ref: DatasetRef, token: int, encoded: Encoded | None) -> None:
+        """Cache a dataset just put (write-through), unless it is bigger than ``max_put_bytes``."""
+        if self.max_put_bytes is not None:
+            size = len(encoded.data) if encoded is not None else estimate_nbytes(obj)
+            if size > self.max_put_bytes:
+                with self._lock:
+                    self._skipped_large_puts += 1
+                return
+        if encoded is None:
+            try:
+                obj = self.backend.round_trip(obj, ref)
+            except Exception as err:  # caching is an optimisation: never fail a stored put
+                _LOG.warning("Not caching %s: %s", ref, err)
+                return
+        self._populate(obj, ref, token, encoded)
 
     def _invalidate(self, refs: list[DatasetRef]) -> None:
         with self._lock:
@@ -251,14 +286,13 @@ class CachingDatastore(Datastore):
         """
         ensure_resolved(ref, "CachingDatastore.put")
         token = self._token(ref.id)
-        self.backend.put(inMemoryDataset, ref)
+        encoded = None
+        if self._encoding is not None:
+            encoded = self._encoding.put_encoded(inMemoryDataset, ref)
+        else:
+            self.backend.put(inMemoryDataset, ref)
         if self.write_through:
-            try:
-                canonical = self.backend.round_trip(inMemoryDataset, ref)
-            except Exception as err:  # caching is an optimisation: never fail a stored put
-                _LOG.warning("Not caching %s: %s", ref, err)
-            else:
-                self._populate(canonical, ref, token)
+            self._keep_put(inMemoryDataset, ref, token, encoded)
 
     def get(
         self,
@@ -284,8 +318,12 @@ class CachingDatastore(Datastore):
         if self._partial_read(plan):
             return self.backend.get(ref, parameters, storageClass)
         token = self._token(plan.parent.id)
-        obj = self.backend.get(plan.parent)
-        self._populate(obj, plan.parent, token)
+        encoded = None
+        if self._encoding is not None:
+            obj, encoded = self._encoding.get_encoded(plan.parent)
+        else:
+            obj = self.backend.get(plan.parent)
+        self._populate(obj, plan.parent, token, _worth_keeping(encoded))
         return self._finish_read(plan, obj)
 
     def put_many(self, items: Iterable[tuple[Any, DatasetRef]]) -> None:
@@ -296,10 +334,14 @@ class CachingDatastore(Datastore):
         """
         items = list(items)
         tokens = {ref.id: self._token(ref.id) for _, ref in items if isinstance(ref, DatasetRef)}
-        self.backend.put_many(items)
+        encoded: Mapping[DatasetRef, Encoded] = {}
+        if self._encoding is not None:
+            encoded = self._encoding.put_many_encoded(items)
+        else:
+            self.backend.put_many(items)
         if self.write_through:
             for obj, ref in items:
-                self._populate(obj, ref, tokens[ref.id])
+                self._keep_put(obj, ref, tokens[ref.id], encoded.get(ref))
 
     def get_many(
         self, refs: Iterable[DatasetRef], parameters: Mapping[str, Any] | None = None
@@ -335,13 +377,18 @@ class CachingDatastore(Datastore):
             except Exception as err:
                 errors.append(err)
         fetched: dict[DatasetRef, Any] = {}
+        encodings: dict[DatasetRef, Encoded] = {}
         if by_parent:
             try:
-                fetched = self.backend.get_many(list(by_parent))
+                if self._encoding is not None:
+                    for parent, (obj, enc) in self._encoding.get_many_encoded(list(by_parent)).items():
+                        fetched[parent], encodings[parent] = obj, enc
+                else:
+                    fetched = self.backend.get_many(list(by_parent))
             except Exception as err:
                 errors.append(err)
         for parent, obj in fetched.items():
-            self._populate(obj, parent, tokens[parent])
+            self._populate(obj, parent, tokens[parent], _worth_keeping(encodings.get(parent)))
             for i, plan in enumerate(by_parent[parent]):
                 try:  # several refs of one parent (components) must not share objects
                     out[plan.ref] = self._finish_read(plan, obj if i == 0 else copy.deepcopy(obj))
@@ -473,3 +520,14 @@ class CachingDatastore(Datastore):
 
     def __repr__(self) -> str:
         return f"CachingDatastore({self.name!r}, backend={self.backend!r}, cache={self._tier!r})"
+
+
+def _worth_keeping(encoded: Encoded | None) -> Encoded | None:
+    """Return the bytes a read decoded, if the cache should keep them rather than the decoded object.
+
+    Keeping the bytes is free, and each hit then decodes them. Where decoding
+    costs more than copying (NumPy, YAML, Parquet: ``copy_by_decoding`` is
+    `False`) the object in hand is kept instead (a copy, or itself if immutable),
+    so that no hit decodes.
+    """
+    return encoded if encoded is not None and encoded.copy_by_decoding else None

@@ -2,9 +2,9 @@
 
 Copy semantics: `InMemoryDatastore.put` stores a deep copy of the object and
 `InMemoryDatastore.get` returns a deep copy of what is stored, so no caller can
-change stored data by mutating an object it passed in or got back. Objects of
-immutable types (`bytes`, `str`, numbers, tuples and frozensets of those, and
-Arrow tables) are shared, not copied.
+change stored data by mutating an object it passed in or got back. Immutable
+objects (see `is_immutable`: `bytes`, `str`, numbers, tuples of those, frozen
+models, read-only NumPy arrays, Arrow tables ...) are shared, not copied.
 
 With ``max_bytes`` and/or ``max_entries`` the datastore evicts its least
 recently used datasets to respect the bound; that is how it serves as a cache
@@ -14,14 +14,18 @@ evicts.
 
 from __future__ import annotations
 
-__all__ = ["InMemoryDatastore", "StoredMemoryItemInfo", "estimate_nbytes"]
+__all__ = ["InMemoryDatastore", "StoredMemoryItemInfo", "estimate_nbytes", "is_immutable"]
 
 import copy
+import dataclasses
+import datetime
+import decimal
 import sys
 import threading
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -69,19 +73,104 @@ class StoredMemoryItemInfo:
     file_size: int = -1
 
 
-_IMMUTABLE = (bytes, str, int, float, complex, bool, type(None))
+_IMMUTABLE = frozenset(
+    {
+        bytes,
+        str,
+        int,
+        float,
+        complex,
+        bool,
+        type(None),
+        range,
+        datetime.date,
+        datetime.datetime,
+        datetime.time,
+        datetime.timedelta,
+        uuid.UUID,
+        decimal.Decimal,
+    }
+)
+_MUTABLE = frozenset({dict, list, set, bytearray})
+_MISSING = object()
+_MAX_DEPTH = 32
 
 
-def _is_immutable(obj: Any) -> bool:
-    if isinstance(obj, _IMMUTABLE):
+def is_immutable(obj: Any, _depth: int = 0) -> bool:
+    """Return whether an object can be shared without a copy: nothing can change it in place.
+
+    Immutable are: `bytes`, `str`, numbers, `None`, dates and times, UUIDs;
+    tuples and frozensets of immutable objects; frozen dataclasses and frozen
+    pydantic models whose fields are immutable (and that have no private
+    attributes); Arrow tables and record batches; NumPy scalars; and read-only
+    NumPy arrays of a non-object dtype whose memory no writable array shares.
+
+    Parameters
+    ----------
+    obj : `object`
+        Object to check.
+
+    Returns
+    -------
+    immutable : `bool`
+        `True` if ``obj`` can be shared; `False` when in doubt.
+
+    Notes
+    -----
+    A read-only NumPy array that owns its memory could be made writable again
+    (``flags.writeable = True``); sharing it assumes no one does that.
+    """
+    cls = type(obj)
+    if cls in _IMMUTABLE:
         return True
+    if cls in _MUTABLE or _depth > _MAX_DEPTH:
+        return False
     if isinstance(obj, tuple | frozenset):
-        return all(_is_immutable(o) for o in obj)
-    return type(obj).__module__.startswith("pyarrow") and type(obj).__name__ in ("Table", "RecordBatch")
+        return all(is_immutable(o, _depth + 1) for o in obj)
+    module = cls.__module__
+    if module == "numpy":
+        return _numpy_immutable(obj)
+    if module.startswith("pyarrow"):
+        return cls.__name__ in ("Table", "RecordBatch")
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is not None:
+        return bool(params.frozen) and all(
+            is_immutable(getattr(obj, f.name), _depth + 1) for f in dataclasses.fields(obj)
+        )
+    config = getattr(cls, "model_config", None)
+    fields = getattr(cls, "__pydantic_fields__", None)
+    if isinstance(config, dict) and isinstance(fields, dict):
+        return (
+            bool(config.get("frozen"))
+            and not getattr(obj, "__pydantic_private__", None)
+            and all(is_immutable(getattr(obj, name), _depth + 1) for name in fields)
+            and all(is_immutable(v, _depth + 1) for v in _extra(obj))
+        )
+    return False
+
+
+def _extra(obj: Any) -> Iterable[Any]:
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return extra.values() if extra else ()
+
+
+def _numpy_immutable(obj: Any) -> bool:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return not obj.dtype.hasobject
+    if not isinstance(obj, np.ndarray) or obj.flags.writeable or obj.dtype.hasobject:
+        return False
+    base = obj.base
+    while isinstance(base, np.ndarray):  # a read-only view of a writable array changes with it
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return base is None or isinstance(base, bytes)
 
 
 def _copy(obj: Any) -> Any:
-    return obj if _is_immutable(obj) else copy.deepcopy(obj)
+    return obj if is_immutable(obj) else copy.deepcopy(obj)
 
 
 def estimate_nbytes(obj: Any, _depth: int = 0) -> int:
@@ -203,9 +292,9 @@ class InMemoryDatastore(Datastore):
         }
         """The effective configuration (seed API: the configuration used to create the datastore)."""
         self.capabilities = DatastoreCapabilities(ephemeral=True, predicted_uris=True, bounded=bounded)
-        self._objects: OrderedDict[DatasetId, Any] = OrderedDict()
+        self._objects: OrderedDict[Hashable, Any] = OrderedDict()  # datasets, or raw cache entries
         self._records: dict[DatasetId, StoredMemoryItemInfo] = {}
-        self._sizes: dict[DatasetId, int] = {}
+        self._sizes: dict[Hashable, int] = {}
         self._trash: dict[DatasetId, Any] = {}
         self._nbytes = 0
         self._lock = threading.RLock()
@@ -267,7 +356,7 @@ class InMemoryDatastore(Datastore):
             self._records.pop(ref.id)
             self._drop_object(ref.id)
 
-    def _drop_object(self, dataset_id: DatasetId) -> Any:
+    def _drop_object(self, dataset_id: Hashable) -> Any:
         obj = self._objects.pop(dataset_id, None)
         self._nbytes -= self._sizes.pop(dataset_id, 0)
         return obj
@@ -305,15 +394,60 @@ class InMemoryDatastore(Datastore):
                     "the stored copy is unchanged. "
                     "Remove it first to replace it."
                 )
-            self._objects[ref.id] = stored
-            self._sizes[ref.id] = nbytes
-            self._nbytes += nbytes
             self._records[ref.id] = StoredMemoryItemInfo(time.time(), sc, ref.id, ref.id, nbytes)
-            self.stats.count_request("put")
+            self._put_raw(ref.id, stored, nbytes)
             self.stats.add(bytes_written=nbytes)
-            self._evict(keep=ref.id)
 
-    def _evict(self, keep: DatasetId) -> None:
+    # Entries kept as given (no validation, no copy, no record): the cache tier of `CachingDatastore`
+    # keeps its own entry objects here, under keys of its own, bounded and evicted like datasets.
+
+    def _put_raw(self, key: Hashable, value: Any, nbytes: int) -> bool:
+        """Keep ``value`` under ``key`` as is, counting ``nbytes``; `False` (keeping nothing) if taken.
+
+        The caller checks ``nbytes`` against ``max_bytes`` first.
+        """
+        with self._lock:
+            if key in self._objects:
+                return False
+            self._objects[key] = value
+            self._sizes[key] = nbytes
+            self._nbytes += nbytes
+            self.stats.count_request("put")
+            self._evict(keep=key)
+        return True
+
+    def _get_raw(self, key: Hashable) -> tuple[bool, Any]:
+        """Return ``(True, value)`` kept under ``key`` (now the most recently used), or ``(False, None)``."""
+        with self._lock:
+            value = self._objects.get(key, _MISSING)
+            if value is _MISSING:
+                self.stats.add(misses=1)
+                return False, None
+            self._objects.move_to_end(key)
+            self.stats.add(hits=1)
+            return True, value
+
+    def _replace_raw(self, key: Hashable, old: Any, new: Any, nbytes: int) -> None:
+        """Replace the value under ``key`` if it is still ``old``, counting ``nbytes`` for it now."""
+        with self._lock:
+            if self._objects.get(key) is not old:
+                return
+            self._objects[key] = new
+            self._nbytes += nbytes - self._sizes.get(key, 0)
+            self._sizes[key] = nbytes
+            self._evict(keep=key)
+
+    def _has_raw(self, key: Hashable) -> bool:
+        """Return whether a value is kept under ``key``."""
+        return key in self._objects
+
+    def _drop_raw(self, keys: Iterable[Hashable]) -> None:
+        """Forget the values under ``keys`` (unknown keys are ignored)."""
+        with self._lock:
+            for key in keys:
+                self._drop_object(key)
+
+    def _evict(self, keep: Hashable) -> None:
         while self._objects and (
             (self.max_bytes is not None and self._nbytes > self.max_bytes)
             or (self.max_entries is not None and len(self._objects) > self.max_entries)
@@ -343,16 +477,16 @@ class InMemoryDatastore(Datastore):
             If the storage class override cannot be converted.
         """
         plan = self._plan_read(ref, parameters, storageClass)
-        with self._lock:
-            self.stats.count_request("get")
-            if ref.id not in self._records or ref.id not in self._objects:
-                self.stats.add(misses=1)
-                raise DatasetNotFoundError(
-                    f"Dataset {ref} is not in datastore {self.name!r} ({self._uri(plan.parent, False)})."
-                )
-            self._objects.move_to_end(ref.id)
-            obj = self._objects[ref.id]
-            self.stats.add(hits=1)
+        self.stats.count_request("get")
+        if ref.id in self._records:
+            found, obj = self._get_raw(ref.id)
+        else:
+            found, obj = False, None
+            self.stats.add(misses=1)
+        if not found:
+            raise DatasetNotFoundError(
+                f"Dataset {ref} is not in datastore {self.name!r} ({self._uri(plan.parent, False)})."
+            )
         # Component extraction, parameters and conversion all work on a private copy.
         return self._finish_read(plan, _copy(obj))
 

@@ -20,31 +20,29 @@ __all__ = ["S3Datastore", "parse_s3_root"]
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import S3EndpointConfig
 from ..core.dataset_ref import DatasetRef, ensure_resolved
-from ..core.records import StoredFileInfo
+from ..core.records import StoredFileInfo, check_record_path
 from ..core.uri import DatasetRefURIs, ResourceURI
 from ..errors import (
-    ConfigError,
     DatasetExistsError,
-    DatasetIntegrityError,
     DatasetNotFoundError,
+    DatasetTypeError,
     FormatterError,
     PreconditionFailedError,
     RecordExistsError,
 )
-from ..formatters import FormatterFactory, RangeReadable
 from ..records.store import SqliteRecordsStore
 from ..s3 import checksums
 from ..s3.ownership import WriteConflictError
 from ..s3.policy import make_retry_policy
-from .base import Datastore, DatastoreCapabilities, DatastoreStats, raise_first
+from .base import Datastore, DatastoreCapabilities, DatastoreStats, Encoded, raise_first
+from .layout import S3Layout, parse_s3_root
 from .listing import find_existing
-from .templates import FileTemplates, TemplateFields
 from .verified_read import ReadTarget, VerifiedReader
 
 if TYPE_CHECKING:
@@ -52,37 +50,16 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
-    from ..core.dataset_type import DatasetType
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass, StorageClassFactory
-    from ..formatters import Formatter
+    from ..formatters import FormatterFactory
     from ..retry import RetryPolicy
     from ..s3.objects import S3Bucket
+    from .base import ReadPlan
+    from .templates import FileTemplates
 
 _LOG = logging.getLogger(__name__)
-
-
-def parse_s3_root(root: str) -> tuple[str, str]:
-    """Split ``s3://bucket/prefix`` into the bucket and the prefix (without slashes at the ends).
-
-    Raises
-    ------
-    ConfigError
-        If the URI is not an ``s3://`` URI with a valid bucket name and a clean prefix.
-    """
-    if not isinstance(root, str) or not root.startswith("s3://"):
-        raise ConfigError(f"S3 datastore root must look like 's3://bucket/prefix', got {root!r}.")
-    bucket, _, prefix = root.removeprefix("s3://").partition("/")
-    if (
-        not (3 <= len(bucket) <= 63)
-        or not all(c.isalnum() or c in "-." for c in bucket)
-        or not bucket.isascii()
-    ):
-        raise ConfigError(f"S3 datastore root {root!r}: {bucket!r} is not a valid bucket name.")
-    prefix = prefix.strip("/")
-    if prefix and any(seg in ("", ".", "..") or "\x00" in seg for seg in prefix.split("/")):
-        raise ConfigError(f"S3 datastore root {root!r}: the prefix has an empty, '.' or '..' segment.")
-    return bucket, prefix
+_T = TypeVar("_T")
 
 
 def _reason(err: PreconditionFailedError) -> str:
@@ -158,8 +135,19 @@ class S3Datastore(Datastore):
         daf_butler_compat: bool = False,
     ) -> None:
         super().__init__(name, storageClassFactory)
-        self.bucket_name, self.prefix = parse_s3_root(root)
-        self.root = f"s3://{self.bucket_name}/{self.prefix}" if self.prefix else f"s3://{self.bucket_name}"
+        self.layout = S3Layout(
+            root,
+            templates,
+            formatters,
+            formatter_overrides,
+            allow_pickle=allow_pickle,
+            daf_butler_compat=daf_butler_compat,
+        )
+        self.bucket_name, self.prefix, self.root = (
+            self.layout.bucket_name,
+            self.layout.prefix,
+            self.layout.root,
+        )
         self.config = config if config is not None else S3EndpointConfig.from_env()
         self.retry = retry if retry is not None else make_retry_policy(self.config)
         self.stats = DatastoreStats(retry_source=lambda: self.retry.stats.retries)
@@ -173,12 +161,7 @@ class S3Datastore(Datastore):
             else SqliteRecordsStore(records, datastore_name=name)
         )
         self._pending_imports: list[DatastoreRecordData] = []
-        self.templates = templates if isinstance(templates, FileTemplates) else FileTemplates(templates)
-        self.formatters = formatters or FormatterFactory.default()
-        self.formatter_overrides = dict(formatter_overrides or {})
         self.trust_mode = trust_mode
-        self.daf_butler_compat = daf_butler_compat
-        self.allow_pickle = allow_pickle
         self.max_workers = max_workers or self.config.max_concurrency
         self._pool: ThreadPoolExecutor | None = None
 
@@ -232,58 +215,22 @@ class S3Datastore(Datastore):
 
     def key(self, path: str) -> str:
         """Return the object key of a path relative to the root."""
-        return f"{self.prefix}/{path}" if self.prefix else path
+        return self.layout.key(path)
 
-    def _formatter_for(self, dataset_type: DatasetType) -> Formatter:
-        parent_name = dataset_type.nameAndComponent()[0]
-        sc = dataset_type.storageClass if not dataset_type.isComponent() else dataset_type.parentStorageClass
-        assert sc is not None
-        name = (
-            self.formatter_overrides.get(parent_name) or self.formatter_overrides.get(sc.name) or sc.formatter
-        )
-        if not name:
-            raise ConfigError(
-                f"No formatter for dataset type {parent_name!r} (storage class {sc.name!r}); set one in the "
-                "storage class or in the datastore's formatter overrides."
-            )
-        return self.formatters.get(name, allow_pickle=self.allow_pickle)
+    def bucket_uri(self, path: str) -> str:
+        """Return ``s3://bucket/key`` of a path relative to the root, the key as it is (for messages)."""
+        return self.layout.bucket_uri(path)
 
-    def _record_formatter_name(self, formatter: Formatter) -> str:
-        compat = formatter.daf_butler_name() if self.daf_butler_compat else None
-        return compat or formatter.qualified_name()
-
-    def _relpath(self, ref: DatasetRef, formatter: Formatter) -> str:
-        parent, _ = ref.datasetType.nameAndComponent()
-        template = self.templates.template_for(parent, ref.datasetType.storageClass.name)
-        fields = TemplateFields(
-            run=ref.run,
-            dataset_type=parent,
-            component=None,
-            dataset_id=ref.id,
-            data_id=ref.dataId.mapping,
-            required_dimensions=frozenset(ref.datasetType.dimensions.required),
-        )
-        return template.render(fields) + formatter.extension
-
-    def _predicted_info(self, ref: DatasetRef) -> StoredFileInfo:
-        parent = ref.makeCompositeRef() if ref.isComponent() else ref
-        formatter = self._formatter_for(parent.datasetType)
-        return StoredFileInfo(
-            ref.id,
-            self._relpath(parent, formatter),
-            self._record_formatter_name(formatter),
-            parent.datasetType.storageClass.name,
-            None,
-            None,
-            -1,
-        )
+    def resource_uri(self, path: str, *, predicted: bool = False) -> ResourceURI:
+        """Return the `ResourceURI` of a path relative to the root (its key percent-encoded)."""
+        return ResourceURI.for_key("s3", self.bucket_name, self.key(path), predicted=predicted)
 
     def predicted_record(self, ref: DatasetRef) -> StoredFileInfo:
         """Return the record a put of ``ref`` would write, without size or checksum (no request).
 
         Used to adopt objects found at their templated location (trust mode, recovery).
         """
-        return self._predicted_info(ref)
+        return self.layout.predicted_info(ref)
 
     def _record(self, ref: DatasetRef) -> StoredFileInfo | None:
         infos = self.records.get(ref.id)
@@ -294,25 +241,22 @@ class S3Datastore(Datastore):
         if info is not None:
             return info
         if self.trust_mode:
-            return self._predicted_info(ref)
+            return self.layout.predicted_info(ref)
+        predicted = self.bucket_uri(self.layout.predicted_info(ref).path)
         raise DatasetNotFoundError(
-            f"Dataset {ref} is not in datastore {self.name!r} (no record; predicted location "
-            f"{self.bucket_uri(self._predicted_info(ref).path)}). Check that the producing quantum ran and "
-            "its records were imported, or enable trust mode to read by location."
+            f"Dataset {ref} is not in datastore {self.name!r} (no record; predicted location {predicted}). "
+            "Check that the producing quantum ran and its records were imported, or enable trust mode to "
+            "read by location."
         )
-
-    def bucket_uri(self, path: str) -> str:
-        """Return ``s3://bucket/key`` of a path relative to the root, the key as it is (for messages)."""
-        return f"s3://{self.bucket_name}/{self.key(path)}"
-
-    def resource_uri(self, path: str, *, predicted: bool = False) -> ResourceURI:
-        """Return the `ResourceURI` of a path relative to the root (its key percent-encoded)."""
-        return ResourceURI.for_key("s3", self.bucket_name, self.key(path), predicted=predicted)
 
     # ----------------------------------------------------------------- put
 
     def put(self, inMemoryDataset: Any, ref: DatasetRef) -> None:
-        """Write a dataset with one create-only PUT and record it.
+        """Write a dataset with one create-only PUT and record it (see `put_encoded`)."""
+        self.put_encoded(inMemoryDataset, ref)
+
+    def put_encoded(self, inMemoryDataset: Any, ref: DatasetRef) -> Encoded:
+        """Write a dataset with one create-only PUT and record it; return the bytes written.
 
         The object carries `write_token`. An object left at the same key by an
         earlier attempt of the same quantum is replaced (with a warning); one of
@@ -332,14 +276,19 @@ class S3Datastore(Datastore):
             If the dataset is already stored (here or by another writer); the stored copy is untouched.
         FormatterError
             If the object cannot be serialized.
+
+        Returns
+        -------
+        encoded : `Encoded`
+            The bytes stored, and how to decode them as a read of ``ref`` does.
         """
         sc = self._check_put(inMemoryDataset, ref)
-        formatter = self._formatter_for(ref.datasetType)
+        formatter = self.layout.formatter_for(ref.datasetType)
         if self.records.has(ref.id):
             raise DatasetExistsError(
                 f"Dataset {ref} is already stored in datastore {self.name!r}; the stored copy is unchanged."
             )
-        path = self._relpath(ref, formatter)
+        path = self.layout.relpath(ref)
         uri = self.bucket_uri(path)
         try:
             data = formatter.write(inMemoryDataset)
@@ -360,13 +309,18 @@ class S3Datastore(Datastore):
             err.add_note(f"While writing dataset {ref} to {uri}.")
             raise
         self.stats.add(bytes_written=len(data))
-        info = StoredFileInfo(
-            ref.id, path, self._record_formatter_name(formatter), sc.name, None, str(checksum), len(data)
-        )
+        formatter_name = self.layout.record_formatter_name(formatter)
+        info = StoredFileInfo(ref.id, path, formatter_name, sc.name, None, str(checksum), len(data))
         try:
             self.records.insert([info])
         except RecordExistsError as err:
             raise DatasetExistsError(f"Dataset {ref} was recorded concurrently in {self.name!r}.") from err
+        pytype = sc.pytype
+
+        def decode(body: bytes) -> Any:  # what `get` returns for these bytes
+            return sc.coerce_type(formatter.read(body, pytype))
+
+        return Encoded(data, decode, formatter.copy_by_decoding)
 
     # ----------------------------------------------------------------- get
 
@@ -391,27 +345,29 @@ class S3Datastore(Datastore):
         StorageClassError
             If the storage class override cannot be converted.
         """
-        plan = self._plan_read(ref, parameters, storageClass)
+        return self._read(ref, self._plan_read(ref, parameters, storageClass))[0]
+
+    def get_encoded(self, ref: DatasetRef) -> tuple[Any, Encoded]:
+        """Read a whole dataset as `get` does (one GET, verified); also return the bytes read.
+
+        Raises
+        ------
+        DatasetTypeError
+            If ``ref`` is a component ref; otherwise what `get` raises.
+        """
+        if ref.isComponent():
+            raise DatasetTypeError(f"get_encoded reads whole datasets, not component {ref}.")
+        obj, encoded = self._read(ref, self._plan_read(ref, None, None))
+        assert encoded is not None  # a whole read
+        return obj, encoded
+
+    def _read(self, ref: DatasetRef, plan: ReadPlan) -> tuple[Any, Encoded | None]:
+        """Read what ``plan`` asks for (see `VerifiedReader.read_dataset`)."""
         info = self._record_or_raise(plan.parent)
         plan = self._as_stored(plan, info.storage_class)
-        formatter = self.formatters.get(info.formatter, allow_pickle=self.allow_pickle)
+        formatter = self.layout.formatters.get(info.formatter, allow_pickle=self.layout.allow_pickle)
         target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_uri(info.path))
-        params = dict(plan.parameters) if plan.component is None else {}
-        by_formatter = bool(params) and set(params) <= formatter.parameters
-        pytype = plan.stored.pytype
-
-        def read_whole(body: bytes) -> Any:
-            return formatter.read(body, pytype, params if by_formatter else None)
-
-        try:
-            if by_formatter and isinstance(formatter, RangeReadable):
-                obj = self.reader.read_range(target, formatter, params, read_whole, pytype)
-            else:
-                obj = read_whole(self.reader.read_whole(target))
-        except (DatasetNotFoundError, DatasetIntegrityError, FormatterError) as err:
-            err.add_note(f"While reading dataset {ref} from {target.uri}.")
-            raise
-        return self._finish_read(plan, obj, parameters_applied=by_formatter)
+        return self.reader.read_dataset(ref, target, formatter, plan, self._finish_read)
 
     # ------------------------------------------------------------ existence
 
@@ -428,7 +384,7 @@ class S3Datastore(Datastore):
         if info is None:
             if not self.trust_mode:
                 return False
-            info = self._predicted_info(parent)
+            info = self.layout.predicted_info(parent)
         head = self.bucket.head(self.key(info.path))
         return head is not None and not head.pending  # a multipart upload's placeholder is no dataset
 
@@ -444,7 +400,7 @@ class S3Datastore(Datastore):
             if infos:
                 keys[ref] = self.key(infos[0].path)
             elif self.trust_mode:
-                keys[ref] = self.key(self._predicted_info(parent).path)
+                keys[ref] = self.key(self.layout.predicted_info(parent).path)
             else:
                 result[ref] = False
         found = find_existing(self.bucket, set(keys.values()), self.pool)
@@ -532,22 +488,33 @@ class S3Datastore(Datastore):
             raise DatasetNotFoundError(
                 f"Dataset {ref} is not in datastore {self.name!r}; pass predict=True for its predicted URI."
             )
-        return DatasetRefURIs(self.resource_uri(self._predicted_info(parent).path, predicted=True))
+        return DatasetRefURIs(self.resource_uri(self.layout.predicted_info(parent).path, predicted=True))
 
     # ----------------------------------------------------------------- bulk
 
     def put_many(self, items: Iterable[tuple[Any, DatasetRef]]) -> None:
         """Write many datasets concurrently (see `Datastore.put_many` for error handling)."""
-        futures = [self.pool.submit(self.put, obj, ref) for obj, ref in items]
-        errors = [f.exception() for f in futures]
-        raise_first([e for e in errors if e is not None], "put_many")
+        self.put_many_encoded(items)
+
+    def put_many_encoded(self, items: Iterable[tuple[Any, DatasetRef]]) -> dict[DatasetRef, Encoded]:
+        """Write many datasets concurrently, as `put_many` does; return the bytes written, by ref."""
+        futures = [(ref, self.pool.submit(self.put_encoded, obj, ref)) for obj, ref in items]
+        errors = [e for e in (f.exception() for _, f in futures) if e is not None]
+        raise_first(errors, "put_many")
+        return {ref: f.result() for ref, f in futures}
 
     def get_many(
         self, refs: Iterable[DatasetRef], parameters: Mapping[str, Any] | None = None
     ) -> dict[DatasetRef, Any]:
         """Read many datasets concurrently."""
-        refs = list(refs)
-        futures = {ref: self.pool.submit(self.get, ref, parameters) for ref in refs}
+        return self._gather(self.get, list(refs), parameters)
+
+    def get_many_encoded(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, tuple[Any, Encoded]]:
+        """Read many whole datasets concurrently, as `get_many` does; also return the bytes read."""
+        return self._gather(self.get_encoded, list(refs))
+
+    def _gather(self, read: Callable[..., _T], refs: list[DatasetRef], *args: Any) -> dict[DatasetRef, _T]:
+        futures = {ref: self.pool.submit(read, ref, *args) for ref in refs}
         errors = [e for e in (f.exception() for f in futures.values()) if e is not None]
         raise_first(errors, "get_many")
         return {ref: f.result() for ref, f in futures.items()}
@@ -584,8 +551,6 @@ class S3Datastore(Datastore):
             If the file exists, ``overwrite`` is `False` and it may not be
             replaced (it is left untouched).
         """
-        from ..core.records import check_record_path
-
         check_record_path(path)
         if overwrite:
             self.bucket.put_raw(self.key(path), data, token=self.write_token)
@@ -606,13 +571,11 @@ class S3Datastore(Datastore):
 
     def round_trip(self, obj: Any, ref: DatasetRef) -> Any:
         """Return ``obj`` as a read returns it: serialized and read back with the dataset's formatter."""
-        formatter = self._formatter_for(ref.datasetType)
-        return formatter.read(formatter.write(obj), ref.datasetType.storageClass.pytype)
+        formatter, sc = self.layout.formatter_for(ref.datasetType), ref.datasetType.storageClass
+        return sc.coerce_type(formatter.read(formatter.write(obj), sc.pytype))
 
     def read_sidecar(self, path: str) -> bytes | None:
         """Read a non-dataset file under the root (one GET); `None` if it does not exist."""
-        from ..core.records import check_record_path
-
         check_record_path(path)
         try:
             return self.bucket.get(self.key(path)).body

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 __all__ = ["sanitize_run", "sanitize_segment"]
 
+import functools
 import hashlib
+import re
 import reprlib
 import string
 
@@ -19,6 +21,8 @@ from ..core.text import RECORDS_DIR
 from ..errors import DataIdError, InvalidNameError
 
 _KEEP = frozenset(string.ascii_letters + string.digits + "_.=+@,-")
+# A value made only of kept characters, not starting with '.', short enough: already its own segment.
+_PLAIN = re.compile(r"[A-Za-z0-9_=+@,-][A-Za-z0-9_.=+@,-]{0,127}")
 _MAX_SEGMENT = 128
 _TRUNCATED_PREFIX = 100
 _HASH_CHARS = 16
@@ -68,6 +72,8 @@ def sanitize_segment(value: str | int) -> str:
         If the value is empty, a bool, or neither a str nor an int.
     """
     text = _value_text(value)
+    if _PLAIN.fullmatch(text) is not None:
+        return text
     if not text:
         raise DataIdError("An empty string cannot be a path segment; give the dimension a non-empty value.")
     parts: list[str] = []
@@ -111,6 +117,11 @@ def sanitize_run(run: str) -> str:
     """
     if not isinstance(run, str):
         raise InvalidNameError(f"Run names must be str, not {type(run).__name__} ({_short.repr(run)}).")
+    return _sanitize_run(str.__str__(run))
+
+
+@functools.lru_cache(maxsize=256)  # a job writes under one or two runs, once per dataset
+def _sanitize_run(run: str) -> str:
     parts = run.split("/")
     for part in parts:
         if part in ("", ".", ".."):

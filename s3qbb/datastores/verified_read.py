@@ -23,20 +23,22 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatasetIntegrityError, DatasetNotFoundError
+from ..errors import DatasetIntegrityError, DatasetNotFoundError, FormatterError
+from ..formatters import RangeReadable
 from ..s3 import checksums
 from ..s3.objects import WRITE_CHECKSUM
 from ..s3.ownership import WRITE_PENDING, object_metadata
+from .base import Encoded
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from ..core.dataset_ref import DatasetRef
     from ..core.records import StoredFileInfo
-    from ..formatters import RangeReadable
+    from ..formatters import Formatter
     from ..retry import RetryStats
     from ..s3.objects import GetResult, S3Bucket
-    from .base import DatastoreStats
+    from .base import DatastoreStats, ReadPlan
 
 _LOG = logging.getLogger(__name__)
 
@@ -94,6 +96,57 @@ class VerifiedReader:
         self.retry_stats = retry_stats
 
     # ------------------------------------------------------------------ reads
+
+    def read_dataset(
+        self,
+        asked: DatasetRef,
+        target: ReadTarget,
+        formatter: Formatter,
+        plan: ReadPlan,
+        finish: Callable[[ReadPlan, Any, bool], Any],
+    ) -> tuple[Any, Encoded | None]:
+        """Read and decode what ``plan`` (for ref ``asked``) asks for; with the bytes when read whole.
+
+        Read parameters the formatter applies while decoding are passed to it
+        (with ranged GETs for a `RangeReadable` formatter); ``finish`` (the
+        datastore's ``_finish_read``) applies the others, extracts the
+        component and converts to the requested storage class.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the object is missing.
+        DatasetIntegrityError
+            If the bytes fail their checks twice.
+        FormatterError
+            If the bytes cannot be decoded.
+        """
+        params = dict(plan.parameters) if plan.component is None else {}
+        by_formatter = bool(params) and set(params) <= formatter.parameters
+        pytype = plan.stored.pytype
+
+        def read_whole(body: bytes) -> Any:
+            return formatter.read(body, pytype, params if by_formatter else None)
+
+        body: bytes | None = None
+        try:
+            if by_formatter and isinstance(formatter, RangeReadable):
+                obj = self.read_range(target, formatter, params, read_whole, pytype)
+            else:
+                body = self.read_whole(target)
+                obj = read_whole(body)
+        except (DatasetNotFoundError, DatasetIntegrityError, FormatterError) as err:
+            err.add_note(f"While reading dataset {asked} from {target.uri}.")
+            raise
+        result = finish(plan, obj, by_formatter)
+        if body is None or plan.component is not None or plan.parameters:
+            return result, None
+        coerce = plan.target.coerce_type
+
+        def decode(data: bytes) -> Any:  # what this read returned, for the same bytes
+            return coerce(formatter.read(data, pytype))
+
+        return result, Encoded(body, decode, formatter.copy_by_decoding)
 
     def read_whole(self, target: ReadTarget) -> bytes:
         """Read a whole object and verify its size and full-object checksum (one GET, two on a failure).

@@ -129,6 +129,15 @@ class Formatter(ABC):
     unsafe: ClassVar[bool] = False
     """`True` if reading can execute code embedded in the data (pickle)."""
 
+    copy_by_decoding: ClassVar[bool] = True
+    """Whether decoding the bytes is a cheaper way to get a fresh object than `copy.deepcopy` of one.
+
+    `True` for JSON, pickle and raw bytes: a cache tier keeps such datasets as
+    bytes and decodes them on every hit. `False` where decoding costs more than
+    copying (NumPy's header parsing, YAML's parser, Parquet): the cache decodes
+    once and copies the decoded object (or shares it, if it is immutable).
+    """
+
     aliases: ClassVar[tuple[str, ...]] = ()
     """Other names (e.g. daf_butler class paths) the registry accepts for this formatter.
 

@@ -193,6 +193,7 @@ class NpyFormatter(Formatter):
 
     name: ClassVar[str] = "npy"
     extension: ClassVar[str] = ".npy"
+    copy_by_decoding: ClassVar[bool] = False  # decoding costs more than copying
     parameters: ClassVar[frozenset[str]] = frozenset({"rows"})
 
     header_nbytes: int = 4096

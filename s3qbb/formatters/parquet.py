@@ -48,6 +48,7 @@ class ParquetFormatter(Formatter):
 
     name: ClassVar[str] = "parquet"
     extension: ClassVar[str] = ".parq"
+    copy_by_decoding: ClassVar[bool] = False  # decoding costs more than copying
     parameters: ClassVar[frozenset[str]] = frozenset({"columns"})
     aliases: ClassVar[tuple[str, ...]] = (
         "lsst.daf.butler.formatters.parquet.ParquetFormatter",

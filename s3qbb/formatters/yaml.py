@@ -48,6 +48,7 @@ class YamlFormatter(Formatter):
 
     name: ClassVar[str] = "yaml"
     extension: ClassVar[str] = ".yaml"
+    copy_by_decoding: ClassVar[bool] = False  # decoding costs more than copying
     aliases: ClassVar[tuple[str, ...]] = (
         "lsst.daf.butler.formatters.yaml.YamlFormatter",
         "lsst.daf.butler.formatters.yamlFormatter.YamlFormatter",

@@ -1,0 +1,173 @@
+"""Where an S3 datastore puts each dataset, and with which formatter: keys, URIs, predicted records.
+
+`S3Layout` holds the naming half of `~s3qbb.datastores.s3.S3Datastore`: the
+root (``s3://bucket/prefix``), the key templates and the formatter choice.
+It makes no request and keeps no state but what it is built with, and a
+per-dataset-type memo of the template and formatter (both fixed once built).
+"""
+
+from __future__ import annotations
+
+__all__ = ["S3Layout", "parse_s3_root"]
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..core.records import StoredFileInfo
+from ..errors import ConfigError
+from ..formatters import FormatterFactory
+from .templates import FileTemplate, FileTemplates, TemplateFields
+
+if TYPE_CHECKING:
+    from ..core.dataset_ref import DatasetRef
+    from ..core.dataset_type import DatasetType
+    from ..formatters import Formatter
+
+
+def parse_s3_root(root: str) -> tuple[str, str]:
+    """Split ``s3://bucket/prefix`` into the bucket and the prefix (without slashes at the ends).
+
+    Raises
+    ------
+    ConfigError
+        If the URI is not an ``s3://`` URI with a valid bucket name and a clean prefix.
+    """
+    if not isinstance(root, str) or not root.startswith("s3://"):
+        raise ConfigError(f"S3 datastore root must look like 's3://bucket/prefix', got {root!r}.")
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    if (
+        not (3 <= len(bucket) <= 63)
+        or not all(c.isalnum() or c in "-." for c in bucket)
+        or not bucket.isascii()
+    ):
+        raise ConfigError(f"S3 datastore root {root!r}: {bucket!r} is not a valid bucket name.")
+    prefix = prefix.strip("/")
+    if prefix and any(seg in ("", ".", "..") or "\x00" in seg for seg in prefix.split("/")):
+        raise ConfigError(f"S3 datastore root {root!r}: the prefix has an empty, '.' or '..' segment.")
+    return bucket, prefix
+
+
+class S3Layout:
+    """Object keys, URIs and formatters of the datasets under one ``s3://bucket/prefix`` root.
+
+    Parameters
+    ----------
+    root : `str`
+        ``s3://bucket/prefix``.
+    templates : `FileTemplates` or `~collections.abc.Mapping`, optional
+        Key templates by dataset type or storage class name.
+    formatters : `FormatterFactory`, optional
+        Formatter registry; the shipped formatters by default.
+    formatter_overrides : `~collections.abc.Mapping` [`str`, `str`], optional
+        Formatter name by dataset type name or storage class name.
+    allow_pickle : `bool`, optional
+        Allow the pickle formatter.
+    daf_butler_compat : `bool`, optional
+        Name daf_butler's formatter class in records where there is one.
+
+    Raises
+    ------
+    ConfigError
+        If ``root`` is not a valid ``s3://`` root.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        templates: FileTemplates | Mapping[str, str] | None = None,
+        formatters: FormatterFactory | None = None,
+        formatter_overrides: Mapping[str, str] | None = None,
+        *,
+        allow_pickle: bool = False,
+        daf_butler_compat: bool = False,
+    ) -> None:
+        self.bucket_name, self.prefix = parse_s3_root(root)
+        self.root = f"s3://{self.bucket_name}/{self.prefix}" if self.prefix else f"s3://{self.bucket_name}"
+        self.templates = templates if isinstance(templates, FileTemplates) else FileTemplates(templates)
+        self.formatters = formatters or FormatterFactory.default()
+        self.formatter_overrides = dict(formatter_overrides or {})
+        self.allow_pickle = allow_pickle
+        self.daf_butler_compat = daf_butler_compat
+        # Per dataset type: its formatter, its template and its required dimensions (a put looks them up).
+        self._memo: dict[DatasetType, tuple[Formatter, FileTemplate, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def key(self, path: str) -> str:
+        """Return the object key of a path relative to the root."""
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def bucket_uri(self, path: str) -> str:
+        """Return ``s3://bucket/key`` of a path relative to the root, the key as it is (for messages)."""
+        return f"s3://{self.bucket_name}/{self.key(path)}"
+
+    def formatter_for(self, dataset_type: DatasetType) -> Formatter:
+        """Return the formatter that writes datasets of a (parent) dataset type.
+
+        Raises
+        ------
+        ConfigError
+            If neither the overrides nor the storage class name a formatter.
+        UnknownFormatterError
+            If the formatter named is not registered.
+        """
+        return self._lookup(dataset_type)[0]
+
+    def _lookup(self, dataset_type: DatasetType) -> tuple[Formatter, FileTemplate, frozenset[str]]:
+        memo = self._memo.get(dataset_type)
+        if memo is not None:
+            return memo
+        parent_name = dataset_type.nameAndComponent()[0]
+        sc = dataset_type.storageClass if not dataset_type.isComponent() else dataset_type.parentStorageClass
+        assert sc is not None
+        name = (
+            self.formatter_overrides.get(parent_name) or self.formatter_overrides.get(sc.name) or sc.formatter
+        )
+        if not name:
+            raise ConfigError(
+                f"No formatter for dataset type {parent_name!r} (storage class {sc.name!r}); set one in the "
+                "storage class or in the datastore's formatter overrides."
+            )
+        formatter = self.formatters.get(name, allow_pickle=self.allow_pickle)
+        template = self.templates.template_for(parent_name, dataset_type.storageClass.name)
+        memo = (formatter, template, frozenset(dataset_type.dimensions.required))
+        with self._lock:
+            self._memo[dataset_type] = memo
+        return memo
+
+    def record_formatter_name(self, formatter: Formatter) -> str:
+        """Return the formatter name records carry (daf_butler's class name in compatibility mode)."""
+        compat = formatter.daf_butler_name() if self.daf_butler_compat else None
+        return compat or formatter.qualified_name()
+
+    def relpath(self, ref: DatasetRef) -> str:
+        """Return the path of a (parent) dataset relative to the root, extension included.
+
+        Raises
+        ------
+        DataIdError
+            If the data ID cannot be rendered into a safe path.
+        """
+        formatter, template, required = self._lookup(ref.datasetType)
+        fields = TemplateFields(
+            run=ref.run,
+            dataset_type=ref.datasetType.nameAndComponent()[0],
+            component=None,
+            dataset_id=ref.id,
+            data_id=ref.dataId.mapping,
+            required_dimensions=required,
+        )
+        return template.render(fields) + formatter.extension
+
+    def predicted_info(self, ref: DatasetRef) -> StoredFileInfo:
+        """Return the record a put of ``ref`` (or of its parent) writes, without size or checksum."""
+        parent = ref.makeCompositeRef() if ref.isComponent() else ref
+        return StoredFileInfo(
+            ref.id,
+            self.relpath(parent),
+            self.record_formatter_name(self.formatter_for(parent.datasetType)),
+            parent.datasetType.storageClass.name,
+            None,
+            None,
+            -1,
+        )
