@@ -16,7 +16,7 @@ Request budget (what users pay for):
 
 from __future__ import annotations
 
-__all__ = ["S3Datastore", "parse_s3_root"]
+__all__ = ["S3Datastore"]
 
 import logging
 import threading
@@ -41,7 +41,7 @@ from ..s3 import checksums
 from ..s3.ownership import WriteConflictError
 from ..s3.policy import make_retry_policy
 from .base import Datastore, DatastoreCapabilities, DatastoreStats, Encoded, raise_first
-from .layout import S3Layout, parse_s3_root
+from .layout import S3Layout, parse_s3_root  # noqa: F401 (imported from here too)
 from .listing import find_existing
 from .verified_read import ReadTarget, VerifiedReader
 

@@ -136,6 +136,7 @@ class _Field:
 
 
 _Part = str | _Field
+_Plan = tuple[tuple[_Part, ...], ...]
 
 
 def _droppable(segment: tuple[_Part, ...]) -> bool:
@@ -163,7 +164,7 @@ class FileTemplate:
         If the template is malformed; the message gives the position.
     """
 
-    __slots__ = ("_fields", "_segments", "_template")
+    __slots__ = ("_fields", "_optional", "_plans", "_segments", "_template")
 
     def __init__(self, template: str) -> None:
         if not isinstance(template, str):
@@ -171,6 +172,11 @@ class FileTemplate:
         self._template = template
         self._segments = self._parse(template)
         self._fields = frozenset(part.name for part in self._all_fields()) | {"run"}
+        # Fields that may be missing (what a data ID lacks drops them), in a fixed order.
+        self._optional = tuple(sorted(self._fields - _ALWAYS_PRESENT))
+        # What each segment renders to, by which of those fields are present: the layout of a path
+        # depends only on that, so it is worked out once (see `_plan`) and rendering joins values.
+        self._plans: dict[tuple[bool, ...], _Plan | str] = {}
 
     @property
     def template(self) -> str:
@@ -374,43 +380,50 @@ class FileTemplate:
             err.add_note(f"While rendering {{{name}}} of {self._template!r} for {fields.describe()}.")
             raise
 
-    def _render_segment(self, segment: tuple[_Part, ...], fields: TemplateFields) -> str | None:
-        out: list[str] = []
-        is_literal: list[bool] = []
-        strip_next = False
-        dropped = False
-        for part in segment:
-            if isinstance(part, str):
-                text = part.lstrip(_SEPARATORS) if strip_next else part
-                strip_next = False
-                if text:
-                    out.append(text)
-                    is_literal.append(True)
-                continue
-            value = self._value(part.name, fields, part.width)
-            if value is not None:
-                out.append(value)
-                is_literal.append(False)
-                strip_next = False
-                continue
-            if not part.optional:
-                raise DataIdError(
-                    f"File template {self._template!r} needs {{{part.name}}}, but {fields.describe()} "
-                    f"has no value for it; add it to the data ID or write {{{part.name}:?}} in the template."
-                )
-            dropped = True
-            if not out:
-                strip_next = True
-            elif is_literal[-1]:
-                out[-1] = out[-1].rstrip(_SEPARATORS)
-                if not out[-1]:
-                    out.pop()
-                    is_literal.pop()
-                    strip_next = not out
-        text = "".join(out)
-        if dropped and all(is_literal) and not text.strip(_SEPARATORS):
-            return None  # only separators are left of a segment whose optional fields are all missing
-        return text
+    @staticmethod
+    def _is_present(name: str, fields: TemplateFields) -> bool:
+        return fields.component is not None if name == "component" else name in fields.data_id
+
+    def _plan(self, present: tuple[bool, ...]) -> _Plan | str:
+        """Return the parts each kept segment renders, or the name of a missing non-optional field.
+
+        A missing optional field drops out with the separators (``_.-``) next
+        to it, and a segment left with nothing but separators drops out. Values
+        are never empty, so which parts survive depends only on which fields
+        are present.
+        """
+        missing = {name for name, here in zip(self._optional, present, strict=True) if not here}
+        plan: list[tuple[_Part, ...]] = []
+        for segment in self._segments:
+            out: list[_Part] = []
+            strip_next = False
+            dropped = False
+            for part in segment:
+                if isinstance(part, str):
+                    text = part.lstrip(_SEPARATORS) if strip_next else part
+                    strip_next = False
+                    if text:
+                        out.append(text)
+                    continue
+                if part.name not in missing:
+                    out.append(part)
+                    strip_next = False
+                    continue
+                if not part.optional:
+                    return part.name
+                dropped = True
+                if not out:
+                    strip_next = True
+                elif isinstance(out[-1], str):
+                    out[-1] = out[-1].rstrip(_SEPARATORS)
+                    if not out[-1]:
+                        out.pop()
+                        strip_next = not out
+            literal = all(isinstance(part, str) for part in out)
+            if dropped and literal and not "".join(map(str, out)).strip(_SEPARATORS):
+                continue  # only separators are left of a segment whose optional fields are all missing
+            plan.append(tuple(out))
+        return tuple(plan)
 
     def render(self, fields: TemplateFields) -> str:
         """Return the path of a dataset, relative to the datastore root.
@@ -434,12 +447,30 @@ class FileTemplate:
         InvalidNameError
             If the run name is invalid.
         """
+        present = tuple(self._is_present(name, fields) for name in self._optional)
+        plan = self._plans.get(present)
+        if plan is None:
+            plan = self._plans[present] = self._plan(present)
+        if isinstance(plan, str):
+            raise DataIdError(
+                f"File template {self._template!r} needs {{{plan}}}, but {fields.describe()} "
+                f"has no value for it; add it to the data ID or write {{{plan}:?}} in the template."
+            )
         pieces = [sanitize_run(fields.run)]
-        for segment in self._segments:
-            text = self._render_segment(segment, fields)
-            if text is not None:
-                # "_records" below a run holds the per-quantum files: no dataset may land there.
-                pieces.append("%5Frecords" if text == RESERVED_SEGMENT else text)
+        values: dict[_Field, str] = {}
+        for segment in plan:
+            out = []
+            for part in segment:
+                if isinstance(part, str):
+                    out.append(part)
+                    continue
+                value = values.get(part)
+                if value is None:
+                    value = values[part] = self._value(part.name, fields, part.width) or ""
+                out.append(value)
+            text = "".join(out)
+            # "_records" below a run holds the per-quantum files: no dataset may land there.
+            pieces.append("%5Frecords" if text == RESERVED_SEGMENT else text)
         path = "/".join(pieces)
         if len(path) > MAX_PATH_LENGTH:
             raise DataIdError(
