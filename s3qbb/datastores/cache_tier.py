@@ -6,15 +6,17 @@ nothing. `CacheStats` is a snapshot of the tier's counters.
 
 What an entry holds, and what each operation costs (measured, see ``docs/cache.rst``):
 
-* a dataset put or read through an `~s3qbb.datastores.base.EncodingDatastore`
-  (S3) is kept as the bytes the PUT sent or the GET read and verified: no
-  serialisation, decoding or copy is added to the put or the miss;
-* a hit decodes those bytes: the decoded object is new, so it is the copy
+* a dataset put through an `~s3qbb.datastores.base.EncodingDatastore` (S3) is
+  kept as the bytes the PUT sent: no serialisation, decoding or copy is added
+  to the put;
+* a dataset read through one is kept as the bytes the GET read and verified,
+  or, when that is cheaper overall, as the decoded object: shared if it is
+  immutable (`is_immutable`), a copy if it is small and its formatter decodes
+  slowly (``copy_by_decoding`` is `False`: NumPy, YAML);
+* a hit on bytes decodes them: the decoded object is new, so it is the copy
   (JSON, pickle: decoding is cheaper than `copy.deepcopy`). Where decoding
-  costs more than copying (the formatter's ``copy_by_decoding`` is `False`:
-  NumPy, YAML, Parquet), or the object is immutable (`is_immutable`), the
-  first hit keeps the decoded object instead, and later hits copy it, or
-  share it if it is immutable;
+  costs more than copying, or the object is immutable, the first hit keeps
+  the decoded object instead, and later hits copy it, or share it;
 * a dataset from a datastore that keeps no bytes (memory) is kept as a deep
   copy of the object (shared if immutable), and each hit copies it again.
 """

@@ -50,7 +50,7 @@ from ..core.dataset_ref import DatasetRef, ensure_resolved
 from ..errors import ConfigError
 from .base import Datastore, EncodingDatastore, raise_first
 from .cache_tier import CacheStats, CacheTier, NullCache, StoreOutcome, _MemoryTier
-from .memory import InMemoryDatastore, estimate_nbytes
+from .memory import InMemoryDatastore, estimate_nbytes, is_immutable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -323,7 +323,7 @@ class CachingDatastore(Datastore):
             obj, encoded = self._encoding.get_encoded(plan.parent)
         else:
             obj = self.backend.get(plan.parent)
-        self._populate(obj, plan.parent, token, _worth_keeping(encoded))
+        self._populate(obj, plan.parent, token, _worth_keeping(obj, encoded))
         return self._finish_read(plan, obj)
 
     def put_many(self, items: Iterable[tuple[Any, DatasetRef]]) -> None:
@@ -388,7 +388,7 @@ class CachingDatastore(Datastore):
             except Exception as err:
                 errors.append(err)
         for parent, obj in fetched.items():
-            self._populate(obj, parent, tokens[parent], _worth_keeping(encodings.get(parent)))
+            self._populate(obj, parent, tokens[parent], _worth_keeping(obj, encodings.get(parent)))
             for i, plan in enumerate(by_parent[parent]):
                 try:  # several refs of one parent (components) must not share objects
                     out[plan.ref] = self._finish_read(plan, obj if i == 0 else copy.deepcopy(obj))
@@ -522,12 +522,22 @@ class CachingDatastore(Datastore):
         return f"CachingDatastore({self.name!r}, backend={self.backend!r}, cache={self._tier!r})"
 
 
-def _worth_keeping(encoded: Encoded | None) -> Encoded | None:
-    """Return the bytes a read decoded, if the cache should keep them rather than the decoded object.
+_KEEP_BYTES_ABOVE = 1024 * 1024
+"""Size above which a read dataset is kept as its bytes even where decoding costs more than copying."""
 
-    Keeping the bytes is free, and each hit then decodes them. Where decoding
-    costs more than copying (NumPy, YAML, Parquet: ``copy_by_decoding`` is
-    `False`) the object in hand is kept instead (a copy, or itself if immutable),
-    so that no hit decodes.
+
+def _worth_keeping(obj: Any, encoded: Encoded | None) -> Encoded | None:
+    """Return the bytes a read decoded if the cache should keep them, `None` to keep the object.
+
+    Keeping the bytes is free, and each hit then decodes them. The object is
+    kept instead when that is free too (it is immutable: shared), and where
+    decoding costs more than copying (NumPy, YAML: ``copy_by_decoding`` is
+    `False`) for a dataset of at most `_KEEP_BYTES_ABOVE` bytes: copying a
+    small object now is cheaper than decoding it on a hit. A bigger one is kept
+    as bytes: its copy would cost every read, its decode only a hit.
     """
-    return encoded if encoded is not None and encoded.copy_by_decoding else None
+    if encoded is None or is_immutable(obj):
+        return None
+    if encoded.copy_by_decoding or len(encoded.data) > _KEEP_BYTES_ABOVE:
+        return encoded
+    return None

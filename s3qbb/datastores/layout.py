@@ -89,8 +89,8 @@ class S3Layout:
         self.formatter_overrides = dict(formatter_overrides or {})
         self.allow_pickle = allow_pickle
         self.daf_butler_compat = daf_butler_compat
-        # Per dataset type: its formatter, its template and its required dimensions (a put looks them up).
-        self._memo: dict[DatasetType, tuple[Formatter, FileTemplate, frozenset[str]]] = {}
+        # Per dataset type: formatter, template, required dimensions, parent name (a put looks them up).
+        self._memo: dict[DatasetType, tuple[Formatter, FileTemplate, frozenset[str], str]] = {}
         self._lock = threading.Lock()
 
     def key(self, path: str) -> str:
@@ -113,7 +113,7 @@ class S3Layout:
         """
         return self._lookup(dataset_type)[0]
 
-    def _lookup(self, dataset_type: DatasetType) -> tuple[Formatter, FileTemplate, frozenset[str]]:
+    def _lookup(self, dataset_type: DatasetType) -> tuple[Formatter, FileTemplate, frozenset[str], str]:
         memo = self._memo.get(dataset_type)
         if memo is not None:
             return memo
@@ -130,7 +130,7 @@ class S3Layout:
             )
         formatter = self.formatters.get(name, allow_pickle=self.allow_pickle)
         template = self.templates.template_for(parent_name, dataset_type.storageClass.name)
-        memo = (formatter, template, frozenset(dataset_type.dimensions.required))
+        memo = (formatter, template, frozenset(dataset_type.dimensions.required), parent_name)
         with self._lock:
             self._memo[dataset_type] = memo
         return memo
@@ -148,10 +148,10 @@ class S3Layout:
         DataIdError
             If the data ID cannot be rendered into a safe path.
         """
-        formatter, template, required = self._lookup(ref.datasetType)
+        formatter, template, required, parent_name = self._lookup(ref.datasetType)
         fields = TemplateFields(
             run=ref.run,
-            dataset_type=ref.datasetType.nameAndComponent()[0],
+            dataset_type=parent_name,
             component=None,
             dataset_id=ref.id,
             data_id=ref.dataId.mapping,

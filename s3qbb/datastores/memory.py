@@ -396,6 +396,7 @@ class InMemoryDatastore(Datastore):
                 )
             self._records[ref.id] = StoredMemoryItemInfo(time.time(), sc, ref.id, ref.id, nbytes)
             self._put_raw(ref.id, stored, nbytes)
+            self.stats.count_request("put")
             self.stats.add(bytes_written=nbytes)
 
     # Entries kept as given (no validation, no copy, no record): the cache tier of `CachingDatastore`
@@ -412,7 +413,6 @@ class InMemoryDatastore(Datastore):
             self._objects[key] = value
             self._sizes[key] = nbytes
             self._nbytes += nbytes
-            self.stats.count_request("put")
             self._evict(keep=key)
         return True
 
@@ -421,10 +421,8 @@ class InMemoryDatastore(Datastore):
         with self._lock:
             value = self._objects.get(key, _MISSING)
             if value is _MISSING:
-                self.stats.add(misses=1)
                 return False, None
             self._objects.move_to_end(key)
-            self.stats.add(hits=1)
             return True, value
 
     def _replace_raw(self, key: Hashable, old: Any, new: Any, nbytes: int) -> None:
@@ -478,11 +476,8 @@ class InMemoryDatastore(Datastore):
         """
         plan = self._plan_read(ref, parameters, storageClass)
         self.stats.count_request("get")
-        if ref.id in self._records:
-            found, obj = self._get_raw(ref.id)
-        else:
-            found, obj = False, None
-            self.stats.add(misses=1)
+        found, obj = self._get_raw(ref.id) if ref.id in self._records else (False, None)
+        self.stats.add(**{"hits" if found else "misses": 1})
         if not found:
             raise DatasetNotFoundError(
                 f"Dataset {ref} is not in datastore {self.name!r} ({self._uri(plan.parent, False)})."

@@ -60,6 +60,7 @@ MAX_PATH_LENGTH = 900
 """Longest rendered path accepted, in bytes (S3 allows 1024 and a root prefix precedes it)."""
 
 _SEPARATORS = "_.-"
+_UNSAFE_PIECES = frozenset({"", ".", ".."})
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOOKUP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _FIELD_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::(\?|[0-9]+))?")
@@ -172,11 +173,11 @@ class FileTemplate:
         self._template = template
         self._segments = self._parse(template)
         self._fields = frozenset(part.name for part in self._all_fields()) | {"run"}
-        # Fields that may be missing (what a data ID lacks drops them), in a fixed order.
-        self._optional = tuple(sorted(self._fields - _ALWAYS_PRESENT))
-        # What each segment renders to, by which of those fields are present: the layout of a path
-        # depends only on that, so it is worked out once (see `_plan`) and rendering joins values.
-        self._plans: dict[tuple[bool, ...], _Plan | str] = {}
+        # Fields that may be missing (what a data ID lacks drops them).
+        self._optional = self._fields - _ALWAYS_PRESENT
+        # The layout of a path depends only on which fields are present, so it is worked out once per
+        # (component given, data ID keys): a format string and its fields, or a missing field's name.
+        self._plans: dict[tuple[bool, tuple[str, ...]], tuple[str, tuple[_Field, ...]] | str] = {}
 
     @property
     def template(self) -> str:
@@ -380,11 +381,30 @@ class FileTemplate:
             err.add_note(f"While rendering {{{name}}} of {self._template!r} for {fields.describe()}.")
             raise
 
-    @staticmethod
-    def _is_present(name: str, fields: TemplateFields) -> bool:
-        return fields.component is not None if name == "component" else name in fields.data_id
+    def _compile(self, has_component: bool, keys: tuple[str, ...]) -> tuple[str, tuple[_Field, ...]] | str:
+        """Return a format string of the path below the run and the fields it takes, in order.
 
-    def _plan(self, present: tuple[bool, ...]) -> _Plan | str:
+        Or the name of a non-optional field that is missing.
+        """
+        missing = self._optional - set(keys) - ({"component"} if has_component else set())
+        plan = self._plan(missing)
+        if isinstance(plan, str):
+            return plan
+        order: list[_Field] = []
+        texts = []
+        for segment in plan:
+            text = []
+            for part in segment:
+                if isinstance(part, str):
+                    text.append(part)  # literals never hold braces (see _TEMPLATE_CHARS and _parse)
+                    continue
+                if part not in order:
+                    order.append(part)
+                text.append(f"{{{order.index(part)}}}")
+            texts.append("".join(text))
+        return "/".join(texts), tuple(order)
+
+    def _plan(self, missing: frozenset[str]) -> _Plan | str:
         """Return the parts each kept segment renders, or the name of a missing non-optional field.
 
         A missing optional field drops out with the separators (``_.-``) next
@@ -392,7 +412,6 @@ class FileTemplate:
         are never empty, so which parts survive depends only on which fields
         are present.
         """
-        missing = {name for name, here in zip(self._optional, present, strict=True) if not here}
         plan: list[tuple[_Part, ...]] = []
         for segment in self._segments:
             out: list[_Part] = []
@@ -447,41 +466,30 @@ class FileTemplate:
         InvalidNameError
             If the run name is invalid.
         """
-        present = tuple(self._is_present(name, fields) for name in self._optional)
-        plan = self._plans.get(present)
+        key = (fields.component is not None, tuple(fields.data_id))
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[present] = self._plan(present)
+            plan = self._plans[key] = self._compile(*key)
         if isinstance(plan, str):
             raise DataIdError(
                 f"File template {self._template!r} needs {{{plan}}}, but {fields.describe()} "
                 f"has no value for it; add it to the data ID or write {{{plan}:?}} in the template."
             )
-        pieces = [sanitize_run(fields.run)]
-        values: dict[_Field, str] = {}
-        for segment in plan:
-            out = []
-            for part in segment:
-                if isinstance(part, str):
-                    out.append(part)
-                    continue
-                value = values.get(part)
-                if value is None:
-                    value = values[part] = self._value(part.name, fields, part.width) or ""
-                out.append(value)
-            text = "".join(out)
+        form, parts = plan
+        text = form.format(*[self._value(part.name, fields, part.width) for part in parts])
+        if RESERVED_SEGMENT in text:
             # "_records" below a run holds the per-quantum files: no dataset may land there.
-            pieces.append("%5Frecords" if text == RESERVED_SEGMENT else text)
-        path = "/".join(pieces)
+            text = "/".join("%5Frecords" if t == RESERVED_SEGMENT else t for t in text.split("/"))
+        path = f"{sanitize_run(fields.run)}/{text}"
         if len(path) > MAX_PATH_LENGTH:
             raise DataIdError(
                 f"File template {self._template!r} renders a {len(path)}-byte path for {fields.describe()}, "
                 f"over the {MAX_PATH_LENGTH}-byte limit; use shorter run names or data ID values, "
                 "or a template with fewer fields."
             )
-        for piece in path.split("/"):
-            # Belt and braces: construction and sanitisation already guarantee this.
-            if piece in ("", ".", "..") or "\\" in piece or not piece.isprintable():
-                raise DataIdError(f"Refusing unsafe path {path!r} rendered for {fields.describe()}.")
+        # Belt and braces: construction and sanitisation already guarantee this.
+        if "\\" in path or not path.isprintable() or not _UNSAFE_PIECES.isdisjoint(path.split("/")):
+            raise DataIdError(f"Refusing unsafe path {path!r} rendered for {fields.describe()}.")
         return path
 
 

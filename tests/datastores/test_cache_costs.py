@@ -114,6 +114,25 @@ def test_miss_decodes_once(
     assert np.array_equal(hit, np.arange(6.0)) and calls["npy.read"] == 1 and counter.total == 2
 
 
+def test_large_array_kept_as_bytes_on_a_miss(
+    backend: S3Datastore, counter: RequestCounter, calls: Counter[str], refs: RefMaker
+) -> None:
+    """Above 1 MiB a miss keeps the bytes read (no copy); the first hit decodes and keeps the array."""
+    cached = CachingDatastore(backend)
+    ref = refs.make("NumpyArray")
+    array = np.arange(200_000.0)  # 1.6 MB
+    backend.put(array, ref)
+    calls.clear()
+    counter.reset()
+    assert np.array_equal(cached.get(ref), array) and calls["npy.read"] == 1
+    assert cached.cache_stats.bytes_cached == backend.stats.bytes_written  # the bytes, not a copy
+    first, second = cached.get(ref), cached.get(ref)
+    assert (
+        np.array_equal(first, array) and np.array_equal(second, array) and not np.shares_memory(first, second)
+    )
+    assert calls["npy.read"] == 2 and counter.requests == {"GetObject": 1}
+
+
 def test_large_dataset_not_cached_on_put_but_on_read(
     backend: S3Datastore, counter: RequestCounter, refs: RefMaker
 ) -> None:

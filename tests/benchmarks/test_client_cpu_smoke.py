@@ -1,0 +1,42 @@
+"""benchmarks.client_cpu runs end to end with tiny counts; every side reads back what it wrote. No timings."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def client_cpu(monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.syspath_prepend(str(REPO_ROOT))  # benchmarks/ is not an installed package
+    return importlib.import_module("benchmarks.client_cpu")
+
+
+@pytest.mark.parametrize("kind", ["dict", "bytes"])
+def test_every_side_reads_back_what_it_wrote(client_cpu: object, kind: str) -> None:
+    stub = client_cpu.STUB  # type: ignore[attr-defined]
+    for side in client_cpu.SIDES:  # type: ignore[attr-defined]
+        before = dict(stub.objects)
+        put, get = client_cpu.make_side(side, kind, 3)  # type: ignore[attr-defined]
+        for i in range(3):
+            put(i)
+        got = [get(i) for i in range(3)]
+        assert len(got) == 3 and all(g for g in got), side
+        written = {k: v for k, v in stub.objects.items() if k not in before}
+        assert len(written) == 3, side
+        # Every s3qbb write carries its write token and checksum (boto3_meta imitates them).
+        tokens = ["x-amz-meta-s3qbb-write-token" in meta for _, meta in written.values()]
+        assert all(tokens) if side != "boto3" else not any(tokens)
+
+
+def test_cpu_figures(client_cpu: object, capsys: pytest.CaptureFixture[str]) -> None:
+    results = client_cpu.cpu_per_operation("bytes", count=4, rounds=1)  # type: ignore[attr-defined]
+    assert set(results) == {*client_cpu.SIDES, "cache_hit"}  # type: ignore[attr-defined]
+    assert all(math.isfinite(v) and v >= 0 for by in results.values() for v in by.values())
+    assert client_cpu.main(["--kind", "bytes", "--count", "3", "--rounds", "1"]) == 0  # type: ignore[attr-defined]
+    assert "cache hit" in capsys.readouterr().out
