@@ -22,6 +22,7 @@ from s3qbb.repo import build_datastore, load_repo_config
 from s3qbb.testing.data import RefMaker
 from s3qbb.testing.faults import RequestCounter
 from s3qbb.testing.servers import S3TestEndpoint
+from s3qbb.testing.transports import count_requests, with_transport
 
 np = pytest.importorskip("numpy")
 
@@ -277,3 +278,26 @@ def test_max_put_bytes_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("S3QBB_CACHE_MAX_PUT_BYTES", "lots")
     with pytest.raises(ConfigError, match="max_put_bytes"):
         built()
+
+
+def test_cache_over_each_transport(moto_endpoint: S3TestEndpoint, s3_transport: str, refs: RefMaker) -> None:
+    """The bytes a transport returns (whatever their type) are kept and decode as a read does."""
+    config = with_transport(moto_endpoint, s3_transport).config
+    backend = S3Datastore(
+        f"s3://{moto_endpoint.bucket}/each", config=config, storageClassFactory=storage_classes()
+    )
+    try:
+        writer = CachingDatastore(backend)
+        blob, doc, array = refs.make("Bytes"), refs.make(), refs.make("NumpyArray")
+        writer.put(b"\x01" * 100, blob)
+        writer.put({"a": [1]}, doc)
+        writer.put(np.arange(3.0), array)
+        reader = CachingDatastore(backend)  # misses: what the GETs read is kept
+        with count_requests(backend) as counts:
+            for _ in range(2):
+                assert reader.get(blob) == b"\x01" * 100 and type(reader.get(blob)) is bytes
+                assert reader.get(doc) == {"a": [1]} and writer.get(doc) == {"a": [1]}
+                assert np.array_equal(reader.get(array), np.arange(3.0))
+            assert counts.requests == {"GetObject": 3}
+    finally:
+        backend.close()
