@@ -6,7 +6,7 @@ nothing. `CacheStats` is a snapshot of the tier's counters.
 
 What an entry holds, and what each operation costs (measured, see ``docs/cache.rst``):
 
-* a dataset put through an `~s3qbb.datastores.base.EncodingDatastore` (S3) is
+* a dataset put through an `~s3qbb.datastores.encoding.EncodingDatastore` (S3) is
   kept as the bytes the PUT sent: no serialisation, decoding or copy is added
   to the put;
 * a dataset read through one is kept as the bytes the GET read and verified,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ..core.dataset_ref import DatasetRef
     from ..core.ids import DatasetId
     from ..core.storage_class import StorageClass
-    from .base import Encoded
+    from .encoding import Encoded
     from .memory import InMemoryDatastore
 
 

@@ -2,7 +2,7 @@
 
 * ``put`` writes to the backend first and then keeps the dataset in the cache
   (write-through): the bytes the backend sent, for a backend that serialises
-  (`~s3qbb.datastores.base.EncodingDatastore`, i.e. S3), else a copy. A
+  (`~s3qbb.datastores.encoding.EncodingDatastore`, i.e. S3), else a copy. A
   dataset bigger than ``max_put_bytes`` or the cache, or a cache failure,
   never fails the put: the dataset is stored, just not cached.
 * ``get`` serves a cached dataset with no backend request; a miss reads the
@@ -48,8 +48,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
 from ..errors import ConfigError
-from .base import Datastore, EncodingDatastore, raise_first
+from .base import Datastore, raise_first
 from .cache_tier import CacheStats, CacheTier, NullCache, StoreOutcome, _MemoryTier
+from .encoding import EncodingDatastore
 from .memory import InMemoryDatastore, estimate_nbytes, is_immutable
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ if TYPE_CHECKING:
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass
     from ..core.uri import DatasetRefURIs, ResourceURI
-    from .base import Encoded, ReadPlan
+    from .base import ReadPlan
+    from .encoding import Encoded
 
 _LOG = logging.getLogger(__name__)
 

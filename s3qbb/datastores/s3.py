@@ -40,7 +40,8 @@ from ..records.store import SqliteRecordsStore
 from ..s3 import checksums
 from ..s3.ownership import WriteConflictError
 from ..s3.policy import make_retry_policy
-from .base import Datastore, DatastoreCapabilities, DatastoreStats, Encoded, raise_first
+from .base import Datastore, DatastoreCapabilities, DatastoreStats, raise_first
+from .encoding import Encoded
 from .layout import S3Layout, parse_s3_root  # noqa: F401 (imported from here too)
 from .listing import find_existing
 from .verified_read import ReadTarget, VerifiedReader

@@ -28,7 +28,7 @@ from ..formatters import RangeReadable
 from ..s3 import checksums
 from ..s3.objects import WRITE_CHECKSUM
 from ..s3.ownership import WRITE_PENDING, object_metadata
-from .base import Encoded
+from .encoding import Encoded
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

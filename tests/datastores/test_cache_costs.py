@@ -11,8 +11,8 @@ import pytest
 
 from s3qbb.core.records import SerializedStoredFileRecord
 from s3qbb.core.storage_class import StorageClassFactory
-from s3qbb.datastores.base import EncodingDatastore
 from s3qbb.datastores.caching import DEFAULT_CACHE_MAX_PUT_BYTES, CachingDatastore
+from s3qbb.datastores.encoding import EncodingDatastore
 from s3qbb.datastores.memory import InMemoryDatastore, is_immutable
 from s3qbb.datastores.s3 import S3Datastore
 from s3qbb.errors import ConfigError, DatasetTypeError, FormatterError
