@@ -11,7 +11,6 @@ afterwards, since cached clients are shared.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, cast, get_args
 
@@ -20,6 +19,7 @@ import botocore.compat
 import botocore.exceptions
 import urllib3
 
+from .counting import OperationCounts
 from .faultplan import FaultCounters, FaultPlan, error_xml
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class _Hook:
         self.detach()
 
 
-class RequestCounter(_Hook):
+class RequestCounter(OperationCounts, _Hook):
     """Count the HTTP requests a client sends, per S3 operation.
 
     Requests replaced by a `FaultInjector` are counted too: every attempt
@@ -140,30 +140,11 @@ class RequestCounter(_Hook):
     """
 
     def __init__(self, client: S3Client) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
-        super().__init__(client, first=False)
+        OperationCounts.__init__(self)
+        _Hook.__init__(self, client, first=False)
 
     def _handle(self, **kwargs: Any) -> None:
-        with self._lock:
-            self._requests[_operation(str(kwargs.get("event_name", "")))] += 1
-
-    @property
-    def requests(self) -> Counter[str]:
-        """Requests so far by operation name (a copy), e.g. ``{"PutObject": 1}``."""
-        with self._lock:
-            return Counter(self._requests)
-
-    @property
-    def total(self) -> int:
-        """Requests so far, all operations together."""
-        with self._lock:
-            return self._requests.total()
-
-    def reset(self) -> None:
-        """Forget the counts."""
-        with self._lock:
-            self._requests.clear()
+        self._add(_operation(str(kwargs.get("event_name", ""))))
 
 
 class FaultInjector(FaultCounters, _Hook):

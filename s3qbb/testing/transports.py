@@ -17,9 +17,10 @@ __all__ = ["OPERATIONS", "TransportCounter", "count_requests", "obstore_availabl
 import dataclasses
 import functools
 import importlib.util
-import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol, Self
+
+from .counting import OperationCounts
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -84,7 +85,7 @@ class _Counts(Protocol):
     ) -> None: ...
 
 
-class TransportCounter:
+class TransportCounter(OperationCounts):
     """Count the requests of an `~s3qbb.s3.objects.S3Bucket`'s transport, per S3 operation.
 
     Wraps every request method of the bucket's transport (each call is one
@@ -98,8 +99,7 @@ class TransportCounter:
     """
 
     def __init__(self, bucket: S3Bucket) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
+        super().__init__()
         self._transport: Any = bucket.transport
         for method, operation in OPERATIONS.items():
             original = getattr(self._transport, method)
@@ -109,28 +109,10 @@ class TransportCounter:
     def _counting(self, method: Any, operation: str) -> Any:
         @functools.wraps(method)
         def counted(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                self._requests[operation] += 1
+            self._add(operation)
             return method(*args, **kwargs)
 
         return counted
-
-    @property
-    def requests(self) -> Counter[str]:
-        """Requests so far by operation name (a copy), e.g. ``{"PutObject": 1}``."""
-        with self._lock:
-            return Counter(self._requests)
-
-    @property
-    def total(self) -> int:
-        """Requests so far, all operations together."""
-        with self._lock:
-            return self._requests.total()
-
-    def reset(self) -> None:
-        """Forget the counts."""
-        with self._lock:
-            self._requests.clear()
 
     def detach(self) -> None:
         """Stop counting (idempotent): the transport's own methods are back."""
