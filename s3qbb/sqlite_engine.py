@@ -12,13 +12,49 @@ serves readers while an ingest writes (WAL).
 
 from __future__ import annotations
 
-__all__ = ["install_sqlite_listeners"]
+__all__ = ["install_sqlite_listeners", "run_pragma"]
 
+import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+
+_SQLITE_BUSY = 5
+"""Primary result code of "database is locked" (extended codes keep it in their low byte)."""
+
+
+def run_pragma(cursor: Any, pragma: str, *, busy_timeout_ms: int) -> None:
+    """Run a pragma, retrying while SQLite answers ``SQLITE_BUSY`` for up to ``busy_timeout_ms``.
+
+    ``PRAGMA journal_mode=WAL`` on a database that other processes are opening at the same
+    moment can fail with ``SQLITE_BUSY`` at once, without calling the busy handler (seen in
+    about 1 of 30 connections when 6 processes open a new file together), so the busy timeout
+    alone does not cover it.
+
+    Parameters
+    ----------
+    cursor : `sqlite3.Cursor`
+        A DB-API cursor of the connection.
+    pragma : `str`
+        The statement.
+    busy_timeout_ms : `int`
+        How long to keep trying.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.001
+    while True:
+        try:
+            cursor.execute(pragma).fetchall()
+            return
+        except sqlite3.OperationalError as err:
+            code = getattr(err, "sqlite_errorcode", None)
+            if code is None or code & 0xFF != _SQLITE_BUSY or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def install_sqlite_listeners(
@@ -55,7 +91,7 @@ def install_sqlite_listeners(
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
             for pragma in pragmas:
-                cursor.execute(pragma).fetchall()
+                run_pragma(cursor, pragma, busy_timeout_ms=busy_timeout_ms)
         finally:
             cursor.close()
 
