@@ -16,7 +16,7 @@ from s3qbb.sqlite_engine import run_pragma
 
 def _busy(code: int = 5) -> sqlite3.OperationalError:
     err = sqlite3.OperationalError("database is locked")
-    err.sqlite_errorcode = code  # type: ignore[attr-defined]
+    err.sqlite_errorcode = code
     return err
 
 
