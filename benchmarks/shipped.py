@@ -44,11 +44,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from s3qbb.testing.counting import OperationCounts
 
 from .s3_datastore import SMALL_SIZE
 from .servers import process_cpu_seconds, server_pid
@@ -176,23 +177,12 @@ class StatsCounter:
         return Counter(self.stats.snapshot()["requests"])
 
 
-class CallCounter:
+class CallCounter(OperationCounts):
     """Requests of raw obstore, counted as calls (its retries are off: one call, one request)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
 
     def count(self, operation: str) -> None:
         """Count one request of ``operation``."""
-        with self._lock:
-            self._requests[operation] += 1
-
-    @property
-    def requests(self) -> Counter[str]:
-        """Requests so far by operation name (a copy)."""
-        with self._lock:
-            return Counter(self._requests)
+        self._add(operation)
 
 
 # ---------------------------------------------------------------------- context
