@@ -19,6 +19,7 @@ from s3qbb.testing.backdoors import S3Backdoor
 from s3qbb.testing.conformance import DatastoreConformance
 from s3qbb.testing.data import example_storage_classes
 from s3qbb.testing.servers import S3TestEndpoint
+from s3qbb.testing.transports import with_transport
 
 pytestmark = pytest.mark.localstack
 
@@ -26,16 +27,17 @@ PREFIX = "repo/root"
 
 
 class TestLocalStackConformance(DatastoreConformance):
-    """The whole conformance suite, with S3Datastore on LocalStack (as tests/datastores/test_s3.py does)."""
+    """The whole conformance suite, with S3Datastore on LocalStack, on each transport (as test_s3.py does)."""
 
     @pytest.fixture
-    def datastore(self, localstack_endpoint: S3TestEndpoint) -> Iterator[S3Datastore]:
+    def datastore(self, localstack_endpoint: S3TestEndpoint, s3_transport: str) -> Iterator[S3Datastore]:
         store = S3Datastore(
             f"s3://{localstack_endpoint.bucket}/{PREFIX}",
             name="s3",
-            config=localstack_endpoint.config,
+            config=with_transport(localstack_endpoint, s3_transport).config,
             storageClassFactory=example_storage_classes(),
         )
+        assert store.bucket.transport.name == s3_transport
         yield store
         store.close()
 
