@@ -11,7 +11,7 @@ commands nor what they need (rich, SQLAlchemy).
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "cli", "main"]
+__all__ = ["COMMANDS", "COMPLETE_VAR", "cli", "main"]
 
 import os
 import sys
@@ -27,6 +27,8 @@ _EXIT_BROKEN_PIPE = 141
 """Exit status when the reader of stdout went away (128 + SIGPIPE)."""
 _EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as `s3qbb.batch.exitcodes.ExitCode.INTERRUPTED_SIGINT`."""
+COMPLETE_VAR = "_S3QBB_COMPLETE"
+"""Environment variable asking for shell completion (click's protocol: ``bash_source``, ...)."""
 
 COMMANDS = {
     "run-quantum": "s3qbb.cli.run_quantum:run_quantum",
@@ -91,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     # Not `cli.main(standalone_mode=False)`: it turns a closed pipe into exit 1 and Ctrl-C into "Aborted!".
+    # Which is why shell completion, which click's `main` would handle, is dispatched here.
+    instruction = os.environ.get(COMPLETE_VAR)
+    if instruction:
+        from click.shell_completion import shell_complete
+
+        return shell_complete(cli, {}, "s3qbb", COMPLETE_VAR, instruction)
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         with cli.make_context("s3qbb", args) as ctx:

@@ -177,3 +177,44 @@ def test_ctrl_c_ends_a_command_quietly_with_130(
 
 def test_log_formats_are_those_of_the_logging_module() -> None:
     assert options.LOG_FORMATS == logs.LOG_FORMATS
+
+
+# --- shell completion -----------------------------------------------------------------------------------
+
+
+def _bash_complete(words: str) -> list[str]:
+    """What bash offers after ``words`` (the last one being completed), set up as docs/cli.rst says."""
+    script = (
+        'eval "$(_S3QBB_COMPLETE=bash_source s3qbb)"\n'
+        f"COMP_WORDS=({words})\n"
+        "COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
+        "_s3qbb_completion s3qbb\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("_S3QBB_COMPLETE", None)
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completes_sub_commands_options_and_choices() -> None:
+    """The recipe of docs/cli.rst works in a real bash: commands, a sub-command's options, choices."""
+    assert _bash_complete("s3qbb run-q") == ["run-quantum"]
+    assert set(_bash_complete("s3qbb ''")) >= set(COMMANDS)
+    assert "--task" in _bash_complete("s3qbb run-quantum --ta")
+    assert _bash_complete("s3qbb --log-format ''") == ["text", "json"]
+    assert "status" in _bash_complete("s3qbb graph ''")
+
+
+def test_completion_is_answered_without_running_a_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the completion variable set, `main` prints the shell script and exits 0, whatever follows."""
+    monkeypatch.setenv("_S3QBB_COMPLETE", "zsh_source")
+    done = subprocess.run(
+        [sys.executable, "-m", "s3qbb", "run-quantum", "--bogus"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "compdef _s3qbb_completion s3qbb" in done.stdout

@@ -68,6 +68,7 @@ import click
 import pytest
 import yaml
 
+from s3qbb.cli.main import COMPLETE_VAR
 from s3qbb.s3.client import clear_client_cache
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -721,13 +722,26 @@ def _check_weed(args: list[str], where: str) -> None:
 
 def check_simple_command(words: list[str], where: str) -> list[str] | None:
     """Check one simple command; return the ``s3qbb`` arguments when it is an ``s3qbb`` command."""
+    assigned: dict[str, str] = {}
     while words and (assignment := _ASSIGNMENT.match(words[0])):
-        check_variable(assignment["name"], where)
+        name = assignment["name"]
+        assigned[name] = words[0].split("=", 1)[1]
+        if name != COMPLETE_VAR:
+            check_variable(name, where)
         words = words[1:]
     if not words:
         return None
     program, args = words[0], words[1:]
     name = Path(program).name
+    if name == "s3qbb" and COMPLETE_VAR in assigned:
+        _check_completion_script(assigned[COMPLETE_VAR], args, where)
+        return None
+    if name == "source":  # fish's `... | source`: the script comes from the pipe
+        assert not args, f"{where}: source {shlex.join(args)}: only '| source' is checked"
+        return None
+    if name == "eval":  # eval "$(...)": the command substitution is checked on its own
+        assert args == ["SUBSTITUTED"], f'{where}: eval {args}: only eval "$(...)" is checked'
+        return None
     if name == "s3qbb":
         check_s3qbb_arguments(args, where)
         return args
@@ -762,6 +776,22 @@ def check_simple_command(words: list[str], where: str) -> list[str] | None:
     else:
         pytest.fail(f"{where}: no checker for the command {program!r}; add one to {Path(__file__).name}")
     return None
+
+
+def _check_completion_script(instruction: str, args: list[str], where: str) -> None:
+    """Run ``s3qbb``'s shell completion as the page does; it must print a script for that shell."""
+    from s3qbb.cli.main import main
+
+    assert instruction.endswith("_source") and not args, f"{where}: {COMPLETE_VAR}={instruction} s3qbb {args}"
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # click writes bytes to a text stream's buffer
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        patch.setenv(COMPLETE_VAR, instruction)
+        status = main([])
+    out.flush()
+    printed = out.buffer.getvalue().decode()
+    assert status == 0 and "_s3qbb_completion" in printed, (
+        f"{where}: {COMPLETE_VAR}={instruction} s3qbb printed no completion script (status {status})"
+    )
 
 
 def shell_lines(text: str, console: bool) -> list[tuple[str, list[str]]]:
