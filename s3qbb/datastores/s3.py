@@ -20,7 +20,7 @@ __all__ = ["S3Datastore"]
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
+    from ..core.ids import DatasetId
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass, StorageClassFactory
     from ..formatters import FormatterFactory
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_J = TypeVar("_J")
 
 
 def _reason(err: PreconditionFailedError) -> str:
@@ -238,7 +240,10 @@ class S3Datastore(Datastore):
         return infos[0] if infos else None
 
     def _record_or_raise(self, ref: DatasetRef) -> StoredFileInfo:
-        info = self._record(ref)
+        return self._found_or_raise(ref, self._record(ref))
+
+    def _found_or_raise(self, ref: DatasetRef, info: StoredFileInfo | None) -> StoredFileInfo:
+        """Return ``info`` (the record of ``ref`` found), the predicted record in trust mode, else raise."""
         if info is not None:
             return info
         if self.trust_mode:
@@ -284,11 +289,20 @@ class S3Datastore(Datastore):
             The bytes stored, and how to decode them as a read of ``ref`` does.
         """
         sc = self._check_put(inMemoryDataset, ref)
-        formatter = self.layout.formatter_for(ref.datasetType)
         if self.records.has(ref.id):
-            raise DatasetExistsError(
-                f"Dataset {ref} is already stored in datastore {self.name!r}; the stored copy is unchanged."
-            )
+            raise self._stored_already(ref)
+        info, encoded = self._write_object(inMemoryDataset, ref, sc)
+        try:
+            self.records.insert([info])
+        except RecordExistsError as err:
+            raise DatasetExistsError(f"Dataset {ref} was recorded concurrently in {self.name!r}.") from err
+        return encoded
+
+    def _write_object(
+        self, inMemoryDataset: Any, ref: DatasetRef, sc: StorageClass
+    ) -> tuple[StoredFileInfo, Encoded]:
+        """Serialize a checked dataset and write it with one create-only PUT; return its record, unwritten."""
+        formatter = self.layout.formatter_for(ref.datasetType)
         path = self.layout.relpath(ref)
         uri = self.bucket_uri(path)
         try:
@@ -312,16 +326,17 @@ class S3Datastore(Datastore):
         self.stats.add(bytes_written=len(data))
         formatter_name = self.layout.record_formatter_name(formatter)
         info = StoredFileInfo(ref.id, path, formatter_name, sc.name, None, str(checksum), len(data))
-        try:
-            self.records.insert([info])
-        except RecordExistsError as err:
-            raise DatasetExistsError(f"Dataset {ref} was recorded concurrently in {self.name!r}.") from err
         pytype = sc.pytype
 
         def decode(body: bytes) -> Any:  # what `get` returns for these bytes
             return sc.coerce_type(formatter.read(body, pytype))
 
-        return Encoded(data, decode, formatter.copy_by_decoding)
+        return info, Encoded(data, decode, formatter.copy_by_decoding)
+
+    def _stored_already(self, ref: DatasetRef) -> DatasetExistsError:
+        return DatasetExistsError(
+            f"Dataset {ref} is already stored in datastore {self.name!r}; the stored copy is unchanged."
+        )
 
     # ----------------------------------------------------------------- get
 
@@ -364,7 +379,12 @@ class S3Datastore(Datastore):
 
     def _read(self, ref: DatasetRef, plan: ReadPlan) -> tuple[Any, Encoded | None]:
         """Read what ``plan`` asks for (see `VerifiedReader.read_dataset`)."""
-        info = self._record_or_raise(plan.parent)
+        return self._read_recorded(ref, plan, self._record_or_raise(plan.parent))
+
+    def _read_recorded(
+        self, ref: DatasetRef, plan: ReadPlan, info: StoredFileInfo
+    ) -> tuple[Any, Encoded | None]:
+        """Read what ``plan`` asks for, of the dataset ``info`` records."""
         plan = self._as_stored(plan, info.storage_class)
         formatter = self.layout.formatters.get(info.formatter, allow_pickle=self.layout.allow_pickle)
         target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_uri(info.path))
@@ -494,31 +514,160 @@ class S3Datastore(Datastore):
     # ----------------------------------------------------------------- bulk
 
     def put_many(self, items: Iterable[tuple[Any, DatasetRef]]) -> None:
-        """Write many datasets concurrently (see `Datastore.put_many` for error handling)."""
+        """Write many datasets concurrently (see `put_many_encoded`)."""
         self.put_many_encoded(items)
 
     def put_many_encoded(self, items: Iterable[tuple[Any, DatasetRef]]) -> dict[DatasetRef, Encoded]:
-        """Write many datasets concurrently, as `put_many` does; return the bytes written, by ref."""
-        futures = [(ref, self.pool.submit(self.put_encoded, obj, ref)) for obj, ref in items]
-        errors = [e for e in (f.exception() for _, f in futures) if e is not None]
-        raise_first(errors, "put_many")
-        return {ref: f.result() for ref, f in futures}
+        """Write many datasets concurrently, as `put_many` does; return the bytes written, by ref.
+
+        Each dataset is written as `put_encoded` writes it (one create-only PUT),
+        on `pool`'s threads. Records are looked up with one query before the
+        PUTs and written in one transaction after them, rather than twice per
+        dataset by the threads. Every item is attempted and each succeeds or
+        fails whole: a dataset is recorded only if its object was written, and
+        the first error is raised after the others were recorded (see
+        `Datastore.put_many`). A ref given twice is written once, its other
+        items fail with `DatasetExistsError`.
+
+        Raises
+        ------
+        DatasetExistsError
+            If a dataset is already stored, or given twice (the other items are stored).
+        S3qbbError
+            If some datasets could not be written (the first error; the other items are stored).
+        """
+        items = list(items)
+        errors: list[BaseException | None] = [None] * len(items)
+        checked: list[tuple[int, Any, DatasetRef, StorageClass]] = []
+        for i, (obj, ref) in enumerate(items):
+            try:
+                checked.append((i, obj, ref, self._check_put(obj, ref)))
+            except Exception as err:
+                errors[i] = err
+        known = self.records.get_many(ref.id for _, _, ref, _ in checked)
+        todo: list[tuple[int, Any, DatasetRef, StorageClass]] = []
+        taken: set[DatasetId] = set()
+        for job in checked:
+            ref = job[2]
+            if ref.id in known:
+                errors[job[0]] = self._stored_already(ref)
+            elif ref.id in taken:
+                errors[job[0]] = DatasetExistsError(
+                    f"Dataset {ref} is given twice to put_many of {self.name!r}; it was written once."
+                )
+            else:
+                taken.add(ref.id)
+                todo.append(job)
+        written = self._run_all(lambda job: self._write_object(job[1], job[2], job[3]), todo)
+        done: dict[DatasetRef, tuple[StoredFileInfo, Encoded]] = {}
+        for (i, _, ref, _), (result, error) in zip(todo, written, strict=True):
+            if error is not None:
+                errors[i] = error
+            else:
+                assert result is not None
+                done[ref] = result
+        if done:
+            try:
+                existing = self.records.insert_new(info for info, _ in done.values())
+            except Exception as err:
+                err.add_note(f"put_many: {len(done)} objects were written but none was recorded.")
+                raise
+            for i, _, ref, _ in todo:
+                if ref.id in existing:
+                    errors[i] = DatasetExistsError(
+                        f"Dataset {ref} was recorded concurrently in {self.name!r}."
+                    )
+                    del done[ref]
+        raise_first([e for e in errors if e is not None], "put_many")
+        return {ref: encoded for ref, (_, encoded) in done.items()}
 
     def get_many(
         self, refs: Iterable[DatasetRef], parameters: Mapping[str, Any] | None = None
     ) -> dict[DatasetRef, Any]:
-        """Read many datasets concurrently."""
-        return self._gather(self.get, list(refs), parameters)
+        """Read many datasets concurrently, as `get` does (see `get_many_encoded`)."""
+        return {ref: obj for ref, (obj, _) in self._read_many(list(refs), parameters, whole=False).items()}
 
     def get_many_encoded(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, tuple[Any, Encoded]]:
-        """Read many whole datasets concurrently, as `get_many` does; also return the bytes read."""
-        return self._gather(self.get_encoded, list(refs))
+        """Read many whole datasets concurrently, as `get_many` does; also return the bytes read.
 
-    def _gather(self, read: Callable[..., _T], refs: list[DatasetRef], *args: Any) -> dict[DatasetRef, _T]:
-        futures = {ref: self.pool.submit(read, ref, *args) for ref in refs}
-        errors = [e for e in (f.exception() for f in futures.values()) if e is not None]
-        raise_first(errors, "get_many")
-        return {ref: f.result() for ref, f in futures.items()}
+        The records of all datasets are read with one query, then each dataset
+        with one GET (verified as `get` verifies it) on `pool`'s threads.
+        Every dataset is attempted; the first error is raised after the others
+        were read.
+
+        Raises
+        ------
+        DatasetTypeError
+            If a ref is a component ref; otherwise what `get` raises.
+        """
+        out: dict[DatasetRef, tuple[Any, Encoded]] = {}
+        for ref, (obj, encoded) in self._read_many(list(refs), None, whole=True).items():
+            assert encoded is not None  # whole reads
+            out[ref] = (obj, encoded)
+        return out
+
+    def _read_many(
+        self, refs: list[DatasetRef], parameters: Mapping[str, Any] | None, *, whole: bool
+    ) -> dict[DatasetRef, tuple[Any, Encoded | None]]:
+        """Read ``refs`` (each once) on the pool with one records query; raise the first error."""
+        unique = list(dict.fromkeys(refs))
+        errors: list[BaseException | None] = [None] * len(unique)
+        plans: list[tuple[int, ReadPlan]] = []
+        for i, ref in enumerate(unique):
+            try:
+                if whole and ref.isComponent():
+                    raise DatasetTypeError(f"get_encoded reads whole datasets, not component {ref}.")
+                plans.append((i, self._plan_read(ref, parameters, None)))
+            except Exception as err:
+                errors[i] = err
+        records = self.records.get_many(plan.parent.id for _, plan in plans)
+        todo: list[tuple[int, ReadPlan, StoredFileInfo]] = []
+        for i, plan in plans:
+            infos = records.get(plan.parent.id)
+            try:
+                todo.append((i, plan, self._found_or_raise(plan.parent, infos[0] if infos else None)))
+            except DatasetNotFoundError as err:
+                errors[i] = err
+        read = self._run_all(lambda job: self._read_recorded(job[1].ref, job[1], job[2]), todo)
+        out: dict[DatasetRef, tuple[Any, Encoded | None]] = {}
+        for (i, plan, _), (result, error) in zip(todo, read, strict=True):
+            if error is not None:
+                errors[i] = error
+            else:
+                assert result is not None
+                out[plan.ref] = result
+        raise_first([e for e in errors if e is not None], "get_many")
+        return {ref: out[ref] for ref in unique}
+
+    def _run_all(
+        self, work: Callable[[_J], _T], jobs: Sequence[_J]
+    ) -> list[tuple[_T | None, BaseException | None]]:
+        """Run ``work`` on every job on `pool`'s threads; return ``(result, error)`` of each, in order.
+
+        Each of at most `max_workers` pool tasks takes the next job until none
+        is left: no future, queue item or wake-up per job.
+        """
+        out: list[tuple[_T | None, BaseException | None]] = [(None, None)] * len(jobs)
+        if not jobs:
+            return out
+        lock = threading.Lock()
+        index = iter(range(len(jobs)))
+
+        def drain() -> None:
+            while True:
+                with lock:
+                    i = next(index, -1)
+                if i < 0:
+                    return
+                try:
+                    out[i] = (work(jobs[i]), None)
+                except Exception as err:
+                    out[i] = (None, err)
+
+        futures = [self.pool.submit(drain) for _ in range(min(self.max_workers, len(jobs)))]
+        for future in futures:
+            future.result()
+        return out
 
     # -------------------------------------------------------------- records
 

@@ -259,6 +259,55 @@ class SqliteRecordsStore:
                 conn.executemany(sql.insert, rows)
                 self._locate(conn, ids)
 
+    def insert_new(self, infos: Iterable[StoredFileInfo]) -> set[uuid.UUID]:
+        """Add the records of the datasets that have none, in one transaction; return the others.
+
+        What a bulk put needs: each dataset is recorded whole or not at all,
+        and a dataset recorded meanwhile (by another writer) does not keep the
+        other datasets from being recorded.
+
+        Parameters
+        ----------
+        infos : `~collections.abc.Iterable` [`StoredFileInfo`]
+            Records to add; a dataset's records should all come in one call.
+
+        Returns
+        -------
+        existing : `set` [`uuid.UUID`]
+            Datasets that already had records (trashed ones included): none of
+            their records given here was inserted.
+
+        Raises
+        ------
+        RecordExistsError
+            Raised, and nothing inserted, if two records share a dataset ID and component.
+        """
+        by_id: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+        keys: set[tuple[uuid.UUID, str]] = set()
+        for info in infos:
+            row = _row(info)
+            key = (info.dataset_id, row[4])
+            if key in keys:
+                raise RecordExistsError(
+                    f"Dataset {info.dataset_id} has two records for component {row[4]!r} in one insert; "
+                    "give each component one record."
+                )
+            keys.add(key)
+            by_id.setdefault(info.dataset_id, []).append(row)
+        if not by_id:
+            return set()
+        ids = list(by_id)
+        sql = self._sql
+        with self._lock:
+            conn = self._connection()
+            with self._translate("insert records"), writing(conn):
+                by_hex = {i.hex: i for i in ids}
+                existing = {by_hex[i] for i in sql.query_ids(conn, sql.existing_ids, ids, named=False)}
+                new = [i for i in ids if i not in existing]
+                conn.executemany(sql.insert, [row for i in new for row in by_id[i]])
+                self._locate(conn, new)
+        return existing
+
     def _locate(self, conn: sqlite3.Connection, ids: Sequence[uuid.UUID]) -> None:
         conn.executemany(self._sql.locate, [(self._datastore_name, i.hex) for i in ids])
 

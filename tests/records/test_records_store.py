@@ -139,6 +139,24 @@ def test_insert_replace(store: SqliteRecordsStore) -> None:
     assert store.get(a.dataset_id) == replacement
 
 
+def test_insert_new_skips_recorded_datasets(store: SqliteRecordsStore) -> None:
+    live, trashed = make_info(), make_info()
+    store.insert([live, trashed])
+    store.move_to_trash([trashed.dataset_id])
+    new = [make_info(), make_info()]
+    parts = [make_info(new[0].dataset_id, "image"), make_info(new[0].dataset_id, "mask")]
+    incoming = [make_info(live.dataset_id, "other"), *parts, make_info(trashed.dataset_id), new[1]]
+    assert store.insert_new(incoming) == {live.dataset_id, trashed.dataset_id}
+    assert store.dataset_ids() == {live.dataset_id, new[0].dataset_id, new[1].dataset_id}
+    assert store.get(live.dataset_id) == [live]  # untouched: nothing of a recorded dataset is added
+    assert store.get(new[0].dataset_id) == parts and store.get(new[1].dataset_id) == [new[1]]
+    assert store.trashed_ids() == {trashed.dataset_id}
+    assert store.insert_new([]) == set()
+    with pytest.raises(RecordExistsError, match="two records"):
+        store.insert_new([(again := make_info()), again.update(path="x.json")])
+    assert again.dataset_id not in store.dataset_ids()
+
+
 def test_delete(store: SqliteRecordsStore) -> None:
     infos = [make_info() for _ in range(3)]
     store.insert(infos)
