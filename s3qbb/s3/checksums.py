@@ -20,11 +20,13 @@ __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "MAX_BLOCKS",
     "MIN_BLOCK_SIZE",
+    "PURE_PYTHON_BUDGET",
     "BlockChecksums",
     "Checksum",
     "block_size_for",
     "compute",
     "compute_for_upload",
+    "crc32c",
     "parse",
     "request_parameter",
 ]
@@ -32,6 +34,7 @@ __all__ = [
 import base64
 import binascii
 import hashlib
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -256,15 +259,87 @@ def block_size_for(size: int, minimum: int = DEFAULT_BLOCK_SIZE) -> int:
     return block
 
 
-def _crc32c_function() -> Callable[..., int]:
-    from awscrt import checksums  # type: ignore[import-untyped]  # from boto3[crt]; imported on first use
+_POLY = 0x82F63B78
+"""The CRC32C (Castagnoli) polynomial, bit-reversed."""
 
-    function: Callable[..., int] = checksums.crc32c
-    return function
+PURE_PYTHON_BUDGET = 64 * 1024
+"""Bytes a process checksums in pure Python before it loads awscrt for CRC32C.
+
+Importing awscrt costs a fresh process tens of milliseconds of CPU, more than
+a batch job's first put; its few small bodies (a dataset, records files) are
+checksummed in pure Python (about 0.1 ms per KiB) until this budget is spent
+or a body is larger than what is left of it. Then awscrt is loaded, as it is
+at once when something else (botocore) loaded it already. Both compute the
+same CRC32C (the tests compare them).
+"""
+
+_table: list[int] | None = None
+_budget = PURE_PYTHON_BUDGET
+_awscrt_crc32c: Callable[..., int] | None = None
+
+
+def _python_table() -> list[int]:
+    global _table
+    if _table is None:
+        table = []
+        for byte in range(256):
+            crc = byte
+            for _ in range(8):
+                crc = (crc >> 1) ^ _POLY if crc & 1 else crc >> 1
+            table.append(crc)
+        _table = table
+    return _table
+
+
+def _crc32c_python(data: bytes | memoryview) -> int:
+    """CRC32C of ``data`` in pure Python, a byte at a time (for small bodies)."""
+    table = _python_table()
+    crc = 0xFFFFFFFF
+    for byte in data if isinstance(data, bytes) else memoryview(data).cast("B"):
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _awscrt() -> Callable[..., int]:
+    global _awscrt_crc32c
+    if _awscrt_crc32c is None:
+        from awscrt import checksums  # type: ignore[import-untyped]  # from boto3[crt]; imported on need
+
+        _awscrt_crc32c = checksums.crc32c
+    return _awscrt_crc32c
+
+
+def crc32c(data: bytes | memoryview) -> int:
+    """Return the CRC32C of ``data`` as an integer.
+
+    Small bodies are checksummed in pure Python while the process has not
+    spent `PURE_PYTHON_BUDGET` bytes that way and awscrt is not loaded yet;
+    everything else with awscrt (hardware-accelerated). The result is the same.
+
+    Parameters
+    ----------
+    data : `bytes` or `memoryview`
+        The bytes.
+
+    Returns
+    -------
+    crc : `int`
+        The unsigned 32-bit CRC32C.
+    """
+    global _budget
+    size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
+    if _awscrt_crc32c is None and size <= _budget and "awscrt.checksums" not in sys.modules:
+        _budget -= size  # races between threads only move the switch to awscrt a little
+        return _crc32c_python(data)
+    return _awscrt()(data)
+
+
+def _crc32c_function() -> Callable[..., int]:
+    return crc32c
 
 
 def _crc32c(data: bytes | memoryview) -> bytes:
-    return _crc32c_function()(data).to_bytes(4, "big")
+    return crc32c(data).to_bytes(4, "big")
 
 
 def compute(algorithm: Algorithm, data: bytes | memoryview) -> Checksum:
@@ -331,7 +406,7 @@ def compute_for_upload(
         return compute(algorithm, data), {}
     blocks = BlockChecksums.compute(data, size)
     if algorithm == "CRC32C":
-        from awscrt import checksums
+        from awscrt import checksums  # the blocks are larger than the pure-Python budget: awscrt is loaded
 
         whole = 0
         for i, crc in enumerate(blocks.crcs):

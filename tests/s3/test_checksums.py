@@ -111,3 +111,33 @@ def test_malformed_checksums_are_refused(text: str) -> None:
 def test_malformed_block_lists_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="Malformed block checksum list"):
         BlockChecksums.from_metadata(text)
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 1023, 1024, 4097, 64 * KIB + 1])
+def test_pure_python_crc32c_is_awscrt_s(size: int) -> None:
+    from awscrt import checksums as crt  # type: ignore[import-untyped]
+
+    data = os.urandom(size + 7)
+    assert checksums._crc32c_python(data) == crt.crc32c(data)
+    view = memoryview(data)[7:]  # an offset slice, as the block checks pass them
+    assert checksums._crc32c_python(view) == crt.crc32c(bytes(view)) == checksums.crc32c(view)
+    assert checksums.crc32c(memoryview(bytearray(data))) == crt.crc32c(data)
+    assert checksums._crc32c_python(b"123456789") == 0xE3069283  # the CRC-32C check value
+
+
+def test_small_bodies_do_not_load_awscrt_until_the_budget_is_spent() -> None:
+    # A batch job's few small bodies are checksummed without importing awscrt (tens of ms of CPU).
+    code = (
+        "import sys\n"
+        "from s3qbb.s3 import checksums as c\n"
+        "assert str(c.compute('CRC32C', b'payload')) == 'CRC32C:9ONpcA=='\n"
+        "c.compute_for_upload('CRC32C', b'x' * 1024)\n"
+        "print('awscrt' in sys.modules)\n"
+        "c.compute('CRC32C', b'x' * (c.PURE_PYTHON_BUDGET + 1))\n"
+        "print('awscrt' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
