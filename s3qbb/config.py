@@ -99,8 +99,8 @@ class EnvConfigModel(BaseModel):
     that can be set from the environment records the variable name in its
     ``json_schema_extra["env"]`` (and the variables read when it is unset in
     ``json_schema_extra["env_fallbacks"]``), which :meth:`from_env` reads
-    through pydantic-settings. Each instance remembers where each of its
-    fields came from (`field_sources`). Constructing a model reads no
+    (`s3qbb.config_env` offers the same as a pydantic-settings view). Each
+    instance remembers where each of its fields came from (`field_sources`). Constructing a model reads no
     environment: only `from_env` and `layered_on_env` do.
     """
 
@@ -184,14 +184,16 @@ class EnvConfigModel(BaseModel):
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         aliases = cls.env_aliases()
-        # pydantic-settings costs a batch job tens of milliseconds to import: it is imported when
-        # one of the variables is set (a non-empty value; empty values count as unset), not before.
-        if any(env.get(variable) for names in aliases.values() for variable in names):
-            from .config_env import environment_values
-
-            for name, (raw, variable) in environment_values(cls, aliases, env).items():
-                values[name] = raw
-                sources[name] = f"environment {variable}"
+        # Plain look-ups, the rules of `s3qbb.config_env`'s pydantic-settings view (case-sensitive
+        # names, empty values unset, raw text validated by the model): importing pydantic-settings
+        # would cost a batch job, whose S3QBB_* variables are usually set, 20-40 ms of CPU.
+        for name, variables in aliases.items():
+            for variable in variables:
+                raw = env.get(variable)
+                if raw:
+                    values[name] = raw
+                    sources[name] = f"environment {variable}"
+                    break
         for name, model in cls._nested_env.items():
             given = overrides.pop(name, None)
             if isinstance(given, EnvConfigModel):

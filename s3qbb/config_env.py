@@ -1,10 +1,12 @@
-"""The environment variables of the configuration models, read through pydantic-settings.
+"""The environment variables of the configuration models as pydantic-settings views.
 
-`s3qbb.config.EnvConfigModel.from_env` imports this module only when one of
-a model's variables is set: pydantic-settings takes 30-50 ms of CPU to import
-(its sources, asyncio, dotenv), a share of a batch job's start-up that a job
-configured by its repository file and the standard ``AWS_*`` variables never
-pays.
+`s3qbb.config.EnvConfigModel.from_env` reads the variables itself, with plain
+look-ups and the same rules, and does not import this module:
+pydantic-settings takes 20-40 ms of CPU to import (its sources, asyncio,
+dotenv), a share of a batch job's start-up too large for reading a few
+variables. This module is for applications that compose s3qbb's variables
+with their own pydantic-settings classes; the tests check that both read the
+same values.
 
 Each configuration model gets an *environment view*: a
 `pydantic_settings.BaseSettings` with one optional text field per field of
@@ -12,8 +14,9 @@ the model that has variables, its ``validation_alias`` the
 `~pydantic.AliasChoices` of those variables in order of precedence (the
 model's ``json_schema_extra["env"]``, then its ``"env_fallbacks"``). The view
 reads the raw text (case-sensitive names, empty values ignored, no ``.env``
-file, no secrets directory); the model itself validates it, so an invalid
-value is reported by the model's own validation, naming the field.
+file, no secrets directory), as ``from_env`` does; the model itself validates
+it, so an invalid value is reported by the model's own validation, naming the
+field.
 """
 
 from __future__ import annotations

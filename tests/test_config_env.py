@@ -1,4 +1,4 @@
-"""The configuration's environment variables, read through pydantic-settings only when one is set."""
+"""The configuration's environment variables: plain look-ups reading what the pydantic-settings views read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pydantic
 import pytest
 
 from s3qbb.config import RetryConfig, S3EndpointConfig
-from s3qbb.config_env import EnvironmentView, view_of
+from s3qbb.config_env import EnvironmentView, environment_values, view_of
 
 
 def _imports_settings(code: str, env: dict[str, str]) -> bool:
@@ -20,14 +20,39 @@ def _imports_settings(code: str, env: dict[str, str]) -> bool:
     return done.stdout.strip().splitlines()[-1] == "True"
 
 
-def test_pydantic_settings_is_imported_only_when_a_variable_is_set(tmp_path: Path) -> None:
+def test_from_env_never_imports_pydantic_settings(tmp_path: Path) -> None:
     base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
     code = "from s3qbb.config import S3EndpointConfig\nS3EndpointConfig.from_env()"
-    # The standard AWS_* variables a job has are not the configuration's: they cost nothing.
+    # Neither the standard AWS_* variables a job has nor the S3QBB_* ones cost an import.
     aws = {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "AWS_REGION": "eu-west-3", "S3QBB_S3_REGION": ""}
     assert not _imports_settings(code, {**base, **aws})
-    assert _imports_settings(code, {**base, **aws, "S3QBB_S3_TRANSPORT": "obstore"})
-    assert _imports_settings(code, {**base, "AWS_MAX_ATTEMPTS": "3"})
+    assert not _imports_settings(code, {**base, **aws, "S3QBB_S3_TRANSPORT": "obstore"})
+    assert not _imports_settings(code, {**base, "AWS_MAX_ATTEMPTS": "3"})
+
+
+_ENVIRONMENTS = [
+    {},
+    {"S3QBB_S3_REGION": "eu-west-3", "S3QBB_S3_TRANSPORT": "obstore", "S3QBB_S3_ADDRESSING_STYLE": "path"},
+    {"AWS_MAX_ATTEMPTS": "9", "S3QBB_RETRY_MAX_ATTEMPTS": "", "S3QBB_RETRY_JITTER": "false"},
+    {"AWS_MAX_ATTEMPTS": "9", "S3QBB_RETRY_MAX_ATTEMPTS": "2", "s3qbb_s3_region": "lower"},
+    {"S3QBB_S3_REGION": '{"a": 1}', "S3QBB_S3_MULTIPART_THRESHOLD": "64MiB", "S3QBB_S3_PROFILE": " "},
+]
+
+
+@pytest.mark.parametrize("environ", _ENVIRONMENTS)
+@pytest.mark.parametrize("model", [S3EndpointConfig, RetryConfig])
+def test_from_env_reads_what_the_pydantic_settings_view_reads(
+    model: type[S3EndpointConfig] | type[RetryConfig], environ: dict[str, str]
+) -> None:
+    aliases = model.env_aliases()
+    expected = environment_values(model, aliases, environ)
+    config = model.from_env(environ)
+    sources = config.field_sources
+    assert {
+        name: (str(environ[source.removeprefix("environment ")]), source.removeprefix("environment "))
+        for name, source in sources.items()
+        if source.startswith("environment ")
+    } == expected
 
 
 def test_variable_then_fallbacks_then_default_and_where_each_came_from() -> None:
