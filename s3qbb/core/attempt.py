@@ -22,8 +22,8 @@ from __future__ import annotations
 
 __all__ = ["ATTEMPT_ID_LENGTH", "WriteToken", "new_attempt_id"]
 
+import os
 import re
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -49,7 +49,8 @@ def new_attempt_id(now: float | None = None) -> str:
         28 lowercase hex digits.
     """
     millis = int((time.time() if now is None else now) * 1000)
-    return f"{millis & 0xFFFFFFFFFFFF:012x}{secrets.token_hex(8)}"
+    # os.urandom is what secrets.token_hex draws from; importing secrets (random, hmac) costs a job ~3 ms.
+    return f"{millis & 0xFFFFFFFFFFFF:012x}{os.urandom(8).hex()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = ["PICKLE_DISABLED_MESSAGE", "PickleFormatter"]
 
-import pickle
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ..errors import FormatterError, PickleDisabledError
@@ -103,6 +102,8 @@ class PickleFormatter(Formatter):
             Raised if ``obj`` cannot be pickled.
         """
         self._check_allowed()
+        import pickle  # on use: every butler imports the formatters, few pickle (about 1 ms)
+
         try:
             return pickle.dumps(obj, protocol=self.protocol)
         except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError) as err:
@@ -141,6 +142,8 @@ class PickleFormatter(Formatter):
         """
         self._check_allowed()
         self.validate_parameters(parameters)
+        import pickle
+
         try:
             obj = pickle.loads(data)
         except Exception as err:  # unpickling can raise anything
