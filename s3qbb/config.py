@@ -104,7 +104,10 @@ class EnvConfigModel(BaseModel):
     environment: only `from_env` and `layered_on_env` do.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: the base is never validated, so its validator is not built (a job's start-up pays
+    # every model built at import); the models validated set defer_build=False, so that a model
+    # nesting them reuses their schema instead of generating it again.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     _nested_env: ClassVar[dict[str, type[EnvConfigModel]]] = {}
     """Fields holding another `EnvConfigModel` that `from_env` fills recursively."""
@@ -278,6 +281,8 @@ class RetryConfig(EnvConfigModel):
     behaves like botocore's ``standard`` mode (exponential backoff, full jitter).
     """
 
+    model_config = ConfigDict(defer_build=False)
+
     max_attempts: int = _env_field(
         5,
         "S3QBB_RETRY_MAX_ATTEMPTS",
@@ -333,6 +338,8 @@ class S3EndpointConfig(EnvConfigModel):
     ``secret_access_key`` are given. Secrets are `pydantic.SecretStr` and are
     never shown in ``repr`` or serialised output.
     """
+
+    model_config = ConfigDict(defer_build=False)
 
     _nested_env: ClassVar[dict[str, type[EnvConfigModel]]] = {"retry": RetryConfig}
 

@@ -49,7 +49,9 @@ DAF_BUTLER_DATASTORE_NAME = "FileDatastore@<butlerRoot>"
 
 class _Model(BaseModel):
     # hide_input_in_errors: the endpoint section may hold secrets (S3EndpointConfig hides its own).
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    # defer_build: only RepoConfig is validated on its own (DatastoreConfig only inside it), see
+    # EnvConfigModel.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=True)
 
 
 class CacheConfig(EnvConfigModel):
@@ -59,7 +61,7 @@ class CacheConfig(EnvConfigModel):
     if it has one, when the datastore is built (`build_datastore`).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=False)
 
     enabled: bool = Field(True, description="Put a bounded in-memory cache in front of the datastore.")
     max_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Bound on cached bytes (LRU beyond).")
@@ -141,6 +143,8 @@ class DatastoreConfig(_Model):
 
 class RepoConfig(_Model):
     """A repository: datastore stack, storage classes and dimension universe."""
+
+    model_config = ConfigDict(defer_build=False)
 
     version: int = Field(1, description="Configuration format version.")
     datastore: DatastoreConfig = Field(description="The primary datastore.")

@@ -45,7 +45,9 @@ WIRE_VERSION = 1
 
 
 class _Versioned(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: what a job reads (SerializedQuantum and the models in it) is built at import
+    # (defer_build=False); the base and the models a job does not read are built on first use.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     version: int = Field(default=WIRE_VERSION, description="Wire format version.")
 
@@ -112,6 +114,8 @@ class SerializedStorageClass(_Versioned):
 class SerializedDatasetType(_Versioned):
     """A dataset type (daf_butler field names)."""
 
+    model_config = ConfigDict(defer_build=False)
+
     name: str
     storageClass: str | None = None
     dimensions: list[str] | None = None
@@ -122,11 +126,15 @@ class SerializedDatasetType(_Versioned):
 class SerializedDataCoordinate(_Versioned):
     """A data ID (daf_butler field names)."""
 
+    model_config = ConfigDict(defer_build=False)
+
     dataId: dict[str, int | str]
 
 
 class SerializedDatasetRef(_Versioned):
     """A resolved dataset reference (daf_butler field names)."""
+
+    model_config = ConfigDict(defer_build=False)
 
     id: uuid.UUID
     datasetType: SerializedDatasetType | None = None
@@ -137,6 +145,8 @@ class SerializedDatasetRef(_Versioned):
 
 class SerializedQuantum(_Versioned):
     """A quantum; refs are stored without their dataset type, which ``datasetTypeMapping`` holds."""
+
+    model_config = ConfigDict(defer_build=False)
 
     id: uuid.UUID
     taskName: str | None = None
