@@ -29,6 +29,7 @@ __all__ = ["ObstoreTransport", "clear_store_cache", "resolve_region", "transport
 
 import configparser
 import datetime
+import io
 import logging
 import os
 import re
@@ -64,6 +65,9 @@ _PAGE = 1000
 
 _NO_REQUEST_TIMEOUT = datetime.timedelta(days=1)
 """object_store bounds a whole request (30 s by default); boto3 does not: only reads are bounded."""
+
+_STREAM_CHUNK = 256 * 1024
+"""Bodies larger than this are read in chunks of this size (see `_read_body`)."""
 
 _STANDARD_ATTRIBUTES = frozenset(
     {
@@ -180,8 +184,8 @@ class ObstoreTransport:
 
         def fetch() -> GetResult:
             response = self._obstore.get(self._store, key, options=options)
-            body = bytes(response.bytes())
             start, stop = response.range
+            body = _read_body(response, stop - start)
             if len(body) != stop - start:
                 raise TruncatedBodyError(
                     f"GET {s3_uri(self.bucket, key)} returned {len(body)} of {stop - start} bytes; "
@@ -304,6 +308,26 @@ class ObstoreTransport:
     def delete_objects(self, keys: Sequence[str]) -> dict[str, str]:
         """See `~s3qbb.s3.transport.Transport.delete_objects` (boto3: obstore reports no per-key errors)."""
         return self._fallback().delete_objects(keys)
+
+
+def _read_body(response: Any, expected: int) -> bytes:
+    """Return the body of a GET response as `bytes`, copied once.
+
+    ``bytes(response.bytes())`` copies twice: object_store first gathers the
+    body into one buffer of its own, then `bytes` copies that into Python;
+    each copy writes (and page-faults) a fresh buffer of the body's size,
+    which made a 64 MiB read ~30 ms of CPU slower than raw obstore's
+    ``.bytes()``. A body of more than one `_STREAM_CHUNK` is streamed
+    instead: chunks of `_STREAM_CHUNK` bytes (small, cache-hot) are appended
+    to an `io.BytesIO`, whose buffer grows in place and is returned without
+    a copy by ``getvalue``.
+    """
+    if expected <= _STREAM_CHUNK:
+        return bytes(response.bytes())
+    buffer = io.BytesIO()
+    for chunk in response.stream(min_chunk_size=_STREAM_CHUNK):
+        buffer.write(chunk)
+    return buffer.getvalue()
 
 
 def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:

@@ -267,6 +267,100 @@ def test_a_short_body_is_retried(bucket: S3Bucket, monkeypatch: pytest.MonkeyPat
 # ------------------------------------------------------------------ reads, listing, checksums
 
 
+BIG = bytes(range(256)) * (4 * 1024) + b"tail"
+"""1 MiB and 4 bytes: more than one chunk of a streamed body (`_STREAM_CHUNK`, 256 KiB)."""
+
+
+def test_a_large_body_is_streamed_into_one_bytes(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body of more than one chunk is read chunk by chunk into one `bytes`, not via ``.bytes()``."""
+    from s3qbb.s3 import obstore_transport
+
+    assert len(BIG) > 4 * obstore_transport._STREAM_CHUNK
+    put(bucket, "big", BIG)
+    put(bucket, "small", b"small")
+    transport = bucket.transport
+    real = transport._obstore  # type: ignore[attr-defined]
+    collected: list[str] = []
+
+    class Watched:
+        def __init__(self, response: object) -> None:
+            self._response = response
+
+        def __getattr__(self, name: str) -> object:
+            if name in ("bytes", "stream"):
+                collected.append(name)
+            return getattr(self._response, name)
+
+    monkeypatch.setattr(
+        transport, "_obstore", SimpleNamespace(get=lambda *a, **k: Watched(real.get(*a, **k)))
+    )
+    body = bucket.get("big").body
+    assert type(body) is bytes and body == BIG and collected == ["stream"]
+    start = obstore_transport._STREAM_CHUNK - 10
+    ranged = bucket.get("big", (start, len(BIG) - 1))
+    assert (ranged.body, ranged.size) == (BIG[start:-1], len(BIG)) and collected == ["stream"] * 2
+    assert bucket.get("small").body == b"small" and collected[-1] == "bytes"
+
+
+def test_a_short_streamed_body_is_retried(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A streamed body that ends early (one chunk missing) is a TruncatedBodyError: retried."""
+    put(bucket, "big", BIG)
+    transport = bucket.transport
+    real = transport._obstore  # type: ignore[attr-defined]
+    calls = 0
+
+    class Short:
+        def __init__(self, response: object) -> None:
+            self._response = response
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._response, name)
+
+        def stream(self, min_chunk_size: int) -> Iterator[bytes]:
+            chunks = list(self._response.stream(min_chunk_size=min_chunk_size))  # type: ignore[attr-defined]
+            assert len(chunks) > 1
+            return iter(chunks[:-1])
+
+    def get(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        response = real.get(*args, **kwargs)
+        return Short(response) if calls == 1 else response
+
+    monkeypatch.setattr(transport, "_obstore", SimpleNamespace(get=get))
+    assert bucket.get("big").body == BIG
+    assert calls == 2 and bucket.retry.stats.errors == {"TruncatedBodyError": 1}
+
+
+@pytest.mark.parametrize("kind", ["truncate", "reset_after", "slowdown"])
+def test_a_fault_in_a_streamed_body_is_retried_once(moto_endpoint: S3TestEndpoint, kind: str) -> None:
+    """A large GET cut short or refused on the wire: one retry, then the whole body."""
+    with FaultProxy(moto_endpoint.endpoint_url) as proxy:
+        bucket = open_bucket(proxy.endpoint_config(obstore_config(moto_endpoint)), moto_endpoint.bucket)
+        put(bucket, "big", BIG)
+        proxy.script("GetObject", kind)
+        assert bucket.get("big").body == BIG
+        assert proxy.injected == {kind: 1} and proxy.requests["GetObject"] == 2
+        assert bucket.retry.stats.retries == 1
+
+
+def test_a_bit_flipped_in_a_streamed_body_is_read_again(moto_endpoint: S3TestEndpoint) -> None:
+    """The datastore verifies what the streamed read returns: a flipped bit costs one re-read."""
+    from s3qbb import DatasetRef, DatasetType, DimensionUniverse
+    from s3qbb.datastores.s3 import S3Datastore
+
+    universe = DimensionUniverse()
+    blob = DatasetType("blob", ["instrument"], "Bytes", universe=universe)
+    ref = DatasetRef(blob, {"instrument": "I"}, "r")
+    with FaultProxy(moto_endpoint.endpoint_url) as proxy:
+        config = proxy.endpoint_config(obstore_config(moto_endpoint))
+        store = S3Datastore(f"s3://{moto_endpoint.bucket}/flip", name="s3", config=config)
+        store.put(BIG, ref)
+        proxy.script("GetObject", "corrupt")
+        assert store.get(ref) == BIG
+        assert proxy.injected == {"corrupt": 1} and proxy.requests["GetObject"] == 2
+
+
 def test_ranged_get_reports_the_total_size(bucket: S3Bucket) -> None:
     data = bytes(range(256)) * 40
     put(bucket, "r", data)
