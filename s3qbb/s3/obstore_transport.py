@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..config import register_secrets
 from ..errors import ConfigError, CredentialsError, S3qbbError
 from .errors import TruncatedBodyError, s3_uri
-from .ownership import HeadResult, object_metadata
+from .ownership import HeadResult
 from .transport import GetResult, ListPage, TransportError, UploadsPage, connection_key
 
 if TYPE_CHECKING:
@@ -179,11 +179,20 @@ class ObstoreTransport:
     # ---------------------------------------------------------------- reads
 
     def get_object(self, key: str, byte_range: tuple[int, int] | None) -> GetResult:
-        """See `~s3qbb.s3.transport.Transport.get_object`."""
-        options: dict[str, Any] = {} if byte_range is None else {"range": byte_range}
+        """See `~s3qbb.s3.transport.Transport.get_object`.
+
+        A whole read's size is the end of its range (object_store's range of
+        a GET without one is ``(0, size)``); only a ranged read asks for the
+        object's metadata (its total size), which costs a dict with a
+        `~datetime.datetime` per response.
+        """
+        get, store = self._obstore.get, self._store
 
         def fetch() -> GetResult:
-            response = self._obstore.get(self._store, key, options=options)
+            if byte_range is None:
+                response = get(store, key)
+            else:
+                response = get(store, key, options={"range": byte_range})
             start, stop = response.range
             body = _read_body(response, stop - start)
             if len(body) != stop - start:
@@ -191,7 +200,8 @@ class ObstoreTransport:
                     f"GET {s3_uri(self.bucket, key)} returned {len(body)} of {stop - start} bytes; "
                     "the read will be retried."
                 )
-            return GetResult(body, int(response.meta["size"]), None, _user_metadata(response.attributes))
+            size = stop if byte_range is None else int(response.meta["size"])
+            return GetResult(body, size, None, _user_metadata(response.attributes))
 
         return self._call("GetObject", key, fetch)
 
@@ -331,7 +341,8 @@ def _read_body(response: Any, expected: int) -> bytes:
 
 
 def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:
-    return object_metadata({k: v for k, v in attributes.items() if k.lower() not in _STANDARD_ATTRIBUTES})
+    """Return the user metadata among obstore's attributes, keys lowercase (as `object_metadata` does)."""
+    return {low: v for k, v in attributes.items() if (low := k.lower()) not in _STANDARD_ATTRIBUTES}
 
 
 # ------------------------------------------------------------------ errors

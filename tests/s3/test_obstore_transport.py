@@ -302,6 +302,40 @@ def test_a_large_body_is_streamed_into_one_bytes(bucket: S3Bucket, monkeypatch: 
     assert bucket.get("small").body == b"small" and collected[-1] == "bytes"
 
 
+def test_a_whole_read_takes_its_size_from_the_range_not_the_metadata(
+    bucket: S3Bucket, moto_endpoint: S3TestEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole GET does not build obstore's ObjectMeta (a dict, a datetime); a ranged one needs its size."""
+    moto_endpoint.client.put_object(
+        Bucket=moto_endpoint.bucket,
+        Key="whole",
+        Body=b"0123456789",
+        ContentType="application/json",
+        Metadata={"Mixed-Case": "kept"},
+    )
+    transport = bucket.transport
+    real = transport._obstore  # type: ignore[attr-defined]
+    used: list[str] = []
+
+    class Watched:
+        def __init__(self, response: object) -> None:
+            self._response = response
+
+        def __getattr__(self, name: str) -> object:
+            used.append(name)
+            return getattr(self._response, name)
+
+    monkeypatch.setattr(
+        transport, "_obstore", SimpleNamespace(get=lambda *a, **k: Watched(real.get(*a, **k)))
+    )
+    whole = bucket.get("whole")
+    assert (whole.body, whole.size, whole.metadata) == (b"0123456789", 10, {"mixed-case": "kept"})
+    assert "meta" not in used
+    part = bucket.get("whole", (2, 5))
+    assert (part.body, part.size, part.metadata) == (b"234", 10, {"mixed-case": "kept"})
+    assert "meta" in used
+
+
 def test_a_short_streamed_body_is_retried(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
     """A streamed body that ends early (one chunk missing) is a TruncatedBodyError: retried."""
     put(bucket, "big", BIG)
