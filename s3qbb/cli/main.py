@@ -21,7 +21,7 @@ import click
 
 from .. import __version__
 from .lazy import LazyGroup
-from .options import global_options
+from .options import global_options, pause_gc, unfreeze_gc
 
 _EXIT_BROKEN_PIPE = 141
 """Exit status when the reader of stdout went away (128 + SIGPIPE)."""
@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         the shell reports for a command killed by it); Ctrl-C ends it quietly
         with 130.
     """
+    pause_gc()  # while the command starts: see `s3qbb.cli.options.pause_gc`
     try:
         code = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not in Python's exit
@@ -88,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return _EXIT_BROKEN_PIPE
+    finally:
+        unfreeze_gc()
     return code
 
 

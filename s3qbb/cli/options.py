@@ -19,9 +19,13 @@ __all__ = [
     "global_options",
     "json_option",
     "load_config_option",
+    "pause_gc",
+    "resume_gc",
+    "unfreeze_gc",
 ]
 
 import dataclasses
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -109,16 +113,73 @@ def json_option(help: str = "print JSON") -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+_gc_state = "running"
+"""``paused`` by `pause_gc`, ``frozen`` by `resume_gc`, ``running`` again after `unfreeze_gc`."""
+
+
+def pause_gc() -> None:
+    """Turn Python's cyclic garbage collector off while a command starts (see `resume_gc`).
+
+    Starting a command imports a few hundred modules and builds their classes
+    and models: objects that live as long as the process, which the collector,
+    triggered by all those allocations, would traverse again and again without
+    finding garbage. Nothing is done if the collector is off already, or if
+    the program froze objects itself (`gc.freeze`).
+    """
+    global _gc_state
+    if _gc_state == "running" and gc.isenabled() and gc.get_freeze_count() == 0:
+        gc.disable()
+        _gc_state = "paused"
+
+
+def resume_gc() -> None:
+    """Turn the garbage collector back on if `pause_gc` turned it off, freezing what start-up made.
+
+    The objects made while it was off are moved to the permanent generation
+    (`gc.freeze`), so that its first collections do not traverse them all (which
+    would cost what the pause saved). Every command resumes it before its
+    callback runs (`S3qbbCommand`), except ``run-quantum``, which resumes it
+    once its configuration, quantum and task are loaded, before the job runs.
+    """
+    global _gc_state
+    if _gc_state == "paused":
+        gc.freeze()
+        gc.enable()
+        _gc_state = "frozen"
+
+
+def unfreeze_gc() -> None:
+    """Undo `pause_gc` and `resume_gc` (`s3qbb.cli.main` calls it before returning).
+
+    The frozen objects go back to the oldest generation, so that a program
+    running commands in-process (a test, a notebook) gets any garbage among
+    them collected.
+    """
+    global _gc_state
+    resume_gc()
+    if _gc_state == "frozen":
+        gc.unfreeze()
+        _gc_state = "running"
+
+
 class S3qbbCommand(click.Command):
     """A sub-command of ``s3qbb``: its callback runs with the logging the global options ask for.
 
     The handlers are removed and the levels restored when it returns, so a
-    program calling `s3qbb.cli.main` in-process keeps its own logging.
+    program calling `s3qbb.cli.main` in-process keeps its own logging. The
+    garbage collector paused while the command started is resumed before the
+    callback runs, unless `resumes_gc` says the callback resumes it itself.
     """
+
+    resumes_gc = False
+    """Whether the callback calls `resume_gc` itself (after loading what it needs)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         """Install the logging of the global options, run the callback, restore the logging."""
         from ..batch.logs import configure_logging
+
+        if not self.resumes_gc:
+            resume_gc()
 
         options = _global_options_of(ctx)
         try:

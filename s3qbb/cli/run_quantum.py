@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ConfigError, S3qbbError
-from .options import S3qbbCommand, global_options, json_option
+from .options import S3qbbCommand, global_options, json_option, resume_gc
 
 if TYPE_CHECKING:
     from ..batch.execution import TaskFunction
@@ -40,7 +40,13 @@ PBS_ARRAY_INDEX that is set.
 
 
 class _RunQuantumCommand(S3qbbCommand):
-    """``run-quantum``: its help ends with the exit codes of `s3qbb.batch.exitcodes`."""
+    """``run-quantum``: its help ends with the exit codes of `s3qbb.batch.exitcodes`.
+
+    It resumes the garbage collector itself, once the configuration, the
+    quantum and the task are loaded, before the job runs.
+    """
+
+    resumes_gc = True
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Write the table of exit codes (the one of `s3qbb.batch.exitcodes.EXIT_CODES`)."""
@@ -155,6 +161,7 @@ def run_quantum(
         task_function = load_task(task_spec, app_dir)
     except S3qbbError as err:
         return usage_error(err)
+    resume_gc()  # start-up is over: the job and its task run with the garbage collector on
     return execute(options, repo, job, task_function, universe, as_json=as_json)
 
 

@@ -111,3 +111,15 @@ def ignore_interrupts(butler: QuantumBackedButler, quantum: Quantum) -> None:
                 _ready()  # inside the suppression: a signal may come as soon as the test sees it
                 ready = True
             time.sleep(120)
+
+
+GC_SEEN: list[tuple[bool, bool]] = []
+"""What `record_gc` saw: whether the garbage collector was on, and whether objects were frozen."""
+
+
+def record_gc(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Record the garbage collector's state in `GC_SEEN`, then write every output as `produce` does."""
+    import gc
+
+    GC_SEEN.append((gc.isenabled(), gc.get_freeze_count() > 0))
+    produce(butler, quantum)
