@@ -264,7 +264,9 @@ class SerializedStoredFileRecord(pydantic.BaseModel):
     and not written back.
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a batch job reads its quantum's records with s3qbb.core.wire_read, and builds
+    # these models only when it writes its provenance, after its first put.
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     formatter: _Text
     """Fully qualified name of the formatter."""
@@ -300,7 +302,7 @@ class SerializedDatastoreRecordData(pydantic.BaseModel):
     UUIDs are accepted and normalized) -> table name -> rows.
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     dataset_ids: list[uuid.UUID]
     """IDs of every dataset in the export, including those without records."""
