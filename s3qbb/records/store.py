@@ -31,6 +31,7 @@ from ..errors import (
     RecordDataError,
     RecordExistsError,
     RecordsStoreError,
+    S3qbbError,
     TransientStorageError,
 )
 from .names import DEFAULT_RECORDS_TABLE
@@ -114,6 +115,7 @@ class SqliteRecordsStore:
         self._busy_timeout_ms = max(0, int(busy_timeout * 1000))
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._cur: sqlite3.Cursor | None = None  # the hot paths' one cursor (used under the lock)
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------
@@ -158,6 +160,7 @@ class SqliteRecordsStore:
         """
         with self._lock:
             self._closed = True
+            self._cur = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -182,26 +185,47 @@ class SqliteRecordsStore:
         self._conn = conn
         return conn
 
+    def _cursor(self) -> sqlite3.Cursor:
+        # Callers hold self._lock. One cursor serves the single-dataset statements (no cursor made
+        # per statement); each of its queries is read to the end, so no statement stays active.
+        cur = self._cur
+        if cur is None:
+            cur = self._cur = self._connection().cursor()
+        return cur
+
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:
         try:
             yield
-        except sqlite3.IntegrityError as err:
-            raise RecordExistsError(
+        except sqlite3.Error as err:
+            raise self._error(action, err) from err
+
+    def _error(self, action: str, err: sqlite3.Error) -> S3qbbError:
+        """Return the s3qbb error for a SQLite error raised while doing ``action``."""
+        if isinstance(err, sqlite3.IntegrityError):
+            return RecordExistsError(
                 f"Cannot {action} in records store {self._filename!r}: a record with the same dataset ID "
                 "and component already exists."
-            ) from err
-        except sqlite3.Error as err:
-            code = getattr(err, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
-                raise TransientStorageError(
-                    f"Cannot {action} in records store {self._filename!r}: the database stayed locked "
-                    f"for {self._busy_timeout_ms} ms; retry, or stop the other process using it."
-                ) from err
-            raise RecordsStoreError(
-                f"Cannot {action} in records store {self._filename!r}: {err}; check that the file "
-                "is a writable SQLite database."
-            ) from err
+            )
+        code = getattr(err, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return TransientStorageError(
+                f"Cannot {action} in records store {self._filename!r}: the database stayed locked "
+                f"for {self._busy_timeout_ms} ms; retry, or stop the other process using it."
+            )
+        return RecordsStoreError(
+            f"Cannot {action} in records store {self._filename!r}: {err}; check that the file "
+            "is a writable SQLite database."
+        )
+
+    def _exists_error(self, existing: Sequence[str], several: bool) -> RecordExistsError:
+        shown = ", ".join(str(uuid.UUID(i)) for i in existing[:5])
+        more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+        hint = " Pass replace=True to overwrite them." if several else ""
+        return RecordExistsError(
+            f"Datastore {self._datastore_name!r} already has records for dataset(s) "
+            f"{shown}{more}; nothing was inserted.{hint}"
+        )
 
     # --- writes --------------------------------------------------------------
 
@@ -226,6 +250,9 @@ class SqliteRecordsStore:
         infos = list(infos)
         if not infos:
             return
+        if len(infos) == 1 and not replace:
+            self._insert_one(infos[0])
+            return
         rows = [_row(info) for info in infos]
         if len({(row[0], row[4]) for row in rows}) != len(rows):
             seen: set[tuple[str, str]] = set()
@@ -244,18 +271,10 @@ class SqliteRecordsStore:
                 if replace:
                     sql.execute_in(conn, sql.delete_records, ids, named=False)
                     sql.execute_in(conn, sql.delete_trash, ids, named=True)
-                elif len(ids) == 1:  # one dataset, a put: the hot path
-                    existing = [ids[0].hex] if conn.execute(sql.exists, (ids[0].hex,)).fetchone() else []
                 else:
                     existing = sql.query_ids(conn, sql.existing_ids, ids, named=False)
-                if not replace and existing:
-                    shown = ", ".join(str(uuid.UUID(i)) for i in existing[:5])
-                    more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
-                    hint = " Pass replace=True to overwrite them." if len(ids) > 1 else ""
-                    raise RecordExistsError(
-                        f"Datastore {self._datastore_name!r} already has records for dataset(s) "
-                        f"{shown}{more}; nothing was inserted.{hint}"
-                    )
+                    if existing:
+                        raise self._exists_error(existing, len(ids) > 1)
                 conn.executemany(sql.insert, rows)
                 self._locate(conn, ids)
 
@@ -307,6 +326,35 @@ class SqliteRecordsStore:
                 conn.executemany(sql.insert, [row for i in new for row in by_id[i]])
                 self._locate(conn, new)
         return existing
+
+    def _insert_one(self, info: StoredFileInfo) -> None:
+        """Insert the one record of a dataset that has none (a put): `insert` with fewer steps.
+
+        The same statements in the same transaction as the general path (``BEGIN
+        IMMEDIATE``, the existence check of trashed and live rows, the row, the
+        location, ``COMMIT``; ``ROLLBACK`` on any error), on the store's one cursor,
+        the ID converted to hex once.
+        """
+        id_hex = info.dataset_id.hex
+        component = NULL_COMPONENT if info.component is None else info.component
+        row = (id_hex, info.path, info.formatter, info.storage_class, component, info.checksum,
+               info.file_size)  # fmt: skip
+        sql = self._sql
+        with self._lock:
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    if cur.execute(sql.exists, (id_hex,)).fetchall():
+                        raise self._exists_error([id_hex], False)
+                    cur.execute(sql.insert, row)
+                    cur.execute(sql.locate, (self._datastore_name, id_hex))
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise self._error("insert records", err) from err
 
     def _locate(self, conn: sqlite3.Connection, ids: Sequence[uuid.UUID]) -> None:
         conn.executemany(self._sql.locate, [(self._datastore_name, i.hex) for i in ids])
@@ -461,11 +509,14 @@ class SqliteRecordsStore:
         infos : `list` [`StoredFileInfo`]
             Its records, empty if it has none (or is in the trash).
         """
+        id_hex = dataset_id.hex
         with self._lock:
-            conn = self._connection()
-            with self._translate("read records"):
-                rows = conn.execute(self._sql.select_one, (self._datastore_name, dataset_id.hex)).fetchall()
-        by_hex = {dataset_id.hex: dataset_id}
+            cur = self._cursor()
+            try:
+                rows = cur.execute(self._sql.select_one, (self._datastore_name, id_hex)).fetchall()
+            except sqlite3.Error as err:
+                raise self._error("read records", err) from err
+        by_hex = {id_hex: dataset_id}
         return [_info(row, by_hex) for row in rows]
 
     def get_many(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[StoredFileInfo]]:
@@ -512,11 +563,11 @@ class SqliteRecordsStore:
             `True` if it has records.
         """
         with self._lock:
-            conn = self._connection()
-            with self._translate("read records"):
-                return (
-                    conn.execute(self._sql.has, (self._datastore_name, dataset_id.hex)).fetchone() is not None
-                )
+            cur = self._cursor()
+            try:
+                return bool(cur.execute(self._sql.has, (self._datastore_name, dataset_id.hex)).fetchall())
+            except sqlite3.Error as err:
+                raise self._error("read records", err) from err
 
     def dataset_ids(self) -> set[uuid.UUID]:
         """Return the IDs of all datasets with records, trash excluded.

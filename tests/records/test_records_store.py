@@ -437,3 +437,45 @@ def test_export_to_json_is_daf_butler_layout(store: SqliteRecordsStore) -> None:
     assert doc["dataset_ids"] == [str(info.dataset_id)]
     (by_dataset,) = doc["records"].values()
     assert by_dataset[info.dataset_id.hex][TABLE][0]["path"] == info.path
+
+
+# --- single-dataset insert (the put path) -------------------------------------------
+
+
+def test_insert_one_refused_for_trashed_dataset_of_other_components(store: SqliteRecordsStore) -> None:
+    parts = [make_info(uuid.uuid4(), "image"), make_info(component="mask")]
+    parts[1] = make_info(parts[0].dataset_id, "mask")
+    store.insert(parts)
+    store.move_to_trash([parts[0].dataset_id])
+    for component in (None, "image", "variance"):  # trashed rows count, whichever component
+        with pytest.raises(RecordExistsError, match=str(parts[0].dataset_id)):
+            store.insert([make_info(parts[0].dataset_id, component)])
+    assert store.trashed_ids() == {parts[0].dataset_id}
+    assert store.empty_trash() == {parts[0].dataset_id: parts}
+
+
+def test_insert_refused_when_one_component_conflicts(store: SqliteRecordsStore) -> None:
+    stored = make_info(uuid.uuid4(), "image")
+    store.insert([stored])
+    with pytest.raises(RecordExistsError, match=str(stored.dataset_id)):
+        store.insert([make_info(stored.dataset_id, "mask")])  # one record, another component
+    with pytest.raises(RecordExistsError, match=str(stored.dataset_id)):
+        store.insert([make_info(stored.dataset_id, "mask"), make_info(stored.dataset_id, "image")])
+    assert store.get(stored.dataset_id) == [stored]
+    fresh = make_info()
+    store.insert([fresh])  # the store is usable after the refusals: no transaction left open
+    assert store.get(fresh.dataset_id) == [fresh]
+
+
+def test_reads_leave_no_statement_open_on_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    info = make_info()
+    with SqliteRecordsStore(path, datastore_name="ds", busy_timeout=0.05) as s:
+        s.insert([info])
+        assert s.get(info.dataset_id) == [info] and s.has(info.dataset_id)
+        other = sqlite3.connect(path, isolation_level=None, timeout=0.05)
+        try:  # an unfinished SELECT would hold a shared lock, and this exclusive lock would fail
+            other.execute("BEGIN EXCLUSIVE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
