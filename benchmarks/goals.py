@@ -212,9 +212,10 @@ def _job_start(add: _Adder, job: dict[str, Any]) -> None:
         for v, what in (
             ("obstore_script", "raw obstore script"),
             ("python", "python alone"),
+            ("config_models", "s3qbb's pydantic configuration models alone"),
             ("run_quantum", "boto3 transport"),
         )
-        if variants[v].get("available")
+        if variants.get(v, {}).get("available")
     )
     add(
         "job_start",

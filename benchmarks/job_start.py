@@ -6,6 +6,10 @@ output:
 
 ``python``
     ``python -c`` that only records the time: the interpreter's own start, the floor;
+``config_models``
+    ``python -c`` importing s3qbb's configuration models and reading one from the
+    environment, as every job does before its first request: the share of pydantic
+    (its import and the building of the model classes), no request;
 ``boto3_script``
     a raw boto3 script: ``import boto3``, a default client, ``get_object``, ``put_object``;
 ``obstore_script``
@@ -58,6 +62,7 @@ TASK = "benchmarks.job_task:copy"
 
 VARIANTS = {
     "python": "python -c (interpreter start only)",
+    "config_models": "python -c: s3qbb's configuration models only (pydantic), no request",
     "boto3_script": "raw boto3 script: import, client, GET, PUT",
     "obstore_script": "raw obstore script: import, S3Store, GET, PUT",
     "run_quantum": "s3qbb run-quantum, 1 in / 1 out, boto3 transport",
@@ -75,6 +80,17 @@ _MARK = (
 )
 
 _PYTHON = _MARK + "_mark()\n"
+
+_CONFIG_MODELS = (
+    _MARK
+    + """
+from s3qbb.repo import RepoConfig
+from s3qbb.config import S3EndpointConfig
+
+S3EndpointConfig.from_env()
+_mark()
+"""
+)
 
 _BOTO3 = (
     _MARK
@@ -195,6 +211,8 @@ class _Jobs:
             env["S3QBB_S3_ENDPOINT_URL"] = env["BENCH_ENDPOINT"] = endpoint_url
         if variant == "python":
             return [sys.executable, "-c", _PYTHON], env
+        if variant == "config_models":
+            return [sys.executable, "-c", _CONFIG_MODELS], env
         if variant in ("boto3_script", "obstore_script"):
             env["BENCH_OUTPUT"] = f"raw-jobs/{self.tag}/{variant}/{index}-{uuid.uuid4().hex[:8]}.json"
             return [sys.executable, "-c", _BOTO3 if variant == "boto3_script" else _OBSTORE], env
@@ -316,7 +334,7 @@ def job_start(
         requests = {
             v: jobs.wire_requests(v, tmp / "wire.mark")
             for v in VARIANTS
-            if v != "python" and v not in unavailable
+            if v not in ("python", "config_models") and v not in unavailable
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

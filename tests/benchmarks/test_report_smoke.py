@@ -218,12 +218,14 @@ def _check_users(users: dict[str, Any]) -> None:
 
 def _check_job_start(job: dict[str, Any]) -> None:
     variants = job["variants"]
-    for name in ("python", "boto3_script", "run_quantum"):
+    for name in ("python", "config_models", "boto3_script", "run_quantum"):
         v = variants[name]
         assert v["available"], name
         assert _positive(v["start_to_put_s"]) and _positive(v["job_cpu_s"]), name
         assert v["job_wall_s"] >= v["start_to_put_s"] > 0, name
     assert variants["boto3_script"]["start_to_put_vs_boto3"] == 1.0
+    # The configuration floor is part of every job: it cannot cost more CPU than a whole job.
+    assert variants["config_models"]["cpu_to_put_s"] < variants["run_quantum"]["cpu_to_put_s"]
     # Requests counted on the wire: the raw scripts' GET and PUT; a run-quantum job's output and
     # records files (4 PUTs) and its reads (configuration, quantum description, input).
     assert variants["boto3_script"]["requests"] == {"GetObject": 1, "PutObject": 1}
