@@ -47,6 +47,8 @@ __all__ = ["SIDES", "cpu_per_operation", "instructions_per_operation", "main", "
 SIDES = ("obstore_raw", "obstore_meta", "transport", "bucket", "cache_off", "default")
 BUCKET = "bench"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_LONG = 250
+"""Operations of the longer of the two counted runs of a side."""
 Op = Callable[[int], object]
 
 
@@ -193,21 +195,29 @@ def cpu_per_operation(count: int = 300, rounds: int = 3) -> dict[str, dict[str, 
 
 
 def _child(side: str, puts: int, gets: int, endpoint: str, key_id: str, secret: str) -> None:
-    """Run ``puts`` puts then ``gets`` gets (after the same set-up and warm-up whatever the counts)."""
-    put, get = make_side(side, endpoint, key_id, secret, 20 + max(puts, gets))
-    for i in range(20):
+    """Run ``puts`` puts then ``gets`` gets, after the same set-up whatever the counts.
+
+    The set-up writes the objects the gets read (as many as the longest run
+    reads), so it costs every run alike and cancels out of the difference.
+    """
+    prepared = 20 + _LONG
+    put, get = make_side(side, endpoint, key_id, secret, prepared + puts)
+    for i in range(prepared):
         put(i)
+    for i in range(20):
         get(i)
-    for i in range(20, 20 + puts):
+    for i in range(prepared, prepared + puts):
         put(i)
     for i in range(20, 20 + gets):
         get(i)
 
 
-def instructions_per_operation(short: int = 50, long: int = 250) -> dict[str, dict[str, float]]:
+def instructions_per_operation(short: int = 50, long: int = _LONG) -> dict[str, dict[str, float]]:
     """Instructions per put and per get of each side, counted by cachegrind in child processes."""
     if shutil.which("valgrind") is None:
         raise RuntimeError("--instructions needs valgrind (apt-get install valgrind)")
+    if not 0 < short < long <= _LONG:
+        raise ValueError(f"need 0 < short < long <= {_LONG}, got {short} and {long}")
     server, endpoint, key_id, secret = _start_moto()
 
     def count(side: str, puts: int, gets: int) -> int:
