@@ -114,9 +114,10 @@ class Boto3Transport:
         elif start_after:
             kwargs["StartAfter"] = start_after
         response = self.client.list_objects_v2(**kwargs)
-        entries = [(item["Key"], str(item.get("ETag", ""))) for item in response.get("Contents", [])]
+        contents = response.get("Contents", [])
+        entries = [(item["Key"], str(item.get("ETag", ""))) for item in contents]
         more = response.get("IsTruncated") and response.get("NextContinuationToken")
-        return ListPage(entries, more or None)
+        return ListPage(entries, more or None, [int(item.get("Size", -1)) for item in contents])
 
     def list_multipart_uploads(
         self, prefix: str, *, markers: tuple[str, str] | None, page_size: int

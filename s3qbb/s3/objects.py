@@ -43,7 +43,7 @@ from .ownership import (
     WriteConflictError,
     conflict,
 )
-from .transport import GetResult, MultipartUpload, Transport, TransportError, make_transport
+from .transport import GetResult, ListPage, MultipartUpload, Transport, TransportError, make_transport
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -183,18 +183,24 @@ class S3Bucket:
     def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterator[list[str]]:
         """Yield pages of keys under a prefix (one ListObjectsV2 request per page of up to 1,000)."""
         for page in self._list(prefix, start_after):
-            yield [key for key, _ in page]
+            yield [key for key, _ in page.entries]
 
     def list_etags(self, prefix: str) -> Iterator[list[tuple[str, str]]]:
         """Yield pages of ``(key, ETag)`` under a prefix (one ListObjectsV2 request per 1,000 keys)."""
-        return self._list(prefix, None)
+        for page in self._list(prefix, None):
+            yield page.entries
 
-    def _list(self, prefix: str, after: str | None) -> Iterator[list[tuple[str, str]]]:
+    def list_sizes(self, prefix: str, *, start_after: str | None = None) -> Iterator[dict[str, int]]:
+        """Yield pages of key to size in bytes under a prefix, in key order (one ListObjectsV2 per page)."""
+        for page in self._list(prefix, start_after):
+            yield dict(zip([key for key, _ in page.entries], page.sizes, strict=True))
+
+    def _list(self, prefix: str, after: str | None) -> Iterator[ListPage]:
         token: str | None = None
         while True:
             request = functools.partial(self.transport.list_objects, prefix, token=token, start_after=after)
             page = self._request("ListObjectsV2", prefix, request)
-            yield page.entries
+            yield page
             if page.next_token is None:
                 return
             token = page.next_token

@@ -228,25 +228,27 @@ class ObstoreTransport:
         if prefix and not prefix.endswith("/"):
             return self._fallback_list(prefix, after)
 
-        def fetch() -> list[tuple[str, str]]:
+        def fetch() -> tuple[list[tuple[str, str]], list[int]]:
             stream = self._obstore.list(
                 self._store, prefix.rstrip("/") or None, offset=after, chunk_size=_PAGE
             )
-            return [(item["path"], item["e_tag"] or "") for item in next(iter(stream), [])]
+            items: list[Any] = next(iter(stream), [])
+            return [(item["path"], item["e_tag"] or "") for item in items], [item["size"] for item in items]
 
         try:
-            entries = self._call("ListObjectsV2", prefix, fetch)
+            entries, sizes = self._call("ListObjectsV2", prefix, fetch)
         except TransportError as err:
             if not isinstance(err.__cause__, self._obstore.exceptions.InvalidPathError):
                 raise
             return self._fallback_list(prefix, after)
         # obstore does not say whether the server truncated the page: a full page may be followed
         # by another (an empty one when the keys are an exact multiple of 1,000).
-        return ListPage(entries, entries[-1][0] if len(entries) >= _PAGE else None)
+        return ListPage(entries, entries[-1][0] if len(entries) >= _PAGE else None, sizes)
 
     def _fallback_list(self, prefix: str, after: str | None) -> ListPage:
         page = self._fallback().list_objects(prefix, token=None, start_after=after)
-        return ListPage(page.entries, page.entries[-1][0] if page.next_token and page.entries else None)
+        more = page.entries[-1][0] if page.next_token and page.entries else None
+        return ListPage(page.entries, more, page.sizes)
 
     def list_multipart_uploads(
         self, prefix: str, *, markers: tuple[str, str] | None, page_size: int

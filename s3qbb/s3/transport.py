@@ -72,11 +72,13 @@ class MultipartUpload:
 
 @dataclass(frozen=True, slots=True)
 class ListPage:
-    """One page of a listing: ``(key, ETag)`` pairs and where the next page starts."""
+    """One page of a listing: ``(key, ETag)`` pairs, their sizes and where the next page starts."""
 
     entries: list[tuple[str, str]]
     next_token: str | None
     """Opaque continuation of the listing; `None` on the last page."""
+    sizes: list[int]
+    """Size in bytes of each object of `entries`, in the same order."""
 
 
 @dataclass(frozen=True, slots=True)
