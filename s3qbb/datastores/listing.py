@@ -5,6 +5,12 @@ with ``StartAfter``, stopping past the last wanted key) and switches to
 concurrent HEADs for the keys still unresolved as soon as listing has cost as
 many requests as those HEADs would, so the total never exceeds the cheaper
 strategy by more than one request.
+
+A multipart upload's placeholder (`s3qbb.s3.multipart.PLACEHOLDER_SIZE`
+bytes, metadata ``s3qbb-pending: 1``) holds a key while the upload runs, and
+after its writer died. A listing shows sizes but no metadata: a listed object
+of exactly the placeholder's size is confirmed by a HEAD (a placeholder is
+not a dataset); an object of any other size needs no request.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from __future__ import annotations
 __all__ = ["find_existing"]
 
 import os
+from collections.abc import Set
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
+
+from ..s3.multipart import PLACEHOLDER_SIZE
 
 if TYPE_CHECKING:
     from ..s3.objects import S3Bucket
@@ -26,8 +35,10 @@ def _common_prefix(keys: list[str]) -> str:
     return prefix[: prefix.rfind("/") + 1] if "/" in prefix else ""
 
 
-def find_existing(bucket: S3Bucket, keys: set[str], pool: Executor) -> set[str]:
-    """Return the subset of ``keys`` that exist in the bucket.
+def find_existing(
+    bucket: S3Bucket, keys: set[str], pool: Executor, *, unconfirmed: Set[str] | None = None
+) -> set[str]:
+    """Return the subset of ``keys`` that exist in the bucket as finished objects.
 
     Parameters
     ----------
@@ -37,30 +48,56 @@ def find_existing(bucket: S3Bucket, keys: set[str], pool: Executor) -> set[str]:
         Object keys.
     pool : `concurrent.futures.Executor`
         Threads for concurrent HEADs.
+    unconfirmed : `collections.abc.Set` [`str`], optional
+        The keys that may hold a multipart upload's placeholder (those of
+        datasets without a record); all of ``keys`` by default.
 
     Returns
     -------
     found : `set` [`str`]
-        Keys that exist.
+        Keys that exist, placeholders of multipart uploads excluded.
+
+    Notes
+    -----
+    A placeholder is not a dataset. A HEAD shows it (metadata
+    ``s3qbb-pending: 1``); a listing does not, so a listed key of
+    ``unconfirmed`` whose size is exactly
+    `~s3qbb.s3.multipart.PLACEHOLDER_SIZE` is HEADed too (one extra request
+    for each object of that size, none for any other size).
     """
     if not keys:
         return set()
     remaining = set(keys)
     found: set[str] = set()
+    ambiguous: list[str] = []
     if len(keys) >= _HEAD_ONLY_BELOW:
         ordered = sorted(keys)
         first, last = ordered[0], ordered[-1]
-        listing = bucket.list_keys(_common_prefix(ordered), start_after=first[:-1] or None)
+        check = keys if unconfirmed is None else unconfirmed
+        listing = bucket.list_sizes(_common_prefix(ordered), start_after=first[:-1] or None)
         for pages, page in enumerate(listing, start=1):
             hits = remaining.intersection(page)
-            found |= hits
             remaining -= hits
-            if not remaining or not page or page[-1] >= last:
-                return found  # the listing covered the whole range: the rest does not exist
+            for key in hits:
+                if page[key] == PLACEHOLDER_SIZE and key in check:
+                    ambiguous.append(key)  # perhaps a placeholder: a HEAD tells
+                else:
+                    found.add(key)
+            if not remaining or not page or next(reversed(page)) >= last:
+                remaining.clear()  # the listing covered the whole range: the rest does not exist
+                break
             if pages >= len(remaining):
                 break  # listing now costs as much as HEADing what is left
         else:
-            return found  # the listing was exhausted
-    heads = pool.map(lambda k: (k, bucket.head(k) is not None), sorted(remaining))
-    found.update(k for k, ok in heads if ok)
+            remaining.clear()  # the listing was exhausted
+    to_head = sorted(remaining) + sorted(ambiguous)
+    if to_head:
+        heads = pool.map(lambda k: (k, _finished(bucket, k)), to_head)
+        found.update(k for k, ok in heads if ok)
     return found
+
+
+def _finished(bucket: S3Bucket, key: str) -> bool:
+    """HEAD ``key``: tell whether it holds an object that is no placeholder."""
+    head = bucket.head(key)
+    return head is not None and not head.pending

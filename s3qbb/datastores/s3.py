@@ -410,21 +410,30 @@ class S3Datastore(Datastore):
         return head is not None and not head.pending  # a multipart upload's placeholder is no dataset
 
     def stored_many(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
-        """Return existence of many datasets: LIST where keys share a prefix, else concurrent HEADs."""
+        """Return existence of many datasets: LIST where keys share a prefix, else concurrent HEADs.
+
+        A multipart upload's placeholder (an upload still running, or whose
+        writer died) is no dataset. A dataset without a record (trust mode)
+        listed with exactly a placeholder's size
+        (`s3qbb.s3.multipart.PLACEHOLDER_SIZE`) costs one HEAD more, which
+        tells (see `s3qbb.datastores.listing.find_existing`).
+        """
         refs = [ensure_resolved(r, "stored_many") for r in refs]
         parents = {r: (r.makeCompositeRef() if r.isComponent() else r) for r in refs}
         records = self.records.get_many({p.id for p in parents.values()})
         keys: dict[DatasetRef, str] = {}
+        predicted: set[str] = set()
         result: dict[DatasetRef, bool] = {}
         for ref, parent in parents.items():
             infos = records.get(parent.id)
             if infos:
                 keys[ref] = self.key(infos[0].path)
             elif self.trust_mode:
-                keys[ref] = self.key(self.layout.predicted_info(parent).path)
+                keys[ref] = key = self.key(self.layout.predicted_info(parent).path)
+                predicted.add(key)
             else:
                 result[ref] = False
-        found = find_existing(self.bucket, set(keys.values()), self.pool)
+        found = find_existing(self.bucket, set(keys.values()), self.pool, unconfirmed=predicted)
         result.update({ref: key in found for ref, key in keys.items()})
         return {ref: result[ref] for ref in refs}
 

@@ -9,12 +9,13 @@ the claim's winner uploads. These functions work on an
 
 from __future__ import annotations
 
-__all__ = ["put_multipart"]
+__all__ = ["PLACEHOLDER_SIZE", "put_multipart"]
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from ..core.attempt import ATTEMPT_ID_LENGTH
 from ..errors import DatasetNotFoundError, PreconditionFailedError
 from . import checksums
 from .errors import S3ServiceError, http_status
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
     from .objects import S3Bucket
 
 _LOG = logging.getLogger(__name__)
+
+PLACEHOLDER_SIZE: Final = 32 + 1 + ATTEMPT_ID_LENGTH
+"""Bytes in the body of every placeholder: its write token's text, ``<32 hex digits>.<attempt ID>``.
+
+`~s3qbb.core.attempt.WriteToken` admits no other form, so every placeholder
+has this size; a listing (which shows sizes, not metadata) can take any other
+object for a finished one (see `s3qbb.datastores.listing.find_existing`).
+"""
 
 
 def put_multipart(
@@ -72,9 +81,8 @@ def put_multipart(
         when the upload ends.
     """
     placeholder = {WRITE_TOKEN: str(token), WRITE_PENDING: "1"}
-    claim = bucket._create(
-        key, str(token).encode(), placeholder, token, None, replace_earlier=replace_earlier
-    )
+    body = str(token).encode()  # PLACEHOLDER_SIZE bytes, whatever the token
+    claim = bucket._create(key, body, placeholder, token, None, replace_earlier=replace_earlier)
     algorithm = checksum.algorithm
     transport = bucket.transport
     try:
