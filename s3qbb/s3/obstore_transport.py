@@ -331,18 +331,16 @@ def _read_body(response: Any, expected: int) -> tuple[bytes, int]:
     which made a 64 MiB read ~30 ms of CPU slower than raw obstore's
     ``.bytes()``. A body of more than one `_STREAM_CHUNK` is streamed
     instead: chunks of `_STREAM_CHUNK` bytes (small, cache-hot) are written
-    into an `io.BytesIO` sized for the whole body up front (growing it chunk
-    by chunk reallocates, which copies when the allocator cannot extend in
-    place), whose buffer ``getvalue`` returns without a copy. The count of
-    bytes received, not the buffer's length, tells a short body.
+    into an `io.BytesIO` made on a zeroed `bytes` of the body's size (growing
+    it chunk by chunk reallocates, which copies when the allocator cannot
+    extend in place; ``bytes(n)`` is calloc'd, so zeroing it costs no pass
+    over the memory), whose buffer ``getvalue`` returns without a copy. The
+    count of bytes received, not the buffer's length, tells a short body.
     """
     if expected <= _STREAM_CHUNK:
         body = bytes(response.bytes())
         return body, len(body)
-    buffer = io.BytesIO()
-    buffer.seek(expected - 1)
-    buffer.write(b"\0")
-    buffer.seek(0)
+    buffer = io.BytesIO(bytes(expected))  # calloc'd: no pass to zero it; the only reference: no copy
     received = 0
     for chunk in response.stream(min_chunk_size=_STREAM_CHUNK):
         received += buffer.write(chunk)
