@@ -39,8 +39,37 @@ class RecordsFileError(RecordDataError):
     """A quantum's records file is damaged or disagrees with its provenance."""
 
 
+_IN_MEMORY_MAX_BYTES = 64 * 1024**2
+"""Largest records file read from memory (`sqlite3.Connection.deserialize`); larger ones from a file."""
+
+_HEADER_VERSIONS = slice(18, 20)
+"""Bytes of the SQLite header holding the file format write and read versions (2 and 2: WAL mode)."""
+
+
 @contextlib.contextmanager
 def _read_only(data: bytes) -> Iterator[sqlite3.Connection]:
+    """Open a copy of a downloaded SQLite database that nothing can write.
+
+    Up to `_IN_MEMORY_MAX_BYTES`, SQLite reads the bytes from memory
+    (``sqlite3_deserialize``: no temporary file to write, open and delete,
+    which cost more than the checks themselves), with ``PRAGMA query_only``;
+    beyond, or where SQLite lacks ``deserialize``, a temporary file opened
+    read-only and immutable. Both read the database file alone: a WAL flag
+    in its header is cleared in the in-memory copy, as ``immutable`` ignores
+    it (a WAL file is never downloaded).
+    """
+    if len(data) <= _IN_MEMORY_MAX_BYTES and hasattr(sqlite3.Connection, "deserialize"):
+        conn = sqlite3.connect(":memory:")
+        try:
+            if data:  # an empty file is an empty database, as SQLite opens one (deserialize refuses b"")
+                if data[_HEADER_VERSIONS] == b"\x02\x02":
+                    data = b"".join((data[:18], b"\x01\x01", data[20:]))
+                conn.deserialize(data)
+            conn.execute("PRAGMA query_only = ON")
+            yield conn
+        finally:
+            conn.close()
+        return
     with tempfile.TemporaryDirectory(prefix="s3qbb-check-") as tmp:
         path = Path(tmp) / "records.sqlite3"
         path.write_bytes(data)
