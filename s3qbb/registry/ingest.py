@@ -225,13 +225,17 @@ def ingest_run(
 
     def fetch(files: QuantumFiles) -> tuple[FetchResult, QuantumRows | None, IngestFailure | None]:
         # In the worker thread: download, validate and build the rows, so the calling thread only inserts.
+        # The bundle's models are dropped once its rows are built: results wait in the queue, and fewer
+        # objects kept alive means fewer for the garbage collector to go through.
         result = fetch_quantum(bucket, files, max_file_bytes=max_file_bytes)
-        if result.bundle is None:
+        bundle = result.bundle
+        if bundle is None:
             return result, None, None
+        result = FetchResult(None, result.failures, result.bytes_downloaded)
         try:
-            return result, build_rows(result.bundle, default_run=default_run), None
+            return result, build_rows(bundle, default_run=default_run), None
         except ValueError as err:
-            return result, None, IngestFailure(result.bundle.source, str(err))
+            return result, None, IngestFailure(bundle.source, str(err))
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3qbb-ingest")
     try:
