@@ -229,6 +229,8 @@ def check_row(table: sa.Table, row: Mapping[str, Any]) -> str | None:
     """
     for name, limit in _limits(table):
         value = row.get(name)
+        if value is None:
+            continue
         if isinstance(value, str):
             if limit is not None and limit >= 0 and len(value) > limit:
                 return f"{table.name}.{name} is {len(value)} characters long, more than the {limit} allowed"

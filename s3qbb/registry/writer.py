@@ -34,6 +34,7 @@ from __future__ import annotations
 __all__ = ["BatchOutcome", "QuantumRows", "RegistryWriter", "build_rows"]
 
 import dataclasses
+import functools
 import json
 import logging
 import operator
@@ -104,8 +105,18 @@ def _merged(batch: Sequence[QuantumRows]) -> QuantumRows:
     return merged
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""The encoder `json.dumps` would build for these options on every call (stateless, thread-safe)."""
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dimensions_json(dimensions: tuple[str, ...]) -> str:
+    """`_canonical` of a dataset type's sorted dimensions (a few distinct lists recur in every quantum)."""
+    return _canonical(list(dimensions))
 
 
 def _checked(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
@@ -172,19 +183,15 @@ def build_rows(bundle: QuantumBundle, *, default_run: str | None) -> QuantumRows
             data_id = known.dataId.dataId if known is not None and known.dataId is not None else None
             if dataset_type is not None:
                 name, storage_class, dimensions = dataset_type
-                rows.dataset_types.setdefault(
-                    name,
-                    _checked(
-                        t.dataset_type,
-                        {
-                            "name": name,
-                            "storage_class": storage_class,
-                            "dimensions": None if dimensions is None else _canonical(dimensions),
-                        },
-                    ),
-                )
-            if dataset_run is not None:
-                rows.runs.setdefault(dataset_run, _checked(t.run, {"name": dataset_run}))
+                type_row = {
+                    "name": name,
+                    "storage_class": storage_class,
+                    "dimensions": None if dimensions is None else _dimensions_json(tuple(dimensions)),
+                }
+                if rows.dataset_types.get(name) != type_row:  # an equal row was checked already
+                    rows.dataset_types.setdefault(name, _checked(t.dataset_type, type_row))
+            if dataset_run is not None and dataset_run not in rows.runs:  # present: the same row, checked
+                rows.runs[dataset_run] = _checked(t.run, {"name": dataset_run})
             rows.datasets[dataset_id] = _checked(
                 t.dataset,
                 {
