@@ -322,7 +322,9 @@ class CachingDatastore(Datastore):
         token = self._token(plan.parent.id)
         encoded = None
         if self._encoding is not None:
-            obj, encoded = self._encoding.get_encoded(plan.parent)
+            # A plain read of the whole dataset is planned already: the backend need not plan it again.
+            whole = plan.ref is plan.parent and not plan.parameters and plan.target is plan.stored
+            obj, encoded = self._encoding.get_encoded(plan.parent, plan=plan if whole else None)
         else:
             obj = self.backend.get(plan.parent)
         self._populate(obj, plan.parent, token, _worth_keeping(obj, encoded))

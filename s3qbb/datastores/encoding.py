@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..core.dataset_ref import DatasetRef
+    from .base import ReadPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,12 @@ class EncodingDatastore(Protocol):
         """Store datasets as `Datastore.put_many` does; return the bytes written, by ref."""
         ...
 
-    def get_encoded(self, ref: DatasetRef) -> tuple[Any, Encoded]:
-        """Read a whole (non-component) dataset as `Datastore.get` does; also return the bytes read."""
+    def get_encoded(self, ref: DatasetRef, *, plan: ReadPlan | None = None) -> tuple[Any, Encoded]:
+        """Read a whole (non-component) dataset as `Datastore.get` does; also return the bytes read.
+
+        ``plan`` is the caller's validated plan of that very read (no parameters,
+        the ref's own storage class), so that it is not made twice.
+        """
         ...
 
     def get_many_encoded(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, tuple[Any, Encoded]]:

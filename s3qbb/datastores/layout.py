@@ -91,6 +91,7 @@ class S3Layout:
         self.daf_butler_compat = daf_butler_compat
         # Per dataset type: formatter, template, required dimensions, parent name (a put looks them up).
         self._memo: dict[DatasetType, tuple[Formatter, FileTemplate, frozenset[str], str]] = {}
+        self._readers: dict[str, Formatter] = {}  # formatter by the name records carry
         self._lock = threading.Lock()
 
     def key(self, path: str) -> str:
@@ -134,6 +135,23 @@ class S3Layout:
         with self._lock:
             self._memo[dataset_type] = memo
         return memo
+
+    def formatter_named(self, name: str) -> Formatter:
+        """Return the formatter a record names (one instance per name, as `formatter_for` keeps one per type).
+
+        Raises
+        ------
+        UnknownFormatterError
+            If the formatter named is not registered.
+        PickleDisabledError
+            If it is unsafe and pickle is not allowed (raised on every call, never memoised).
+        """
+        formatter = self._readers.get(name)
+        if formatter is None:
+            formatter = self.formatters.get(name, allow_pickle=self.allow_pickle)
+            with self._lock:
+                self._readers[name] = formatter
+        return formatter
 
     def record_formatter_name(self, formatter: Formatter) -> str:
         """Return the formatter name records carry (daf_butler's class name in compatibility mode)."""

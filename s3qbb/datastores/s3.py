@@ -304,11 +304,10 @@ class S3Datastore(Datastore):
         """Serialize a checked dataset and write it with one create-only PUT; return its record, unwritten."""
         formatter = self.layout.formatter_for(ref.datasetType)
         path = self.layout.relpath(ref)
-        uri = self.bucket_uri(path)
         try:
             data = formatter.write(inMemoryDataset)
         except FormatterError as err:
-            err.add_note(f"While writing dataset {ref} to {uri}.")
+            err.add_note(f"While writing dataset {ref} to {self.bucket_uri(path)}.")
             raise
         checksum, metadata = checksums.compute_for_upload(
             self.config.checksum_algorithm, data, self.config.checksum_block_size
@@ -317,11 +316,11 @@ class S3Datastore(Datastore):
             self.bucket.put_new(self.key(path), data, checksum, token=self.write_token, metadata=metadata)
         except PreconditionFailedError as err:
             raise DatasetExistsError(
-                f"Dataset {ref} already exists at {uri} ({_reason(err)}); the stored copy is unchanged "
-                "and no record was written. Each output may be written once."
+                f"Dataset {ref} already exists at {self.bucket_uri(path)} ({_reason(err)}); the stored copy "
+                "is unchanged and no record was written. Each output may be written once."
             ) from err
         except Exception as err:
-            err.add_note(f"While writing dataset {ref} to {uri}.")
+            err.add_note(f"While writing dataset {ref} to {self.bucket_uri(path)}.")
             raise
         self.stats.add(bytes_written=len(data))
         formatter_name = self.layout.record_formatter_name(formatter)
@@ -363,8 +362,11 @@ class S3Datastore(Datastore):
         """
         return self._read(ref, self._plan_read(ref, parameters, storageClass))[0]
 
-    def get_encoded(self, ref: DatasetRef) -> tuple[Any, Encoded]:
+    def get_encoded(self, ref: DatasetRef, *, plan: ReadPlan | None = None) -> tuple[Any, Encoded]:
         """Read a whole dataset as `get` does (one GET, verified); also return the bytes read.
+
+        ``plan``, if given, is the caller's `_plan_read` of ``ref`` without
+        parameters or storage class override (the plan this method makes otherwise).
 
         Raises
         ------
@@ -373,7 +375,7 @@ class S3Datastore(Datastore):
         """
         if ref.isComponent():
             raise DatasetTypeError(f"get_encoded reads whole datasets, not component {ref}.")
-        obj, encoded = self._read(ref, self._plan_read(ref, None, None))
+        obj, encoded = self._read(ref, plan if plan is not None else self._plan_read(ref, None, None))
         assert encoded is not None  # a whole read
         return obj, encoded
 
@@ -386,8 +388,8 @@ class S3Datastore(Datastore):
     ) -> tuple[Any, Encoded | None]:
         """Read what ``plan`` asks for, of the dataset ``info`` records."""
         plan = self._as_stored(plan, info.storage_class)
-        formatter = self.layout.formatters.get(info.formatter, allow_pickle=self.layout.allow_pickle)
-        target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_uri(info.path))
+        formatter = self.layout.formatter_named(info.formatter)
+        target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_name)
         return self.reader.read_dataset(ref, target, formatter, plan, self._finish_read)
 
     # ------------------------------------------------------------ existence

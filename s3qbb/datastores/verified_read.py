@@ -51,12 +51,17 @@ _WHAT_TO_DO = (
 
 @dataclass(frozen=True, slots=True)
 class ReadTarget:
-    """The dataset a read is for: its ref, record, object key and URI (for checks and messages)."""
+    """The dataset a read is for: its ref, record, object key and bucket (for checks and messages)."""
 
     ref: DatasetRef
     info: StoredFileInfo
     key: str
-    uri: str
+    bucket: str
+
+    @property
+    def uri(self) -> str:
+        """``s3://bucket/key`` of the object, the key as it is (for messages; formatted when needed)."""
+        return f"s3://{self.bucket}/{self.key}"
 
     @property
     def recorded(self) -> checksums.Checksum | None:
@@ -121,7 +126,7 @@ class VerifiedReader:
         FormatterError
             If the bytes cannot be decoded.
         """
-        params = dict(plan.parameters) if plan.component is None else {}
+        params = dict(plan.parameters) if plan.component is None and plan.parameters else {}
         by_formatter = bool(params) and set(params) <= formatter.parameters
         pytype = plan.stored.pytype
 
