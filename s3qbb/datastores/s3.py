@@ -322,7 +322,7 @@ class S3Datastore(Datastore):
         except Exception as err:
             err.add_note(f"While writing dataset {ref} to {self.bucket_uri(path)}.")
             raise
-        self.stats.add(bytes_written=len(data))
+        self.stats.add_written(len(data))
         formatter_name = self.layout.record_formatter_name(formatter)
         info = StoredFileInfo(ref.id, path, formatter_name, sc.name, None, str(checksum), len(data))
         pytype = sc.pytype

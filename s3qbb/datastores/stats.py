@@ -49,6 +49,16 @@ class DatastoreStats:
         with self._lock:
             self.requests[operation] += n
 
+    def add_read(self, nbytes: int) -> None:
+        """Add ``nbytes`` to `bytes_read` (``add(bytes_read=nbytes)`` on the path of every get)."""
+        with self._lock:
+            self.bytes_read += nbytes
+
+    def add_written(self, nbytes: int) -> None:
+        """Add ``nbytes`` to `bytes_written` (``add(bytes_written=nbytes)`` on the path of every put)."""
+        with self._lock:
+            self.bytes_written += nbytes
+
     def add(self, **amounts: int) -> None:
         """Add to scalar counters, for example ``add(bytes_read=10, hits=1)``."""
         with self._lock:

@@ -255,7 +255,7 @@ class VerifiedReader:
     ) -> GetResult:
         """GET (a range of) the object and check it; on a failed check, GET and check once more."""
         result = self.bucket.get(target.key, byte_range)
-        self.stats.add(bytes_read=len(result.body))
+        self.stats.add_read(len(result.body))
         _refuse_placeholder(target, result)
         try:
             check(result)
@@ -268,7 +268,7 @@ class VerifiedReader:
             return result
         self.retry_stats.record_attempt(is_retry=True)
         result = self.bucket.get(target.key, byte_range)
-        self.stats.add(bytes_read=len(result.body))
+        self.stats.add_read(len(result.body))
         _refuse_placeholder(target, result)
         try:
             check(result)

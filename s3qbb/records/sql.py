@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "BATCH",
+    "MEMORY_PAGE_SIZE",
     "RecordsSQL",
     "batches",
     "connect",
@@ -45,6 +46,9 @@ from .names import (
 
 BATCH = 500
 """Most IDs bound to one statement (far below SQLite's bound-parameter limit)."""
+
+MEMORY_PAGE_SIZE = 1024
+"""Page size of an in-memory records database (SQLite's smallest; files keep SQLite's default)."""
 
 _LOCATION = DATASET_LOCATION_TABLE
 _TRASH = DATASET_LOCATION_TRASH_TABLE
@@ -103,6 +107,11 @@ def connect(filename: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     """
     conn = sqlite3.connect(filename, isolation_level=None, check_same_thread=False)
     try:
+        if filename == ":memory:":
+            # Small pages: a put's transaction copies every page it changes (5 b-trees) into the
+            # rollback journal, 1 KiB each instead of 4 KiB (~10% of a put's records instructions).
+            # A file flushed from this store keeps them; any SQLite reader reads any page size.
+            conn.execute(f"PRAGMA page_size={MEMORY_PAGE_SIZE:d}")
         # SQLite enforces declared foreign keys only when asked, per connection.
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")

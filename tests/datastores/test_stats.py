@@ -21,3 +21,11 @@ def test_retries_read_from_a_source_and_reset_against_it() -> None:
     assert stats.retries == 0
     seen[0] = 7
     assert stats.retries == 4 and stats.snapshot()["retries"] == 4
+
+
+def test_bytes_counters_of_the_put_and_get_paths() -> None:
+    stats = DatastoreStats()
+    stats.add_written(10)
+    stats.add_read(3)
+    stats.add(bytes_written=1, bytes_read=1)
+    assert (stats.bytes_written, stats.bytes_read) == (11, 4)

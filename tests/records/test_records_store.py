@@ -479,3 +479,16 @@ def test_reads_leave_no_statement_open_on_a_file(tmp_path: Path) -> None:
             other.execute("ROLLBACK")
         finally:
             other.close()
+
+
+def test_memory_store_uses_small_pages(store: SqliteRecordsStore, tmp_path: Path) -> None:
+    info = make_info()
+    store.insert([info])
+    with store._lock:  # white box: the page size a put's journal copies
+        assert store._conn is not None
+        assert store._conn.execute("PRAGMA page_size").fetchone() == (1024,)
+    flushed = store.flush_to_file(tmp_path / "flushed.sqlite3")
+    assert raw_rows(flushed, "PRAGMA page_size") == [(1024,)]
+    with SqliteRecordsStore(flushed, datastore_name="ds") as again:
+        assert again.get(info.dataset_id) == [info]
+        again.insert([make_info()])  # a file store keeps the page size of its file
