@@ -28,16 +28,14 @@ import gc
 import io
 import json
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from .cachegrind import count_instructions, per_operation, print_per_operation, require_valgrind
 
 __all__ = ["SIDES", "STUB", "Stub", "cpu_per_operation", "instructions_per_operation", "main"]
 
@@ -48,7 +46,6 @@ ENDPOINT = {
     "access_key_id": "a",
     "secret_access_key": "b",
 }
-REPO_ROOT = Path(__file__).resolve().parents[1]
 _STUB_ID = "benchmarks.client_cpu.Stub"
 
 
@@ -216,55 +213,18 @@ def instructions_per_operation(
     kind: str = "dict", short: int = 50, long: int = 250
 ) -> dict[str, dict[str, float]]:
     """Instructions per put and per get (a miss) of each side, counted by cachegrind in child processes."""
-    if shutil.which("valgrind") is None:
-        raise RuntimeError("--instructions needs valgrind (apt-get install valgrind)")
+    require_valgrind()
+    env = dict(os.environ, PYTHONHASHSEED="0")
 
     def count(side: str, puts: int, gets: int) -> int:
-        env = dict(os.environ, PYTHONHASHSEED="0")
-        done = subprocess.run(
-            [
-                "valgrind",
-                "--tool=cachegrind",
-                "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null",
-                sys.executable,
-                "-m",
-                "benchmarks.client_cpu",
-                "--child",
-                side,
-                kind,
-                str(puts),
-                str(gets),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO_ROOT,
-            check=False,
-        )
-        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-        if done.returncode != 0 or found is None:
-            raise RuntimeError(f"cachegrind run of {side} failed:\n{done.stderr[-3000:]}")
-        return int(found.group(1).replace(",", ""))
+        args = (side, kind, str(puts), str(gets))
+        return count_instructions("benchmarks.client_cpu", args, env, side)
 
-    out: dict[str, dict[str, float]] = {}
-    for side in SIDES:
-        base = count(side, short, short)
-        out[side] = {
-            "put": (count(side, long, short) - base) / (long - short),
-            "get": (count(side, short, long) - base) / (long - short),
-        }
-    return out
+    return per_operation(count, SIDES, short, long)
 
 
 def _print(results: dict[str, dict[str, float]], unit: str, scale: float) -> None:
-    for which in ("put", "get"):
-        ref = results["boto3"][which]
-        cells = [
-            f"{side} {results[side][which] * scale:,.0f}{unit} ({results[side][which] / ref:.2f}x)"
-            for side in SIDES
-        ]
-        print(f"{which:4s} " + " | ".join(cells))
+    print_per_operation(results, SIDES, "boto3", unit, scale)
     if "cache_hit" in results:
         hit = results["cache_hit"]["get"]
         ratio = results["cache_off"]["get"] / hit

@@ -31,22 +31,19 @@ import argparse
 import gc
 import json
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from .cachegrind import count_instructions, per_operation, print_per_operation, require_valgrind
 
 __all__ = ["SIDES", "cpu_per_operation", "instructions_per_operation", "main", "make_side"]
 
 SIDES = ("obstore_raw", "obstore_meta", "transport", "bucket", "cache_off", "default")
 BUCKET = "bench"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 _LONG = 250
 """Operations of the longer of the two counted runs of a side."""
 Op = Callable[[int], object]
@@ -214,65 +211,20 @@ def _child(side: str, puts: int, gets: int, endpoint: str, key_id: str, secret: 
 
 def instructions_per_operation(short: int = 50, long: int = _LONG) -> dict[str, dict[str, float]]:
     """Instructions per put and per get of each side, counted by cachegrind in child processes."""
-    if shutil.which("valgrind") is None:
-        raise RuntimeError("--instructions needs valgrind (apt-get install valgrind)")
+    require_valgrind()
     if not 0 < short < long <= _LONG:
         raise ValueError(f"need 0 < short < long <= {_LONG}, got {short} and {long}")
     server, endpoint, key_id, secret = _start_moto()
+    env = dict(os.environ, PYTHONHASHSEED="0", S3QBB_BENCH_SECRET=secret)
 
     def count(side: str, puts: int, gets: int) -> int:
-        done = subprocess.run(
-            [
-                "valgrind",
-                "--tool=cachegrind",
-                "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null",
-                sys.executable,
-                "-m",
-                "benchmarks.obstore_cpu",
-                "--child",
-                side,
-                str(puts),
-                str(gets),
-                endpoint,
-                key_id,
-            ],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, PYTHONHASHSEED="0", S3QBB_BENCH_SECRET=secret),
-            cwd=REPO_ROOT,
-            check=False,
-        )
-        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-        if done.returncode != 0 or found is None:
-            raise RuntimeError(f"cachegrind run of {side} failed:\n{done.stderr[-3000:]}")
-        return int(found.group(1).replace(",", ""))
+        args = (side, str(puts), str(gets), endpoint, key_id)
+        return count_instructions("benchmarks.obstore_cpu", args, env, side)
 
-    out: dict[str, dict[str, float]] = {}
     try:
-        for side in SIDES:
-            base = count(side, short, short)
-            out[side] = {
-                "put": (count(side, long, short) - base) / (long - short),
-                "get": (count(side, short, long) - base) / (long - short),
-            }
+        return per_operation(count, SIDES, short, long)
     finally:
         server.stop()
-    return out
-
-
-def _print(results: dict[str, dict[str, float]], unit: str, scale: float) -> None:
-    for which in ("put", "get"):
-        ref = results["obstore_raw"][which]
-        cells = [
-            f"{side} {results[side][which] * scale:,.0f}{unit} ({results[side][which] / ref:.2f}x)"
-            for side in SIDES
-        ]
-        print(f"{which:4s} " + " | ".join(cells))
-        if f"{which}_wall" in results["obstore_raw"]:
-            wall = results["obstore_raw"][f"{which}_wall"]
-            cells = [f"{side} {results[side][f'{which}_wall'] / wall:.2f}x" for side in SIDES]
-            print("     wall: " + " | ".join(cells))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        _print(results, unit, scale)
+        print_per_operation(results, SIDES, "obstore_raw", unit, scale)
     return 0
 
 

@@ -40,3 +40,21 @@ def test_cpu_figures(client_cpu: object, capsys: pytest.CaptureFixture[str]) -> 
     assert all(math.isfinite(v) and v >= 0 for by in results.values() for v in by.values())
     assert client_cpu.main(["--kind", "bytes", "--count", "3", "--rounds", "1"]) == 0  # type: ignore[attr-defined]
     assert "cache hit" in capsys.readouterr().out
+
+
+def test_instructions_per_operation_is_the_difference_of_two_run_lengths(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`per_operation` takes out the child's start-up; `print_per_operation` gives ratios to the reference."""
+    from benchmarks.cachegrind import per_operation, print_per_operation
+
+    def count(side: str, puts: int, gets: int) -> int:  # start-up 10,000; put 30 or 60; get 20
+        return 10_000 + puts * (30 if side == "a" else 60) + gets * 20
+
+    results = per_operation(count, ["a", "b"], 50, 250)
+    assert results == {"a": {"put": 30.0, "get": 20.0}, "b": {"put": 60.0, "get": 20.0}}
+    print_per_operation(results, ["a", "b"], "a", " instr", 1.0)
+    assert capsys.readouterr().out.splitlines() == [
+        "put  a 30 instr (1.00x) | b 60 instr (2.00x)",
+        "get  a 20 instr (1.00x) | b 20 instr (1.00x)",
+    ]

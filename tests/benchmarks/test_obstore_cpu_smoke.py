@@ -27,7 +27,7 @@ def test_every_side_runs_and_is_printed(obstore_cpu: object, capsys: pytest.Capt
     sides = obstore_cpu.SIDES  # type: ignore[attr-defined]
     assert set(results) == set(sides)
     assert all(results[side]["put"] > 0 and results[side]["get"] > 0 for side in sides)
-    obstore_cpu._print(results, " us", 1e6)  # type: ignore[attr-defined]
+    obstore_cpu.print_per_operation(results, sides, "obstore_raw", " us", 1e6)  # type: ignore[attr-defined]
     out = capsys.readouterr().out
     assert out.startswith("put  obstore_raw") and "default" in out
 
