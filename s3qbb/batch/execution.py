@@ -135,6 +135,10 @@ def load_quantum(source: str | os.PathLike[str] | bytes, universe: DimensionUniv
     ConfigError
         If the description cannot be read or is invalid.
     """
+    from pydantic import ValidationError
+
+    from ..core.wire import SerializedQuantum, quantum_from_simple
+
     where = "<bytes>"
     if isinstance(source, bytes):
         data = source
@@ -149,17 +153,6 @@ def load_quantum(source: str | os.PathLike[str] | bytes, universe: DimensionUniv
                 data = Path(where).read_bytes()
             except OSError as err:
                 raise ConfigError(f"Cannot read quantum description {where}: {err}") from err
-    from ..core.wire_read import quantum_from_json
-
-    # The plain form s3qbb writes is read without building the wire models (a job's start-up);
-    # anything else, invalid documents included, is validated by the models, which say what is wrong.
-    quantum = quantum_from_json(data, universe)
-    if quantum is not None:
-        return quantum
-    from pydantic import ValidationError
-
-    from ..core.wire import SerializedQuantum, quantum_from_simple
-
     try:
         simple = SerializedQuantum.model_validate_json(data)
         return quantum_from_simple(simple, universe)

@@ -264,9 +264,7 @@ class SerializedStoredFileRecord(pydantic.BaseModel):
     and not written back.
     """
 
-    # defer_build: a batch job reads its quantum's records with s3qbb.core.wire_read, and builds
-    # these models only when it writes its provenance, after its first put.
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
     formatter: _Text
     """Fully qualified name of the formatter."""
@@ -302,7 +300,7 @@ class SerializedDatastoreRecordData(pydantic.BaseModel):
     UUIDs are accepted and normalized) -> table name -> rows.
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
     dataset_ids: list[uuid.UUID]
     """IDs of every dataset in the export, including those without records."""

@@ -25,17 +25,20 @@ __all__ = [
 ]
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import DatasetTypeError
 from .dataset_ref import DatasetRef
 from .dataset_type import DatasetType
-from .dimensions import DimensionUniverse
+from .dimensions import DataCoordinate, DimensionUniverse
 from .quantum import Quantum
-from .records import SerializedDatastoreRecordData
+from .records import DatastoreRecordData, SerializedDatastoreRecordData
 from .storage_class import StorageClass
-from .wire_read import dataset_ref_from_simple, dataset_type_from_simple, quantum_from_simple
+
+if TYPE_CHECKING:
+    from .storage_class import StorageClassFactory
 
 WIRE_VERSION = 1
 """Version of the wire models written by this release."""
@@ -167,6 +170,33 @@ def dataset_type_to_simple(dataset_type: DatasetType) -> SerializedDatasetType:
     )
 
 
+def dataset_type_from_simple(
+    simple: SerializedDatasetType,
+    universe: DimensionUniverse,
+    storage_classes: StorageClassFactory | None = None,
+) -> DatasetType:
+    """Rebuild a dataset type.
+
+    Raises
+    ------
+    DatasetTypeError
+        If the storage class or dimensions are missing or unknown.
+    """
+    if simple.storageClass is None or simple.dimensions is None:
+        raise DatasetTypeError(
+            f"Serialized dataset type {simple.name!r} lacks its storage class or dimensions."
+        )
+    return DatasetType(
+        simple.name,
+        simple.dimensions,
+        simple.storageClass,
+        simple.parentStorageClass,
+        universe=universe,
+        isCalibration=simple.isCalibration,
+        storage_classes=storage_classes,
+    )
+
+
 def dataset_ref_to_simple(ref: DatasetRef, *, minimal: bool = False) -> SerializedDatasetRef:
     """Serialize a dataset ref; ``minimal`` leaves out the dataset type."""
     return SerializedDatasetRef(
@@ -176,6 +206,33 @@ def dataset_ref_to_simple(ref: DatasetRef, *, minimal: bool = False) -> Serializ
         run=ref.run,
         component=ref.datasetType.component() if minimal else None,
     )
+
+
+def dataset_ref_from_simple(
+    simple: SerializedDatasetRef,
+    universe: DimensionUniverse,
+    storage_classes: StorageClassFactory | None = None,
+    dataset_type: DatasetType | None = None,
+) -> DatasetRef:
+    """Rebuild a dataset ref; ``dataset_type`` is needed for minimal refs.
+
+    Raises
+    ------
+    DatasetTypeError
+        If no dataset type is available.
+    DataIdError
+        If the data ID is invalid.
+    """
+    if dataset_type is None:
+        if simple.datasetType is None:
+            raise DatasetTypeError(f"Serialized ref {simple.id} has no dataset type and none was given.")
+        dataset_type = dataset_type_from_simple(simple.datasetType, universe, storage_classes)
+    if simple.component is not None and not dataset_type.isComponent():
+        dataset_type = dataset_type.makeComponentDatasetType(simple.component, storage_classes)
+    if simple.run is None or simple.dataId is None:
+        raise DatasetTypeError(f"Serialized ref {simple.id} lacks its run or data ID; it cannot be resolved.")
+    data_id = DataCoordinate.standardize(simple.dataId.dataId, dimensions=dataset_type.dimensions)
+    return DatasetRef(dataset_type, data_id, simple.run, id=simple.id)
 
 
 def quantum_to_simple(quantum: Quantum) -> SerializedQuantum:
@@ -197,4 +254,48 @@ def quantum_to_simple(quantum: Quantum) -> SerializedQuantum:
         inputs=refs(quantum.inputs),
         outputs=refs(quantum.outputs),
         datastoreRecords={name: data.to_simple() for name, data in quantum.datastore_records.items()},
+    )
+
+
+def quantum_from_simple(
+    simple: SerializedQuantum,
+    universe: DimensionUniverse,
+    storage_classes: StorageClassFactory | None = None,
+) -> Quantum:
+    """Rebuild a quantum.
+
+    Raises
+    ------
+    DatasetTypeError
+        If a ref names a dataset type missing from ``datasetTypeMapping``.
+    """
+    types = {
+        n: dataset_type_from_simple(s, universe, storage_classes)
+        for n, s in simple.datasetTypeMapping.items()
+    }
+
+    def refs(group: dict[str, list[SerializedDatasetRef]]) -> dict[DatasetType, list[DatasetRef]]:
+        out: dict[DatasetType, list[DatasetRef]] = {}
+        for name, items in group.items():
+            if name not in types:
+                raise DatasetTypeError(
+                    f"Serialized quantum {simple.id} uses dataset type {name!r} with no definition."
+                )
+            out[types[name]] = [
+                dataset_ref_from_simple(r, universe, storage_classes, types[name]) for r in items
+            ]
+        return out
+
+    data_id = None
+    if simple.dataId is not None:
+        data_id = DataCoordinate.standardize(simple.dataId.dataId, universe=universe)
+    return Quantum(
+        id=simple.id,
+        taskName=simple.taskName,
+        taskLabel=simple.taskLabel,
+        dataId=data_id,
+        initInputs=refs(simple.initInputs),
+        inputs=refs(simple.inputs),
+        outputs=refs(simple.outputs),
+        datastore_records={n: DatastoreRecordData.from_simple(d) for n, d in simple.datastoreRecords.items()},
     )
