@@ -33,6 +33,7 @@ import boto3
 from ..config import S3EndpointConfig
 from ..errors import S3qbbError
 from ..s3.client import botocore_config
+from ._moto import make_conditional_writes_atomic
 from ._weed import (
     _WEED_COMPONENTS,
     _WEED_ENV_DROP_PREFIXES,
@@ -253,7 +254,10 @@ class S3TestServer(abc.ABC):
 class MotoServer(S3TestServer):
     """moto's S3 server in a thread of this process, on 127.0.0.1 and a free port.
 
-    moto accepts any credentials; `credentials` returns dummy ones. Every
+    moto accepts any credentials; `credentials` returns dummy ones. Its
+    conditional writes are made atomic, as AWS S3's are
+    (`s3qbb.testing._moto.make_conditional_writes_atomic`): moto itself checks,
+    then writes, with no lock between. Every
     moto server of a process shares moto's in-memory state (and so does
     ``moto.mock_aws``), so `reset` clears it all.
 
@@ -279,6 +283,8 @@ class MotoServer(S3TestServer):
         if self._server is None:
             from moto.server import ThreadedMotoServer
 
+            # moto checks a condition, then writes, with no lock between: make it atomic, as on AWS.
+            make_conditional_writes_atomic()
             # werkzeug logs every request at INFO to stderr; a test server should be quiet.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

@@ -5,7 +5,9 @@
 Checked on the moto server and SeaweedFS, on both transports (fewer rounds on obstore), whose conditional
 CompleteMultipartUpload is not atomic (several writers can each be told they
 created the object): s3qbb claims the key with an atomic create-only PUT first
-and confirms by the write token. A second test classifies each server's
+and confirms by the write token. (moto's create-only PUT is atomic only as
+`s3qbb.testing.MotoServer` runs it, under a lock: see
+``tests/testing/test_moto_atomic.py``.) A second test classifies each server's
 create-only PUT as docs/reliability.md states it (the basis of
 ``S3EndpointConfig.conditional_put_atomic``).
 """
@@ -37,7 +39,7 @@ ROUNDS_OBSTORE = [("different", BIG), ("identical", BIG)] + [("different", SMALL
 """Fewer rounds on the obstore transport (CI time): its multipart requests are boto3's, raced above."""
 
 CONDITIONAL_PUT_ATOMIC = {"moto": True, "seaweedfs": True, "localstack": True}
-"""Whether each test server's create-only PUT is atomic, as docs/reliability.md states."""
+"""Whether each test server's create-only PUT is atomic, as docs/reliability.md states (moto: as MotoServer runs it)."""
 
 
 @pytest.mark.slow
