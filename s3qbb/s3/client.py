@@ -25,6 +25,7 @@ import boto3
 import botocore.config
 import botocore.loaders
 import botocore.session
+import botocore.utils
 
 from ..config import S3EndpointConfig, register_secrets
 from .policy import make_retry_policy
@@ -268,6 +269,30 @@ def _after_call_error(exception: BaseException, context: dict[str, Any], **kwarg
         )
 
 
+EXPECT_CONTINUE_MIN_BYTES = 1024 * 1024
+"""Smallest PutObject body sent with ``Expect: 100-continue``.
+
+botocore asks for ``100 Continue`` before every PUT body, whatever its size,
+and then reads the interim response a byte at a time: for a small body that
+is a wait of one round trip and some 25 socket reads holding the GIL, to
+save sending a few bytes that a refused request (a create-only conflict, a
+denied write) would have sent in vain. Larger bodies, and every multipart
+part, keep the header.
+"""
+
+
+def _small_put_without_expect(model: Any, params: dict[str, Any], **kwargs: Any) -> None:
+    # Registered after botocore's `add_expect_header` on the same event, so it runs after it.
+    if model.name != "PutObject":
+        return
+    headers = params.get("headers", {})
+    if "Expect" not in headers:
+        return
+    size = botocore.utils.determine_content_length(params.get("body"))
+    if size is not None and size < EXPECT_CONTINUE_MIN_BYTES:
+        del headers["Expect"]
+
+
 def _create_client(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = None) -> S3Client:
     session = _session(config, loader)
     region = resolve_region(config, session)
@@ -275,6 +300,7 @@ def _create_client(config: S3EndpointConfig, loader: botocore.loaders.Loader | N
     client.meta.events.register("provide-client-params.s3", _provide_client_params)
     client.meta.events.register("after-call.s3", _after_call)
     client.meta.events.register("after-call-error.s3", _after_call_error)
+    client.meta.events.register_last("before-call.s3", _small_put_without_expect)
     # Where data goes is worth one line per client at INFO: a wrong endpoint writes to the wrong place.
     _LOG.info(
         "S3 client: endpoint %s (from %s), region %s (from %s), credentials: %s",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import pytest
 
 from s3qbb.config import RetryConfig, S3EndpointConfig
+from s3qbb.errors import PreconditionFailedError
 from s3qbb.s3 import clear_client_cache, make_client
 from s3qbb.s3.client import client_cache_size, resolve_region
+from s3qbb.testing.servers import S3TestEndpoint
 
 pytestmark = pytest.mark.usefixtures("s3_env_scrubber")
 
@@ -142,3 +145,54 @@ def test_region_precedence_aws_region_then_default_region(monkeypatch: pytest.Mo
     assert resolve_region(S3EndpointConfig.from_env()) == "ca-central-1"
     assert resolve_region(S3EndpointConfig(region="sa-east-1")) == "sa-east-1"
     clear_client_cache()
+
+
+# --- Expect: 100-continue -----------------------------------------------------------------------------
+
+
+def test_small_puts_skip_expect_continue_large_puts_and_parts_keep_it(s3_endpoint: S3TestEndpoint) -> None:
+    """A PutObject below EXPECT_CONTINUE_MIN_BYTES goes without ``Expect: 100-continue``; the rest keep it.
+
+    Real servers (moto, SeaweedFS) accept both forms; a refused create-only PUT is refused as before.
+    """
+    from s3qbb.core.attempt import WriteToken
+    from s3qbb.s3 import checksums
+    from s3qbb.s3.client import EXPECT_CONTINUE_MIN_BYTES
+    from s3qbb.s3.objects import S3Bucket
+
+    config = s3_endpoint.config.model_copy(update={"multipart_threshold": 6 * 1024 * 1024})
+    bucket = S3Bucket.open(config, s3_endpoint.bucket)
+    client = make_client(config)
+    seen: list[tuple[str, str | None]] = []
+
+    def capture(request: Any, **kwargs: Any) -> None:
+        op = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+        expect = request.headers.get("Expect")
+        seen.append((op, expect.decode() if isinstance(expect, bytes) else expect))
+
+    client.meta.events.register("before-send.s3", capture)
+    try:
+        token = WriteToken.new()
+        bodies = {
+            "small": b"x" * 1024,
+            "edge": b"y" * (EXPECT_CONTINUE_MIN_BYTES - 1),
+            "big": b"z" * EXPECT_CONTINUE_MIN_BYTES,
+            "multipart": bytes(7 * 1024 * 1024),
+        }
+        for name, body in bodies.items():
+            seen.clear()
+            bucket.put_new(f"expect/{name}", body, checksums.compute("CRC32C", body), token=token)
+            puts = [expect for op, expect in seen if op in ("PutObject", "UploadPart")]
+            assert puts, (name, seen)
+            if name in ("small", "edge"):
+                assert puts == [None], (name, seen)
+            elif name == "big":
+                assert puts == ["100-continue"], (name, seen)
+            else:  # the placeholder is small; every part keeps the header
+                parts = [expect for op, expect in seen if op == "UploadPart"]
+                assert parts and all(e == "100-continue" for e in parts), seen
+            assert bucket.get(f"expect/{name}").body == body
+        with pytest.raises(PreconditionFailedError):
+            bucket.put_new("expect/small", b"other", checksums.compute("CRC32C", b"other"))
+    finally:
+        client.meta.events.unregister("before-send.s3", capture)
