@@ -20,7 +20,7 @@ __all__ = ["S3Datastore"]
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,7 +40,8 @@ from ..records.store import SqliteRecordsStore
 from ..s3 import checksums
 from ..s3.ownership import WriteConflictError
 from ..s3.policy import make_retry_policy
-from .base import Datastore, DatastoreCapabilities, DatastoreStats, raise_first
+from . import bulk
+from .base import Datastore, DatastoreCapabilities, DatastoreStats
 from .encoding import Encoded
 from .layout import S3Layout, parse_s3_root  # noqa: F401 (imported from here too)
 from .listing import find_existing
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
-    from ..core.ids import DatasetId
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass, StorageClassFactory
     from ..formatters import FormatterFactory
@@ -547,56 +547,15 @@ class S3Datastore(Datastore):
         S3qbbError
             If some datasets could not be written (the first error; the other items are stored).
         """
-        items = list(items)
-        errors: list[BaseException | None] = [None] * len(items)
-        checked: list[tuple[int, Any, DatasetRef, StorageClass]] = []
-        for i, (obj, ref) in enumerate(items):
-            try:
-                checked.append((i, obj, ref, self._check_put(obj, ref)))
-            except Exception as err:
-                errors[i] = err
-        known = self.records.get_many(ref.id for _, _, ref, _ in checked)
-        todo: list[tuple[int, Any, DatasetRef, StorageClass]] = []
-        taken: set[DatasetId] = set()
-        for job in checked:
-            ref = job[2]
-            if ref.id in known:
-                errors[job[0]] = self._stored_already(ref)
-            elif ref.id in taken:
-                errors[job[0]] = DatasetExistsError(
-                    f"Dataset {ref} is given twice to put_many of {self.name!r}; it was written once."
-                )
-            else:
-                taken.add(ref.id)
-                todo.append(job)
-        written = self._run_all(lambda job: self._write_object(job[1], job[2], job[3]), todo)
-        done: dict[DatasetRef, tuple[StoredFileInfo, Encoded]] = {}
-        for (i, _, ref, _), (result, error) in zip(todo, written, strict=True):
-            if error is not None:
-                errors[i] = error
-            else:
-                assert result is not None
-                done[ref] = result
-        if done:
-            try:
-                existing = self.records.insert_new(info for info, _ in done.values())
-            except Exception as err:
-                err.add_note(f"put_many: {len(done)} objects were written but none was recorded.")
-                raise
-            for i, _, ref, _ in todo:
-                if ref.id in existing:
-                    errors[i] = DatasetExistsError(
-                        f"Dataset {ref} was recorded concurrently in {self.name!r}."
-                    )
-                    del done[ref]
-        raise_first([e for e in errors if e is not None], "put_many")
-        return {ref: encoded for ref, (_, encoded) in done.items()}
+        return bulk.put_many(self, items)
 
     def get_many(
         self, refs: Iterable[DatasetRef], parameters: Mapping[str, Any] | None = None
     ) -> dict[DatasetRef, Any]:
         """Read many datasets concurrently, as `get` does (see `get_many_encoded`)."""
-        return {ref: obj for ref, (obj, _) in self._read_many(list(refs), parameters, whole=False).items()}
+        return {
+            ref: obj for ref, (obj, _) in bulk.read_many(self, list(refs), parameters, whole=False).items()
+        }
 
     def get_many_encoded(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, tuple[Any, Encoded]]:
         """Read many whole datasets concurrently, as `get_many` does; also return the bytes read.
@@ -612,72 +571,9 @@ class S3Datastore(Datastore):
             If a ref is a component ref; otherwise what `get` raises.
         """
         out: dict[DatasetRef, tuple[Any, Encoded]] = {}
-        for ref, (obj, encoded) in self._read_many(list(refs), None, whole=True).items():
+        for ref, (obj, encoded) in bulk.read_many(self, list(refs), None, whole=True).items():
             assert encoded is not None  # whole reads
             out[ref] = (obj, encoded)
-        return out
-
-    def _read_many(
-        self, refs: list[DatasetRef], parameters: Mapping[str, Any] | None, *, whole: bool
-    ) -> dict[DatasetRef, tuple[Any, Encoded | None]]:
-        """Read ``refs`` (each once) on the pool with one records query; raise the first error."""
-        unique = list(dict.fromkeys(refs))
-        errors: list[BaseException | None] = [None] * len(unique)
-        plans: list[tuple[int, ReadPlan]] = []
-        for i, ref in enumerate(unique):
-            try:
-                if whole and ref.isComponent():
-                    raise DatasetTypeError(f"get_encoded reads whole datasets, not component {ref}.")
-                plans.append((i, self._plan_read(ref, parameters, None)))
-            except Exception as err:
-                errors[i] = err
-        records = self.records.get_many(plan.parent.id for _, plan in plans)
-        todo: list[tuple[int, ReadPlan, StoredFileInfo]] = []
-        for i, plan in plans:
-            infos = records.get(plan.parent.id)
-            try:
-                todo.append((i, plan, self._found_or_raise(plan.parent, infos[0] if infos else None)))
-            except DatasetNotFoundError as err:
-                errors[i] = err
-        read = self._run_all(lambda job: self._read_recorded(job[1].ref, job[1], job[2]), todo)
-        out: dict[DatasetRef, tuple[Any, Encoded | None]] = {}
-        for (i, plan, _), (result, error) in zip(todo, read, strict=True):
-            if error is not None:
-                errors[i] = error
-            else:
-                assert result is not None
-                out[plan.ref] = result
-        raise_first([e for e in errors if e is not None], "get_many")
-        return {ref: out[ref] for ref in unique}
-
-    def _run_all(
-        self, work: Callable[[_J], _T], jobs: Sequence[_J]
-    ) -> list[tuple[_T | None, BaseException | None]]:
-        """Run ``work`` on every job on `pool`'s threads; return ``(result, error)`` of each, in order.
-
-        Each of at most `max_workers` pool tasks takes the next job until none
-        is left: no future, queue item or wake-up per job.
-        """
-        out: list[tuple[_T | None, BaseException | None]] = [(None, None)] * len(jobs)
-        if not jobs:
-            return out
-        lock = threading.Lock()
-        index = iter(range(len(jobs)))
-
-        def drain() -> None:
-            while True:
-                with lock:
-                    i = next(index, -1)
-                if i < 0:
-                    return
-                try:
-                    out[i] = (work(jobs[i]), None)
-                except Exception as err:
-                    out[i] = (None, err)
-
-        futures = [self.pool.submit(drain) for _ in range(min(self.max_workers, len(jobs)))]
-        for future in futures:
-            future.result()
         return out
 
     # -------------------------------------------------------------- records
