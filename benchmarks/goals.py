@@ -212,6 +212,7 @@ def _job_start(add: _Adder, job: dict[str, Any]) -> None:
         for v, what in (
             ("obstore_script", "raw obstore script"),
             ("python", "python alone"),
+            ("libraries", "pydantic, click, PyYAML and obstore imported alone"),
             ("config_models", "s3qbb's pydantic configuration models alone"),
             ("run_quantum", "boto3 transport"),
         )

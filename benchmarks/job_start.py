@@ -6,6 +6,9 @@ output:
 
 ``python``
     ``python -c`` that only records the time: the interpreter's own start, the floor;
+``libraries``
+    ``python -c`` importing only the libraries a job on the obstore transport is built on
+    (pydantic, click, PyYAML, obstore), no s3qbb and no request: the floor of that design;
 ``config_models``
     ``python -c`` importing s3qbb's configuration models and reading one from the
     environment, as every job does before its first request: the share of pydantic
@@ -62,6 +65,7 @@ TASK = "benchmarks.job_task:copy"
 
 VARIANTS = {
     "python": "python -c (interpreter start only)",
+    "libraries": "python -c: pydantic, click, PyYAML and obstore imported, no s3qbb, no request",
     "config_models": "python -c: s3qbb's configuration models only (pydantic), no request",
     "boto3_script": "raw boto3 script: import, client, GET, PUT",
     "obstore_script": "raw obstore script: import, S3Store, GET, PUT",
@@ -69,8 +73,10 @@ VARIANTS = {
     "run_quantum_obstore": "s3qbb run-quantum, 1 in / 1 out, obstore transport",
 }
 """The variants, in report order, with their labels."""
-_OPTIONAL = frozenset({"obstore_script", "run_quantum_obstore"})
+_OPTIONAL = frozenset({"libraries", "obstore_script", "run_quantum_obstore"})
 """Variants reported as not available (with the error) when their first run fails."""
+_NO_REQUESTS = frozenset({"python", "libraries", "config_models"})
+"""Variants that send no request (not counted on the wire)."""
 
 _MARK = (
     "def _mark():\n"
@@ -80,6 +86,20 @@ _MARK = (
 )
 
 _PYTHON = _MARK + "_mark()\n"
+
+_LIBRARIES = (
+    _MARK
+    + """
+import click
+import obstore
+import pydantic
+import yaml
+from obstore.store import S3Store
+from pydantic import BaseModel
+
+_mark()
+"""
+)
 
 _CONFIG_MODELS = (
     _MARK
@@ -213,6 +233,8 @@ class _Jobs:
             return [sys.executable, "-c", _PYTHON], env
         if variant == "config_models":
             return [sys.executable, "-c", _CONFIG_MODELS], env
+        if variant == "libraries":
+            return [sys.executable, "-c", _LIBRARIES], env
         if variant in ("boto3_script", "obstore_script"):
             env["BENCH_OUTPUT"] = f"raw-jobs/{self.tag}/{variant}/{index}-{uuid.uuid4().hex[:8]}.json"
             return [sys.executable, "-c", _BOTO3 if variant == "boto3_script" else _OBSTORE], env
@@ -305,6 +327,7 @@ def job_start(
     unavailable: dict[str, str] = {}
     if (why := obstore_raw_status()) is not None:
         unavailable["obstore_script"] = why
+        unavailable["libraries"] = why
     if (why := obstore_transport_status()) is not None:
         unavailable["run_quantum_obstore"] = why
     jobs = _Jobs(server, uuid.uuid4().hex[:8])
@@ -334,7 +357,7 @@ def job_start(
         requests = {
             v: jobs.wire_requests(v, tmp / "wire.mark")
             for v in VARIANTS
-            if v not in ("python", "config_models") and v not in unavailable
+            if v not in _NO_REQUESTS and v not in unavailable
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

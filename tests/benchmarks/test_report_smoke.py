@@ -231,6 +231,11 @@ def _check_job_start(job: dict[str, Any]) -> None:
     assert variants["boto3_script"]["requests"] == {"GetObject": 1, "PutObject": 1}
     if variants["obstore_script"]["available"]:
         assert variants["obstore_script"]["requests"] == {"GetObject": 1, "PutObject": 1}
+        # The libraries' floor (no request) is part of every obstore job.
+        assert variants["libraries"]["available"] and variants["libraries"]["requests"] == {}
+        if variants["run_quantum_obstore"]["available"]:
+            floor = variants["libraries"]["cpu_to_put_s"]
+            assert floor < variants["run_quantum_obstore"]["cpu_to_put_s"]
     requests = variants["run_quantum"]["requests"]
     assert requests["PutObject"] == 4 and requests["GetObject"] >= 1, requests
     obstore_job = variants["run_quantum_obstore"]
