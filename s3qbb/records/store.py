@@ -15,33 +15,17 @@ from __future__ import annotations
 
 __all__ = ["SqliteRecordsStore"]
 
-import contextlib
 import os
 import sqlite3
-import tempfile
-import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..core.records import NULL_COMPONENT, DatastoreRecordData, StoredFileInfo
-from ..errors import (
-    ConfigError,
-    RecordDataError,
-    RecordExistsError,
-    RecordsStoreError,
-    S3qbbError,
-    TransientStorageError,
-)
+from ..errors import ConfigError, RecordDataError, RecordExistsError
+from .database import RecordsDatabase
 from .names import DEFAULT_RECORDS_TABLE
-from .sql import RecordsSQL, batches, connect, init_schema, reading, writing
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
+from .sql import RecordsSQL, batches, init_schema, reading, writing
 
 
 def _unique(ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
@@ -76,7 +60,7 @@ def _info(row: Sequence[Any], ids: dict[str, uuid.UUID]) -> StoredFileInfo:
     )
 
 
-class SqliteRecordsStore:
+class SqliteRecordsStore(RecordsDatabase):
     """Datastore records in SQLite (in memory or in a file).
 
     Parameters
@@ -108,22 +92,15 @@ class SqliteRecordsStore:
     ) -> None:
         if not datastore_name or len(datastore_name) > 256:
             raise ConfigError(f"Datastore name {datastore_name!r} must have 1 to 256 characters.")
+        super().__init__(filename, busy_timeout=busy_timeout, owner=f"datastore {datastore_name!r}")
         self._sql = RecordsSQL(table, datastore_name)
-        self._filename = os.fspath(filename)
         self._datastore_name = datastore_name
         self._table = table
-        self._busy_timeout_ms = max(0, int(busy_timeout * 1000))
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._cur: sqlite3.Cursor | None = None  # the hot paths' one cursor (used under the lock)
-        self._closed = False
 
-    # --- lifecycle -----------------------------------------------------------
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        init_schema(conn, self._table, self._datastore_name, self._filename)
 
-    @property
-    def in_memory(self) -> bool:
-        """Whether the database lives in memory (`bool`)."""
-        return self._filename == ":memory:"
+    # --- identity ----------------------------------------------------------
 
     @property
     def datastore_name(self) -> str:
@@ -139,83 +116,6 @@ class SqliteRecordsStore:
         return (
             f"{type(self).__name__}({self._filename!r}, datastore_name={self._datastore_name!r}, "
             f"table={self._table!r})"
-        )
-
-    def __enter__(self) -> SqliteRecordsStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the database; the records of an in-memory store are discarded.
-
-        Calling it again does nothing; any other method raises
-        `RecordsStoreError` afterwards.
-        """
-        with self._lock:
-            self._closed = True
-            self._cur = None
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _connection(self) -> sqlite3.Connection:
-        # Callers hold self._lock.
-        if self._conn is not None:
-            return self._conn
-        if self._closed:
-            raise RecordsStoreError(
-                f"Records store {self._filename!r} of datastore {self._datastore_name!r} is closed; "
-                "create a new store."
-            )
-        with self._translate("open the database"):
-            conn = connect(self._filename, busy_timeout_ms=self._busy_timeout_ms)
-        try:
-            with self._translate("create the schema"), writing(conn):
-                init_schema(conn, self._table, self._datastore_name, self._filename)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
-
-    def _cursor(self) -> sqlite3.Cursor:
-        # Callers hold self._lock. One cursor serves the single-dataset statements (no cursor made
-        # per statement); each of its queries is read to the end, so no statement stays active.
-        cur = self._cur
-        if cur is None:
-            cur = self._cur = self._connection().cursor()
-        return cur
-
-    @contextlib.contextmanager
-    def _translate(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as err:
-            raise self._error(action, err) from err
-
-    def _error(self, action: str, err: sqlite3.Error) -> S3qbbError:
-        """Return the s3qbb error for a SQLite error raised while doing ``action``."""
-        if isinstance(err, sqlite3.IntegrityError):
-            return RecordExistsError(
-                f"Cannot {action} in records store {self._filename!r}: a record with the same dataset ID "
-                "and component already exists."
-            )
-        code = getattr(err, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
-            return TransientStorageError(
-                f"Cannot {action} in records store {self._filename!r}: the database stayed locked "
-                f"for {self._busy_timeout_ms} ms; retry, or stop the other process using it."
-            )
-        return RecordsStoreError(
-            f"Cannot {action} in records store {self._filename!r}: {err}; check that the file "
-            "is a writable SQLite database."
         )
 
     def _exists_error(self, existing: Sequence[str], several: bool) -> RecordExistsError:
@@ -624,45 +524,3 @@ class SqliteRecordsStore:
                 by_id.setdefault(info.dataset_id, []).append(info)
             found = by_id.items()
         return DatastoreRecordData(records={i: {self._table: infos} for i, infos in found})
-
-    # --- files ---------------------------------------------------------------
-
-    def flush_to_file(self, path: str | os.PathLike[str]) -> Path:
-        """Write the whole database to a single SQLite file.
-
-        Parameters
-        ----------
-        path : `str` or `os.PathLike`
-            Destination, replaced atomically if it exists. For a file store,
-            its own file is returned as is: committed data are always in it
-            (rollback journal, not WAL).
-
-        Returns
-        -------
-        path : `pathlib.Path`
-            The file written, readable by any SQLite client.
-        """
-        target = Path(path)
-        with self._lock:
-            source = self._connection()
-            if not self.in_memory and target.exists() and target.samefile(self._filename):
-                return target
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            os.close(fd)
-            try:
-                with self._translate("copy the database"):
-                    dest = sqlite3.connect(tmp)
-                    try:
-                        # Online backup API: a consistent copy, page by page, whatever the journal mode.
-                        source.backup(dest)
-                    finally:
-                        dest.close()
-                with open(tmp, "rb+") as handle:
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-        return target
