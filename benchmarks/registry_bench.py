@@ -46,8 +46,8 @@ from s3qbb.provenance import (
 )
 from s3qbb.registry import Registry
 from s3qbb.registry.database import parse_registry_url
+from s3qbb.registry.rows import build_rows
 from s3qbb.registry.sources import QuantumBundle
-from s3qbb.registry.writer import build_rows
 
 if TYPE_CHECKING:
     from s3qbb.testing.servers import S3TestServer

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..errors import ConfigError
 from .results import IngestFailure, IngestProgress, IngestSummary
+from .rows import QuantumRows, build_rows
 from .sources import (
     DEFAULT_MAX_FILE_BYTES,
     FetchResult,
@@ -33,7 +34,7 @@ from .sources import (
     list_run,
     parse_run_uri,
 )
-from .writer import BatchOutcome, QuantumRows, build_rows
+from .writer import BatchOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -32,7 +32,7 @@ Tables (all created on first use, ``IF NOT EXISTS``):
 
 UUIDs use `sqlalchemy.types.Uuid` (native on PostgreSQL, 32 hex digits on
 SQLite). Every string column has a length; ingest checks values against it
-(`check_row`) so a hostile file fails alone instead of failing a batch.
+(`check_row`, `check_values`) so a hostile file fails alone instead of failing a batch.
 """
 
 from __future__ import annotations
@@ -45,13 +45,14 @@ __all__ = [
     "DatasetRole",
     "RegistryTables",
     "check_row",
+    "check_values",
     "make_tables",
 ]
 
 import dataclasses
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, get_args
 
 import sqlalchemy as sa
@@ -197,15 +198,28 @@ _INT64 = 2**63
 
 
 @functools.cache
-def _limits(table: sa.Table) -> tuple[tuple[str, int | None], ...]:
-    """Return the checked columns: strings with their length (`None`: unbounded), integers with -1."""
-    out: list[tuple[str, int | None]] = []
-    for column in table.columns:
+def _limits(table: sa.Table) -> tuple[tuple[int, str, int | None], ...]:
+    """Return the checked columns (index, name): strings with their length (`None`: no limit), integers -1."""
+    out: list[tuple[int, str, int | None]] = []
+    for index, column in enumerate(table.columns):
         if isinstance(column.type, sa.String):
-            out.append((column.name, column.type.length))
+            out.append((index, column.name, column.type.length))
         elif isinstance(column.type, sa.Integer):
-            out.append((column.name, -1))
+            out.append((index, column.name, -1))
     return tuple(out)
+
+
+def _problem(table: sa.Table, name: str, limit: int | None, value: Any) -> str | None:
+    if isinstance(value, str):
+        if limit is not None and limit >= 0 and len(value) > limit:
+            return f"{table.name}.{name} is {len(value)} characters long, more than the {limit} allowed"
+        if name != "error" and _CONTROL_RE.search(value):
+            return f"{table.name}.{name} {value[:80]!r} contains NUL or control characters"
+        if "\x00" in value:
+            return f"{table.name}.{name} contains a NUL character"
+    elif isinstance(value, int) and limit == -1 and not -_INT64 <= value < _INT64:
+        return f"{table.name}.{name} value {value} does not fit in 64 bits"
+    return None
 
 
 def check_row(table: sa.Table, row: Mapping[str, Any]) -> str | None:
@@ -227,17 +241,34 @@ def check_row(table: sa.Table, row: Mapping[str, Any]) -> str | None:
         first gives both databases the same behaviour and lets ingest report
         the one file at fault instead of failing a batch.
     """
-    for name, limit in _limits(table):
+    for _, name, limit in _limits(table):
         value = row.get(name)
-        if value is None:
-            continue
-        if isinstance(value, str):
-            if limit is not None and limit >= 0 and len(value) > limit:
-                return f"{table.name}.{name} is {len(value)} characters long, more than the {limit} allowed"
-            if name != "error" and _CONTROL_RE.search(value):
-                return f"{table.name}.{name} {value[:80]!r} contains NUL or control characters"
-            if "\x00" in value:
-                return f"{table.name}.{name} contains a NUL character"
-        elif isinstance(value, int) and limit == -1 and not -_INT64 <= value < _INT64:
-            return f"{table.name}.{name} value {value} does not fit in 64 bits"
+        if value is not None:
+            problem = _problem(table, name, limit, value)
+            if problem is not None:
+                return problem
+    return None
+
+
+def check_values(table: sa.Table, values: Sequence[Any]) -> str | None:
+    """Check a row given as its column values in column order; see `check_row`.
+
+    Parameters
+    ----------
+    table : `sqlalchemy.Table`
+        One of the registry tables.
+    values : `~collections.abc.Sequence` [`typing.Any`]
+        The value of every column, in the table's column order.
+
+    Returns
+    -------
+    problem : `str` or `None`
+        What does not fit, or `None` if the row fits.
+    """
+    for index, name, limit in _limits(table):
+        value = values[index]
+        if value is not None:
+            problem = _problem(table, name, limit, value)
+            if problem is not None:
+                return problem
     return None

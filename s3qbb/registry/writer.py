@@ -1,8 +1,8 @@
-"""Turn validated quantum files into registry rows and insert them, one transaction per batch.
+"""Insert quanta's registry rows, one transaction per batch.
 
 Idempotency comes from primary keys and ``INSERT ... ON CONFLICT DO NOTHING``
-(SQLite: the driver's executemany, parameters converted by SQLAlchemy's bind
-processors; PostgreSQL: the rows are ``COPY``-ed into a temporary table, then
+(SQLite: the driver's executemany of the rows as built, the quantum's times
+converted by SQLAlchemy's bind processor; PostgreSQL: the rows are ``COPY``-ed into a temporary table, then
 inserted with one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``); counts
 come from ``RETURNING`` on PostgreSQL, and on SQLite from the rows changed and
 a ``SELECT`` of the keys present inside the write transaction (``BEGIN
@@ -18,246 +18,38 @@ transaction, the earlier attempt's quantum row, edges and output records are
 deleted and the later attempt's rows inserted; an earlier or the same
 attempt changes nothing.
 
-Where the dataset types, runs and data IDs come from
------------------------------------------------------
-The provenance file holds dataset IDs and the datastore records of the
-outputs only. The execution report's ``refs`` list (each a
-`~s3qbb.core.wire.SerializedDatasetRef`: ID, dataset type with storage
-class and dimensions, data ID, run) describes the quantum's datasets. When a
-report or a ref is missing, the dataset row keeps what is known: an output
-gets the quantum's run, everything else stays `None`, and a later ingest
-that knows more (the producing run, a report with refs) fills the gaps.
+The rows come from :mod:`.rows`, already in the form the driver takes.
 """
 
 from __future__ import annotations
 
-__all__ = ["BatchOutcome", "QuantumRows", "RegistryWriter", "build_rows"]
+__all__ = ["BatchOutcome", "RegistryWriter", "describe_db_error"]
 
 import dataclasses
-import functools
-import json
 import logging
-import operator
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..core.records import NULL_COMPONENT
 from ..errors import TransientStorageError
 from ..provenance.files import redact
-from .attempts import attempt_key
 from .database import WRITE_OPTION
 from .results import IngestFailure
-from .schema import DATASET_ROLES, check_row, make_tables
+from .rows import batch_rows
+from .schema import make_tables
 from .supersede import drop_orphans, mark_examined, remove_quanta, stored_attempts
 
 if TYPE_CHECKING:
-    from ..core.wire import SerializedDatasetRef
     from ..retry import RetryPolicy
-    from .sources import QuantumBundle
+    from .rows import QuantumRows, Row
 
 _LOG = logging.getLogger(__name__)
 
 _CHUNK = 5000
 """IDs per ``IN`` list (below SQLite's and PostgreSQL's bound-parameter limits)."""
 _ERROR_CHARS = 2000
-
-
-class _RowError(Exception):
-    """A row does not fit the schema."""
-
-
-@dataclasses.dataclass
-class QuantumRows:
-    """The rows one quantum contributes to each table (keyed by primary key, first wins)."""
-
-    quantum_id: uuid.UUID
-    source: str
-    dataset_types: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    runs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    datasets: dict[uuid.UUID, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    data_ids: dict[tuple[uuid.UUID, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
-    records: dict[tuple[uuid.UUID, str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
-    quanta: dict[uuid.UUID, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    edges: dict[tuple[uuid.UUID, uuid.UUID, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
-
-    def merge(self, other: QuantumRows) -> None:
-        """Add another quantum's rows; rows already present are kept."""
-        for name in _ROW_TABLES:
-            mine: dict[Any, dict[str, Any]] = getattr(self, name)
-            for key, row in getattr(other, name).items():
-                mine.setdefault(key, row)
-
-
-_ROW_TABLES = ("dataset_types", "runs", "datasets", "data_ids", "records", "quanta", "edges")
-
-
-def _merged(batch: Sequence[QuantumRows]) -> QuantumRows:
-    """Return the rows of a batch of quanta; of rows with the same key, the first (as `QuantumRows.merge`)."""
-    merged = QuantumRows(batch[0].quantum_id, batch[0].source)
-    for name in _ROW_TABLES:
-        table: dict[Any, dict[str, Any]] = {}
-        for rows in reversed(batch):  # dict.update in C; earlier quanta overwrite later ones: first wins
-            table.update(getattr(rows, name))
-        setattr(merged, name, table)
-    return merged
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-"""The encoder `json.dumps` would build for these options on every call (stateless, thread-safe)."""
-
-
-def _canonical(value: Any) -> str:
-    return _CANONICAL.encode(value)
-
-
-@functools.lru_cache(maxsize=1024)
-def _dimensions_json(dimensions: tuple[str, ...]) -> str:
-    """`_canonical` of a dataset type's sorted dimensions (a few distinct lists recur in every quantum)."""
-    return _canonical(list(dimensions))
-
-
-def _checked(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
-    problem = check_row(table, row)
-    if problem is not None:
-        raise _RowError(problem)
-    return row
-
-
-def _dataset_type_of(ref: SerializedDatasetRef) -> tuple[str, str | None, list[str] | None] | None:
-    simple = ref.datasetType
-    if simple is None:
-        return None
-    name, _, component = simple.name.partition(".")
-    storage_class = simple.parentStorageClass if component else simple.storageClass
-    return name, storage_class, None if simple.dimensions is None else sorted(simple.dimensions)
-
-
-def build_rows(bundle: QuantumBundle, *, default_run: str | None) -> QuantumRows:
-    """Build the rows of one validated quantum.
-
-    Parameters
-    ----------
-    bundle : `~s3qbb.registry.sources.QuantumBundle`
-        Its provenance and report.
-    default_run : `str`, optional
-        Run of the quantum when neither its report nor the refs of its
-        outputs name one.
-
-    Returns
-    -------
-    rows : `QuantumRows`
-        Rows of every table.
-
-    Raises
-    ------
-    ValueError
-        Raised if a value does not fit its column (too long) or a data ID is
-        not a mapping of dimension names to values.
-    """
-    t = make_tables()
-    prov, report = bundle.provenance, bundle.report
-    qid = bundle.quantum_id
-    outputs = prov.predicted_outputs
-    all_ids = prov.predicted_inputs | outputs
-    refs: dict[uuid.UUID, SerializedDatasetRef] = {}
-    for ref in report.refs if report is not None else ():
-        if ref.id in all_ids:
-            refs.setdefault(ref.id, ref)
-    run = report.run if report is not None else None
-    if run is None:
-        output_runs = {refs[i].run for i in outputs if i in refs and refs[i].run}
-        run = output_runs.pop() if len(output_runs) == 1 else default_run
-    rows = QuantumRows(qid, bundle.source)
-    try:
-        if run is not None:
-            rows.runs[run] = _checked(t.run, {"name": run})
-        for dataset_id in sorted(all_ids, key=_by_int):
-            known = refs.get(dataset_id)
-            dataset_type = _dataset_type_of(known) if known is not None else None
-            dataset_run = known.run if known is not None and known.run else None
-            if dataset_run is None and dataset_id in outputs:
-                dataset_run = run
-            data_id = known.dataId.dataId if known is not None and known.dataId is not None else None
-            if dataset_type is not None:
-                name, storage_class, dimensions = dataset_type
-                type_row = {
-                    "name": name,
-                    "storage_class": storage_class,
-                    "dimensions": None if dimensions is None else _dimensions_json(tuple(dimensions)),
-                }
-                if rows.dataset_types.get(name) != type_row:  # an equal row was checked already
-                    rows.dataset_types.setdefault(name, _checked(t.dataset_type, type_row))
-            if dataset_run is not None and dataset_run not in rows.runs:  # present: the same row, checked
-                rows.runs[dataset_run] = _checked(t.run, {"name": dataset_run})
-            rows.datasets[dataset_id] = _checked(
-                t.dataset,
-                {
-                    "id": dataset_id,
-                    "dataset_type": None if dataset_type is None else dataset_type[0],
-                    "run": dataset_run,
-                    "data_id": None if data_id is None else _canonical(data_id),
-                },
-            )
-            for dimension, value in (data_id or {}).items():
-                rows.data_ids[dataset_id, dimension] = _checked(
-                    t.data_id, {"dataset_id": dataset_id, "dimension": dimension, "value": str(value)}
-                )
-        for datastore_name, simple in prov.datastore_records.items():
-            for by_dataset in simple.records.values():
-                for id_hex, by_table in by_dataset.items():
-                    dataset_id = uuid.UUID(id_hex)
-                    for stored in by_table.values():
-                        for rec in stored:
-                            component = rec.component or NULL_COMPONENT
-                            rows.records.setdefault(
-                                (dataset_id, datastore_name, component),
-                                _checked(
-                                    t.record,
-                                    {
-                                        "dataset_id": dataset_id,
-                                        "datastore_name": datastore_name,
-                                        "component": component,
-                                        "path": rec.path,
-                                        "formatter": rec.formatter,
-                                        "storage_class": rec.storage_class,
-                                        "checksum": rec.checksum,
-                                        "file_size": rec.file_size,
-                                    },
-                                ),
-                            )
-        error = None
-        if report is not None and report.error is not None:
-            error = f"{report.error.type}: {report.error.message}"
-        rows.quanta[qid] = _checked(
-            t.quantum,
-            {
-                "id": qid,
-                "run": run,
-                "task_label": report.task_label if report else None,
-                "task_name": report.task_name if report else None,
-                "status": report.status if report else None,
-                "started_at": report.started_at if report else None,
-                "ended_at": report.ended_at if report else None,
-                "host": report.host if report else None,
-                "error": error,
-                "source": bundle.source,
-                "attempt": attempt_key(report),
-                "files_tag": bundle.files_tag or None,
-            },
-        )
-        for role in DATASET_ROLES:
-            for dataset_id in getattr(prov, f"{role}s"):
-                rows.edges[qid, dataset_id, role] = {
-                    "quantum_id": qid,
-                    "dataset_id": dataset_id,
-                    "role": role,
-                }
-    except _RowError as err:
-        raise ValueError(f"quantum {qid} cannot be recorded: {err}") from err
-    return rows
 
 
 @dataclasses.dataclass
@@ -283,27 +75,6 @@ class BatchOutcome:
         self.failures.extend(other.failures)
 
 
-_by_int = operator.attrgetter("int")
-"""Sort key of UUIDs: their integers compare in C, in the order of the database's primary keys."""
-
-
-def _id_and_text(key: tuple[uuid.UUID, str]) -> tuple[int, str]:
-    return key[0].int, key[1]
-
-
-def _id_and_texts(key: tuple[uuid.UUID, str, str]) -> tuple[int, str, str]:
-    return key[0].int, key[1], key[2]
-
-
-def _two_ids_and_text(key: tuple[uuid.UUID, uuid.UUID, str]) -> tuple[int, int, str]:
-    return key[0].int, key[1].int, key[2]
-
-
-def _sorted(rows: dict[Any, dict[str, Any]], key: Callable[[Any], Any] | None = None) -> list[dict[str, Any]]:
-    """Return the rows in the order of their primary key (``key`` turns a UUID into its integer)."""
-    return [rows[k] for k in sorted(rows, key=key)]
-
-
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -315,25 +86,17 @@ class _SqlitePlan:
 
     sql: str
     """``INSERT INTO t (columns) VALUES (?, ...) ON CONFLICT DO NOTHING``."""
-    get: Callable[[dict[str, Any]], Any]
-    """A row's values, in column order (a tuple, or one value for a one-column table)."""
-    single: bool
-    """Whether the table has one column."""
-    processors: dict[str, Callable[[Any], Any]]
-    """The SQLAlchemy bind processor of each column that has one, by column name."""
     by_index: tuple[tuple[int, Callable[[Any], Any]], ...]
-    """The same, by column index."""
+    """The SQLAlchemy bind processor of each column that has one, by column index, but UUIDs' (the
+    rows hold their stored form already)."""
 
-    def params(self, rows: list[dict[str, Any]]) -> list[Any]:
+    def params(self, rows: list[Row]) -> list[Row]:
         """Return the driver parameters of rows."""
-        get = self.get
-        if self.single:
-            return [(get(row),) for row in rows]
         if not self.by_index:
-            return [get(row) for row in rows]
-        out: list[Any] = []
+            return rows
+        out: list[Row] = []
         for row in rows:
-            values = list(get(row))
+            values = list(row)
             for index, process in self.by_index:
                 values[index] = process(values[index])
             out.append(tuple(values))
@@ -343,18 +106,18 @@ class _SqlitePlan:
 def _sqlite_plan(table: sa.Table, dialect: sa.Dialect) -> _SqlitePlan:
     quote = dialect.identifier_preparer.quote
     names = [c.name for c in table.columns]
-    processors: dict[str, Callable[[Any], Any]] = {}
     by_index: list[tuple[int, Callable[[Any], Any]]] = []
     for index, column in enumerate(table.columns):
+        if isinstance(column.type, sa.Uuid):
+            continue
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
-            processors[column.name] = process
             by_index.append((index, process))
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
         f"VALUES ({', '.join('?' * len(names))}) ON CONFLICT DO NOTHING"
     )
-    return _SqlitePlan(sql, operator.itemgetter(*names), len(names) == 1, processors, tuple(by_index))
+    return _SqlitePlan(sql, tuple(by_index))
 
 
 class RegistryWriter:
@@ -485,14 +248,13 @@ class RegistryWriter:
             replacing: list[QuantumRows] = []
             examined: dict[uuid.UUID, Any] = {}
             for rows in batch:
-                row = rows.quanta[rows.quantum_id]
                 old = stored.get(rows.quantum_id)
                 if old is None:
                     fresh.append(rows)
-                elif row["attempt"] > (old[0] or ""):
+                elif rows.attempt > (old[0] or ""):
                     replacing.append(rows)
                 else:
-                    examined[rows.quantum_id] = row["files_tag"]
+                    examined[rows.quantum_id] = rows.files_tag
             mark_examined(conn, examined)
             outcome.quanta_superseded = len(examined)
             if not fresh and not replacing:
@@ -504,32 +266,23 @@ class RegistryWriter:
                     ", ".join(str(r.quantum_id) for r in replacing[:5]),
                 )
             earlier = remove_quanta(conn, [rows.quantum_id for rows in replacing])
-            merged = _merged([*fresh, *replacing])
+            merged = batch_rows([*fresh, *replacing])
             # Table by table in RegistryTables.insert_order, rows sorted by primary key: every writer
             # locks rows in the same order, so concurrent writers never deadlock.
-            self._ignore(conn, t.dataset_type, _sorted(merged.dataset_types))
-            self._ignore(conn, t.run, _sorted(merged.runs))
-            datasets = _sorted(merged.datasets, _by_int)
-            new = set(self._returning(conn, t.dataset, datasets, t.dataset.c.id))
+            self._insert(conn, t.dataset_type, merged.dataset_types)
+            self._insert(conn, t.run, merged.runs)
+            new = set(self._insert_new(conn, t.dataset, merged.datasets))
             outcome.datasets_added = len(new)
-            self._fill_datasets(conn, [r for r in datasets if r["id"] not in new])
-            self._ignore(conn, t.data_id, _sorted(merged.data_ids, _id_and_text))
-            outcome.records_added = self._count_new(conn, t.record, _sorted(merged.records, _id_and_texts))
-            inserted = set(self._returning(conn, t.quantum, _sorted(merged.quanta, _by_int), t.quantum.c.id))
-            replaced = {rows.quantum_id for rows in replacing}
+            self._fill_datasets(conn, [r for r in merged.datasets if r[0] not in new])
+            self._insert(conn, t.data_id, merged.data_ids)
+            outcome.records_added = self._insert(conn, t.record, merged.records, count=True)
+            inserted = set(self._insert_new(conn, t.quantum, merged.quanta))
+            replaced = {rows.quantum_id.hex for rows in replacing}
             outcome.quanta_added = len(inserted - replaced)
             outcome.quanta_replaced = len(inserted & replaced)
-            self._ignore(conn, t.edge, _sorted(merged.edges, _two_ids_and_text))
+            self._insert(conn, t.edge, merged.edges)
             drop_orphans(conn, earlier)
         return outcome
-
-    def _ignore(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        self._insert_new(conn, table, rows, None)
-
-    def _returning(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], column: sa.Column[Any]
-    ) -> list[Any]:
-        return self._insert_new(conn, table, rows, column)
 
     def _plan(self, table: sa.Table) -> _SqlitePlan:
         plan = self._plans.get(table.name)
@@ -537,78 +290,70 @@ class RegistryWriter:
             plan = self._plans[table.name] = _sqlite_plan(table, self._engine.dialect)
         return plan
 
-    def _count_new(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
-        """Insert rows whose primary key is new, in the given order; return how many were."""
+    def _insert(self, conn: sa.Connection, table: sa.Table, rows: list[Row], *, count: bool = False) -> int:
+        """Insert rows whose primary key is new, in the given order; return how many were if ``count``."""
         if not rows:
             return 0
         if self._engine.dialect.name == "postgresql":
-            return len(self._copy_insert(conn, table, rows, table.primary_key.columns[0]))
+            return len(self._copy_insert(conn, table, rows, returning=count))
         return self._sqlite_insert(conn, table, rows)
 
-    def _insert_new(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], column: sa.Column[Any] | None
-    ) -> list[Any]:
-        """Insert rows whose primary key is new, in the given order; return ``column`` of each inserted.
+    def _insert_new(self, conn: sa.Connection, table: sa.Table, rows: list[Row]) -> list[str]:
+        """Insert rows whose primary key is new, in the given order; return the key of each inserted.
 
-        ``column``, if given, is the table's primary key (a single column).
+        The table's primary key is its first column, a UUID (as 32 hex digits).
         """
         if not rows:
             return []
         if self._engine.dialect.name == "postgresql":
-            return self._copy_insert(conn, table, rows, column)
-        if column is None:
-            self._sqlite_insert(conn, table, rows)
-            return []
-        return self._sqlite_insert_new(conn, table, rows, column)
+            return [key.hex for key in self._copy_insert(conn, table, rows, returning=True)]
+        return self._sqlite_insert_new(conn, table, rows)
 
-    def _sqlite_insert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    def _sqlite_insert(self, conn: sa.Connection, table: sa.Table, rows: list[Row]) -> int:
         """SQLite: one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``; return the rows inserted.
 
         The statement is sent as driver SQL (SQLAlchemy's events, error
-        wrapping and retries still apply) with parameters converted by the
-        columns' own SQLAlchemy bind processors (UUIDs, times), so the rows
-        are stored exactly as SQLAlchemy stores them; compiling and
-        processing them row by row in SQLAlchemy cost more than SQLite's inserts.
+        wrapping and retries still apply); the rows hold the values as
+        SQLAlchemy stores them, but for the quantum's times, converted by the
+        columns' own SQLAlchemy bind processors. Compiling and processing the
+        rows one by one in SQLAlchemy cost more than SQLite's inserts.
         """
         plan = self._plan(table)
         result = conn.exec_driver_sql(plan.sql, plan.params(rows))
         return int(result.rowcount)  # summed over the rows; an ignored conflict changes nothing
 
-    def _sqlite_insert_new(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], column: sa.Column[Any]
-    ) -> list[Any]:
+    def _sqlite_insert_new(self, conn: sa.Connection, table: sa.Table, rows: list[Row]) -> list[str]:
         """SQLite: `_sqlite_insert`, after one ``SELECT`` per 5,000 keys finds which keys exist already.
 
         The writing transaction began with ``BEGIN IMMEDIATE``: no other
         writer can insert between the ``SELECT`` and the ``INSERT``.
         """
-        process = self._plan(table).processors.get(column.name)
-        keys = [row[column.name] for row in rows]
-        stored = [process(k) for k in keys] if process is not None else keys
+        keys: list[str] = [row[0] for row in rows]
         quote = self._engine.dialect.identifier_preparer.quote
-        name, target = quote(column.name), quote(table.name)
-        existing: set[Any] = set()
-        for chunk in _chunks(stored):
+        name, target = quote(table.columns[0].name), quote(table.name)
+        existing: set[str] = set()
+        for chunk in _chunks(keys):
             marks = ", ".join("?" * len(chunk))
             query = f"SELECT {name} FROM {target} WHERE {name} IN ({marks})"
             existing.update(conn.exec_driver_sql(query, tuple(chunk)).scalars())
         self._sqlite_insert(conn, table, rows)
-        return [k for k, s in zip(keys, stored, strict=True) if s not in existing]
+        return [k for k in keys if k not in existing]
 
     def _copy_insert(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], column: sa.Column[Any] | None
+        self, conn: sa.Connection, table: sa.Table, rows: list[Row], *, returning: bool
     ) -> list[Any]:
         """PostgreSQL: COPY the rows into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT``.
 
         About ten times faster than row-by-row inserts. ``ORDER BY`` the
-        primary key keeps the lock order of `RegistryWriter.write`.
+        primary key keeps the lock order of `RegistryWriter.write`. Returns
+        the first column of each row inserted (as the driver gives it: a
+        `uuid.UUID` for a UUID) if ``returning``.
         """
         quote = self._engine.dialect.identifier_preparer.quote
         namespace = conn.get_execution_options().get("schema_translate_map", {}).get(None)
         target = f"{quote(namespace)}.{quote(table.name)}" if namespace else quote(table.name)
         stage = quote(f"s3qbb_stage_{table.name}")
-        names = [c.name for c in table.columns]
-        columns = ", ".join(quote(n) for n in names)
+        columns = ", ".join(quote(c.name) for c in table.columns)
         key = ", ".join(quote(c.name) for c in table.primary_key.columns)
         # Kept for the session and emptied by every commit (and rollback): each transaction stages
         # each table once, into an empty table.
@@ -617,32 +362,34 @@ class RegistryWriter:
         )
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
+            # UUIDs as hex digits: COPY's text format, which PostgreSQL's uuid input reads.
             with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([row.get(n) for n in names])
+                    copy.write_row(row)
         finally:
             cursor.close()
-        returning = f" RETURNING {quote(column.name)}" if column is not None else ""
+        first = f" RETURNING {quote(table.columns[0].name)}" if returning else ""
         result = conn.exec_driver_sql(
             f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} ORDER BY {key} "
-            f"ON CONFLICT DO NOTHING{returning}"
+            f"ON CONFLICT DO NOTHING{first}"
         )
-        return list(result.scalars()) if column is not None else []
+        return list(result.scalars()) if returning else []
 
-    def _fill_datasets(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    def _fill_datasets(self, conn: sa.Connection, rows: list[Row]) -> None:
         """Fill the type, run and data ID of existing datasets that lack them, from rows that know them."""
         d = self._tables.dataset
-        rows = [r for r in rows if r["dataset_type"] is not None or r["run"] is not None or r["data_id"]]
-        if not rows:
+        # (id, dataset_type, run, data_id); the few rows left here go through SQLAlchemy, with UUIDs.
+        known = {uuid.UUID(r[0]): r for r in rows if r[1] is not None or r[2] is not None or r[3]}
+        if not known:
             return
         incomplete = sa.or_(d.c.dataset_type.is_(None), d.c.run.is_(None), d.c.data_id.is_(None))
         lacking: set[uuid.UUID] = set()
-        for chunk in _chunks([r["id"] for r in rows]):
+        for chunk in _chunks(list(known)):
             lacking.update(conn.execute(sa.select(d.c.id).where(d.c.id.in_(chunk), incomplete)).scalars())
         updates = [
-            {"b_id": r["id"], "b_type": r["dataset_type"], "b_run": r["run"], "b_data_id": r["data_id"]}
-            for r in rows
-            if r["id"] in lacking
+            {"b_id": i, "b_type": r[1], "b_run": r[2], "b_data_id": r[3]}
+            for i, r in known.items()
+            if i in lacking
         ]
         if not updates:
             return

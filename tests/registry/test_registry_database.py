@@ -16,7 +16,7 @@ from registry_data import drop_namespace, skip_without_postgres
 from s3qbb.errors import ConfigError, CredentialsError, RegistryConnectionError, RegistryError, S3qbbError
 from s3qbb.registry import REGISTRY_SCHEMA_VERSION, Registry
 from s3qbb.registry.database import is_transient_db_error, parse_registry_url, safe_url
-from s3qbb.registry.schema import check_row, make_tables
+from s3qbb.registry.schema import check_row, check_values, make_tables
 
 PASSWORD = "s3cr3t-Pa55word"
 
@@ -176,6 +176,12 @@ def test_check_row_rejects_what_postgres_would() -> None:
     assert check_row(t.record, {"file_size": 2**63 - 1}) is None
     assert check_row(t.quantum, {"error": "line one\nline two"}) is None
     assert "NUL" in str(check_row(t.quantum, {"error": "nul\x00"}))
+    # The same checks of a row given as its values in column order.
+    assert check_values(t.run, ("ok",)) is None
+    assert "more than the 256" in str(check_values(t.run, ("r" * 257,)))
+    record = ["a" * 32, "ds", "c", "p", "f", "s", None, 2**63]
+    assert "64 bits" in str(check_values(t.record, record))
+    assert check_values(t.record, [*record[:-1], 2**63 - 1]) is None
 
 
 # --- connection errors ---------------------------------------------------------------------

@@ -319,22 +319,17 @@ def test_contention_is_retried_with_injected_sleep(tmp_path: Any, moto_endpoint:
 def test_refused_batch_is_split_to_find_the_quantum_at_fault(
     registry: Registry, moto_endpoint: S3TestEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from s3qbb.registry import writer
+    from s3qbb.registry import rows as row_module
 
     runs = SyntheticRuns(moto_endpoint.client, moto_endpoint.bucket)
     (stage,) = runs.chain(["r1"], width=3)
     bad_id = stage[1].quantum_id
-    real_build = writer.build_rows
+    real_build = row_module.build_rows
 
-    def build_with_a_dangling_edge(bundle: Any, **kwargs: Any) -> writer.QuantumRows:
+    def build_with_a_dangling_edge(bundle: Any, **kwargs: Any) -> row_module.QuantumRows:
         rows = real_build(bundle, **kwargs)
         if bundle.quantum_id == bad_id:  # an edge to a dataset no row creates: a foreign key violation
-            ghost = uuid.uuid4()
-            rows.edges[bad_id, ghost, "actual_input"] = {
-                "quantum_id": bad_id,
-                "dataset_id": ghost,
-                "role": "actual_input",
-            }
+            rows.edges.append((bad_id.hex, uuid.uuid4().hex, "actual_input"))
         return rows
 
     monkeypatch.setattr("s3qbb.registry.ingest.build_rows", build_with_a_dangling_edge)
