@@ -179,6 +179,13 @@ def test_check_row_rejects_what_postgres_would() -> None:
     # The same checks of a row given as its values in column order.
     assert check_values(t.run, ("ok",)) is None
     assert "more than the 256" in str(check_values(t.run, ("r" * 257,)))
+    assert "control" in str(check_values(t.run, ("a\x00b",)))
+    assert "control" in str(check_values(t.run, ("a\nb",)))
+    quantum: list[object] = [None] * len(t.quantum.columns)
+    quantum[list(t.quantum.columns).index(t.quantum.c.error)] = "line one\nline two"
+    assert check_values(t.quantum, quantum) is None
+    quantum[list(t.quantum.columns).index(t.quantum.c.error)] = "nul\x00"
+    assert "NUL" in str(check_values(t.quantum, quantum))
     record = ["a" * 32, "ds", "c", "p", "f", "s", None, 2**63]
     assert "64 bits" in str(check_values(t.record, record))
     assert check_values(t.record, [*record[:-1], 2**63 - 1]) is None
