@@ -39,7 +39,10 @@ ROUNDS_OBSTORE = [("different", BIG), ("identical", BIG)] + [("different", SMALL
 """Fewer rounds on the obstore transport (CI time): its multipart requests are boto3's, raced above."""
 
 CONDITIONAL_PUT_ATOMIC = {"moto": True, "seaweedfs": True, "localstack": True}
-"""Whether each test server's create-only PUT is atomic, as docs/reliability.md states (moto: as MotoServer runs it)."""
+"""Whether each test server's create-only PUT is atomic, as docs/reliability.md states.
+
+moto's is atomic as `s3qbb.testing.MotoServer` runs it, under a lock.
+"""
 
 
 @pytest.mark.slow
