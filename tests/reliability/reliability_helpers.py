@@ -15,6 +15,7 @@ __all__ = [
     "make_ref",
     "quantum_files",
     "race_body",
+    "race_puts",
     "race_rounds_worker",
     "records_from_provenance",
     "repo_config",
@@ -26,10 +27,13 @@ __all__ = [
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions
 
 from s3qbb.core import DatasetRef, DatasetType, DimensionUniverse
 from s3qbb.core.records import DatastoreRecordData
@@ -265,6 +269,38 @@ def multipart_then_sigkill(
     store.bucket.client.meta.events.register("before-send.s3.UploadPart", cast("Any", before_send))
     store.put(b"\x5a" * (24 * 1024**2), make_ref("big", 1, storage_class="Bytes", id=ref_id))
     raise AssertionError("the put was not interrupted")  # pragma: no cover
+
+
+def race_puts(
+    endpoint: S3TestEndpoint, key: str, racers: int, **conditions: Any
+) -> tuple[list[int], list[str]]:
+    """Let ``racers`` threads put ``key`` at once with ``conditions``.
+
+    Racer ``i`` puts ``b"racer <i>"``. Returns who was told "ok" and the
+    error codes of the others.
+    """
+    endpoint.client.list_buckets()  # connect first
+    barrier = threading.Barrier(racers)
+    wins: list[int] = []
+    errors: list[str] = []
+
+    def put(index: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            endpoint.client.put_object(
+                Bucket=endpoint.bucket, Key=key, Body=b"racer %d" % index, **conditions
+            )
+        except botocore.exceptions.ClientError as err:
+            errors.append(err.response["Error"]["Code"])
+        else:
+            wins.append(index)
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return wins, errors
 
 
 def race_body(round_no: int, writer: int, kind: str, size: int) -> bytes:

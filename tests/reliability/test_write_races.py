@@ -7,7 +7,7 @@ CompleteMultipartUpload is not atomic (several writers can each be told they
 created the object): s3qbb claims the key with an atomic create-only PUT first
 and confirms by the write token. (moto's create-only PUT is atomic only as
 `s3qbb.testing.MotoServer` runs it, under a lock: see
-``tests/testing/test_moto_atomic.py``.) A second test classifies each server's
+``tests/reliability/test_moto_atomic.py``.) A second test classifies each server's
 create-only PUT as docs/reliability.md states it (the basis of
 ``S3EndpointConfig.conditional_put_atomic``).
 """
@@ -15,13 +15,11 @@ create-only PUT as docs/reliability.md states it (the basis of
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import uuid
 from collections import Counter
 
-import botocore.exceptions
 import pytest
-from reliability_helpers import PREFIX, race_body, race_rounds_worker, root_of
+from reliability_helpers import PREFIX, race_body, race_puts, race_rounds_worker, root_of
 
 from s3qbb.s3 import checksums
 from s3qbb.s3.objects import WRITE_PENDING, WRITE_TOKEN
@@ -100,25 +98,8 @@ def test_racing_processes_exactly_one_winner_per_round(
 
 def _race_create_only_put(endpoint: S3TestEndpoint, key: str) -> int:
     """Let 16 threads put one key with ``If-None-Match: *`` at once; return how many succeeded."""
-    barrier = threading.Barrier(WRITERS)
-    wins: list[int] = []
-
-    def put(index: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            endpoint.client.put_object(
-                Bucket=endpoint.bucket, Key=key, Body=b"writer %d" % index, IfNoneMatch="*"
-            )
-        except botocore.exceptions.ClientError as err:
-            assert err.response["Error"]["Code"] in {"PreconditionFailed", "ConditionalRequestConflict"}
-        else:
-            wins.append(index)
-
-    threads = [threading.Thread(target=put, args=(i,)) for i in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    wins, errors = race_puts(endpoint, key, WRITERS, IfNoneMatch="*")
+    assert set(errors) <= {"PreconditionFailed", "ConditionalRequestConflict"}, errors
     return len(wins)
 
 

@@ -12,10 +12,10 @@ import threading
 import time
 from typing import Any
 
-import botocore.exceptions
 import pytest
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
+from reliability_helpers import race_puts
 
 from s3qbb.testing._moto import make_conditional_writes_atomic
 from s3qbb.testing.servers import S3TestEndpoint
@@ -51,27 +51,7 @@ def _slow_checks(monkeypatch: pytest.MonkeyPatch, prefix: str) -> list[int]:
 
 def _race(endpoint: S3TestEndpoint, key: str, **conditions: Any) -> list[int]:
     """Let RACERS threads put ``key`` at once with ``conditions``; return who was told "ok"."""
-    endpoint.client.list_buckets()  # connect first
-    barrier = threading.Barrier(RACERS)
-    wins: list[int] = []
-    errors: list[str] = []
-
-    def put(index: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            endpoint.client.put_object(
-                Bucket=endpoint.bucket, Key=key, Body=b"racer %d" % index, **conditions
-            )
-        except botocore.exceptions.ClientError as err:
-            errors.append(err.response["Error"]["Code"])
-        else:
-            wins.append(index)
-
-    threads = [threading.Thread(target=put, args=(i,)) for i in range(RACERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    wins, errors = race_puts(endpoint, key, RACERS, **conditions)
     assert set(errors) <= {"PreconditionFailed"}, errors
     return wins
 
