@@ -9,6 +9,12 @@ matches the record (see `s3qbb.s3.checksums`). A read that fails a check is
 read once more from the server, since bits flipped in transit do not come back
 twice; a second failure raises `~s3qbb.errors.DatasetIntegrityError`.
 
+The checksums are computed while the body downloads: each GET asks its
+transport for a `~s3qbb.s3.checksums.Digest` (the full-object checksum, or
+the CRC32C of each block), fed every chunk as it arrives, so only the
+comparison is left when the last byte lands. A result without one (a
+transport that does not make it) is checksummed after the download.
+
 Requests: a whole read is one GET; a partial read is one GET for the leading
 blocks (the formatter's header) plus one for the blocks of the range, unless
 the range lies in the leading blocks; an object without a block list (at most
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 __all__ = ["ReadTarget", "VerifiedReader"]
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -167,20 +174,22 @@ class VerifiedReader:
             If the object does not exist.
         """
         recorded = target.recorded
+        algorithm = recorded.algorithm if recorded is not None else self.bucket.config.checksum_algorithm
 
         def check(result: GetResult) -> None:
             self._check_size(target, result)
             expected = recorded or result.server_checksum or _metadata_checksum(result.metadata)
             if expected is None:
                 return
-            actual = checksums.compute(expected.algorithm, result.body)
+            actual = _full_checksum(result, expected.algorithm)
             if not actual.same_value(expected):
                 raise target.fail(
                     f"the object fails its {expected.algorithm} checksum (expected {expected.value}, "
                     f"read {actual.value})."
                 )
 
-        return self._get_verified(target, None, check).body
+        running = functools.partial(checksums.RunningChecksum, algorithm)
+        return self._get_verified(target, None, check, running).body
 
     def read_range(
         self,
@@ -220,15 +229,16 @@ class VerifiedReader:
         if recorded is None or recorded.block_size is None or size < 0:
             return read_whole(self.read_whole(target))
         block_size = recorded.block_size
+        running = functools.partial(checksums.RunningBlocks, block_size)
         head_stop = min(size, -(-max(formatter.header_nbytes, 1) // block_size) * block_size)
         found: list[checksums.BlockChecksums] = []
 
         def check_head(result: GetResult) -> None:
             self._check_size(target, result)
             found[:] = [self._trusted_blocks(target, recorded, result)]
-            self._check_blocks(target, found[0], 0, result.body)
+            self._check_blocks(target, found[0], 0, result)
 
-        head = self._get_verified(target, (0, head_stop), check_head).body
+        head = self._get_verified(target, (0, head_stop), check_head, running).body
         blocks = found[0]
         span = formatter.plan_range(head, parameters)
         if span is None:
@@ -241,9 +251,9 @@ class VerifiedReader:
 
         def check_rest(result: GetResult) -> None:
             self._check_size(target, result)
-            self._check_blocks(target, blocks, offset, result.body)
+            self._check_blocks(target, blocks, offset, result)
 
-        rest = self._get_verified(target, (offset, last), check_rest).body
+        rest = self._get_verified(target, (offset, last), check_rest, running).body
         covered = head[first:] + rest if first < head_stop else rest
         data = covered[start - first : stop - first]
         return formatter.read_range(head, data, parameters, pytype)
@@ -251,10 +261,17 @@ class VerifiedReader:
     # ------------------------------------------------------------------ checks
 
     def _get_verified(
-        self, target: ReadTarget, byte_range: tuple[int, int] | None, check: Callable[[GetResult], None]
+        self,
+        target: ReadTarget,
+        byte_range: tuple[int, int] | None,
+        check: Callable[[GetResult], None],
+        digest: Callable[[], checksums.Digest],
     ) -> GetResult:
-        """GET (a range of) the object and check it; on a failed check, GET and check once more."""
-        result = self.bucket.get(target.key, byte_range)
+        """GET (a range of) the object and check it; on a failed check, GET and check once more.
+
+        Each GET feeds a fresh ``digest()`` as its body arrives (`GetResult.digest`), for ``check``.
+        """
+        result = self.bucket.get(target.key, byte_range, digest=digest)
         self.stats.add_read(len(result.body))
         _refuse_placeholder(target, result)
         try:
@@ -267,7 +284,7 @@ class VerifiedReader:
         else:
             return result
         self.retry_stats.record_attempt(is_retry=True)
-        result = self.bucket.get(target.key, byte_range)
+        result = self.bucket.get(target.key, byte_range, digest=digest)
         self.stats.add_read(len(result.body))
         _refuse_placeholder(target, result)
         try:
@@ -313,8 +330,18 @@ class VerifiedReader:
         return blocks
 
     @staticmethod
-    def _check_blocks(target: ReadTarget, blocks: checksums.BlockChecksums, offset: int, data: bytes) -> None:
-        bad = blocks.first_bad_block(offset, data)
+    def _check_blocks(
+        target: ReadTarget, blocks: checksums.BlockChecksums, offset: int, result: GetResult
+    ) -> None:
+        fed = result.digest
+        if (
+            isinstance(fed, checksums.RunningBlocks)
+            and fed.block_size == blocks.block_size
+            and fed.nbytes == len(result.body)
+        ):
+            bad = blocks.first_mismatch(offset, fed.crcs())  # computed as the body arrived
+        else:
+            bad = blocks.first_bad_block(offset, result.body)
         if bad is not None:
             lo = bad * blocks.block_size
             hi = min(lo + blocks.block_size, target.info.file_size)
@@ -332,6 +359,18 @@ def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:
             f"upload ({WRITE_PENDING}) that is still running or whose writer died. Wait for the "
             "producing quantum to finish, or re-run it."
         )
+
+
+def _full_checksum(result: GetResult, algorithm: checksums.Algorithm) -> checksums.Checksum:
+    """Return the ``algorithm`` checksum of ``result.body``: computed as it arrived if it was, else now."""
+    fed = result.digest
+    if (
+        isinstance(fed, checksums.RunningChecksum)
+        and fed.algorithm == algorithm
+        and fed.nbytes == len(result.body)
+    ):
+        return fed.checksum()
+    return checksums.compute(algorithm, result.body)
 
 
 def _metadata_checksum(metadata: Mapping[str, str]) -> checksums.Checksum | None:

@@ -19,7 +19,7 @@ from .ownership import HeadResult, object_metadata
 from .transport import GetResult, ListPage, MultipartUpload, UploadsPage
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import DeleteTypeDef
@@ -66,8 +66,13 @@ class Boto3Transport:
 
     # ---------------------------------------------------------------- reads
 
-    def get_object(self, key: str, byte_range: tuple[int, int] | None) -> GetResult:
-        """See `~s3qbb.s3.transport.Transport.get_object`."""
+    def get_object(
+        self,
+        key: str,
+        byte_range: tuple[int, int] | None,
+        digest: Callable[[], checksums.Digest] | None = None,
+    ) -> GetResult:
+        """See `~s3qbb.s3.transport.Transport.get_object`; the digest is fed the whole body once read."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if byte_range is not None:
             kwargs["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
@@ -90,7 +95,11 @@ class Boto3Transport:
             if isinstance(value, str) and "-" not in value:
                 server = checksums.Checksum(algorithm, value)
                 break
-        return GetResult(body, size, server, dict(response.get("Metadata", {})))
+        fed = None
+        if digest is not None:
+            fed = digest()
+            fed.update(body)
+        return GetResult(body, size, server, dict(response.get("Metadata", {})), fed)
 
     def head_object(self, key: str) -> HeadResult | None:
         """See `~s3qbb.s3.transport.Transport.head_object`."""

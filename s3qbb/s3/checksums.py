@@ -4,6 +4,11 @@ A checksum is written ``"<ALGORITHM>:<base64 value>"`` (``"CRC32C:yZRlqg=="``),
 the base64 value being exactly what S3 expects in the ``x-amz-checksum-*``
 header, so the same string serves the request, the record and verification.
 
+A read can check its body while it downloads: the transport feeds every
+chunk as it arrives to a `Digest` (`RunningChecksum` for the full-object
+checksum, `RunningBlocks` for the block list), so only the comparison is
+left when the last byte lands (see `s3qbb.s3.transport.Transport.get_object`).
+
 An object larger than one block also gets a `BlockChecksums` list (CRC32C of
 every block of `block_size_for` bytes), stored in its metadata under
 `BLOCKS_METADATA`. Its record checksum then ends with
@@ -23,6 +28,9 @@ __all__ = [
     "PURE_PYTHON_BUDGET",
     "BlockChecksums",
     "Checksum",
+    "Digest",
+    "RunningBlocks",
+    "RunningChecksum",
     "block_size_for",
     "compute",
     "compute_for_upload",
@@ -36,10 +44,12 @@ import binascii
 import hashlib
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from typing_extensions import Buffer
 
 Algorithm = Literal["CRC32C", "SHA256"]
 ALGORITHMS: tuple[Algorithm, ...] = ("CRC32C", "SHA256")
@@ -217,14 +227,120 @@ class BlockChecksums:
         index : `int` or `None`
             Index in the object of the first failing block.
         """
-        crc = _crc32c_function()
-        view = memoryview(data)
+        running = RunningBlocks(self.block_size)
+        running.update(data)
+        return self.first_mismatch(offset, running.crcs())
+
+    def first_mismatch(self, offset: int, crcs: tuple[int, ...]) -> int | None:
+        """Return the index of the first of ``crcs`` (blocks from ``offset`` on) that is wrong, or `None`.
+
+        Parameters
+        ----------
+        offset : `int`
+            Offset in the object of the first block; a multiple of the block size.
+        crcs : `tuple` [`int`, ...]
+            CRC32C of consecutive blocks read (`RunningBlocks.crcs`).
+
+        Returns
+        -------
+        index : `int` or `None`
+            Index in the object of the first failing block.
+        """
         first = offset // self.block_size
-        for i, o in enumerate(range(0, len(view), self.block_size)):
+        for i, crc in enumerate(crcs):
             index = first + i
-            if index >= len(self.crcs) or crc(view[o : o + self.block_size]) != self.crcs[index]:
+            if index >= len(self.crcs) or crc != self.crcs[index]:
                 return index
         return None
+
+
+class Digest(Protocol):
+    """What a transport feeds a body to, chunk by chunk in order as it arrives."""
+
+    nbytes: int
+    """Bytes fed so far."""
+
+    def update(self, data: Buffer) -> None:
+        """Feed the next chunk of the body."""
+
+
+class RunningChecksum:
+    """The full-object checksum (CRC32C or SHA256) of a body fed chunk by chunk.
+
+    CRC32C continues the previous chunks' value (``crc32c(chunk, crc)``), so
+    a chunk is checksummed while it is fresh in the cache and the whole body
+    needs no second pass.
+
+    Parameters
+    ----------
+    algorithm : `str`
+        ``"CRC32C"`` or ``"SHA256"``.
+
+    Raises
+    ------
+    ValueError
+        If the algorithm is not supported.
+    """
+
+    __slots__ = ("_crc", "_sha", "algorithm", "nbytes")
+
+    def __init__(self, algorithm: Algorithm) -> None:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"Unsupported checksum algorithm {algorithm!r}; use one of {ALGORITHMS}.")
+        self.algorithm: Algorithm = algorithm
+        self.nbytes = 0
+        self._crc = 0
+        self._sha = hashlib.sha256() if algorithm == "SHA256" else None
+
+    def update(self, data: Buffer) -> None:
+        """Feed the next chunk of the body."""
+        if self._sha is not None:
+            self._sha.update(data)
+        else:
+            self._crc = crc32c(data, self._crc)
+        self.nbytes += len(data) if isinstance(data, bytes) else memoryview(data).nbytes
+
+    def checksum(self) -> Checksum:
+        """Return the checksum of what was fed (as `compute` would of the whole body)."""
+        digest = self._sha.digest() if self._sha is not None else self._crc.to_bytes(4, "big")
+        return Checksum(self.algorithm, base64.b64encode(digest).decode("ascii"))
+
+
+class RunningBlocks:
+    """The CRC32C of every block of a body fed chunk by chunk; the body starts at a block boundary.
+
+    Parameters
+    ----------
+    block_size : `int`
+        Bytes per block; chunks need not be aligned to it.
+    """
+
+    __slots__ = ("_crc", "_done", "_filled", "block_size", "nbytes")
+
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self.nbytes = 0
+        self._done: list[int] = []
+        self._crc = 0
+        self._filled = 0
+
+    def update(self, data: Buffer) -> None:
+        """Feed the next chunk of the body."""
+        view = memoryview(data).cast("B")
+        size, block, start = len(view), self.block_size, 0
+        while start < size:
+            take = min(block - self._filled, size - start)
+            self._crc = crc32c(view[start : start + take] if take < size else view, self._crc)
+            self._filled += take
+            start += take
+            if self._filled == block:
+                self._done.append(self._crc)
+                self._crc = self._filled = 0
+        self.nbytes += size
+
+    def crcs(self) -> tuple[int, ...]:
+        """Return the CRC32C of each block fed, the last one possibly short."""
+        return (*self._done, self._crc) if self._filled else tuple(self._done)
 
 
 def _is_block_size(size: int) -> bool:
@@ -291,10 +407,10 @@ def _python_table() -> list[int]:
     return _table
 
 
-def _crc32c_python(data: bytes | memoryview) -> int:
-    """CRC32C of ``data`` in pure Python, a byte at a time (for small bodies)."""
+def _crc32c_python(data: Buffer, previous: int = 0) -> int:
+    """CRC32C of ``data`` (continuing ``previous``) in pure Python, a byte at a time (for small bodies)."""
     table = _python_table()
-    crc = 0xFFFFFFFF
+    crc = previous ^ 0xFFFFFFFF
     for byte in data if isinstance(data, bytes) else memoryview(data).cast("B"):
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
@@ -309,8 +425,8 @@ def _awscrt() -> Callable[..., int]:
     return _awscrt_crc32c
 
 
-def crc32c(data: bytes | memoryview) -> int:
-    """Return the CRC32C of ``data`` as an integer.
+def crc32c(data: Buffer, previous: int = 0) -> int:
+    """Return the CRC32C of ``data`` as an integer, continuing the CRC32C ``previous`` if given.
 
     Small bodies are checksummed in pure Python while the process has not
     spent `PURE_PYTHON_BUDGET` bytes that way and awscrt is not loaded yet;
@@ -318,8 +434,10 @@ def crc32c(data: bytes | memoryview) -> int:
 
     Parameters
     ----------
-    data : `bytes` or `memoryview`
+    data : `bytes`, `memoryview` or another buffer
         The bytes.
+    previous : `int`, optional
+        The CRC32C of the bytes before ``data``: ``crc32c(b, crc32c(a)) == crc32c(a + b)``.
 
     Returns
     -------
@@ -330,8 +448,8 @@ def crc32c(data: bytes | memoryview) -> int:
     size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
     if _awscrt_crc32c is None and size <= _budget and "awscrt.checksums" not in sys.modules:
         _budget -= size  # races between threads only move the switch to awscrt a little
-        return _crc32c_python(data)
-    return _awscrt()(data)
+        return _crc32c_python(data, previous)
+    return _awscrt()(data, previous)
 
 
 def _crc32c_function() -> Callable[..., int]:

@@ -164,8 +164,18 @@ class S3Bucket:
 
     # ---------------------------------------------------------------- reads
 
-    def get(self, key: str, byte_range: tuple[int, int] | None = None) -> GetResult:
+    def get(
+        self,
+        key: str,
+        byte_range: tuple[int, int] | None = None,
+        *,
+        digest: Callable[[], checksums.Digest] | None = None,
+    ) -> GetResult:
         """Read an object (or the byte range ``[start, stop)``) with one GET, body read included.
+
+        ``digest`` makes the `~s3qbb.s3.checksums.Digest` each attempt feeds
+        its body to as it arrives (`GetResult.digest`); see
+        `~s3qbb.s3.transport.Transport.get_object`.
 
         Raises
         ------
@@ -174,7 +184,7 @@ class S3Bucket:
         TransientStorageError
             If transient failures outlast the retry policy.
         """
-        return self._request("GetObject", key, lambda: self.transport.get_object(key, byte_range))
+        return self._request("GetObject", key, lambda: self.transport.get_object(key, byte_range, digest))
 
     def head(self, key: str) -> HeadResult | None:
         """Return an object's size and metadata, or `None` if it does not exist (one HEAD)."""

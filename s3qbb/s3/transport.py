@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ..errors import S3qbbError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from ..config import S3EndpointConfig
-    from .checksums import Algorithm, Checksum
+    from .checksums import Algorithm, Checksum, Digest
     from .ownership import HeadResult
 
 TRANSPORTS: tuple[str, ...] = ("boto3", "obstore")
@@ -58,6 +58,9 @@ class GetResult:
     server_checksum: Checksum | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     """User metadata of the object (keys without ``x-amz-meta-``), sent with every GET response."""
+    digest: Digest | None = None
+    """What ``digest()`` made for this request, fed every byte of `body` in order (see
+    `Transport.get_object`); `None` if no digest was asked for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +157,17 @@ class Transport(Protocol):
     endpoint: str | None
     """Endpoint URL (for messages); `None` for the default AWS endpoint."""
 
-    def get_object(self, key: str, byte_range: tuple[int, int] | None) -> GetResult:
+    def get_object(
+        self, key: str, byte_range: tuple[int, int] | None, digest: Callable[[], Digest] | None = None
+    ) -> GetResult:
         """GET an object or the bytes ``[start, stop)`` of it, body read included.
 
         The body must be complete (a short body raises a transient error);
-        `GetResult.size` is the total size of the object.
+        `GetResult.size` is the total size of the object. With ``digest``, the
+        request makes one `~s3qbb.s3.checksums.Digest` and feeds it the body,
+        chunk by chunk as it arrives where the transport streams it (so its
+        checksum is ready when the last byte is), and returns it as
+        `GetResult.digest`.
         """
 
     def head_object(self, key: str) -> HeadResult | None:

@@ -234,6 +234,31 @@ def test_in_process_corrupt_fault_is_read_again(store: S3Datastore) -> None:
     assert store.stats.retries == 2
 
 
+def test_reads_check_the_checksums_computed_as_the_body_arrived(
+    store: S3Datastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole and partial reads compare the transport's digest: the body is not checksummed again."""
+    from s3qbb.s3 import checksums
+
+    ref = put_array(store)
+    again: list[str] = []
+
+    def compute(*args: Any) -> Any:
+        again.append("compute")
+        return real_compute(*args)
+
+    def first_bad_block(*args: Any) -> Any:
+        again.append("first_bad_block")
+        return real_first_bad_block(*args)
+
+    real_compute, real_first_bad_block = checksums.compute, BlockChecksums.first_bad_block
+    monkeypatch.setattr(checksums, "compute", compute)
+    monkeypatch.setattr(BlockChecksums, "first_bad_block", first_bad_block)
+    np.testing.assert_array_equal(read(store, ref), ARRAY)
+    np.testing.assert_array_equal(read(store, ref, slice(495, 505)), ARRAY[495:505])
+    assert again == []
+
+
 # ------------------------------------------------------------------ metadata tampering
 
 

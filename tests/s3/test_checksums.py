@@ -125,6 +125,57 @@ def test_pure_python_crc32c_is_awscrt_s(size: int) -> None:
     assert checksums._crc32c_python(b"123456789") == 0xE3069283  # the CRC-32C check value
 
 
+def test_crc32c_continues_a_previous_value() -> None:
+    data = os.urandom(3 * KIB + 5)
+    for cut in (0, 1, KIB, len(data)):
+        first = checksums.crc32c(data[:cut])
+        assert checksums.crc32c(data[cut:], first) == checksums.crc32c(data)
+        assert checksums._crc32c_python(data[cut:], first) == checksums.crc32c(data)
+
+
+def chunked(data: bytes, sizes: list[int]) -> list[memoryview]:
+    """``data`` cut into pieces of the given sizes, cycled, as a streamed body arrives."""
+    view, pieces, start, i = memoryview(data), [], 0, 0
+    while start < len(data):
+        pieces.append(view[start : start + sizes[i % len(sizes)]])
+        start += sizes[i % len(sizes)]
+        i += 1
+    return pieces
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32C", "SHA256"])
+@pytest.mark.parametrize("sizes", [[1], [KIB], [7, 3000, 256 * KIB], [10 * MIB]])
+def test_running_checksum_of_chunks_is_the_checksum_of_the_body(
+    algorithm: checksums.Algorithm, sizes: list[int]
+) -> None:
+    data = os.urandom(MIB + 13) if sizes != [1] else os.urandom(300)
+    running = checksums.RunningChecksum(algorithm)
+    for piece in chunked(data, sizes):
+        running.update(piece)
+    assert running.nbytes == len(data) and running.checksum() == compute(algorithm, data)
+    assert checksums.RunningChecksum(algorithm).checksum() == compute(algorithm, b"")
+    with pytest.raises(ValueError, match="Unsupported"):
+        checksums.RunningChecksum("MD5")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sizes", [[1000], [KIB], [7, 3000, 5 * KIB], [MIB]])
+def test_running_blocks_of_chunks_are_the_block_checksums(sizes: list[int]) -> None:
+    data = bytearray(os.urandom(10 * KIB + 100))
+    blocks = BlockChecksums.compute(bytes(data), KIB)
+    running = checksums.RunningBlocks(KIB)
+    for piece in chunked(bytes(data), sizes):
+        running.update(piece)
+    assert running.nbytes == len(data) and running.crcs() == blocks.crcs
+    assert blocks.first_mismatch(0, running.crcs()) is None
+    data[5 * KIB + 7] ^= 4
+    running = checksums.RunningBlocks(KIB)
+    for piece in chunked(bytes(data[4 * KIB :]), sizes):
+        running.update(piece)
+    assert blocks.first_mismatch(4 * KIB, running.crcs()) == 5
+    assert blocks.first_mismatch(4 * KIB, running.crcs()[:1]) is None
+    assert checksums.RunningBlocks(KIB).crcs() == ()
+
+
 def test_small_bodies_do_not_load_awscrt_until_the_budget_is_spent() -> None:
     # A batch job's few small bodies are checksummed without importing awscrt (tens of ms of CPU).
     code = (

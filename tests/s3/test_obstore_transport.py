@@ -302,6 +302,30 @@ def test_a_large_body_is_streamed_into_one_bytes(bucket: S3Bucket, monkeypatch: 
     assert bucket.get("small").body == b"small" and collected[-1] == "bytes"
 
 
+def test_a_streamed_body_feeds_its_digest_chunk_by_chunk(bucket: S3Bucket) -> None:
+    """The checksums of a large GET are computed as its chunks arrive, ready when the last one lands."""
+    put(bucket, "big", BIG)
+    put(bucket, "small", b"small")
+    fed: list[int] = []
+
+    class Recording(checksums.RunningChecksum):
+        def update(self, data: bytes | memoryview) -> None:
+            fed.append(memoryview(data).nbytes)
+            super().update(data)
+
+    result = bucket.get("big", digest=lambda: Recording("CRC32C"))
+    assert isinstance(result.digest, Recording) and len(fed) > 1 and sum(fed) == len(BIG)
+    assert result.digest.checksum() == checksums.compute("CRC32C", BIG)
+    block = 64 * 1024
+    ranged = bucket.get("big", (block, len(BIG)), digest=lambda: checksums.RunningBlocks(block))
+    assert isinstance(ranged.digest, checksums.RunningBlocks)
+    assert ranged.digest.crcs() == checksums.BlockChecksums.compute(BIG, block).crcs[1:]
+    small = bucket.get("small", digest=lambda: checksums.RunningChecksum("SHA256"))
+    assert isinstance(small.digest, checksums.RunningChecksum)
+    assert small.digest.checksum() == checksums.compute("SHA256", b"small")
+    assert bucket.get("small").digest is None
+
+
 def test_a_whole_read_takes_its_size_from_the_range_not_the_metadata(
     bucket: S3Bucket, moto_endpoint: S3TestEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -373,7 +397,9 @@ def test_a_fault_in_a_streamed_body_is_retried_once(moto_endpoint: S3TestEndpoin
         bucket = open_bucket(proxy.endpoint_config(obstore_config(moto_endpoint)), moto_endpoint.bucket)
         put(bucket, "big", BIG)
         proxy.script("GetObject", kind)
-        assert bucket.get("big").body == BIG
+        result = bucket.get("big", digest=lambda: checksums.RunningChecksum("CRC32C"))
+        assert result.body == BIG and isinstance(result.digest, checksums.RunningChecksum)
+        assert result.digest.checksum() == checksums.compute("CRC32C", BIG)  # fed by the retry alone
         assert proxy.injected == {kind: 1} and proxy.requests["GetObject"] == 2
         assert bucket.retry.stats.retries == 1
 
