@@ -1,0 +1,100 @@
+"""Errors of the obstore transport in s3qbb's terms: the status and S3 error code read from obstore's text.
+
+obstore 0.12 raises exceptions without the HTTP status or the S3 error code
+as attributes. `transport_error` reads them from the structured part of the
+error (object_store's ``Debug source``: ``status: 503``, ``HttpError { kind:
+Timeout }``, and the ``<Code>`` of the S3 error body) and returns a
+`~s3qbb.s3.transport.TransportError`, which the error tables of
+`s3qbb.s3.errors` classify and translate by code and status like a botocore
+``ClientError``. This module imports neither obstore nor boto3.
+"""
+
+from __future__ import annotations
+
+__all__ = ["transport_error"]
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from .transport import TransportError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_CREDENTIAL_HOSTS = ("169.254.169.254", "169.254.170.2", "[fd00:ec2::254]", "sts.")
+"""Hosts of credential services object_store may call (instance metadata, ECS, STS)."""
+
+_DEBUG = "\n\nDebug source:\n"
+_STATUS = re.compile(r"\binner: Status \{\s*status: (\d{3}),")
+_STATUS_LINE = re.compile(r"status code: (\d{3}) ")
+_HTTP_KIND = re.compile(r"\bHttpError \{\s*kind: (\w+),")
+_URI = re.compile(r"\buri: Some\(\s*(\S+?),?\s*\)")
+_XML = {name: re.compile(rf"<{name}>([^<]{{0,500}})</{name}>") for name in ("Code", "Message", "RequestId")}
+_HTTP_KINDS: Mapping[str, Any] = {
+    "Connect": "connect",
+    "Request": "request",
+    "Timeout": "timeout",
+    "Interrupted": "interrupted",
+    "Decode": "interrupted",
+}
+_STATUS_OF_CLASS = {
+    "FileNotFoundError": 404,
+    "NotFoundError": 404,
+    "AlreadyExistsError": 412,
+    "PreconditionError": 412,
+    "NotModifiedError": 304,
+    "PermissionDeniedError": 403,
+    "UnauthenticatedError": 401,
+}
+
+
+def transport_error(err: BaseException, what: str) -> TransportError:
+    """Return the `~s3qbb.s3.transport.TransportError` of an obstore exception.
+
+    obstore 0.12 exposes neither the HTTP status nor the S3 error code as
+    attributes. They are read from the error's ``Debug source`` (the
+    structured form of object_store's error: ``inner: Status { status: 503``,
+    ``HttpError { kind: Timeout``) and from the S3 error document it quotes
+    (``<Code>SlowDown</Code>``), with the exception's class as a fallback
+    (`FileNotFoundError` is 404, ``PreconditionError`` 412 ...). An error
+    in neither form is of kind ``"unknown"``: permanent, never retried.
+
+    Parameters
+    ----------
+    err : `BaseException`
+        The exception obstore raised.
+    what : `str`
+        The request, e.g. ``"GetObject s3://bucket/key"``.
+
+    Returns
+    -------
+    error : `~s3qbb.s3.transport.TransportError`
+        Code, status and kind of the failure.
+    """
+    text = str(err)
+    summary, _, debug = text.partition(_DEBUG)
+    match = _STATUS.search(debug) or _STATUS_LINE.search(summary)
+    status = int(match.group(1)) if match else None
+    fields = {
+        name: (m.group(1).strip() if (m := pattern.search(text)) else "") for name, pattern in _XML.items()
+    }
+    uri = _URI.search(debug)
+    kind: Any
+    if uri is not None and any(host in uri.group(1) for host in _CREDENTIAL_HOSTS):
+        kind, status = "credentials", None  # the credential service failed, not the S3 request
+    elif status is not None:
+        kind = "response"
+    elif (http := _HTTP_KIND.search(debug)) is not None:
+        kind = _HTTP_KINDS.get(http.group(1), "unknown")
+    else:
+        status = _STATUS_OF_CLASS.get(type(err).__name__)
+        kind = "response" if status is not None else "unknown"
+    first = summary.strip().splitlines()[0] if summary.strip() else type(err).__name__
+    return TransportError(
+        f"{what} failed: {first[:300]}",
+        code=fields["Code"],
+        status=status,
+        kind=kind,
+        server_message=fields["Message"],
+        request_id=fields["RequestId"] or None,
+    )
