@@ -212,14 +212,14 @@ class BlockChecksums:
             size, -(-stop // self.block_size) * self.block_size
         )
 
-    def first_bad_block(self, offset: int, data: bytes | memoryview) -> int | None:
+    def first_bad_block(self, offset: int, data: Buffer) -> int | None:
         """Return the index of the first block of ``data`` whose CRC32C is wrong, or `None`.
 
         Parameters
         ----------
         offset : `int`
             Offset of ``data`` in the object; a multiple of the block size.
-        data : `bytes` or `memoryview`
+        data : `bytes`, `memoryview` or another buffer
             Whole blocks (the last block of the object may be short).
 
         Returns

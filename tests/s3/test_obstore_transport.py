@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from pydantic import SecretStr
@@ -41,6 +41,9 @@ from s3qbb.s3.transport import TransportError
 from s3qbb.testing.proxy import FaultProxy
 from s3qbb.testing.servers import S3TestEndpoint
 from s3qbb.testing.transports import count_requests, obstore_available
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 T = TypeVar("T")
 
@@ -309,7 +312,7 @@ def test_a_streamed_body_feeds_its_digest_chunk_by_chunk(bucket: S3Bucket) -> No
     fed: list[int] = []
 
     class Recording(checksums.RunningChecksum):
-        def update(self, data: bytes | memoryview) -> None:
+        def update(self, data: Buffer) -> None:
             fed.append(memoryview(data).nbytes)
             super().update(data)
 
