@@ -7,13 +7,17 @@ session, created under a lock. botocore's own retries are turned off
 (``total_max_attempts=1``, whatever ``AWS_MAX_ATTEMPTS`` and
 ``AWS_RETRY_MODE`` say) because `s3qbb.retry.RetryPolicy` is the only retry
 layer, and botocore only computes or validates checksums when an operation
-requires it because s3qbb sends and verifies them itself. Each request is
-logged at INFO level by the ``s3qbb.s3.requests`` logger (``s3qbb -v``):
-operation, URI, HTTP status, bytes and milliseconds.
+requires it because s3qbb sends and verifies them itself. Response
+timestamps are parsed by `parse_timestamp` (the standard library for S3's
+forms) rather than by ``dateutil``, about a sixth of a small GET's client CPU.
+Each request is logged at INFO level by the ``s3qbb.s3.requests`` logger
+(``s3qbb -v``): operation, URI, HTTP status, bytes and milliseconds.
 """
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import logging
 import os
 import sys
@@ -44,6 +48,7 @@ __all__ = [
     "make_client",
     "make_retry_policy",
     "new_client",
+    "parse_timestamp",
     "resolve_region",
 ]
 
@@ -84,13 +89,49 @@ def botocore_config(config: S3EndpointConfig, region: str) -> botocore.config.Co
     )
 
 
+def parse_timestamp(value: Any) -> datetime.datetime:
+    """Parse a timestamp of an S3 response as botocore does, without dateutil for S3's two forms.
+
+    botocore parses every timestamp with ``dateutil`` (about 45 us per value):
+    the ``Last-Modified`` header of each GET and HEAD, and the ``LastModified``
+    of each of up to 1,000 keys of a LIST page. S3 writes headers as RFC 7231
+    HTTP dates (``Mon, 07 Dec 2026 02:37:13 GMT``) and XML bodies in ISO 8601
+    UTC (``2026-12-07T02:37:13.000Z``); these are parsed by the standard
+    library (3 us and 0.1 us), any other form by botocore's own parser.
+
+    Parameters
+    ----------
+    value : `str`, `int` or `float`
+        The timestamp as the response carries it.
+
+    Returns
+    -------
+    timestamp : `datetime.datetime`
+        The same instant botocore's parser returns, in UTC.
+    """
+    if isinstance(value, str):
+        if value.endswith(" GMT"):
+            try:
+                return email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                pass
+        elif value.endswith("Z") and "T" in value:
+            try:
+                return datetime.datetime.fromisoformat(value)
+            except ValueError:
+                pass
+    parsed: datetime.datetime = botocore.utils.parse_timestamp(value)
+    return parsed
+
+
 def _session(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = None) -> boto3.Session:
     kwargs: dict[str, Any] = {"profile_name": config.profile, "region_name": config.region}
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+    kwargs["botocore_session"] = core
     if loader is not None:
         # Reuse parsed service models (read-only once loaded) instead of reloading them per session.
-        core = botocore.session.get_session()
         core.register_component("data_loader", loader)
-        kwargs["botocore_session"] = core
     if config.access_key_id is not None and config.secret_access_key is not None:
         kwargs["aws_access_key_id"] = config.access_key_id
         kwargs["aws_secret_access_key"] = config.secret_access_key.get_secret_value()

@@ -242,3 +242,12 @@ def _check_job_start(job: dict[str, Any]) -> None:
     assert obstore_job["available"] or obstore_job["why"]
     if obstore_transport_status() is not None:
         assert not obstore_job["available"]
+
+
+@pytest.mark.seaweedfs
+def test_timestamp_benchmark_runs() -> None:
+    from benchmarks.timestamps import measure
+
+    result = measure("seaweedfs", rounds=2, count=20, gets=10)
+    assert set(result) == {"s3qbb", "botocore"}
+    assert all(v > 0 for ops in result.values() for v in ops.values())

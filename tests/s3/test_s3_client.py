@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from typing import Any
 
+import boto3
+import botocore.config
+import botocore.utils
 import pytest
 
 from s3qbb.config import RetryConfig, S3EndpointConfig
 from s3qbb.errors import PreconditionFailedError
 from s3qbb.s3 import clear_client_cache, make_client
-from s3qbb.s3.client import client_cache_size, resolve_region
+from s3qbb.s3.client import client_cache_size, parse_timestamp, resolve_region
 from s3qbb.testing.servers import S3TestEndpoint
 
 pytestmark = pytest.mark.usefixtures("s3_env_scrubber")
@@ -196,3 +200,76 @@ def test_small_puts_skip_expect_continue_large_puts_and_parts_keep_it(s3_endpoin
             bucket.put_new("expect/small", b"other", checksums.compute("CRC32C", b"other"))
     finally:
         client.meta.events.unregister("before-send.s3", capture)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Mon, 07 Dec 2026 02:37:13 GMT",
+        "Tue, 29 Feb 2028 23:59:59 GMT",
+        "2026-12-07T02:37:13.000Z",
+        "2026-12-07T02:37:13Z",
+        "2026-12-07T02:37:13.123456Z",
+        "2026-12-07T02:37:13+00:00",  # not S3's forms: botocore's own parser
+        "2026-12-07 02:37:13",
+        1765075033,
+        "1765075033.5",
+    ],
+)
+def test_timestamps_parse_as_botocore_parses_them(value: Any) -> None:
+    ours, theirs = parse_timestamp(value), botocore.utils.parse_timestamp(value)
+    assert ours == theirs
+    assert (ours.utcoffset(), ours.tzinfo is None) == (theirs.utcoffset(), theirs.tzinfo is None)
+
+
+@pytest.mark.parametrize("value", ["Mon, 99 Dec 2026 02:37:13 GMT", "2026-13-07T02:37:13Z", "garbage"])
+def test_bad_timestamps_fail_as_in_botocore(value: str) -> None:
+    with pytest.raises(ValueError) as theirs:
+        botocore.utils.parse_timestamp(value)
+    with pytest.raises(type(theirs.value)):
+        parse_timestamp(value)
+
+
+def test_response_timestamps_equal_a_default_boto3_clients(s3_endpoint: S3TestEndpoint) -> None:
+    # Headers (HEAD, GET) carry HTTP dates, XML bodies (LIST, uploads) ISO 8601: both parse as boto3's.
+    ours = make_client(s3_endpoint.config)
+    creds = s3_endpoint.config
+    plain = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key.get_secret_value() if creds.secret_access_key else None,
+        config=botocore.config.Config(s3={"addressing_style": "path"}),
+    )
+    bucket, key = s3_endpoint.bucket, "timestamps/object"
+    ours.put_object(Bucket=bucket, Key=key, Body=b"x")
+    upload = ours.create_multipart_upload(Bucket=bucket, Key="timestamps/upload")["UploadId"]
+    try:
+        for client in (ours, plain):
+            assert isinstance(client.head_object(Bucket=bucket, Key=key)["LastModified"], datetime.datetime)
+        assert (
+            ours.head_object(Bucket=bucket, Key=key)["LastModified"]
+            == plain.head_object(Bucket=bucket, Key=key)["LastModified"]
+        )
+        assert (
+            ours.get_object(Bucket=bucket, Key=key)["LastModified"]
+            == plain.get_object(Bucket=bucket, Key=key)["LastModified"]
+        )
+        listed = [
+            [
+                item["LastModified"]
+                for item in c.list_objects_v2(Bucket=bucket, Prefix="timestamps/")["Contents"]
+            ]
+            for c in (ours, plain)
+        ]
+        assert listed[0] == listed[1] and len(listed[0]) == 1
+        initiated = [
+            [u["Initiated"] for u in c.list_multipart_uploads(Bucket=bucket, Prefix="timestamps/")["Uploads"]]
+            for c in (ours, plain)
+        ]
+        assert initiated[0] == initiated[1] and len(initiated[0]) == 1
+        assert all(t.utcoffset() == datetime.timedelta(0) for t in listed[0] + initiated[0])
+    finally:
+        ours.abort_multipart_upload(Bucket=bucket, Key="timestamps/upload", UploadId=upload)
+        plain.close()
