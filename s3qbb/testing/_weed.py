@@ -56,6 +56,33 @@ _WEED_COMPONENTS = ("s3", "master", "volume", "filer", "admin")
 _WEED_GRPC_OFFSET = 10000
 _WEED_ENV_DROP_PREFIXES = ("AWS_", "S3_")
 
+# ``weed mini`` sizes its volume budget from the free disk space at start (free / volume size,
+# volumes of 64 MiB to 1 GiB). On a machine with a few GiB free that is a handful of volumes;
+# every bucket (a SeaweedFS collection) needs its own, so a test session ran out and every PUT
+# answered 500 "failed to find writable volumes". Volumes are not preallocated, so a fixed
+# budget costs nothing until written.
+WEED_VOLUME_FLAGS = ("-volume.max=1000", "-master.volumeSizeLimitMB=128")
+
+# The volume server marks every volume read-only when less than 1% of its disk is free
+# (its -minFreeSpace default, which ``weed mini`` does not expose).
+_WEED_MIN_FREE_FRACTION = 0.01
+_WEED_FREE_MARGIN = 256 * 1024 * 1024
+
+
+def weed_disk_problem(data_dir: Path) -> str | None:
+    """Why SeaweedFS would refuse writes under ``data_dir`` for lack of disk space, or `None`."""
+    usage = shutil.disk_usage(data_dir)
+    needed = int(usage.total * _WEED_MIN_FREE_FRACTION) + _WEED_FREE_MARGIN
+    if usage.free >= needed:
+        return None
+    mib = 1024 * 1024
+    return (
+        f"{data_dir} has {usage.free // mib} MiB free of {usage.total // mib} MiB; SeaweedFS makes "
+        f"every volume read-only below 1% free, so it needs {needed // mib} MiB (1% and a "
+        f"{_WEED_FREE_MARGIN // mib} MiB margin). Free some space, or give the server a workdir "
+        "(or TMPDIR) on another filesystem."
+    )
+
 
 def _weed_closed(proc: subprocess.Popen[bytes], grace: float, sockets: Sequence[Path]) -> None:
     """Stop a weed process (SIGTERM, then SIGKILL after ``grace`` seconds) and remove its sockets."""

@@ -17,12 +17,13 @@ SeaweedFS tests when the ``weed`` executable is missing.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
+    from pathlib import Path
 
     from .servers import MotoServer, S3TestEndpoint, SeaweedFSServer
 
@@ -44,6 +45,71 @@ _DUMMY_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+
+
+class _LoggingServer(Protocol):
+    """A session server whose output goes to a log file (SeaweedFS, LocalStack)."""
+
+    name: str
+
+    @property
+    def log_path(self) -> Path: ...
+
+    @property
+    def running(self) -> bool: ...
+
+
+_LOGGING_SERVERS: list[_LoggingServer] = []
+"""Session servers of this process whose log a failed test's report shows."""
+
+_LOG_OFFSETS = pytest.StashKey[dict[int, int]]()
+_LOG_LINES = 80
+
+
+def _log_size(server: _LoggingServer) -> int:
+    try:
+        return server.log_path.stat().st_size
+    except (OSError, RuntimeError):  # RuntimeError: a stopped server has no log path
+        return 0
+
+
+def _log_since(server: _LoggingServer, offset: int) -> str:
+    try:
+        with server.log_path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+    except (OSError, RuntimeError):
+        return ""
+    lines = text.splitlines()
+    skipped = len(lines) - _LOG_LINES
+    shown = "\n".join(lines[-_LOG_LINES:])
+    return f"[{skipped} earlier lines in {server.log_path}]\n{shown}" if skipped > 0 else shown
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note where each session server's log ends before the test."""
+    item.stash[_LOG_OFFSETS] = {id(server): _log_size(server) for server in _LOGGING_SERVERS}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Add to a failed test's report what each session server logged during it.
+
+    A server that went wrong (out of space, a crashed component) shows in the
+    failure itself rather than only as the timeouts and 500s its clients saw.
+    """
+    report: pytest.TestReport = yield
+    if report.failed:
+        offsets = item.stash.get(_LOG_OFFSETS, {})
+        for server in _LOGGING_SERVERS:
+            text = _log_since(server, offsets.get(id(server), 0))
+            if text or not server.running:
+                state = "running" if server.running else "NOT RUNNING"
+                report.sections.append((f"{server.name} server log during {report.when} ({state})", text))
+    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,7 +174,11 @@ def seaweedfs_server() -> Iterator[SeaweedFSServer]:
             pytest.fail(reason)
         pytest.skip(reason)
     with SeaweedFSServer() as server:
-        yield server
+        _LOGGING_SERVERS.append(server)
+        try:
+            yield server
+        finally:
+            _LOGGING_SERVERS.remove(server)
 
 
 @pytest.fixture
@@ -190,9 +260,11 @@ def localstack_server() -> Iterator[LocalStackServer]:
         if _localstack_required():
             pytest.fail(f"LocalStack is required (S3QBB_REQUIRE_LOCALSTACK) but unavailable: {err}")
         pytest.skip(f"LocalStack unavailable: {str(err).splitlines()[0]}")
+    _LOGGING_SERVERS.append(server)
     try:
         yield server
     finally:
+        _LOGGING_SERVERS.remove(server)
         if url:  # Leave a shared server without this session's buckets.
             with contextlib.suppress(Exception):
                 server.reset()

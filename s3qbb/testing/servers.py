@@ -38,10 +38,12 @@ from ._weed import (
     _WEED_COMPONENTS,
     _WEED_ENV_DROP_PREFIXES,
     _WEED_GRPC_OFFSET,
+    WEED_VOLUME_FLAGS,
     _unsigned_get_status,
     _weed_abandoned,
     _weed_closed,
     find_weed_binary,
+    weed_disk_problem,
 )
 
 if TYPE_CHECKING:
@@ -459,8 +461,12 @@ class SeaweedFSServer(S3TestServer):
         for part, port in zip(_WEED_COMPONENTS, http_ports, strict=True):
             self.ports[f"{part}.port"] = port
             self.ports[f"{part}.port.grpc"] = port + _WEED_GRPC_OFFSET
+        problem = weed_disk_problem(workdir)
+        if problem is not None:
+            raise ServerStartError(f"SeaweedFS cannot store anything: {problem}")
         self.command = [
             str(self.binary),
+            "-logtostderr",  # weed's own log into log_path, not files left in /tmp
             "mini",
             f"-dir={workdir / 'data'}",
             f"-ip={_LOOPBACK}",
@@ -476,6 +482,7 @@ class SeaweedFSServer(S3TestServer):
             "-volume.preStopSeconds=0",
             f"-filer.localSocket={workdir / 'filer.sock'}",
             f"-s3.localSocket={workdir / 's3.sock'}",
+            *WEED_VOLUME_FLAGS,
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
             *self._extra_args,
         ]

@@ -145,6 +145,48 @@ def test_seaweedfs_start_failure_reports_log_tail(tmp_path, monkeypatch: pytest.
     assert "fake weed sees 0 AWS variables" in str(info.value)  # AWS_* variables are not passed to weed
 
 
+def test_seaweedfs_refuses_to_start_where_it_could_store_nothing(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below 1% free disk SeaweedFS makes every volume read-only: say so instead of serving 500s."""
+    from types import SimpleNamespace
+
+    from s3qbb.testing import _weed
+
+    gib = 1024**3
+    full = SimpleNamespace(total=100 * gib, used=99 * gib, free=gib // 2)
+    monkeypatch.setattr(_weed.shutil, "disk_usage", lambda path: full)
+    fake = tmp_path / "weed"
+    fake.write_text("#!/bin/sh\ntouch ran\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(ServerStartError, match="SeaweedFS cannot store anything") as info:
+        SeaweedFSServer(fake, workdir=tmp_path / "w", startup_timeout=5).start()
+    message = str(info.value)
+    assert "512 MiB free of 102400 MiB" in message and "1280 MiB" in message and "TMPDIR" in message
+    assert not (tmp_path / "ran").exists()  # weed was not started
+
+
+@pytest.mark.seaweedfs
+def test_seaweedfs_volume_budget_and_log_do_not_depend_on_the_machine(s3_env_scrubber: None) -> None:
+    """A fixed volume budget (not free disk / volume size) and weed's own log in ``log_path``.
+
+    With the budget ``weed mini`` derives from free space, a machine with a few GiB free ran out
+    of volumes after a few buckets and every PUT answered 500.
+    """
+    if find_weed_binary() is None:
+        pytest.skip("SeaweedFS 'weed' executable not found")
+    before = set(Path(tempfile.gettempdir()).glob("weed.*"))
+    with SeaweedFSServer() as server:
+        client = server.client()
+        for i in range(24):  # Every bucket is a collection with volumes of its own.
+            client.create_bucket(Bucket=f"budget-{i}")
+            client.put_object(Bucket=f"budget-{i}", Key="k", Body=b"v")
+        log = server.log_path.read_text()
+    assert "Volume Count:     1000" in log
+    assert log.count("Created Volume") >= 24  # weed's INFO log reaches the server log
+    assert set(Path(tempfile.gettempdir()).glob("weed.*")) == before  # and leaves no files in /tmp
+
+
 def test_seaweedfs_start_timeout(tmp_path) -> None:
     fake = tmp_path / "weed"
     fake.write_text("#!/bin/sh\necho waiting forever\nexec sleep 30\n")
