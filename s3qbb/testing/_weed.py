@@ -66,7 +66,7 @@ WEED_VOLUME_FLAGS = ("-volume.max=1000", "-master.volumeSizeLimitMB=128")
 # The volume server marks every volume read-only when less than 1% of its disk is free
 # (its -minFreeSpace default, which ``weed mini`` does not expose).
 _WEED_MIN_FREE_FRACTION = 0.01
-_WEED_FREE_MARGIN = 256 * 1024 * 1024
+_WEED_FREE_MARGIN = 64 * 1024 * 1024
 
 
 def weed_disk_problem(data_dir: Path) -> str | None:
