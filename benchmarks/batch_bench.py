@@ -42,6 +42,7 @@ from s3qbb.batch.graph import QuantumGraph
 from s3qbb.core import DatasetRef, DatasetType, DimensionUniverse, Quantum
 from s3qbb.s3.objects import GetResult, S3Bucket
 
+from .child_processes import compile_bytecode, job_environment
 from .servers import make_server
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def _write_config(endpoint: S3TestEndpoint) -> str:
 
 def _job_env(endpoint: S3TestEndpoint) -> dict[str, str]:
     secret = endpoint.config.secret_access_key
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3QBB_"))}
+    env = job_environment(os.environ)
     env.update(
         {
             "AWS_ACCESS_KEY_ID": endpoint.config.access_key_id or "",
@@ -337,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=("load", "jobs", "runners"), help="run one part only")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
+    compile_bytecode()  # the job processes start from bytecode, as an installed s3qbb does
     with make_server(args.server) as server:
         endpoint = server.endpoint(BUCKET)
         print(f"S3 server: {args.server} at {endpoint.endpoint_url}")

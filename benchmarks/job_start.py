@@ -23,6 +23,9 @@ output:
 ``run_quantum_obstore``
     the same with ``S3QBB_S3_TRANSPORT=obstore`` (when this s3qbb has the obstore transport).
 
+Every process runs from bytecode, as an installed package does
+(`benchmarks.child_processes`).
+
 For each, over ``repeats`` rounds (5 by default; variants in rotating order,
 after one untimed round): *start to first put* is the wall time from just before the
 process is spawned to the moment its put returned (the process appends
@@ -49,6 +52,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .child_processes import compile_bytecode, job_environment
 from .job_task import MARK_ENV
 from .servers import REPO_ROOT
 
@@ -205,7 +209,7 @@ class _Jobs:
             Body=yaml.safe_dump({"datastore": {"root": f"s3://{BUCKET}/{ROOT}"}}).encode(),
         )
         creds = server.credentials("admin")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3QBB_"))} | {
+        self.env = job_environment(os.environ) | {
             "AWS_ACCESS_KEY_ID": creds.access_key_id,
             "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
             "AWS_CONFIG_FILE": os.devnull,
@@ -330,6 +334,7 @@ def job_start(
         unavailable["libraries"] = why
     if (why := obstore_transport_status()) is not None:
         unavailable["run_quantum_obstore"] = why
+    compile_bytecode()
     jobs = _Jobs(server, uuid.uuid4().hex[:8])
     samples: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
     tried: set[str] = set()

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.child_processes import compile_bytecode, job_environment
 from benchmarks.scale_pipeline import ScalePipeline, make_raws
 from benchmarks.servers import machine_busy_seconds, process_cpu_seconds, server_pid
 
@@ -982,9 +983,8 @@ def main(argv: Sequence[str] | None = None, progress: Callable[[str], None] = pr
     with seaweedfs() as server, tempfile.TemporaryDirectory(prefix="s3qbb-scale-") as tmp:
         endpoint = server.endpoint(BUCKET)
         creds = server.credentials("admin")
-        child_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3QBB_"))
-        } | {
+        compile_bytecode()
+        child_env = job_environment(os.environ) | {
             "AWS_ACCESS_KEY_ID": creds.access_key_id,
             "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
             "AWS_CONFIG_FILE": os.devnull,
