@@ -36,6 +36,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .child_processes import compile_bytecode, job_environment
 from .harness import Side, run_interleaved, summarise
 from .servers import REPO_ROOT, MotoProcessServer, process_cpu_seconds, server_pid
 
@@ -467,8 +468,12 @@ def memory_sides(
     """Peak RSS of fresh processes doing ``ops`` small puts and gets, per side of `benchmarks.memory_child`.
 
     Each run starts one child per side, in an order rotating from run to run;
-    the figures of a side are medians over its runs.
+    the figures of a side are medians over its runs. The children run from
+    bytecode, as an installed s3qbb does (`benchmarks.child_processes`):
+    compiling modules from source would add the compiler's memory to the peak.
     """
+    compile_bytecode()
+    env = job_environment(os.environ)
     creds = server.credentials("admin")
     reports: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for run in range(runs):
@@ -487,6 +492,7 @@ def memory_sides(
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.memory_child"],
                 cwd=REPO_ROOT,
+                env=env,
                 input=json.dumps(job),
                 capture_output=True,
                 text=True,
