@@ -5,8 +5,9 @@ An installed package has its ``.pyc`` files (pip compiles them at install), so
 the benchmarks compile s3qbb's and their own modules before the first timed
 process, and do not pass ``PYTHONDONTWRITEBYTECODE`` on. With that variable
 set and no ``.pyc`` files, every s3qbb process compiled about 80 modules from
-source: some 100 ms of a ``run-quantum`` job's start on the machine of
-``docs/perf``.
+source: some 100 ms of a ``run-quantum`` job's start here. (``make report``
+compiles first too, its ``pyc`` step; this keeps ``python -m benchmarks...``
+run directly honest.)
 """
 
 from __future__ import annotations
