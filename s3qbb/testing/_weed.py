@@ -61,7 +61,7 @@ _WEED_ENV_DROP_PREFIXES = ("AWS_", "S3_")
 # every bucket (a SeaweedFS collection) needs its own, so a test session ran out and every PUT
 # answered 500 "failed to find writable volumes". Volumes are not preallocated, so a fixed
 # budget costs nothing until written.
-WEED_VOLUME_FLAGS = ("-volume.max=1000", "-master.volumeSizeLimitMB=128")
+WEED_VOLUME_FLAGS = ("-volume.max=1000", "-master.volumeSizeLimitMB=1024")
 
 # The volume server marks every volume read-only when less than 1% of its disk is free
 # (its -minFreeSpace default, which ``weed mini`` does not expose).
