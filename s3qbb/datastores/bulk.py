@@ -56,6 +56,25 @@ def put_many(store: S3Datastore, items: Iterable[tuple[Any, DatasetRef]]) -> dic
         else:
             taken.add(ref.id)
             todo.append(job)
+    busy = store._claim(taken)
+    if busy:
+        for job in todo:
+            if job[2].id in busy:
+                errors[job[0]] = store._written_concurrently(job[2])
+        todo = [job for job in todo if job[2].id not in busy]
+    claimed = taken - busy
+    try:
+        return _write_and_record(store, todo, errors)
+    finally:
+        store._release(claimed)
+
+
+def _write_and_record(
+    store: S3Datastore,
+    todo: list[tuple[int, Any, DatasetRef, StorageClass]],
+    errors: list[BaseException | None],
+) -> dict[DatasetRef, Encoded]:
+    """Write the claimed datasets of `put_many` concurrently, record those written; raise the first error."""
     written = run_all(
         store.pool, store.max_workers, lambda job: store._write_object(job[1], job[2], job[3]), todo
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import S3EndpointConfig
 from ..core.dataset_ref import DatasetRef, ensure_resolved
+from ..core.ids import DatasetId
 from ..core.records import StoredFileInfo, check_record_path
 from ..core.uri import DatasetRefURIs, ResourceURI
 from ..errors import (
@@ -167,6 +168,12 @@ class S3Datastore(Datastore):
         self.trust_mode = trust_mode
         self.max_workers = max_workers or self.config.max_concurrency
         self._pool: ThreadPoolExecutor | None = None
+        # Datasets a thread of this datastore is writing. Its threads share one write token, so
+        # the token cannot tell two of them apart: a second put of the same dataset while the
+        # first is in flight could take the first's stored object for its own (a retried PUT
+        # after a lost response) and record its own checksum against the other's bytes.
+        self._writing: set[DatasetId] = set()
+        self._writing_lock = threading.Lock()
 
     # ------------------------------------------------------------ plumbing
 
@@ -291,12 +298,37 @@ class S3Datastore(Datastore):
         sc = self._check_put(inMemoryDataset, ref)
         if self.records.has(ref.id):
             raise self._stored_already(ref)
-        info, encoded = self._write_object(inMemoryDataset, ref, sc)
+        busy = self._claim([ref.id])
+        if busy:
+            raise self._written_concurrently(ref)
         try:
-            self.records.insert([info])
-        except RecordExistsError as err:
-            raise DatasetExistsError(f"Dataset {ref} was recorded concurrently in {self.name!r}.") from err
+            info, encoded = self._write_object(inMemoryDataset, ref, sc)
+            try:
+                self.records.insert([info])
+            except RecordExistsError as err:
+                raise DatasetExistsError(
+                    f"Dataset {ref} was recorded concurrently in {self.name!r}."
+                ) from err
+        finally:
+            self._release([ref.id])
         return encoded
+
+    def _claim(self, ids: Iterable[DatasetId]) -> set[DatasetId]:
+        """Mark datasets as being written by this thread; return those another thread is writing."""
+        with self._writing_lock:
+            busy = {i for i in ids if i in self._writing}
+            self._writing.update(i for i in ids if i not in busy)
+        return busy
+
+    def _release(self, ids: Iterable[DatasetId]) -> None:
+        with self._writing_lock:
+            self._writing.difference_update(ids)
+
+    def _written_concurrently(self, ref: DatasetRef) -> DatasetExistsError:
+        return DatasetExistsError(
+            f"Dataset {ref} is being written by another thread of datastore {self.name!r}; "
+            "each output may be written once."
+        )
 
     def _write_object(
         self, inMemoryDataset: Any, ref: DatasetRef, sc: StorageClass

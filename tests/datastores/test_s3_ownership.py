@@ -303,3 +303,64 @@ def test_each_datastore_has_its_own_random_quantum(s3_endpoint: S3TestEndpoint) 
     assert not a.write_token.same_quantum(b.write_token)
     a.close()
     b.close()
+
+
+# --- two threads of one datastore (one write token) putting the same dataset ------------------------
+
+
+@pytest.mark.parametrize("size", [100, BIG], ids=["small", "multipart"])
+@pytest.mark.parametrize("bulk", [False, True], ids=["put", "put_many"])
+def test_a_second_thread_putting_the_same_dataset_never_takes_the_first_ones_object(
+    store: S3Datastore, s3_endpoint: S3TestEndpoint, refs: RefMaker, size: int, bulk: bool
+) -> None:
+    """The threads of a datastore share its write token, so the token cannot tell them apart.
+
+    Thread A has stored its object and not yet recorded it when thread B puts the
+    same dataset with other bytes. Before the fix, B's create-only PUT got 412, its
+    HEAD saw the shared token and took A's object for its own retried write; B
+    recorded its checksum first, A got "recorded concurrently", and every read of
+    the dataset failed its checksum. Now B is refused at once; A's bytes and record
+    stand.
+    """
+    import threading
+
+    ref = refs.make("Bytes")
+    first, second = b"A" * size, b"B" * size
+    stored = threading.Event()
+    b_done = threading.Event()
+    real_write = store._write_object
+
+    def write_then_wait(obj: Any, r: Any, sc: Any) -> Any:
+        result = real_write(obj, r, sc)
+        if obj is first:  # A: object stored, record not yet written
+            stored.set()
+            assert b_done.wait(30)
+        return result
+
+    store._write_object = write_then_wait  # type: ignore[method-assign]
+    outcome: dict[str, BaseException | None] = {}
+
+    def put(name: str, data: bytes) -> None:
+        try:
+            if bulk:
+                store.put_many([(data, ref)])
+            else:
+                store.put(data, ref)
+            outcome[name] = None
+        except BaseException as err:
+            outcome[name] = err
+        finally:
+            if name == "B":
+                b_done.set()
+
+    a = threading.Thread(target=put, args=("A", first))
+    a.start()
+    assert stored.wait(30)
+    put("B", second)
+    a.join(30)
+    assert outcome["A"] is None
+    assert isinstance(outcome["B"], DatasetExistsError)
+    assert "being written by another thread" in str(outcome["B"])
+    assert store.get(ref) == first
+    body, _ = _stored(s3_endpoint, _key(store, ref))
+    assert body == first
