@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import DatasetExistsError, DatasetNotFoundError, DatasetTypeError
 from .base import raise_first
+from .writes import stored_already, written_concurrently
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,7 +49,7 @@ def put_many(store: S3Datastore, items: Iterable[tuple[Any, DatasetRef]]) -> dic
     for job in checked:
         ref = job[2]
         if ref.id in known:
-            errors[job[0]] = store._stored_already(ref)
+            errors[job[0]] = stored_already(store, ref)
         elif ref.id in taken:
             errors[job[0]] = DatasetExistsError(
                 f"Dataset {ref} is given twice to put_many of {store.name!r}; it was written once."
@@ -56,17 +57,17 @@ def put_many(store: S3Datastore, items: Iterable[tuple[Any, DatasetRef]]) -> dic
         else:
             taken.add(ref.id)
             todo.append(job)
-    busy = store._claim(taken)
+    busy = store.in_flight.claim(taken)
     if busy:
         for job in todo:
             if job[2].id in busy:
-                errors[job[0]] = store._written_concurrently(job[2])
+                errors[job[0]] = written_concurrently(store, job[2])
         todo = [job for job in todo if job[2].id not in busy]
     claimed = taken - busy
     try:
         return _write_and_record(store, todo, errors)
     finally:
-        store._release(claimed)
+        store.in_flight.release(claimed)
 
 
 def _write_and_record(

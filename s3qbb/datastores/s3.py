@@ -26,22 +26,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import S3EndpointConfig
 from ..core.dataset_ref import DatasetRef, ensure_resolved
-from ..core.ids import DatasetId
 from ..core.records import StoredFileInfo, check_record_path
 from ..core.uri import DatasetRefURIs, ResourceURI
 from ..errors import (
-    DatasetExistsError,
     DatasetNotFoundError,
     DatasetTypeError,
-    FormatterError,
-    PreconditionFailedError,
-    RecordExistsError,
 )
 from ..records.store import SqliteRecordsStore
-from ..s3 import checksums
-from ..s3.ownership import WriteConflictError
 from ..s3.policy import make_retry_policy
-from . import bulk
+from . import bulk, writes
 from .base import Datastore, DatastoreCapabilities, DatastoreStats
 from .encoding import Encoded
 from .layout import S3Layout, parse_s3_root  # noqa: F401 (imported from here too)
@@ -64,11 +57,6 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _J = TypeVar("_J")
-
-
-def _reason(err: PreconditionFailedError) -> str:
-    """Return whose object a refused create-only write found."""
-    return err.reason if isinstance(err, WriteConflictError) else "written by another writer"
 
 
 class S3Datastore(Datastore):
@@ -168,12 +156,8 @@ class S3Datastore(Datastore):
         self.trust_mode = trust_mode
         self.max_workers = max_workers or self.config.max_concurrency
         self._pool: ThreadPoolExecutor | None = None
-        # Datasets a thread of this datastore is writing. Its threads share one write token, so
-        # the token cannot tell two of them apart: a second put of the same dataset while the
-        # first is in flight could take the first's stored object for its own (a retried PUT
-        # after a lost response) and record its own checksum against the other's bytes.
-        self._writing: set[DatasetId] = set()
-        self._writing_lock = threading.Lock()
+        self.in_flight = writes.InFlight()
+        """Datasets this datastore's threads are writing (`~s3qbb.datastores.writes.InFlight`)."""
 
     # ------------------------------------------------------------ plumbing
 
@@ -295,79 +279,13 @@ class S3Datastore(Datastore):
         encoded : `Encoded`
             The bytes stored, and how to decode them as a read of ``ref`` does.
         """
-        sc = self._check_put(inMemoryDataset, ref)
-        if self.records.has(ref.id):
-            raise self._stored_already(ref)
-        busy = self._claim([ref.id])
-        if busy:
-            raise self._written_concurrently(ref)
-        try:
-            info, encoded = self._write_object(inMemoryDataset, ref, sc)
-            try:
-                self.records.insert([info])
-            except RecordExistsError as err:
-                raise DatasetExistsError(
-                    f"Dataset {ref} was recorded concurrently in {self.name!r}."
-                ) from err
-        finally:
-            self._release([ref.id])
-        return encoded
-
-    def _claim(self, ids: Iterable[DatasetId]) -> set[DatasetId]:
-        """Mark datasets as being written by this thread; return those another thread is writing."""
-        with self._writing_lock:
-            busy = {i for i in ids if i in self._writing}
-            self._writing.update(i for i in ids if i not in busy)
-        return busy
-
-    def _release(self, ids: Iterable[DatasetId]) -> None:
-        with self._writing_lock:
-            self._writing.difference_update(ids)
-
-    def _written_concurrently(self, ref: DatasetRef) -> DatasetExistsError:
-        return DatasetExistsError(
-            f"Dataset {ref} is being written by another thread of datastore {self.name!r}; "
-            "each output may be written once."
-        )
+        return writes.put_one(self, inMemoryDataset, ref)
 
     def _write_object(
         self, inMemoryDataset: Any, ref: DatasetRef, sc: StorageClass
     ) -> tuple[StoredFileInfo, Encoded]:
         """Serialize a checked dataset and write it with one create-only PUT; return its record, unwritten."""
-        formatter = self.layout.formatter_for(ref.datasetType)
-        path = self.layout.relpath(ref)
-        try:
-            data = formatter.write(inMemoryDataset)
-        except FormatterError as err:
-            err.add_note(f"While writing dataset {ref} to {self.bucket_uri(path)}.")
-            raise
-        checksum, metadata = checksums.compute_for_upload(
-            self.config.checksum_algorithm, data, self.config.checksum_block_size
-        )
-        try:
-            self.bucket.put_new(self.key(path), data, checksum, token=self.write_token, metadata=metadata)
-        except PreconditionFailedError as err:
-            raise DatasetExistsError(
-                f"Dataset {ref} already exists at {self.bucket_uri(path)} ({_reason(err)}); the stored copy "
-                "is unchanged and no record was written. Each output may be written once."
-            ) from err
-        except Exception as err:
-            err.add_note(f"While writing dataset {ref} to {self.bucket_uri(path)}.")
-            raise
-        self.stats.add_written(len(data))
-        formatter_name = self.layout.record_formatter_name(formatter)
-        info = StoredFileInfo(ref.id, path, formatter_name, sc.name, None, str(checksum), len(data))
-        pytype = sc.pytype
-
-        def decode(body: bytes) -> Any:  # what `get` returns for these bytes
-            return sc.coerce_type(formatter.read(body, pytype))
-
-        return info, Encoded(data, decode, formatter.copy_by_decoding)
-
-    def _stored_already(self, ref: DatasetRef) -> DatasetExistsError:
-        return DatasetExistsError(
-            f"Dataset {ref} is already stored in datastore {self.name!r}; the stored copy is unchanged."
-        )
+        return writes.write_object(self, inMemoryDataset, ref, sc)
 
     # ----------------------------------------------------------------- get
 
@@ -641,21 +559,7 @@ class S3Datastore(Datastore):
             replaced (it is left untouched).
         """
         check_record_path(path)
-        if overwrite:
-            self.bucket.put_raw(self.key(path), data, token=self.write_token)
-            self.stats.add(bytes_written=len(data))
-            return self.resource_uri(path)
-        checksum = checksums.compute(self.config.checksum_algorithm, data)
-        try:
-            self.bucket.put_new(
-                self.key(path), data, checksum, token=self.write_token, replace_earlier=replace_earlier
-            )
-        except PreconditionFailedError as err:
-            raise DatasetExistsError(
-                f"{self.bucket_uri(path)} already exists ({_reason(err)}) and is not quantum "
-                f"{self.write_token.quantum_id}'s to replace; it was left untouched."
-            ) from err
-        self.stats.add(bytes_written=len(data))
+        writes.put_file(self, path, data, overwrite=overwrite, replace_earlier=replace_earlier)
         return self.resource_uri(path)
 
     def round_trip(self, obj: Any, ref: DatasetRef) -> Any:
