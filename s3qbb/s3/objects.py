@@ -55,6 +55,20 @@ _LOG = logging.getLogger(__name__)
 _R = TypeVar("_R")
 
 
+def _is_this_write(head: HeadResult | bool | None, token: WriteToken, metadata: Mapping[str, str]) -> bool:
+    """Whether a stored object is the write of ``metadata`` by ``token``, retried after a lost response.
+
+    The token alone names the attempt, which the threads of one process share;
+    the recorded checksum must match too, so that another thread's bytes under
+    the same token are never taken for this write's.
+    """
+    return (
+        isinstance(head, HeadResult)
+        and head.token == token
+        and head.metadata.get(WRITE_CHECKSUM) == metadata.get(WRITE_CHECKSUM)
+    )
+
+
 class S3Bucket:
     """Counted, retried, translated object operations on one bucket.
 
@@ -276,10 +290,10 @@ class S3Bucket:
         parts and always confirmed by a HEAD (see `s3qbb.s3.multipart.put_multipart`).
 
         Ownership is decided by the write token in the object's metadata, never
-        by content: an object carrying ``token`` is ours (a retried PUT whose
-        first response was lost); an object carrying an earlier attempt of the
-        same quantum is replaced (``If-Match`` on its ETag, with a warning);
-        anything else is another writer's.
+        by content alone: an object carrying ``token`` and this write's recorded
+        checksum is ours (a retried PUT whose first response was lost); an object
+        carrying an earlier attempt of the same quantum is replaced (``If-Match``
+        on its ETag, with a warning); anything else is another writer's.
 
         Parameters
         ----------
@@ -337,7 +351,8 @@ class S3Bucket:
             )
         except PreconditionFailedError as err:
             head = self._head_readable(key)
-            if isinstance(head, HeadResult) and head.token == token:
+            if _is_this_write(head, token, metadata):
+                assert isinstance(head, HeadResult)
                 return head.etag  # our own write, retried after its response was lost
             if (
                 not replace_earlier
@@ -380,7 +395,8 @@ class S3Bucket:
         except (PreconditionFailedError, DatasetNotFoundError) as err:
             # Changed or deleted since the HEAD: ours only if a retry after a lost response says so.
             again = self._head_readable(key)
-            if isinstance(again, HeadResult) and again.token == token:
+            if _is_this_write(again, token, metadata):
+                assert isinstance(again, HeadResult)
                 return again.etag
             raise self._conflict(key, again) from err
         if not self.config.conditional_put_atomic:

@@ -364,3 +364,27 @@ def test_a_second_thread_putting_the_same_dataset_never_takes_the_first_ones_obj
     assert store.get(ref) == first
     body, _ = _stored(s3_endpoint, _key(store, ref))
     assert body == first
+
+
+@pytest.mark.parametrize("size", [100, BIG], ids=["small", "multipart"])
+def test_the_same_token_with_other_bytes_is_not_this_write(
+    store: S3Datastore, s3_endpoint: S3TestEndpoint, size: int
+) -> None:
+    """An object under this write's token is taken as a retried write only if its checksum is this write's.
+
+    The bucket layer's own rule, beneath the datastore's in-flight claim: a second
+    put_new of one key under one token with other bytes is a conflict (the stored
+    bytes stay), while the same bytes again are a retried write and succeed.
+    """
+    from s3qbb.errors import PreconditionFailedError
+
+    key = f"{PREFIX}/same-token-{size}"
+    first, second = b"A" * size, b"B" * size
+    algorithm = store.config.checksum_algorithm
+    store.bucket.put_new(key, first, checksums.compute(algorithm, first), token=store.write_token)
+    with pytest.raises(PreconditionFailedError):
+        store.bucket.put_new(key, second, checksums.compute(algorithm, second), token=store.write_token)
+    assert _stored(s3_endpoint, key)[0] == first
+    if size == 100:  # the same bytes again: a retry whose first response was lost
+        store.bucket.put_new(key, first, checksums.compute(algorithm, first), token=store.write_token)
+        assert _stored(s3_endpoint, key)[0] == first
