@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .job_start import describe_imports
 from .report import Target, duration
 
 __all__ = ["issue_targets"]
@@ -225,7 +226,7 @@ def _job_start(add: _Adder, job: dict[str, Any]) -> None:
         "<=",
         0.3,
         f"{duration(target['start_to_put_s'])} vs {duration(variants['boto3_script']['start_to_put_s'])}; "
-        f"floors: {floors}",
+        f"floors: {floors}" + (f"; {describe_imports(target['imports'])}" if target.get("imports") else ""),
     )
 
 

@@ -35,11 +35,21 @@ included, which for ``run-quantum`` includes the upload of the quantum's
 three records files. Medians are reported. The requests of each variant are
 counted on the wire in one more, untimed, run through a relaying proxy
 (`s3qbb.testing.proxy.FaultProxy` injecting no fault) in front of the server.
+
+*Where the start goes*: one more, untimed, run of each ``run-quantum``
+variant with ``PYTHONPROFILEIMPORTTIME=1`` (``python -X importtime``), whose
+per-module times up to the first put are summed by the library a module
+belongs to (`IMPORT_GROUPS`, `parse_importtime`): how much of a job's start
+is spent importing pydantic, s3qbb's own modules (building their pydantic
+models included, as that happens when a module defines them), click and the
+rest. The import profiler slows what it measures; its shares, not its
+milliseconds, compare with the timed runs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -53,7 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .child_processes import compile_bytecode, job_environment
-from .job_task import MARK_ENV
+from .job_task import FIRST_PUT_LINE, MARK_ENV, MARK_STDERR_ENV
 from .servers import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -61,7 +71,7 @@ if TYPE_CHECKING:
 
     from s3qbb.testing.servers import S3TestServer
 
-__all__ = ["BUCKET", "VARIANTS", "job_start"]
+__all__ = ["BUCKET", "IMPORT_GROUPS", "VARIANTS", "describe_imports", "job_start", "parse_importtime"]
 
 BUCKET = "s3qbb-jobs"
 ROOT = "repo"
@@ -81,6 +91,19 @@ _OPTIONAL = frozenset({"libraries", "obstore_script", "run_quantum_obstore"})
 """Variants reported as not available (with the error) when their first run fails."""
 _NO_REQUESTS = frozenset({"python", "libraries", "config_models"})
 """Variants that send no request (not counted on the wire)."""
+
+IMPORT_GROUPS: dict[str, tuple[str, ...]] = {
+    "pydantic": ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection"),
+    "s3qbb": ("s3qbb",),
+    "click": ("click",),
+    "PyYAML": ("yaml", "_yaml"),
+    "obstore": ("obstore",),
+    "boto3": ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil", "six", "awscrt"),
+    "task": ("benchmarks",),
+}
+"""Libraries whose import time a job's start is split into, by top-level package; the rest is
+``other`` (the standard library, mostly)."""
+_GROUP_OF = {package: group for group, packages in IMPORT_GROUPS.items() for package in packages}
 
 _MARK = (
     "def _mark():\n"
@@ -156,6 +179,56 @@ obstore.put(store, os.environ["BENCH_OUTPUT"], body, mode="create")
 _mark()
 """
 )
+
+
+def parse_importtime(stderr: str, until: str | None = None) -> dict[str, float]:
+    """Seconds of import time by `IMPORT_GROUPS` group in ``python -X importtime`` output.
+
+    Each module's own (self) time counts once: for the group of its top-level
+    package, or else (the standard library, mostly) for the group of the
+    nearest module up its import chain that has one (``email``, imported by
+    pydantic's plugin loader, counts for pydantic), or else for ``other``
+    (what the interpreter imports at start, or a function imports when it
+    runs). So the groups add up to the whole import time (``total``). Lines
+    after the line ``until`` (if given) are not counted.
+    """
+    entries: list[tuple[int, str, int]] = []  # (depth, top-level package, self microseconds)
+    for line in stderr.splitlines():
+        if until is not None and line == until:
+            break
+        if not line.startswith("import time:"):
+            continue
+        fields = line.removeprefix("import time:").split("|")
+        if len(fields) != 3 or not fields[0].strip().isdigit():
+            continue  # the header line
+        name = fields[2].rstrip()
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        entries.append((depth, name.strip().split(".")[0], int(fields[0])))
+    groups = dict.fromkeys([*IMPORT_GROUPS, "other"], 0.0)
+    # The output lists a module after those it imported, one level deeper: read backwards, a
+    # module's importer is the last one read at the level above.
+    chain: list[str] = []
+    for depth, package, self_us in reversed(entries):
+        del chain[depth:]
+        group = _GROUP_OF.get(package) or (chain[-1] if chain else "other")
+        chain.append(group)
+        groups[group] += self_us / 1e6
+    groups["total"] = sum(groups.values())
+    return groups
+
+
+def describe_imports(imports: dict[str, float]) -> str:
+    """One line of a variant's import profile: each group's share of the imports, largest first."""
+    total = imports.get("total", 0.0)
+    if not total > 0:
+        return "no import profile"
+    shares = sorted(
+        ((group, imports.get(group, 0.0)) for group in [*IMPORT_GROUPS, "other"]), key=lambda g: -g[1]
+    )
+    parts = ", ".join(f"{group} {sec / total:.0%}" for group, sec in shares if sec / total >= 0.005)
+    start = imports.get("start_to_put_s", math.nan)
+    of_start = f" ({total / start:.0%} of its start to first put under the profiler)" if start > 0 else ""
+    return f"imports to first put{of_start}: {parts}"
 
 
 def _rusage_children() -> float:
@@ -267,6 +340,27 @@ class _Jobs:
         )
         return f"s3://{BUCKET}/{key}"
 
+    def import_profile(self, variant: str, mark_file: Path) -> dict[str, float]:
+        """Import time to the first put of one run of ``variant`` by library (`parse_importtime`).
+
+        With the run's start to first put (slowed by the profiler) as ``start_to_put_s``.
+        """
+        cmd, env = self.command(variant, 20_000)
+        env = env | {"PYTHONPROFILEIMPORTTIME": "1", MARK_ENV: str(mark_file), MARK_STDERR_ENV: "1"}
+        mark_file.write_text("")
+        began = time.time()
+        done = subprocess.run(
+            cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{variant} (importtime) exited {done.returncode}: {done.stderr[-2000:]}")
+        lines = mark_file.read_text().splitlines()
+        if FIRST_PUT_LINE not in done.stderr.splitlines():
+            raise RuntimeError(f"{variant} (importtime) did not mark its first put: {done.stderr[-2000:]}")
+        found = parse_importtime(done.stderr, until=FIRST_PUT_LINE)
+        found["start_to_put_s"] = json.loads(lines[0])["t"] - began if lines else math.nan
+        return found
+
     def wire_requests(self, variant: str, mark_file: Path) -> dict[str, int]:
         """Requests one run of ``variant`` sends, counted by a relaying proxy in front of the server."""
         from s3qbb.testing.proxy import FaultProxy
@@ -364,6 +458,11 @@ def job_start(
             for v in VARIANTS
             if v not in _NO_REQUESTS and v not in unavailable
         }
+        imports = {
+            v: jobs.import_profile(v, tmp / "imports.mark")
+            for v in ("run_quantum", "run_quantum_obstore")
+            if v not in unavailable
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results: dict[str, Any] = {}
@@ -379,6 +478,8 @@ def job_start(
             "samples": found,
             "requests": requests.get(variant, {}),
         }
+        if variant in imports:
+            results[variant]["imports"] = imports[variant]
     reference = results["boto3_script"]
     for result in results.values():
         if result["available"]:

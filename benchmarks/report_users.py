@@ -331,4 +331,26 @@ def job_details(server: str, job: dict[str, Any]) -> list[str]:
             rows,
             "lrrrrrrl",
         ),
+        *_import_lines(job),
+    ]
+
+
+def _import_lines(job: dict[str, Any]) -> list[str]:
+    """Where the start of each ``run-quantum`` variant goes, from its import profile."""
+    from .job_start import describe_imports
+
+    lines = [
+        f"* {v['label']}: {describe_imports(v['imports'])}."
+        for v in job["variants"].values()
+        if v.get("available") and v.get("imports")
+    ]
+    if not lines:
+        return []
+    return [
+        "",
+        "Where the start goes: one more, untimed, run of each `run-quantum` with `python -X importtime`, "
+        "each module's own import time up to the first put counted for its library (or, for the standard "
+        "library, for the library that imported it); s3qbb's share includes building its pydantic models.",
+        "",
+        *lines,
     ]

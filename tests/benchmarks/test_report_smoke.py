@@ -240,6 +240,15 @@ def _check_job_start(job: dict[str, Any]) -> None:
     assert requests["PutObject"] == 4 and requests["GetObject"] >= 1, requests
     obstore_job = variants["run_quantum_obstore"]
     assert obstore_job["available"] or obstore_job["why"]
+    # Where the start goes: every job imports pydantic and s3qbb; a job on the obstore transport
+    # that only reads and writes small objects never imports boto3 before its first put.
+    for job in (variants["run_quantum"], obstore_job if obstore_job["available"] else None):
+        if job is not None:
+            imports = job["imports"]
+            assert imports["pydantic"] > 0 and imports["s3qbb"] > 0 and imports["total"] > 0, imports
+    assert variants["run_quantum"]["imports"]["boto3"] > 0
+    if obstore_job["available"]:
+        assert obstore_job["imports"]["boto3"] == 0.0 and obstore_job["imports"]["obstore"] > 0
     if obstore_transport_status() is not None:
         assert not obstore_job["available"]
 
