@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, S3qbbError
-from .exitcodes import ExitCode, exit_code_for_error
+from .exitcodes import ExitCode, error_chain, exit_code_for_error
 
 if TYPE_CHECKING:
     from ..butler.quantum_backed import QuantumBackedButler
@@ -259,6 +259,11 @@ def run_quantum(
             raise JobInterrupted(termination.signum)
     except (Exception, KeyboardInterrupt) as err:
         return _stopped(butler, err, termination, in_task=True, missing=missing)
+    if write_token is not None and write_token.guard is not None:
+        try:
+            write_token.guard.check_held()  # a paused attempt may have been taken over meanwhile
+        except Exception as err:
+            return _stopped(butler, err, termination, in_task=False, missing=missing)
     if termination is not None:
         termination.finishing()
     try:
@@ -282,6 +287,7 @@ def _stopped(
 ) -> QuantumOutcome:
     """Upload the records of a quantum stopped by ``err`` and return its outcome (see `run_quantum`)."""
     from ..redaction import redact
+    from ..s3.ownership import AttemptActiveError
     from .signals import JobInterrupted
 
     if termination is not None:
@@ -302,6 +308,15 @@ def _stopped(
         )
     else:
         _LOG.error("Task of quantum %s failed: %s", butler.quantum_id, redact(f"{type(err).__name__}: {err}"))
+    if any(isinstance(item, AttemptActiveError) for item in error_chain(err)):
+        # Another attempt of the quantum runs, or succeeded: its records and report are the ones that
+        # count. This attempt's would only race with them; what it wrote a later attempt replaces.
+        _LOG.warning(
+            "Not uploading the records of quantum %s: another attempt of it runs or succeeded.",
+            butler.quantum_id,
+        )
+        butler.close()
+        return QuantumOutcome(int(code), None, err, missing)
     finish = butler.finish(err)
     return QuantumOutcome(int(code), finish, err, missing)
 

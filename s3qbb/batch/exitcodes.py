@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_CODES",
     "ExitCode",
     "ExitCodeInfo",
+    "error_chain",
     "exit_code_for_error",
     "exit_code_for_signal",
     "infrastructure_cause",
@@ -50,6 +51,7 @@ from ..errors import (
     RegistryConnectionError,
     TransientStorageError,
 )
+from ..s3.ownership import AttemptActiveError
 from .upstream import UpstreamFailedError, UpstreamNotDoneError
 
 
@@ -105,7 +107,13 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     RegistryConnectionError,
     ConnectionError,  # a task's own network I/O (refused, reset, aborted)
     UpstreamNotDoneError,  # a producing quantum has not finished yet: a later attempt may find it
+    AttemptActiveError,  # another attempt of the quantum runs (or succeeded): a retry finds it ended
 )
+
+
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """Return ``exc`` and every exception it was raised from or during (exception groups too)."""
+    return _chain(exc)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -6,7 +6,9 @@ AWS Batch, Kubernetes or Slurm needs:
 #. one request (a GET of ``<run>/_records/<quantum id>.quantum.json``) tells
    whether an earlier attempt already succeeded; then the job exits 0 at once
    without running the task (`JobOptions.rerun` forces a new attempt);
-#. otherwise a new attempt with a fresh `~s3qbb.core.attempt.WriteToken`;
+#. otherwise a new attempt with a fresh `~s3qbb.core.attempt.WriteToken`,
+   holding a lease (`s3qbb.batch.attempts`) while it runs, so that another
+   attempt of the quantum running at the same time never replaces its outputs;
 #. SIGTERM and SIGINT stop the task and upload its records with status
    ``interrupted`` within the grace period (`s3qbb.batch.signals`);
 #. every log line carries the quantum ID and task label (`s3qbb.batch.logs`);
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from ..core.quantum import Quantum
     from ..provenance.report import QuantumExecutionReport
     from ..repo import RepoConfig
+    from .attempts import AttemptLease
 
 _LOG = logging.getLogger(__name__)
 
@@ -200,15 +203,64 @@ def _run(
     _LOG.info(
         "Starting attempt %s of quantum %s%s.", token.attempt_id, quantum.id, " (--rerun)" * options.rerun
     )
-    outcome = run_quantum(
-        repo,
-        quantum,
-        task,
-        universe=universe,
-        filename=options.records_file,
-        require_inputs=options.require_inputs,
-        write_token=token,
-        replace_success=options.rerun,
-        termination=termination,
-    )
+    try:
+        lease = _start_lease(repo, quantum, token)
+    except Exception as err:
+        code = exit_code_for_error(err, in_task=False)
+        _LOG.error(
+            "Cannot start attempt %s of quantum %s (exit %d): %s",
+            token.attempt_id,
+            quantum.id,
+            code,
+            redact(f"{type(err).__name__}: {err}"),
+        )
+        return JobResult(code, QuantumOutcome(int(code), None, err), attempt=token)
+    ended = "failed"
+    try:
+        outcome = run_quantum(
+            repo,
+            quantum,
+            task,
+            universe=universe,
+            filename=options.records_file,
+            require_inputs=options.require_inputs,
+            write_token=lease.token if lease is not None else token,
+            replace_success=options.rerun,
+            termination=termination,
+        )
+        ended = _ended(outcome.exit_code)
+    except KeyboardInterrupt:
+        ended = "interrupted"
+        raise
+    finally:
+        if lease is not None:
+            lease.end(ended)
     return JobResult(ExitCode(outcome.exit_code), outcome, attempt=token)
+
+
+def _ended(exit_code: int) -> str:
+    """How an attempt that exited with ``exit_code`` ended, as its lease records it."""
+    if exit_code == ExitCode.SUCCESS:
+        return "succeeded"
+    if exit_code in (ExitCode.INTERRUPTED_SIGINT, ExitCode.INTERRUPTED_SIGTERM):
+        return "interrupted"
+    return "failed"
+
+
+def _start_lease(repo: RepoConfig, quantum: Quantum, token: WriteToken) -> AttemptLease | None:
+    """Start the lease of attempt ``token``, or return `None` where there is none to keep.
+
+    A quantum without a single output run uploads no per-quantum files, and a
+    datastore outside S3 has no other attempt to meet: neither has a lease.
+    """
+    from ..butler.setup import single_run
+    from .attempts import AttemptLease
+    from .upstream import repo_bucket
+
+    run = single_run(quantum.output_refs())
+    if run is None or repo.datastore.cls != "s3" or not repo.datastore.root:
+        return None
+    bucket, prefix = repo_bucket(repo)
+    lease = AttemptLease(bucket, prefix, run, token)
+    lease.start()
+    return lease

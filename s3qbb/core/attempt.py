@@ -9,7 +9,10 @@ makes us ask again and again, without ever comparing content:
   complete is not atomic: only an object carrying this attempt's token is.
 - *Is it from an earlier attempt of my quantum?* A retried job (AWS Batch
   retry, restarted pod) finds outputs left by the attempt that died; those,
-  and only those, may be replaced.
+  and only those, may be replaced. A token may carry an `AttemptGuard`
+  (a batch job's attempt lease, `s3qbb.batch.attempts`) that refuses to
+  replace the objects of another attempt that may still be running, or that
+  succeeded.
 - *Which attempt is the last?* Attempt IDs sort by the time the attempt
   started, so ingest keeps exactly the last attempt's outputs.
 
@@ -20,13 +23,14 @@ so attempt IDs of one quantum compare in start order as plain strings.
 
 from __future__ import annotations
 
-__all__ = ["ATTEMPT_ID_LENGTH", "WriteToken", "new_attempt_id"]
+__all__ = ["ATTEMPT_ID_LENGTH", "AttemptGuard", "WriteToken", "new_attempt_id"]
 
 import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 ATTEMPT_ID_LENGTH = 28
 """Characters in an attempt ID: 12 hex digits of epoch milliseconds, 16 random hex digits."""
@@ -53,6 +57,23 @@ def new_attempt_id(now: float | None = None) -> str:
     return f"{millis & 0xFFFFFFFFFFFF:012x}{os.urandom(8).hex()}"
 
 
+class AttemptGuard(Protocol):
+    """What a write token consults before its attempt replaces another attempt's object."""
+
+    def check_replace(self, mine: WriteToken, other: WriteToken, uri: str) -> None:
+        """Raise `~s3qbb.s3.ownership.AttemptActiveError` unless ``other``'s object at ``uri`` may go.
+
+        ``other`` is another attempt of ``mine``'s quantum; its object may be
+        replaced only if that attempt ended without success or died.
+        """
+
+    def check_held(self) -> None:
+        """Raise `~s3qbb.s3.ownership.AttemptActiveError` if this attempt may have been taken over.
+
+        Asked before the attempt reports success.
+        """
+
+
 @dataclass(frozen=True, slots=True)
 class WriteToken:
     """The quantum and the attempt that write an object.
@@ -63,6 +84,10 @@ class WriteToken:
         The quantum (a random one for a datastore used outside any quantum).
     attempt_id : `str`
         This attempt's ID (see `new_attempt_id`).
+    guard : `AttemptGuard`, optional
+        Asked before this attempt replaces another attempt's object; without
+        one, any other attempt's object may be replaced. Not part of the
+        token's value (equality, text form).
 
     Examples
     --------
@@ -78,6 +103,7 @@ class WriteToken:
 
     quantum_id: uuid.UUID
     attempt_id: str
+    guard: AttemptGuard | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.quantum_id, uuid.UUID):
@@ -115,6 +141,17 @@ class WriteToken:
     def is_earlier_attempt(self, other: WriteToken | None) -> bool:
         """Tell whether ``other`` is another attempt of this quantum (not this one)."""
         return self.same_quantum(other) and other is not None and other.attempt_id != self.attempt_id
+
+    def check_replace(self, other: WriteToken, uri: str) -> None:
+        """Raise unless this attempt may replace ``other``'s object at ``uri`` (asks the `guard`, if any).
+
+        Raises
+        ------
+        s3qbb.s3.ownership.AttemptActiveError
+            If the guard says ``other`` may still be running, or succeeded.
+        """
+        if self.guard is not None:
+            self.guard.check_replace(self, other, uri)
 
     def __str__(self) -> str:
         return f"{self.quantum_id.hex}.{self.attempt_id}"

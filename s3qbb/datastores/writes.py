@@ -21,6 +21,7 @@ __all__ = [
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..core.attempt import WriteToken
 from ..core.records import StoredFileInfo
 from ..errors import DatasetExistsError, FormatterError, PreconditionFailedError, RecordExistsError
 from ..s3 import checksums
@@ -142,9 +143,13 @@ def put_file(store: S3Datastore, path: str, data: bytes, *, overwrite: bool, rep
         store.stats.add(bytes_written=len(data))
         return
     checksum = checksums.compute(store.config.checksum_algorithm, data)
+    # Files replace one another by the uploads' own rule (`s3qbb.butler.uploads`), not by the
+    # attempt guard of the write token, which is about datasets.
+    token = store.write_token
+    unguarded = WriteToken(token.quantum_id, token.attempt_id) if token.guard is not None else token
     try:
         store.bucket.put_new(
-            store.key(path), data, checksum, token=store.write_token, replace_earlier=replace_earlier
+            store.key(path), data, checksum, token=unguarded, replace_earlier=replace_earlier
         )
     except PreconditionFailedError as err:
         raise DatasetExistsError(

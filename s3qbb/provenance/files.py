@@ -20,6 +20,7 @@ importable from here too.
 from __future__ import annotations
 
 __all__ = [
+    "ATTEMPTS_DIR",
     "CREDENTIAL_ENVIRONMENT_VARIABLES",
     "MIN_SECRET_CHARS",
     "RECORDS_DIR",
@@ -27,6 +28,7 @@ __all__ = [
     "HostInfo",
     "RecordsFileKind",
     "RedactingFormatter",
+    "attempt_key",
     "credential_values",
     "host_info",
     "parse_records_key",
@@ -113,6 +115,30 @@ def records_prefix(run: str) -> str:
         Raised if the run name cannot be turned into a safe prefix.
     """
     return f"{sanitize_run(run)}/{RECORDS_DIR}/"
+
+
+ATTEMPTS_DIR = "_attempts"
+"""Folder of the attempt leases (`s3qbb.batch.attempts`), inside a run's ``_records`` folder."""
+
+
+def attempt_key(run: str, quantum_id: uuid.UUID, attempt_id: str) -> str:
+    """Return the path of an attempt's lease (`s3qbb.batch.attempts`).
+
+    Parameters
+    ----------
+    run : `str`
+        Output run of the quantum.
+    quantum_id : `uuid.UUID`
+        ID of the quantum.
+    attempt_id : `str`
+        ID of the attempt (`s3qbb.core.attempt.new_attempt_id`).
+
+    Returns
+    -------
+    key : `str`
+        ``"<run>/_records/_attempts/<quantum id>.<attempt id>.json"``, relative to a datastore root.
+    """
+    return f"{records_prefix(run)}{ATTEMPTS_DIR}/{quantum_id}.{attempt_id}.json"
 
 
 def _key(run: str, quantum_id: uuid.UUID | str, kind: RecordsFileKind) -> str:

@@ -25,7 +25,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, InvalidNameError, S3qbbError
-from ..provenance.files import RECORDS_DIR, parse_records_key, redact
+from ..provenance.files import ATTEMPTS_DIR, RECORDS_DIR, parse_records_key, redact
 from ..provenance.model import QuantumExecutionReport, QuantumProvenanceData
 from .results import IngestFailure
 
@@ -141,8 +141,10 @@ def list_run(bucket: S3Bucket, prefix: str) -> ListedRun:
     files = 0
     for page in bucket.list_etags(records_prefix):
         for key, etag in page:
-            files += 1
             name = key[len(records_prefix) :]
+            if name.startswith(f"{ATTEMPTS_DIR}/"):
+                continue  # attempt leases (s3qbb.batch.attempts): how attempts ran, not what they stored
+            files += 1
             try:
                 if "/" in name:
                     raise InvalidNameError(f"{name[:200]!r} is in a sub-folder of {RECORDS_DIR}/")

@@ -357,9 +357,11 @@ class S3Bucket:
             if (
                 not replace_earlier
                 or not isinstance(head, HeadResult)
+                or head.token is None
                 or not token.is_earlier_attempt(head.token)
             ):
                 raise self._conflict(key, head, mine=token) from err
+            token.check_replace(head.token, self.uri(key))  # that attempt may still be running
             return self._replace(key, body, metadata, checksum, head, token)
         if not self.config.conditional_put_atomic:
             self._confirm(key, token)

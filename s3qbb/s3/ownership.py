@@ -12,6 +12,7 @@ __all__ = [
     "WRITE_CHECKSUM",
     "WRITE_PENDING",
     "WRITE_TOKEN",
+    "AttemptActiveError",
     "HeadResult",
     "WriteConflictError",
     "conflict",
@@ -77,6 +78,14 @@ class WriteConflictError(PreconditionFailedError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class AttemptActiveError(WriteConflictError):
+    """Another attempt of the same quantum owns the object and may still be running, or succeeded.
+
+    Its object is left untouched; a later attempt (a retry) finds the quantum
+    done, or the other attempt ended, and may then replace what it left.
+    """
 
 
 def conflict(

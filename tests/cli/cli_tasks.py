@@ -123,3 +123,23 @@ def record_gc(butler: QuantumBackedButler, quantum: Quantum) -> None:
 
     GC_SEEN.append((gc.isenabled(), gc.get_freeze_count() > 0))
     produce(butler, quantum)
+
+
+def produce_then_wait(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write every output with this process's ID, say so, then wait until ``$S3QBB_TEST_GATE`` exists."""
+    import time
+    from pathlib import Path
+
+    for ref in quantum.output_refs():
+        butler.put({"name": ref.datasetType.name, "pid": os.getpid()}, ref)
+    _ready()
+    gate = Path(os.environ["S3QBB_TEST_GATE"])
+    deadline = time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def produce_with_pid(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write every output with this process's ID."""
+    for ref in quantum.output_refs():
+        butler.put({"name": ref.datasetType.name, "pid": os.getpid()}, ref)

@@ -1,0 +1,247 @@
+"""Two attempts of one quantum at once: neither replaces the outputs of the other while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from cli_helpers import PREFIX, RUN, CliJob, make_ref, object_keys, write_quantum
+
+from s3qbb import QuantumBackedButler
+from s3qbb.batch.attempts import CLOCK_SKEW_S, LEASE_S, AttemptLease
+from s3qbb.batch.upstream import repo_bucket
+from s3qbb.core import DimensionUniverse, Quantum
+from s3qbb.core.attempt import WriteToken
+from s3qbb.provenance.files import attempt_key, report_key
+from s3qbb.provenance.model import QuantumExecutionReport
+from s3qbb.repo import load_repo_config
+from s3qbb.s3.ownership import AttemptActiveError
+
+_UNIVERSE = DimensionUniverse()
+
+
+def _start(job: CliJob, path: Path, task: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "s3qbb.cli",
+            "run-quantum",
+            str(path),
+            "--task",
+            task,
+            "--config",
+            str(job.config),
+        ],
+        env={**job.env, **env},
+        cwd=job.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _out, err = proc.communicate(timeout=5) if proc.poll() is not None else ("", "")
+            proc.kill()
+            pytest.fail(f"the first attempt did not write its outputs: {err}")
+        time.sleep(0.02)
+
+
+def _report(job: CliJob, quantum: Quantum) -> QuantumExecutionReport:
+    body = job.endpoint.client.get_object(
+        Bucket=job.endpoint.bucket, Key=f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    )["Body"].read()
+    return QuantumExecutionReport.from_json(body)
+
+
+def _config(job: CliJob) -> dict[str, object]:
+    """The job's repository configuration, with the server's credentials (this process has none)."""
+    endpoint = json.loads(job.endpoint.config.model_dump_json())
+    secret = job.endpoint.config.secret_access_key
+    endpoint["secret_access_key"] = secret.get_secret_value() if secret is not None else None
+    return {
+        "datastore": {"root": f"s3://{job.endpoint.bucket}/{PREFIX}", "endpoint": endpoint},
+        "cache": {"enabled": False},
+    }
+
+
+def _read_back(job: CliJob, quantum: Quantum) -> list[dict[str, object]]:
+    """Read every output in a fresh butler, with the records the quantum uploaded (checksums verified)."""
+    from s3qbb.core.records import DatastoreRecordData
+    from s3qbb.provenance.files import provenance_key
+    from s3qbb.provenance.model import QuantumProvenanceData
+
+    body = job.endpoint.client.get_object(
+        Bucket=job.endpoint.bucket, Key=f"{PREFIX}/{provenance_key(RUN, quantum.id)}"
+    )["Body"].read()
+    provenance = QuantumProvenanceData.model_validate_json(body)
+    records = {n: DatastoreRecordData.from_simple(s) for n, s in provenance.datastore_records.items()}
+    outputs = quantum.output_refs()
+    reader = QuantumBackedButler.from_predicted(
+        _config(job),
+        [r.id for r in outputs],
+        [],
+        _UNIVERSE,
+        records,
+    )
+    try:
+        return [reader.get(ref) for ref in outputs]
+    finally:
+        reader.close()
+
+
+def test_a_second_attempt_never_replaces_the_outputs_of_a_running_one(server_job: CliJob) -> None:
+    quantum = Quantum(taskLabel="twice", outputs=[make_ref("a", 1), make_ref("b", 2)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    ready, gate = server_job.workdir / "ready", server_job.workdir / "gate"
+    first = _start(
+        server_job, path, "cli_tasks:produce_then_wait",
+        S3QBB_TEST_READY=str(ready), S3QBB_TEST_GATE=str(gate),
+    )  # fmt: skip
+    try:
+        _wait_for(ready, first)  # the first attempt wrote both outputs, and runs on
+
+        second = server_job.run(
+            "run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config
+        )
+
+        assert second.returncode == 75, second.stderr  # retry later: then the quantum is done
+        assert "it is running" in second.stderr and "retry this job" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+        # The second attempt uploaded nothing: the first attempt's records are the ones that count.
+        assert not [k for k in object_keys(server_job.endpoint) if k.endswith((".quantum.json", ".sqlite3"))]
+    finally:
+        gate.write_text("go\n")
+        _out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    report = _report(server_job, quantum)
+    assert report.status == "succeeded"
+    # Every output is the first attempt's, and matches the checksum its records hold.
+    assert [out["pid"] for out in _read_back(server_job, quantum)] == [first.pid, first.pid]
+    # Both attempts' leases say how they ended; a third attempt finds the quantum done.
+    leases = [k for k in object_keys(server_job.endpoint) if "/_records/_attempts/" in k]
+    states = sorted(
+        json.loads(
+            server_job.endpoint.client.get_object(Bucket=server_job.endpoint.bucket, Key=k)["Body"].read()
+        )["state"]
+        for k in leases
+    )
+    assert states == ["failed", "succeeded"]
+    third = server_job.run(
+        "run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config
+    )
+    assert third.returncode == 0 and "already succeeded" in third.stderr, third.stderr
+
+
+def test_a_retry_replaces_the_outputs_of_an_attempt_killed_on_this_host_at_once(server_job: CliJob) -> None:
+    quantum = Quantum(taskLabel="killed", outputs=[make_ref("a", 1)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    ready, gate = server_job.workdir / "ready", server_job.workdir / "gate"
+    first = _start(
+        server_job,
+        path,
+        "cli_tasks:produce_then_wait",
+        S3QBB_TEST_READY=str(ready),
+        S3QBB_TEST_GATE=str(gate),
+    )
+    _wait_for(ready, first)
+    first.send_signal(signal.SIGKILL)  # its lease still says "running": its process tells it is gone
+    first.communicate(timeout=30)
+
+    began = time.monotonic()
+    retry = server_job.run(
+        "run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config
+    )
+
+    assert retry.returncode == 0, retry.stderr
+    assert time.monotonic() - began < LEASE_S / 2  # it did not wait for the lease to expire
+    assert "died" in retry.stderr and "Replacing" in retry.stderr, retry.stderr
+    assert _report(server_job, quantum).status == "succeeded"
+    assert [out["pid"] for out in _read_back(server_job, quantum)] != [first.pid]
+
+
+@pytest.mark.parametrize(
+    ("lease", "replaceable"),
+    [
+        (None, True),  # no lease: an attempt of an s3qbb without leases, or not a batch job
+        ({"state": "failed"}, True),
+        ({"state": "interrupted"}, True),
+        ({"state": "succeeded"}, False),
+        ({"state": "running", "host": "elsewhere", "pid": 1, "renewed_at": "now"}, False),
+        ({"state": "running", "host": "elsewhere", "pid": 1, "renewed_at": "expired"}, True),
+        ({"state": "running", "host": "this", "pid": "dead", "renewed_at": "now"}, True),
+        ({"state": "running", "host": "this", "pid": "alive", "renewed_at": "expired"}, False),
+        ("{not json", False),
+    ],
+    ids=["none", "failed", "interrupted", "succeeded", "other-host", "other-host-expired", "dead-pid",
+         "live-pid", "unreadable"],
+)  # fmt: skip
+def test_which_attempts_outputs_may_be_replaced(
+    server_job: CliJob, lease: dict[str, object] | str | None, replaceable: bool
+) -> None:
+    repo = load_repo_config(_config(server_job))
+    bucket, prefix = repo_bucket(repo)
+    mine = AttemptLease(bucket, prefix, RUN, WriteToken.new(uuid.uuid4()))
+    other = WriteToken.new(mine.token.quantum_id)
+    if isinstance(lease, dict):
+        body = dict(lease)
+        if body.get("host") == "this":
+            import socket
+
+            from s3qbb.batch.attempts import _process_identity
+
+            dead = subprocess.run(
+                [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+            )
+            pid = int(dead.stdout) if body["pid"] == "dead" else os.getpid()
+            started, namespace = _process_identity(os.getpid())
+            body |= {
+                "host": socket.gethostname(),
+                "pid": pid,
+                "process_started": started,
+                "pid_namespace": namespace,
+            }
+        if body.get("renewed_at") == "now":
+            body["renewed_at"] = time.time()
+        elif body.get("renewed_at") == "expired":
+            body["renewed_at"] = time.time() - LEASE_S - CLOCK_SKEW_S - 5
+        bucket.put_raw(
+            prefix + attempt_key(RUN, other.quantum_id, other.attempt_id), json.dumps(body).encode()
+        )
+    elif isinstance(lease, str):
+        bucket.put_raw(prefix + attempt_key(RUN, other.quantum_id, other.attempt_id), lease.encode())
+
+    if replaceable:
+        mine.check_replace(mine.token, other, "s3://b/k")
+    else:
+        with pytest.raises(AttemptActiveError, match=other.attempt_id):
+            mine.check_replace(mine.token, other, "s3://b/k")
+
+
+def test_an_attempt_whose_lease_lapsed_does_not_report_success(server_job: CliJob) -> None:
+    repo = load_repo_config(_config(server_job))
+    bucket, prefix = repo_bucket(repo)
+    lease = AttemptLease(bucket, prefix, RUN, WriteToken.new(uuid.uuid4()))
+    with pytest.raises(AttemptActiveError, match="never"):
+        lease.check_held()
+    lease.start()
+    try:
+        lease.check_held()
+        lease._renewed_at = time.monotonic() - LEASE_S - 1  # as after a pause longer than the lease
+        with pytest.raises(AttemptActiveError, match="taken over"):
+            lease.check_held()
+    finally:
+        lease.end("failed")
+    stored = json.loads(bucket.get(lease.key).body)
+    assert stored["state"] == "failed" and stored["attempt_id"] == lease.token.attempt_id
