@@ -194,7 +194,45 @@ def _transport(servers: dict[str, Any]) -> list[str]:
         f"client CPU; below 1: obstore is cheaper). On these measurements, {verdict}.",
         "",
         *_table(["operation", *per_server], table_rows, "l" + "r" * len(per_server)),
+        "",
+        which_transport(per_server),
     ]
+
+
+def which_transport(per_server: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """Which transport to pick, and why, from the time ratios (obstore / boto3) of `_transport_rows`."""
+
+    def times(match: str) -> list[float]:
+        return [pair[0] for rows in per_server.values() for label, pair in rows.items() if match in label]
+
+    def span(values: list[float]) -> str:
+        finite = [v for v in values if _finite(v)]
+        if not finite:
+            return "not measured"
+        low, high = min(finite), max(finite)
+        return _x(low) if low == high else f"{_x(low)} to {_x(high)}"
+
+    small = [v for v in times("1 KiB") if _finite(v)]
+    jobs = [v for v in times("job:") if _finite(v)]
+    large = [v for v in times("64 MiB") if _finite(v)]
+    if small and jobs and max(small + jobs) < 1.0:
+        pick = (
+            "**Which to pick:** the obstore transport (`pip install 's3qbb[obstore]'`, then `transport: "
+            "obstore` or `S3QBB_S3_TRANSPORT=obstore`) for jobs of small datasets and short quanta: it "
+            f"took {span(small)} of the boto3 transport's time per small operation and {span(jobs)} of "
+            "its time per job here."
+        )
+    else:
+        pick = (
+            "**Which to pick:** neither transport was faster in every small operation and job of this "
+            f"run (obstore / boto3 time: small operations {span(small)}, jobs {span(jobs)}); keep the "
+            "default unless your own measurements say otherwise."
+        )
+    return (
+        f"{pick} For 64 MiB objects the two compare at {span(large)} (uploads above the multipart "
+        "threshold go through boto3 on either transport). boto3 stays the default because obstore is "
+        "an optional extra, a compiled Rust extension that a plain `pip install s3qbb` does not bring."
+    )
 
 
 def summary(results: dict[str, Any]) -> list[str]:
