@@ -19,7 +19,8 @@ process is gone; elsewhere, its lease was not renewed for `LEASE_S` seconds
 with `~s3qbb.s3.ownership.AttemptActiveError` (exit code 75: a retry then
 finds the quantum done, or the other attempt gone). An attempt whose own lease
 went unrenewed for `LEASE_S` seconds (a paused process, a long outage) does
-not report success: another attempt may have taken its outputs over.
+not report success if another attempt of the quantum started meanwhile: that
+one may have taken its outputs over.
 
 A lease costs a job two ``PUT`` requests (start, end) plus one per
 `RENEW_EVERY_S` seconds of running; reading one happens only when two
@@ -150,24 +151,40 @@ class AttemptLease:
                 _LOG.warning("Could not renew the lease of attempt %s: %s", self.token.attempt_id, err)
 
     def check_held(self) -> None:
-        """Raise `AttemptActiveError` if this lease went unrenewed for `LEASE_S` seconds.
+        """Raise `AttemptActiveError` if another attempt may have taken this one over.
 
-        Then another attempt may have found this one dead and replaced its
-        outputs, so this attempt must not report success.
+        Only possible if this lease went unrenewed for `LEASE_S` seconds (a
+        paused process, a long outage, an extension holding the GIL): then one
+        LIST of the quantum's leases tells whether another attempt started,
+        which writes its lease before its first output. If none did, the lease
+        is renewed and the attempt goes on.
         """
         renewed = self._renewed_at
-        if renewed is None or time.monotonic() - renewed > LEASE_S:
-            ago = "never" if renewed is None else f"{time.monotonic() - renewed:.0f} s ago"
-            reason = (
-                f"its lease {self._bucket.uri(self.key)} was last renewed {ago} (it holds {LEASE_S:.0f} s)"
+        if renewed is not None and time.monotonic() - renewed <= LEASE_S:
+            return
+        ago = "never" if renewed is None else f"{time.monotonic() - renewed:.0f} s ago"
+        mine = self.key
+        prefix = mine[: mine.rindex(".", 0, mine.rindex("."))] + "."  # <...>/_attempts/<quantum id>.
+        others = [key for page in self._bucket.list_keys(prefix) for key in page if key != mine]
+        if not others and renewed is not None:
+            _LOG.warning(
+                "The lease of attempt %s was last renewed %s, but no other attempt of quantum %s started.",
+                self.token.attempt_id,
+                ago,
+                self.token.quantum_id,
             )
-            raise AttemptActiveError(
-                f"Attempt {self.token.attempt_id} of quantum {self.token.quantum_id} may have been taken "
-                f"over: {reason}; another attempt may have replaced its outputs, so it does not report "
-                "success. "
-                "Retry the job: a later attempt runs the quantum again or finds it done.",
-                reason=reason,
-            )
+            self._write("running")
+            return
+        reason = (
+            f"its lease {self._bucket.uri(mine)} was last renewed {ago} (it holds {LEASE_S:.0f} s) and "
+            f"{len(others)} other attempt(s) of the quantum started"
+        )
+        raise AttemptActiveError(
+            f"Attempt {self.token.attempt_id} of quantum {self.token.quantum_id} may have been taken "
+            f"over: {reason}; another attempt may have replaced its outputs, so it does not report "
+            "success. Retry the job: a later attempt runs the quantum again or finds it done.",
+            reason=reason,
+        )
 
     def end(self, state: str) -> None:
         """Stop renewing and write how the attempt ended (``succeeded``, ``failed`` or ``interrupted``).

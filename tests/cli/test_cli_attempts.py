@@ -229,7 +229,9 @@ def test_which_attempts_outputs_may_be_replaced(
             mine.check_replace(mine.token, other, "s3://b/k")
 
 
-def test_an_attempt_whose_lease_lapsed_does_not_report_success(server_job: CliJob) -> None:
+def test_an_attempt_whose_lease_lapsed_reports_success_only_if_no_other_attempt_started(
+    server_job: CliJob,
+) -> None:
     repo = load_repo_config(_config(server_job))
     bucket, prefix = repo_bucket(repo)
     lease = AttemptLease(bucket, prefix, RUN, WriteToken.new(uuid.uuid4()))
@@ -239,6 +241,13 @@ def test_an_attempt_whose_lease_lapsed_does_not_report_success(server_job: CliJo
     try:
         lease.check_held()
         lease._renewed_at = time.monotonic() - LEASE_S - 1  # as after a pause longer than the lease
+        lease.check_held()  # no other attempt started: it goes on, its lease renewed
+        assert time.monotonic() - (lease._renewed_at or 0.0) < LEASE_S
+
+        other = AttemptLease(bucket, prefix, RUN, WriteToken.new(lease.token.quantum_id))
+        other.start()  # another attempt started meanwhile, and may have taken the outputs over
+        other.end("failed")
+        lease._renewed_at = time.monotonic() - LEASE_S - 1
         with pytest.raises(AttemptActiveError, match="taken over"):
             lease.check_held()
     finally:

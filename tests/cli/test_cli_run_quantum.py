@@ -46,7 +46,7 @@ def _report(job: CliJob, quantum: Quantum) -> QuantumExecutionReport:
 
 
 def _records_keys(job: CliJob) -> list[str]:
-    return [k for k in object_keys(job.endpoint) if "/_records/" in k]
+    return [k for k in object_keys(job.endpoint) if "/_records/" in k and "/_records/_attempts/" not in k]
 
 
 def _no_secret(*texts: str) -> None:
