@@ -260,12 +260,16 @@ def key_distribution(client: S3Client, run: str) -> dict[str, Any]:
     from s3qbb.datastores.templates import sanitize_run
 
     prefix = f"{ROOT}/{sanitize_run(run)}/"
-    counts = collections.Counter(k.removeprefix(prefix).split("/", 1)[0] for k in list_keys(client, prefix))
-    records = counts.pop("_records", 0)
+    keys = [k.removeprefix(prefix) for k in list_keys(client, prefix)]
+    # Attempt leases (_records/_attempts/) say how attempts ran; the per-quantum files are the rest.
+    leases = sum(1 for k in keys if k.startswith("_records/_attempts/"))
+    counts = collections.Counter(k.split("/", 1)[0] for k in keys)
+    records = counts.pop("_records", 0) - leases
     values = sorted(counts.values())
     return {
         "dataset_keys": sum(values),
         "records_keys": records,
+        "lease_keys": leases,
         "prefixes": len(values),
         "keys_per_prefix_min": values[0] if values else 0,
         "keys_per_prefix_median": statistics.median(values) if values else 0,

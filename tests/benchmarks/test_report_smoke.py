@@ -226,8 +226,8 @@ def _check_job_start(job: dict[str, Any]) -> None:
     assert variants["boto3_script"]["start_to_put_vs_boto3"] == 1.0
     # The configuration floor is part of every job: it cannot cost more CPU than a whole job.
     assert variants["config_models"]["cpu_to_put_s"] < variants["run_quantum"]["cpu_to_put_s"]
-    # Requests counted on the wire: the raw scripts' GET and PUT; a run-quantum job's output and
-    # records files (4 PUTs) and its reads (configuration, quantum description, input).
+    # Requests counted on the wire: the raw scripts' GET and PUT; a run-quantum job's output, records
+    # files and attempt lease (start and end: 6 PUTs) and its reads (configuration, quantum, input).
     assert variants["boto3_script"]["requests"] == {"GetObject": 1, "PutObject": 1}
     if variants["obstore_script"]["available"]:
         assert variants["obstore_script"]["requests"] == {"GetObject": 1, "PutObject": 1}
@@ -237,7 +237,7 @@ def _check_job_start(job: dict[str, Any]) -> None:
             floor = variants["libraries"]["cpu_to_put_s"]
             assert floor < variants["run_quantum_obstore"]["cpu_to_put_s"]
     requests = variants["run_quantum"]["requests"]
-    assert requests["PutObject"] == 4 and requests["GetObject"] >= 1, requests
+    assert requests["PutObject"] == 6 and requests["GetObject"] >= 1, requests
     obstore_job = variants["run_quantum_obstore"]
     assert obstore_job["available"] or obstore_job["why"]
     # Where the start goes: every job imports pydantic and s3qbb; a job on the obstore transport

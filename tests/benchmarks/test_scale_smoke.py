@@ -93,6 +93,7 @@ def test_quick_scale_run_writes_report_json_and_plot(tmp_path: Path) -> None:
     assert set(default_keys["largest"]) == {"calexp", "background", "sources", "metrics"}
     assert default_keys["dataset_keys"] == hashed_keys["dataset_keys"] == 8  # 2 quanta x 4 outputs
     assert default_keys["records_keys"] == hashed_keys["records_keys"] == 6  # 3 files per quantum
+    assert default_keys["lease_keys"] == hashed_keys["lease_keys"] == 2  # 1 attempt lease per quantum
     assert all(len(prefix) == 2 for prefix in hashed_keys["largest"])
     for layout in ("default", "hashed"):
         listing = layouts[layout]["listing"]
