@@ -19,7 +19,7 @@ from ..core.attempt import ATTEMPT_ID_LENGTH
 from ..errors import DatasetNotFoundError, PreconditionFailedError
 from . import checksums
 from .errors import S3ServiceError, http_status
-from .ownership import WRITE_PENDING, WRITE_TOKEN, HeadResult
+from .ownership import WRITE_CHECKSUM, WRITE_PENDING, WRITE_TOKEN, HeadResult
 
 if TYPE_CHECKING:
     from ..core.attempt import WriteToken
@@ -82,7 +82,19 @@ def put_multipart(
     """
     placeholder = {WRITE_TOKEN: str(token), WRITE_PENDING: "1"}
     body = str(token).encode()  # PLACEHOLDER_SIZE bytes, whatever the token
-    claim = bucket._create(key, body, placeholder, token, None, replace_earlier=replace_earlier)
+    try:
+        claim = bucket._create(key, body, placeholder, token, None, replace_earlier=replace_earlier)
+    except PreconditionFailedError:
+        # This very write may be stored complete already: a put that gave up after its upload was
+        # completed (its confirming HEAD failed), repeated. Then there is nothing left to upload.
+        head = bucket._head_readable(key)
+        if (
+            isinstance(head, HeadResult)
+            and head.is_complete_write_of(token)
+            and head.metadata.get(WRITE_CHECKSUM) == metadata.get(WRITE_CHECKSUM)
+        ):
+            return
+        raise
     algorithm = checksum.algorithm
     transport = bucket.transport
     try:

@@ -111,6 +111,11 @@ def conflict(
         reason = "written by another writer, carrying no write token"
     elif isinstance(head, HeadResult) and owner is not None and head.pending:
         reason = f"another writer, quantum {owner.quantum_id}, is uploading it or died doing so"
+    elif owner is not None and mine is not None and owner == mine:
+        reason = (
+            f"written by this same attempt ({owner.attempt_id}) with other content: another thread, "
+            "or an earlier put of other bytes"
+        )
     elif owner is not None and mine is not None and mine.same_quantum(owner):
         reason = f"written by another attempt ({owner.attempt_id}) of quantum {owner.quantum_id}"
     elif owner is not None:
