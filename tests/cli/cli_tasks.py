@@ -33,6 +33,16 @@ def fail(butler: QuantumBackedButler, quantum: Quantum) -> None:
     raise ValueError("the task failed on purpose")
 
 
+def exit_after_first_put(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write the first output, then call ``sys.exit`` with ``$CLI_TEST_EXIT`` (an int if it is one)."""
+    import sys
+
+    first, *_ = quantum.output_refs()
+    butler.put({"partial": True}, first)
+    status = os.environ["CLI_TEST_EXIT"]
+    sys.exit(int(status) if status.lstrip("-").isdigit() else status)
+
+
 def fail_with_secret(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Raise an error whose message holds the job's secret access key."""
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
