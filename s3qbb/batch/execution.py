@@ -13,6 +13,7 @@ __all__ = [
     "EXIT_TASK_FAILURE",
     "EXIT_USAGE",
     "QuantumOutcome",
+    "TaskExitError",
     "TaskFunction",
     "load_quantum",
     "load_task",
@@ -54,6 +55,15 @@ EXIT_INFRASTRUCTURE_FAILURE = int(ExitCode.TEMPFAIL)
 
 TaskFunction = Callable[["QuantumBackedButler", "Quantum"], Any]
 """A task: called with the quantum's butler and the quantum."""
+
+
+class TaskExitError(S3qbbError, RuntimeError):
+    """The task called `sys.exit` (raised `SystemExit`): a task failure, whatever the exit status.
+
+    The `SystemExit` is its ``__cause__``. A task ends by returning or by
+    raising; `sys.exit` would end the job before its records are uploaded, so
+    `run_quantum` records the quantum as ``failed`` instead.
+    """
 
 
 @dataclass(frozen=True)
@@ -207,7 +217,8 @@ def run_quantum(
     outcome : `QuantumOutcome`
         Exit code, uploaded files, error. A task error whose chain holds a
         storage failure gives `EXIT_INFRASTRUCTURE_FAILURE` (75), other task
-        errors `EXIT_TASK_FAILURE` (1); a `~s3qbb.batch.signals.JobInterrupted`
+        errors `EXIT_TASK_FAILURE` (1), a task calling `sys.exit` too (whatever
+        its status: a `TaskExitError` is recorded); a `~s3qbb.batch.signals.JobInterrupted`
         gives 143 or 130 with status ``interrupted``.
 
     Raises
@@ -257,6 +268,10 @@ def run_quantum(
         if termination is not None and termination.signum is not None:
             # The task swallowed the interrupt and returned: it cannot be trusted to be complete.
             raise JobInterrupted(termination.signum)
+    except SystemExit as exit_:  # not an Exception: it would end the process before the uploads
+        return _stopped(
+            butler, _task_exit(quantum, exit_, termination), termination, in_task=True, missing=missing
+        )
     except (Exception, KeyboardInterrupt) as err:
         return _stopped(butler, err, termination, in_task=True, missing=missing)
     if write_token is not None and write_token.guard is not None:
@@ -275,6 +290,24 @@ def run_quantum(
         return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, None, err, missing)
     _LOG.info("Quantum %s succeeded; uploaded %s.", quantum.id, ", ".join(str(u) for u in finish.uris))
     return QuantumOutcome(EXIT_SUCCESS, finish, None, missing)
+
+
+def _task_exit(
+    quantum: Quantum, exit_: SystemExit, termination: GracefulTermination | None
+) -> TaskExitError | KeyboardInterrupt:
+    """Return the error standing for a task's `sys.exit`: `TaskExitError`, or the interrupt it swallowed."""
+    from .signals import JobInterrupted
+
+    if termination is not None and termination.signum is not None:
+        return JobInterrupted(termination.signum)  # the task caught the interrupt, then exited
+    label = quantum.taskLabel or quantum.taskName
+    error = TaskExitError(
+        f"Task {label} of quantum {quantum.id} called sys.exit({exit_.code!r}); "
+        "a task that exits is treated as a failure (status failed), whatever its exit status. "
+        "End the task by returning, or by raising an exception, instead of calling sys.exit."
+    )
+    error.__cause__ = exit_
+    return error
 
 
 def _stopped(

@@ -130,6 +130,7 @@ def run_job(
     options: JobOptions | None = None,
     *,
     universe: DimensionUniverse | None = None,
+    termination: GracefulTermination | None = None,
 ) -> JobResult:
     """Run the batch job of one quantum and return its exit code (see the module documentation).
 
@@ -145,6 +146,11 @@ def run_job(
         Re-run, records file, missing inputs, grace period, signal handling.
     universe : `DimensionUniverse`, optional
         Dimension universe (a quantum graph's); the configuration's by default.
+    termination : `~s3qbb.batch.signals.GracefulTermination`, optional
+        The signal handler of the job, already entered by the caller, who
+        calls its ``done`` once the exit code is written (``s3qbb run-quantum``
+        keeps it from its start until the process exits). By default
+        `run_job` installs one for the job itself (``options.handle_signals``).
 
     Returns
     -------
@@ -152,17 +158,28 @@ def run_job(
         ``result.exit_code`` is what the process should exit with.
     """
     options = options or JobOptions()
-    grace = grace_period(options.grace_period)
-    termination = GracefulTermination(grace)
     with log_context(quantum_id=quantum.id, task_label=quantum.taskLabel):
+        if termination is not None:
+            return _run_guarded(repo, quantum, task, options, termination, universe)
         if not options.handle_signals:
             return _run(repo, quantum, task, options, None, universe)
-        with termination:
-            try:
-                return _run(repo, quantum, task, options, termination, universe)
-            except JobInterrupted as err:  # between two steps: nothing left to upload
-                _LOG.warning("Job of quantum %s interrupted (exit %d).", quantum.id, err.exit_code)
-                return JobResult(err.exit_code)
+        with GracefulTermination(grace_period(options.grace_period)) as own:
+            return _run_guarded(repo, quantum, task, options, own, universe)
+
+
+def _run_guarded(
+    repo: RepoConfig,
+    quantum: Quantum,
+    task: TaskFunction,
+    options: JobOptions,
+    termination: GracefulTermination,
+    universe: DimensionUniverse | None,
+) -> JobResult:
+    try:
+        return _run(repo, quantum, task, options, termination, universe)
+    except JobInterrupted as err:  # between two steps: nothing left to upload
+        _LOG.warning("Job of quantum %s interrupted (exit %d).", quantum.id, err.exit_code)
+        return JobResult(err.exit_code)
 
 
 def _run(

@@ -21,7 +21,7 @@ import click
 
 from .. import __version__
 from .lazy import LazyGroup
-from .options import global_options, pause_gc, unfreeze_gc
+from .options import PROCESS_KEY, global_options, pause_gc, unfreeze_gc
 
 _EXIT_BROKEN_PIPE = 141
 """Exit status when the reader of stdout went away (128 + SIGPIPE)."""
@@ -77,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ... | head -1``) ends the command quietly, without a
         ``BrokenPipeError`` traceback, with status 141 (128 + SIGPIPE, what
         the shell reports for a command killed by it); Ctrl-C ends it quietly
-        with 130.
+        with 130. Without ``argv`` (the ``s3qbb`` command itself) the command
+        may leave its logging and ``run-quantum`` its signal handlers
+        installed, as the process exits next; with ``argv`` (in-process) it
+        puts everything back.
     """
     pause_gc()  # while the command starts: see `s3qbb.cli.options.pause_gc`
     try:
@@ -105,6 +108,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         with cli.make_context("s3qbb", args) as ctx:
+            ctx.meta[PROCESS_KEY] = argv is None  # the process's own command line: see `owns_process`
             result = cli.invoke(ctx)
     except click.exceptions.Exit as exc:  # --help, --version
         return exc.exit_code

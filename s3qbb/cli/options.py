@@ -42,6 +42,8 @@ LOG_FORMATS = ("text", "json")
 """The values of ``--log-format`` (those of `s3qbb.batch.logs.LOG_FORMATS`, not imported: it is not cheap)."""
 
 _META_KEY = "s3qbb.global_options"
+PROCESS_KEY = "s3qbb.process_command"
+"""Key of ``ctx.meta``: whether the command is the process's own (`s3qbb.cli.main` without ``argv``)."""
 
 
 @dataclasses.dataclass
@@ -59,6 +61,16 @@ class GlobalOptions:
 def _global_options_of(ctx: click.Context) -> GlobalOptions:
     options: GlobalOptions = ctx.meta.setdefault(_META_KEY, GlobalOptions())  # meta: one per command line
     return options
+
+
+def owns_process(ctx: click.Context | None = None) -> bool:
+    """Tell whether the command is the process's own: the ``s3qbb`` command, not `s3qbb.cli.main` in-process.
+
+    Such a command may leave process-wide state behind when it returns (its
+    logging, ``run-quantum``'s signal handlers): the process exits next.
+    """
+    ctx = ctx or click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(PROCESS_KEY, False))
 
 
 def current_global_options() -> GlobalOptions:
@@ -166,7 +178,8 @@ class S3qbbCommand(click.Command):
     """A sub-command of ``s3qbb``: its callback runs with the logging the global options ask for.
 
     The handlers are removed and the levels restored when it returns, so a
-    program calling `s3qbb.cli.main` in-process keeps its own logging. The
+    program calling `s3qbb.cli.main` in-process keeps its own logging (the
+    process's own command keeps them until it exits: see `owns_process`). The
     garbage collector paused while the command started is resumed before the
     callback runs, unless `resumes_gc` says the callback resumes it itself.
     """
@@ -191,7 +204,8 @@ class S3qbbCommand(click.Command):
         try:
             return super().invoke(ctx)
         finally:
-            restore()
+            if not owns_process(ctx):  # else what the process logs until it exits keeps the format
+                restore()
 
 
 def load_config_option(location: str) -> RepoConfig:

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["execute", "resolve_job", "run_quantum"]
 
 import json
+import logging
 import sys
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,12 @@ from .options import S3qbbCommand, global_options, json_option, resume_gc
 if TYPE_CHECKING:
     from ..batch.execution import TaskFunction
     from ..batch.job import JobOptions
+    from ..batch.signals import GracefulTermination
     from ..core.dimensions import DimensionUniverse
     from ..core.quantum import Quantum
     from ..repo import RepoConfig
+
+_LOG = logging.getLogger(__name__)
 
 _HELP = """\
 Run one quantum as a batch job would.
@@ -137,7 +141,9 @@ def run_quantum(
     """Run one quantum: build its butler, call the task, upload records and provenance."""
     from ..batch.execution import load_task
     from ..batch.job import JobOptions
-    from .options import load_config_option
+    from ..batch.signals import GracefulTermination, JobInterrupted
+    from ..batch.signals import grace_period as grace_of
+    from .options import load_config_option, owns_process
 
     if index is not None and quantum_id is not None:
         raise click.UsageError("--index and --quantum both select the quantum: give one of them.")
@@ -147,22 +153,33 @@ def run_quantum(
         require_inputs=not allow_missing_inputs,
         grace_period=grace_period,
     )
-    try:
-        repo = load_config_option(config)
-        job, task_spec, universe = resolve_job(
-            repo,
-            quantum_file=quantum,
-            task=task,
-            graph=graph,
-            index=index,
-            quantum_id=quantum_id,
-            stage=stage,
-        )
-        task_function = load_task(task_spec, app_dir)
-    except S3qbbError as err:
-        return usage_error(err)
-    resume_gc()  # start-up is over: the job and its task run with the garbage collector on
-    return execute(options, repo, job, task_function, universe, as_json=as_json)
+    # From here to the process's exit a signal gives a documented exit code and a log line: the
+    # handlers stay installed after the job when this command is the process's own (`owns_process`).
+    with GracefulTermination(grace_of(grace_period), until_exit=owns_process()) as termination:
+        try:
+            repo = load_config_option(config)
+            job, task_spec, universe = resolve_job(
+                repo,
+                quantum_file=quantum,
+                task=task,
+                graph=graph,
+                index=index,
+                quantum_id=quantum_id,
+                stage=stage,
+            )
+            task_function = load_task(task_spec, app_dir)
+        except S3qbbError as err:
+            code = usage_error(err)
+            termination.done(code)
+            return code
+        except JobInterrupted as err:
+            _LOG.warning(
+                "Job interrupted before its quantum was loaded (exit %d): nothing uploaded.", err.exit_code
+            )
+            termination.done(err.exit_code)
+            return int(err.exit_code)
+        resume_gc()  # start-up is over: the job and its task run with the garbage collector on
+        return execute(options, repo, job, task_function, universe, as_json=as_json, termination=termination)
 
 
 def resolve_job(
@@ -227,11 +244,15 @@ def execute(
     universe: DimensionUniverse | None = None,
     *,
     as_json: bool = False,
+    termination: GracefulTermination | None = None,
 ) -> int:
     """Run a quantum's job and print the outcome (one line, or JSON with ``as_json``).
 
     The quantum may come from a description file or a graph; ``universe`` is
-    the graph's dimension universe (the configuration's by default).
+    the graph's dimension universe (the configuration's by default). With
+    ``termination`` (entered by the caller) the signal handlers cover the
+    printing too: the job's exit code is recorded in it (its ``done``) before
+    anything is printed, so a signal from then on only gets logged.
 
     Returns
     -------
@@ -242,9 +263,14 @@ def execute(
     from ..batch.job import run_job
 
     try:
-        result = run_job(repo, quantum, task, options, universe=universe)
+        result = run_job(repo, quantum, task, options, universe=universe, termination=termination)
     except ValueError as err:  # S3QBB_GRACE_PERIOD invalid (for callers not going through the option)
         return usage_error(err)
+    if termination is not None:
+        from ..batch.logs import log_context
+
+        with log_context(quantum_id=quantum.id, task_label=quantum.taskLabel):
+            termination.done(result.exit_code)
     label = quantum.taskLabel or quantum.taskName
     if result.outcome is None:
         status = "already-succeeded" if result.previous is not None else "interrupted"

@@ -165,7 +165,7 @@ class QuantumBundle:
     quantum_id: uuid.UUID
     provenance: QuantumProvenanceData
     report: QuantumExecutionReport | None
-    """`None` if the quantum left no report (daf_butler's provenance alone)."""
+    """`None` if the quantum left no report: daf_butler's provenance alone (no records file either)."""
     source: str
     """URI of the provenance file."""
     files_tag: str = ""
@@ -229,7 +229,8 @@ def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int)
     -------
     result : `FetchResult`
         The bundle, or `None` and the failures, each naming the file at
-        fault: no provenance file (an unfinished upload), a file that is
+        fault: no provenance file, or a records file without its report
+        (an unfinished upload, nothing downloaded), a file that is
         empty, too large, not JSON, of a newer version, inconsistent, or that
         names another quantum; a records file that is not a readable SQLite
         records database, fails ``PRAGMA quick_check`` or disagrees with the
@@ -252,6 +253,21 @@ def fetch_quantum(bucket: S3Bucket, files: QuantumFiles, *, max_file_bytes: int)
                     bucket.uri(present),
                     f"quantum {files.quantum_id} has no provenance file beside it: its upload did not "
                     "finish. Re-run the quantum, or record its outputs with `s3qbb ingest --recover`.",
+                )
+            ],
+            0,
+        )
+    if "records" in keys and "report" not in keys:
+        # s3qbb uploads the records file, the provenance, then the report: a records file without a
+        # report is an upload cut short (daf_butler's provenance alone has neither).
+        return FetchResult(
+            None,
+            [
+                IngestFailure(
+                    bucket.uri(provenance_key),
+                    f"quantum {files.quantum_id} has its records file and provenance but no execution "
+                    "report (.quantum.json, uploaded last) beside them: its upload did not finish. "
+                    "Re-run the quantum, or record its outputs with `s3qbb ingest --recover`.",
                 )
             ],
             0,

@@ -33,6 +33,16 @@ def fail(butler: QuantumBackedButler, quantum: Quantum) -> None:
     raise ValueError("the task failed on purpose")
 
 
+def exit_after_first_put(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write the first output, then call ``sys.exit`` with ``$CLI_TEST_EXIT`` (an int if it is one)."""
+    import sys
+
+    first, *_ = quantum.output_refs()
+    butler.put({"partial": True}, first)
+    status = os.environ["CLI_TEST_EXIT"]
+    sys.exit(int(status) if status.lstrip("-").isdigit() else status)
+
+
 def fail_with_secret(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Raise an error whose message holds the job's secret access key."""
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
@@ -97,6 +107,41 @@ def produce_then_hang(butler: QuantumBackedButler, quantum: Quantum) -> None:
     butler.put({"name": first.datasetType.name, "detector": dict(first.dataId).get("detector")}, first)
     _ready()
     time.sleep(120)
+
+
+def produce_then_signal_later(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Write every output as `produce` does; arrange a SIGTERM of this process at ``$CLI_TEST_SIGNAL_AT``.
+
+    ``print``: as the job prints its JSON outcome (``--json``); ``return``: once the command returned,
+    in `s3qbb.cli.main.main`; ``exit``: while the interpreter exits (`atexit`). Each point comes after
+    the job's exit code is decided, deterministically (no timing).
+    """
+    import atexit
+    import json
+    import sys
+
+    produce(butler, quantum)
+    at = os.environ["CLI_TEST_SIGNAL_AT"]
+    if at == "print":
+        dumps = json.dumps
+
+        def signalling_dumps(obj: object, **kwargs: object) -> str:
+            if sys._getframe(1).f_globals.get("__name__") == "s3qbb.cli.run_quantum":
+                signal.raise_signal(signal.SIGTERM)
+            return dumps(obj, **kwargs)  # type: ignore[arg-type]
+
+        json.dumps = signalling_dumps
+    elif at == "return":
+        main_module = sys.modules["s3qbb.cli.main"]  # `s3qbb.cli.main` is also the function
+        unfreeze = main_module.unfreeze_gc
+
+        def signalling_unfreeze() -> None:
+            signal.raise_signal(signal.SIGTERM)
+            unfreeze()
+
+        main_module.unfreeze_gc = signalling_unfreeze
+    else:
+        atexit.register(signal.raise_signal, signal.SIGTERM)
 
 
 def ignore_interrupts(butler: QuantumBackedButler, quantum: Quantum) -> None:

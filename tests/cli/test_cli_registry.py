@@ -111,6 +111,30 @@ def test_ingest_reports_a_bad_file_and_exits_1(
     assert lines[1].startswith(f"FAILED s3://{s3_env.bucket}/{bad}: ")
 
 
+def test_ingest_reports_a_quantum_whose_upload_stopped_before_its_report_and_exits_1(
+    s3_env: S3TestEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from s3qbb.provenance.files import provenance_key, report_key
+
+    pipeline = run_pipeline(s3_env, detectors=(1, 2))
+    cut = pipeline.calibrate[2]  # as if killed after its records and provenance, before its report
+    s3_env.client.delete_object(Bucket=s3_env.bucket, Key=f"repo/{report_key(RUN, cut.id)}")
+    url = f"sqlite:///{tmp_path / 'reg.sqlite3'}"
+
+    assert main(["ingest", pipeline.uri(RUN), "--registry", url, "--no-progress"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    summary = _summary(lines[0])
+    assert (summary["added"], summary["failures"]) == ("2", "1")  # the other calibrate and summarize
+    assert lines[1] == (
+        f"FAILED s3://{s3_env.bucket}/repo/{provenance_key(RUN, cut.id)}: quantum {cut.id} has its records "
+        "file and provenance but no execution report (.quantum.json, uploaded last) beside them: its upload "
+        "did not finish. Re-run the quantum, or record its outputs with `s3qbb ingest --recover`."
+    )
+    with Registry.from_url(url) as registry:
+        assert registry.quantum(cut.id) is None  # nothing half-ingested
+        assert registry.quantum(pipeline.calibrate[1].id) is not None
+
+
 @pytest.mark.parametrize(
     ("uri", "message"),
     [

@@ -142,6 +142,34 @@ def test_task_failure_json(cli_job: CliJob) -> None:
     assert summary["error"] == "ValueError: the task failed on purpose"
 
 
+@pytest.mark.parametrize("status", ["0", "3", "legacy task: bad input, giving up"])
+def test_task_calling_sys_exit_is_a_task_failure(cli_job: CliJob, status: str) -> None:
+    quantum = _quantum("exiting")
+    path = write_quantum(cli_job.workdir / "q.json", quantum)
+    env = {**cli_job.env, "CLI_TEST_EXIT": status}
+    args = ("run-quantum", path, "--task", "cli_tasks:exit_after_first_put", "--config", cli_job.config)
+
+    proc = run_cli(*args, "--json", env=env, cwd=cli_job.workdir)
+
+    assert proc.returncode == 1, proc.stderr
+    code = int(status) if status.isdigit() else repr(status)
+    message = f"Task exiting of quantum {quantum.id} called sys.exit({code})"
+    summary = json.loads(proc.stdout)
+    assert summary["exit_code"] == 1 and summary["status"] == "failed"
+    assert summary["uploaded"] == _expected_uploads(cli_job, quantum)
+    assert summary["error"].startswith(f"TaskExitError: {message}")
+    assert f"Task of quantum {quantum.id} failed: TaskExitError: {message}" in proc.stderr
+    assert "treated as a failure" in proc.stderr
+    _no_secret(proc.stdout, proc.stderr)
+    report = _report(cli_job, quantum)
+    assert report.status == "failed"
+    assert report.error is not None and report.error.type == "s3qbb.batch.execution.TaskExitError"
+    body = cli_job.endpoint.client.get_object(
+        Bucket=cli_job.endpoint.bucket, Key=f"{PREFIX}/{provenance_key(RUN, quantum.id)}"
+    )["Body"].read()
+    assert QuantumProvenanceData.from_json(body).actual_outputs == {quantum.output_refs()[0].id}
+
+
 # ------------------------------------------------------------------ exit 2
 
 

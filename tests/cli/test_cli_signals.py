@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import PREFIX, RUN, CliJob, make_ref, object_keys, write_quantum
+from cli_helpers import PREFIX, RUN, CliJob, make_ref, object_keys, run_cli, write_quantum
 
 from s3qbb.core import Quantum
 from s3qbb.provenance.files import report_key
@@ -113,3 +114,24 @@ def test_second_signal_exits_at_once(cli_job: CliJob) -> None:
     assert proc.returncode == 130, err
     assert "Second signal (SIGINT) while stopping: exiting now with 130." in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("at", ["print", "return", "exit"])
+def test_signal_after_the_job_ended_is_logged_and_the_job_exits_with_its_result(
+    cli_job: CliJob, at: str
+) -> None:
+    quantum = Quantum(taskLabel="late", outputs=[make_ref("a", 1), make_ref("b", 2)])
+    path = write_quantum(cli_job.workdir / "q.json", quantum)
+    env = {**cli_job.env, "CLI_TEST_SIGNAL_AT": at}
+    args = ("run-quantum", path, "--task", "cli_tasks:produce_then_signal_later", "--config", cli_job.config)
+
+    proc = run_cli(*args, "--json", env=env, cwd=cli_job.workdir)
+
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    summary = json.loads(proc.stdout)
+    assert summary["exit_code"] == 0 and summary["status"] == "succeeded"
+    line = "Received SIGTERM after the job ended: it changes nothing; exiting with its exit code 0."
+    assert line in proc.stderr
+    assert f"[late {quantum.id}] {line}" in proc.stderr  # with the job's context, as every line
+    assert "Traceback" not in proc.stderr
+    assert _report(cli_job, quantum).status == "succeeded"

@@ -161,9 +161,9 @@ class SyntheticRuns:
         )
         if write:
             self.put(provenance_key(run, qid), provenance.to_json())
-            if with_report:
+            if with_report:  # without: daf_butler's provenance alone, no s3qbb records file either
                 self.put(report_key(run, qid), report.to_json())
-            self.put(f"{sanitize_run(run)}/_records/{qid}.sqlite3", made.records)
+                self.put(f"{sanitize_run(run)}/_records/{qid}.sqlite3", made.records)
         self.quanta.append(made)
         return made
 

@@ -123,6 +123,13 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
     lonely = uuid.uuid4()
     runs.put(report_key(RUN, lonely), b"{}")
     expected[f"s3://{runs.bucket}/{ROOT}/{report_key(RUN, lonely)}"] = "no provenance file"
+    # Records and provenance without the report, which s3qbb uploads last: a job killed during its uploads.
+    cut = runs.quantum(
+        RUN, "cut", [make_ref("raw", "raw", visit=101)], [make_ref("calexp", RUN, visit=101)], write=False
+    )
+    runs.put(records_key(RUN, cut.quantum_id), cut.records)
+    runs.put(provenance_key(RUN, cut.quantum_id), cut.provenance.to_json())
+    expected[f"s3://{runs.bucket}/{ROOT}/{provenance_key(RUN, cut.quantum_id)}"] = "no report"
     # Keys under _records/ that s3qbb never writes, path traversal included.
     prefix = f"{sanitize_run(RUN)}/_records/"
     for name in (
@@ -159,6 +166,8 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
     assert "more than the 128 allowed" in reasons["long-name"]
     assert "control characters" in reasons["nul-name"]
     assert "upload did not finish" in reasons["no provenance file"]
+    assert "no execution report" in reasons["no report"] and "upload did not finish" in reasons["no report"]
+    assert "s3qbb ingest --recover" in reasons["no report"]
     assert all(reason for reason in reported.values())
     assert all(SECRET not in reason for reason in reported.values())
     # A second ingest reports the same files again (they are still bad) and adds nothing.
