@@ -177,6 +177,10 @@ class DatasetRef:
 
     _hash: int
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through the constructor: the hash is recomputed in the unpickling process.
+        return (_unpickle_dataset_ref, (self.datasetType, self.dataId, self.run, self.id))
+
     def __repr__(self) -> str:
         return f"DatasetRef({self.datasetType.name!r}, {self.dataId}, run={self.run!r}, id={self.id})"
 
@@ -238,3 +242,10 @@ class DatasetRef:
             If the storage classes are not convertible.
         """
         return self.replace(datasetType=self.datasetType.overrideStorageClass(storageClass, storage_classes))
+
+
+def _unpickle_dataset_ref(
+    datasetType: DatasetType, dataId: DataCoordinate, run: str, id: DatasetId
+) -> DatasetRef:
+    """Rebuild a pickled `DatasetRef` through its constructor."""
+    return DatasetRef(datasetType, dataId, run, id=id)

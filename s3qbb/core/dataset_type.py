@@ -7,6 +7,7 @@ __all__ = ["DatasetType", "default_storage_classes", "validate_dataset_type_name
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from ..errors import DataIdError, DatasetTypeError, StorageClassError, UnknownStorageClassError
 from .dimensions import DimensionGroup, DimensionUniverse
@@ -260,5 +261,41 @@ class DatasetType:
 
     _hash: int
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through the constructor, so the hash is recomputed in the unpickling process (str hashes
+        # differ between processes). The shared factory of shipped storage classes is not pickled: the
+        # copy uses the unpickling process's one; a custom factory is pickled with the dataset type.
+        factory = None if self._factory is default_storage_classes() else self._factory
+        return (
+            _unpickle_dataset_type,
+            (
+                self.name,
+                self.dimensions,
+                self.storageClass,
+                self.parentStorageClass,
+                self.isCalibration,
+                factory,
+            ),
+        )
+
     def __repr__(self) -> str:
         return f"DatasetType({self.name!r}, {self.dimensions}, {self.storageClass.name})"
+
+
+def _unpickle_dataset_type(
+    name: str,
+    dimensions: DimensionGroup,
+    storageClass: StorageClass,
+    parentStorageClass: StorageClass | None,
+    isCalibration: bool,
+    storage_classes: StorageClassFactory | None,
+) -> DatasetType:
+    """Rebuild a pickled `DatasetType` through its constructor."""
+    return DatasetType(
+        name,
+        dimensions,
+        storageClass,
+        parentStorageClass,
+        isCalibration=isCalibration,
+        storage_classes=storage_classes,
+    )

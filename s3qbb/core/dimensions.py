@@ -273,6 +273,10 @@ class DimensionUniverse:
     def __hash__(self) -> int:
         return hash((self.namespace, self.version))
 
+    def __reduce__(self) -> tuple[type[DimensionUniverse], tuple[dict[str, Any]]]:
+        # Rebuilt from its configuration: the cache of groups is not pickled.
+        return (DimensionUniverse, (self.to_config(),))
+
     def __repr__(self) -> str:
         return f"DimensionUniverse(namespace={self.namespace!r}, version={self.version})"
 
@@ -325,6 +329,10 @@ class DimensionGroup:
 
     def __hash__(self) -> int:
         return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt by the universe: the hash is recomputed in the unpickling process.
+        return (_unpickle_dimension_group, (self.universe, self.names))
 
     def issubset(self, other: DimensionGroup) -> bool:
         """Return whether every dimension of this group is in ``other``."""
@@ -513,6 +521,10 @@ class DataCoordinate(Mapping[str, DataIdValue]):
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self) -> tuple[type[DataCoordinate], tuple[DimensionGroup, dict[str, DataIdValue]]]:
+        # Rebuilt through the constructor: the hash is recomputed in the unpickling process.
+        return (DataCoordinate, (self.dimensions, self._values))
+
     def __setattr__(self, name: str, value: Any) -> None:
         if hasattr(self, "_hash"):
             raise AttributeError("DataCoordinate is immutable.")
@@ -532,3 +544,8 @@ class DataCoordinate(Mapping[str, DataIdValue]):
 def _implied_by_others(universe: DimensionUniverse, names: Iterable[str]) -> set[str]:
     keys = set(names)
     return {i for k in keys for i in universe[k].implies if i in keys}
+
+
+def _unpickle_dimension_group(universe: DimensionUniverse, names: tuple[str, ...]) -> DimensionGroup:
+    """Return the group of ``names`` of a pickled `DimensionGroup`, from the universe's cache."""
+    return universe.conform(names)

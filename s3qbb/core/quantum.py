@@ -7,7 +7,7 @@ __all__ = ["Quantum", "RefsByDatasetType"]
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AmbiguousDatasetError, DatasetTypeError
 from .dataset_ref import DatasetRef, ensure_resolved
@@ -72,6 +72,9 @@ class RefsByDatasetType(Mapping["DatasetType", tuple[DatasetRef, ...]]):
     def __len__(self) -> int:
         return len(self._groups)
 
+    def __reduce__(self) -> tuple[type[RefsByDatasetType], tuple[dict[DatasetType, tuple[DatasetRef, ...]]]]:
+        return (RefsByDatasetType, (self._groups,))
+
     def __repr__(self) -> str:
         return f"RefsByDatasetType({ {t.name: len(r) for t, r in self._groups.items()} })"
 
@@ -128,6 +131,17 @@ class Quantum:
     ------
     AmbiguousDatasetError
         If a ref is unresolved or a dataset ID appears more than once.
+
+    Notes
+    -----
+    Two quanta are equal if they have the same ID, task name and label, data
+    ID, init-inputs, inputs and outputs; their datastore records (data about
+    the inputs, added as a run goes on) are not compared, as in daf_butler.
+    The hash is that of the ID.
+
+    Quanta pickle (and `copy.deepcopy`) with all their attributes, datastore
+    records included, so they can be sent to worker processes
+    (`multiprocessing`, `concurrent.futures.ProcessPoolExecutor`).
     """
 
     __slots__ = (
@@ -223,6 +237,37 @@ class Quantum:
             id=self.id,
         )
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Quantum):
+            return NotImplemented
+        return (
+            self.id == other.id
+            and self.taskName == other.taskName
+            and self.taskLabel == other.taskLabel
+            and self.dataId == other.dataId
+            and self.initInputs == other.initInputs
+            and self.inputs == other.inputs
+            and self.outputs == other.outputs
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _unpickle_quantum,
+            (
+                self.taskName,
+                self.taskLabel,
+                self.dataId,
+                dict(self.initInputs),
+                dict(self.inputs),
+                dict(self.outputs),
+                dict(self.datastore_records),
+                self.id,
+            ),
+        )
+
     def dataset_types(self) -> dict[str, DatasetType]:
         """Return every dataset type used by the quantum, by name."""
         return {ref.datasetType.name: ref.datasetType for _, ref in self._all_refs()}
@@ -232,3 +277,26 @@ class Quantum:
             f"Quantum(id={self.id}, task={self.taskLabel or self.taskName!r}, "
             f"inputs={sum(map(len, self.inputs.values()))}, outputs={sum(map(len, self.outputs.values()))})"
         )
+
+
+def _unpickle_quantum(
+    taskName: str | None,
+    taskLabel: str | None,
+    dataId: DataCoordinate | None,
+    initInputs: RefsByType,
+    inputs: RefsByType,
+    outputs: RefsByType,
+    datastore_records: Mapping[str, DatastoreRecordData],
+    id: uuid.UUID,
+) -> Quantum:
+    """Rebuild a pickled `Quantum` through its constructor."""
+    return Quantum(
+        taskName=taskName,
+        taskLabel=taskLabel,
+        dataId=dataId,
+        initInputs=initInputs,
+        inputs=inputs,
+        outputs=outputs,
+        datastore_records=datastore_records,
+        id=id,
+    )

@@ -84,6 +84,15 @@ class StorageClass:
         Dotted path of ``f(obj, parameters) -> obj`` applying read parameters
         to an in-memory object (used where a formatter cannot apply them while reading).
 
+    Notes
+    -----
+    Storage classes pickle (and `copy.deepcopy`) by definition: the Python
+    type, converters and parameter handler travel as dotted paths and are
+    imported lazily on the other side, as here. A storage class whose
+    definition equals one of the shipped storage classes (see
+    `s3qbb.core.dataset_type.default_storage_classes`) unpickles to that
+    shared instance; any other unpickles to a new, equal instance.
+
     Examples
     --------
     >>> from s3qbb.core.storage_class import StorageClass
@@ -337,8 +346,51 @@ class StorageClass:
     def __hash__(self) -> int:
         return hash(self.name)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _unpickle_storage_class,
+            (
+                self.name,
+                self._pytype_name,
+                self.formatter,
+                tuple(sorted(self.parameters)),
+                dict(self.components),
+                dict(self.converters),
+                self.parameter_handler,
+            ),
+        )
+
     def __repr__(self) -> str:
         return f"StorageClass({self.name!r}, {self._pytype_name})"
+
+
+def _unpickle_storage_class(
+    name: str,
+    pytype: str,
+    formatter: str | None,
+    parameters: tuple[str, ...],
+    components: dict[str, str],
+    converters: dict[str, str],
+    parameter_handler: str | None,
+) -> StorageClass:
+    """Rebuild a pickled `StorageClass`, as the shared shipped instance if it is one."""
+    sc = StorageClass(
+        name,
+        pytype,
+        formatter=formatter,
+        parameters=parameters,
+        components=components,
+        converters=converters,
+        parameter_handler=parameter_handler,
+    )
+    from .dataset_type import default_storage_classes
+
+    shipped = default_storage_classes()
+    if name in shipped:
+        existing = shipped.getStorageClass(name)
+        if existing == sc:
+            return existing
+    return sc
 
 
 def _rows_handler(obj: Any, parameters: Mapping[str, Any]) -> Any:
@@ -407,7 +459,9 @@ class StorageClassFactory:
     """A registry of storage classes, by name.
 
     Instances are independent: there is no module-global registry. Use
-    `default` for one pre-loaded with the shipped storage classes.
+    `default` for one pre-loaded with the shipped storage classes. A factory
+    pickles (and `copy.deepcopy` copies) as a new, independent factory holding
+    equal storage classes.
 
     Examples
     --------
@@ -505,6 +559,19 @@ class StorageClassFactory:
     def __contains__(self, name: object) -> bool:
         return name in self._classes
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        with self._lock:
+            classes = tuple(self._classes.values())
+        return (_unpickle_factory, (classes,))
+
     def names(self) -> frozenset[str]:
         """Return the names of every registered storage class."""
         return frozenset(self._classes)
+
+
+def _unpickle_factory(classes: tuple[StorageClass, ...]) -> StorageClassFactory:
+    """Rebuild a pickled `StorageClassFactory` (its lock is not pickled)."""
+    factory = StorageClassFactory()
+    for storage_class in classes:
+        factory.registerStorageClass(storage_class)
+    return factory

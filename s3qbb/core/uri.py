@@ -116,5 +116,8 @@ class DatasetRefURIs(tuple[ResourceURI | None, Mapping[str, ResourceURI]]):
         """URIs of separately stored components."""
         return self[1]
 
+    def __reduce__(self) -> tuple[type[DatasetRefURIs], tuple[ResourceURI | None, dict[str, ResourceURI]]]:
+        return (DatasetRefURIs, (self.primaryURI, dict(self.componentURIs)))
+
     def __repr__(self) -> str:
         return f"DatasetRefURIs({self.primaryURI!r}, {dict(self.componentURIs)!r})"
