@@ -32,7 +32,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, S3qbbError
@@ -79,12 +78,16 @@ class QuantumResult:
     """The error, as ``"Type: message"`` with credentials redacted."""
     missing_inputs: tuple[str, ...] = ()
     """Predicted inputs found missing before the task ran."""
-    records: Mapping[str, DatastoreRecordData] = field(default_factory=lambda: MappingProxyType({}))
+    records: Mapping[str, DatastoreRecordData] = field(default_factory=dict)
     """Datastore records of the outputs written, by datastore name (handed to downstream quanta)."""
     worker: str = ""
     """``host:pid`` of the process that ran it."""
     duration_s: float = 0.0
     """Seconds the quantum took in its worker."""
+
+    def __post_init__(self) -> None:
+        # A plain dict, so that a result pickles (process pools, Dask) whatever mapping was given.
+        object.__setattr__(self, "records", dict(self.records))
 
     @property
     def succeeded(self) -> bool:

@@ -200,3 +200,13 @@ def test_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     ) as info:
         run_pipeline_on_dask([], {}, {"datastore": {"cls": "memory"}})
     assert isinstance(info.value, ImportError)
+
+
+def test_a_quantum_result_pickles_with_or_without_records() -> None:
+    import pickle
+    from types import MappingProxyType
+
+    empty = QuantumResult(uuid.uuid4(), "label", "succeeded", 0)
+    given = QuantumResult(uuid.uuid4(), "label", "failed", 1, records=MappingProxyType({}))
+    for result in (empty, given):
+        assert pickle.loads(pickle.dumps(result)) == result
