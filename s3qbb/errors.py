@@ -38,6 +38,7 @@ __all__ = [
     "RegistryError",
     "S3qbbError",
     "StorageClassError",
+    "TLSError",
     "TransientStorageError",
     "UnknownFormatterError",
     "UnknownStorageClassError",
@@ -162,6 +163,10 @@ class CredentialsError(S3qbbError, PermissionError):
 
 class TransientStorageError(S3qbbError, ConnectionError):
     """A transient storage failure persisted after every retry allowed by the policy."""
+
+
+class TLSError(S3qbbError, ConnectionError):
+    """A TLS connection to the storage service failed: certificate not trusted, scheme wrong (not retried)."""
 
 
 class DatastoreCapacityError(S3qbbError, MemoryError):

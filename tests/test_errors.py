@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[type[BaseException], ...]] = {
     "RegistryConnectionError": (ConnectionError,),
     "RegistryError": (OSError,),
     "StorageClassError": (TypeError,),  # daf_butler raises TypeError on storage class mismatch
+    "TLSError": (ConnectionError,),
     "TransientStorageError": (ConnectionError,),
     "UnknownFormatterError": (LookupError,),
     "UnknownStorageClassError": (LookupError,),  # StorageClassFactory raises KeyError/LookupError

@@ -12,7 +12,8 @@ Code  Name                             Meaning (retry?)
 2     `ExitCode.USAGE`                 usage or configuration error, click's code (no)
 75    `ExitCode.TEMPFAIL`              transient infrastructure failure (``EX_TEMPFAIL``):
                                        storage unreachable, throttled, denied, a missing
-                                       bucket, an upload that failed (yes)
+                                       bucket, a failed TLS handshake, an upload that
+                                       failed (yes)
 130   `ExitCode.INTERRUPTED_SIGINT`    stopped by SIGINT (Ctrl-C); records uploaded with status
                                        ``interrupted`` (yes)
 143   `ExitCode.INTERRUPTED_SIGTERM`   stopped by SIGTERM (what Kubernetes and ECS send before
@@ -49,6 +50,7 @@ from ..errors import (
     RecordsStoreError,
     RecordsUploadError,
     RegistryConnectionError,
+    TLSError,
     TransientStorageError,
 )
 from ..s3.ownership import AttemptActiveError
@@ -89,7 +91,7 @@ EXIT_CODES: tuple[ExitCodeInfo, ...] = (
     ExitCodeInfo(
         ExitCode.TEMPFAIL,
         "transient infrastructure failure: storage unreachable, throttled, denied, missing bucket, "
-        "upload failed",
+        "TLS handshake failed, upload failed",
         retry=True,
     ),
     ExitCodeInfo(ExitCode.INTERRUPTED_SIGINT, "interrupted by SIGINT; status interrupted", retry=True),
@@ -102,6 +104,7 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     BucketNotFoundError,
     AccessDeniedError,
     CredentialsError,
+    TLSError,  # certificate not trusted, wrong scheme: fixed outside the job (like denied credentials)
     RecordsUploadError,
     RecordsStoreError,  # the local records database (disk full, unreadable)
     RegistryConnectionError,

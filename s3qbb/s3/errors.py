@@ -4,8 +4,10 @@
 the raw error of a request (a botocore `ClientError`, or the transport-neutral
 `~s3qbb.s3.transport.TransportError` of the obstore transport) into an s3qbb
 exception using tables keyed on the S3 error code and the HTTP status, never
-on the error's text. Messages name the operation, the ``s3://`` URI and the
-endpoint, and never contain credentials.
+on the error's text. A failed TLS handshake (botocore's ``SSLError``, a
+`~s3qbb.s3.transport.TransportError` of kind ``"tls"``) is not retried and
+becomes a `~s3qbb.errors.TLSError`. Messages name the operation, the
+``s3://`` URI and the endpoint, and never contain credentials.
 
 botocore is not imported here: its exception classes are only looked at once
 botocore has been loaded (no botocore exception can exist before), so the
@@ -15,6 +17,7 @@ obstore transport classifies its errors without importing it.
 from __future__ import annotations
 
 import http.client
+import ssl
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +31,9 @@ from ..errors import (
     DatasetNotFoundError,
     PreconditionFailedError,
     S3qbbError,
+    TLSError,
 )
+from ..redaction import redact
 from .transport import TransportError
 
 if TYPE_CHECKING:
@@ -50,6 +55,7 @@ __all__ = [
     "s3_uri",
     "translate_client_error",
     "translate_error",
+    "translate_tls_error",
 ]
 
 
@@ -143,10 +149,25 @@ def _transient_exceptions() -> tuple[type[BaseException], ...]:
     return found
 
 
-def _is_permanent_exception(exc: BaseException) -> bool:
+def _is_ssl_error(exc: BaseException) -> bool:
     # botocore's SSLError is a ConnectionError too, but a bad certificate does not heal itself.
     botocore_exceptions = _botocore()
     return botocore_exceptions is not None and isinstance(exc, botocore_exceptions.SSLError)
+
+
+def _tls_cut_short(exc: BaseException) -> bool:
+    """Tell whether botocore's ``SSLError`` is a connection closed or reset during the handshake.
+
+    Like a reset connection (and like the obstore transport's ``tls handshake eof``), that
+    is transient; a certificate or protocol error is not.
+    """
+    inner = getattr(exc, "kwargs", {}).get("error")
+    causes = [inner, *getattr(inner, "args", ())] if isinstance(inner, BaseException) else []
+    return any(
+        isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError)
+        or (isinstance(cause, OSError) and not isinstance(cause, ssl.SSLError) and cause.errno is not None)
+        for cause in causes
+    )
 
 
 def error_code(err: BaseException) -> str:
@@ -222,7 +243,9 @@ def is_transient(exc: BaseException) -> bool:
     transient : `bool`
         `True` for throttling (``SlowDown``, 429 ...), server errors (500, 502,
         503, 504), connection failures, read timeouts and truncated bodies;
-        `False` for everything else, including every s3qbb error other than
+        `False` for everything else, including a failed TLS handshake (an
+        untrusted certificate does not heal; a connection closed during the
+        handshake is transient) and every s3qbb error other than
         `TruncatedBodyError` (so retry layers never nest).
     """
     if isinstance(exc, TransportError):
@@ -231,8 +254,8 @@ def is_transient(exc: BaseException) -> bool:
         return exc.code in TRANSIENT_ERROR_CODES or exc.status in TRANSIENT_HTTP_STATUSES
     if _is_client_error(exc):
         return error_code(exc) in TRANSIENT_ERROR_CODES or http_status(exc) in TRANSIENT_HTTP_STATUSES
-    if _is_permanent_exception(exc):
-        return False
+    if _is_ssl_error(exc):
+        return _tls_cut_short(exc)
     if isinstance(exc, S3qbbError) and not isinstance(exc, TruncatedBodyError):
         return False
     return isinstance(exc, _transient_exceptions())
@@ -456,6 +479,69 @@ def translate_client_error(
     return rule.error_class(message)
 
 
+_TLS_HINTS = (
+    ("WRONG_VERSION_NUMBER", "the server did not answer in TLS: is it a plain-HTTP server?"),
+    ("InvalidContentType", "the server did not answer in TLS: is it a plain-HTTP server?"),
+    ("CERTIFICATE_VERIFY_FAILED", "the server's certificate is not trusted here"),
+    ("UnknownIssuer", "the server's certificate is signed by an issuer not trusted here"),
+    ("NotValidForName", "the server's certificate is not valid for this host name"),
+    ("Expired", "the server's certificate has expired"),
+)
+"""Plain words for the commonest TLS failures, found in the TLS library's error (message only)."""
+
+_TLS_ADVICE = {
+    "boto3": "trust the server's certificate: set AWS_CA_BUNDLE (or ca_bundle in the AWS profile) to a PEM "
+    "file of the CA that signed it",
+    "obstore": "trust the server's certificate: add the CA that signed it to the system's trust store, "
+    "or set SSL_CERT_FILE to a PEM bundle holding it (read instead of the system's certificates; the obstore "
+    "transport reads neither AWS_CA_BUNDLE nor an AWS profile's ca_bundle)",
+}
+"""How each transport is told which certificate authorities to trust (s3qbb has no setting of its own)."""
+
+
+def translate_tls_error(
+    reason: str,
+    *,
+    transport: str,
+    operation: str,
+    bucket: str,
+    key: str | None = None,
+    endpoint: str | None = None,
+) -> TLSError:
+    """Return the `~s3qbb.errors.TLSError` of a request whose TLS handshake failed.
+
+    Parameters
+    ----------
+    reason : `str`
+        The TLS library's error (e.g. ``[SSL: CERTIFICATE_VERIFY_FAILED] ...``
+        or ``InvalidCertificate(UnknownIssuer)``); credentials are masked.
+    transport : `str`
+        The transport that sent the request (``"boto3"`` or ``"obstore"``):
+        it decides how to trust a certificate.
+    operation : `str`
+        What was attempted.
+    bucket : `str`
+        Bucket of the request.
+    key : `str`, optional
+        Object key of the request.
+    endpoint : `str`, optional
+        Endpoint URL the request went to.
+
+    Returns
+    -------
+    error : `s3qbb.errors.TLSError`
+        Says what failed, why, that retrying will not help and what to check.
+    """
+    hint = next((words for marker, words in _TLS_HINTS if marker in reason), "")
+    return TLSError(
+        f"{operation} on {s3_uri(bucket, key)} failed at {endpoint or 'the default AWS endpoint'}: "
+        f"the TLS connection could not be made ({redact(reason) or 'no reason given'}"
+        f"{'; ' + hint if hint else ''}); retrying will not help. Check that the scheme of the endpoint "
+        "URL matches the server (https:// for TLS, http:// for plain HTTP; S3QBB_S3_ENDPOINT_URL or "
+        f"endpoint_url), then {_TLS_ADVICE.get(transport, _TLS_ADVICE['boto3'])}"
+    )
+
+
 def translate_error(
     exc: BaseException,
     *,
@@ -483,8 +569,9 @@ def translate_error(
     -------
     error : `s3qbb.errors.S3qbbError` or `None`
         The translation of a `ClientError` or of a permanent `TransportError`
-        (see `translate_client_error`), or a `~s3qbb.errors.CredentialsError`
-        for missing credentials; `None` if
+        (see `translate_client_error`), a `~s3qbb.errors.CredentialsError`
+        for missing credentials, or a `~s3qbb.errors.TLSError` for a failed
+        TLS handshake (see `translate_tls_error`); `None` if
         ``exc`` should propagate as it is (s3qbb errors, transient errors
         handled by the retry layer, programming errors).
     """
@@ -493,6 +580,15 @@ def translate_error(
             f"{operation} on {s3_uri(bucket, key)} failed: no usable credentials were found "
             f"({exc}); set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
             "or the credentials of the S3 endpoint configuration"
+        )
+    if isinstance(exc, TransportError) and exc.kind == "tls":
+        return translate_tls_error(
+            exc.reason, transport="obstore", operation=operation, bucket=bucket, key=key, endpoint=endpoint
+        )
+    if _is_ssl_error(exc):
+        reason = str(getattr(exc, "kwargs", {}).get("error", "")) or str(exc)
+        return translate_tls_error(
+            reason, transport="boto3", operation=operation, bucket=bucket, key=key, endpoint=endpoint
         )
     if _is_client_error(exc) or isinstance(exc, TransportError):
         return translate_client_error(

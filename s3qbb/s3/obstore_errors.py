@@ -6,7 +6,10 @@ error (object_store's ``Debug source``: ``status: 503``, ``HttpError { kind:
 Timeout }``, and the ``<Code>`` of the S3 error body) and returns a
 `~s3qbb.s3.transport.TransportError`, which the error tables of
 `s3qbb.s3.errors` classify and translate by code and status like a botocore
-``ClientError``. This module imports neither obstore nor boto3.
+``ClientError``. A failed TLS handshake (rustls' error inside the failed
+connection: an untrusted certificate, a server that does not speak TLS) is
+of kind ``"tls"``, told apart from a refused or timed-out connection, which
+stay ``"connect"`` and ``"timeout"``. This module imports neither obstore nor boto3.
 """
 
 from __future__ import annotations
@@ -37,6 +40,28 @@ _HTTP_KINDS: Mapping[str, Any] = {
     "Interrupted": "interrupted",
     "Decode": "interrupted",
 }
+_TLS_ERRORS = (
+    "AlertReceived",
+    "BadMaxFragmentSize",
+    "DecryptError",
+    "HandshakeNotComplete",
+    "InappropriateHandshakeMessage",
+    "InappropriateMessage",
+    "InconsistentKeys",
+    "InvalidCertRevocationList",
+    "InvalidCertificate",
+    "InvalidEncryptedClientHello",
+    "InvalidMessage",
+    "NoApplicationProtocol",
+    "NoCertificatesPresented",
+    "PeerIncompatible",
+    "PeerMisbehaved",
+    "PeerSentOversizedRecord",
+    "UnsupportedNameType",
+)
+"""Variants of ``rustls::Error`` that end a handshake: none heals by retrying."""
+_TLS = re.compile(rf"\bkind: InvalidData,\s*error: ((?:{'|'.join(_TLS_ERRORS)})\b)")
+"""A rustls error as the TLS layer of a connection reports it (an `io::Error` of kind ``InvalidData``)."""
 _STATUS_OF_CLASS = {
     "FileNotFoundError": 404,
     "NotFoundError": 404,
@@ -57,7 +82,9 @@ def transport_error(err: BaseException, what: str) -> TransportError:
     ``HttpError { kind: Timeout``) and from the S3 error document it quotes
     (``<Code>SlowDown</Code>``), with the exception's class as a fallback
     (`FileNotFoundError` is 404, ``PreconditionError`` 412 ...). An error
-    in neither form is of kind ``"unknown"``: permanent, never retried.
+    in neither form is of kind ``"unknown"``: permanent, never retried. A
+    connection whose TLS handshake failed is of kind ``"tls"`` (permanent),
+    with rustls' error as `~s3qbb.s3.transport.TransportError.reason`.
 
     Parameters
     ----------
@@ -80,8 +107,11 @@ def transport_error(err: BaseException, what: str) -> TransportError:
     }
     uri = _URI.search(debug)
     kind: Any
+    reason = ""
     if uri is not None and any(host in uri.group(1) for host in _CREDENTIAL_HOSTS):
         kind, status = "credentials", None  # the credential service failed, not the S3 request
+    elif status is None and (tls := _TLS.search(debug)) is not None:
+        kind, reason = "tls", _debug_value(debug, tls.start(1))
     elif status is not None:
         kind = "response"
     elif (http := _HTTP_KIND.search(debug)) is not None:
@@ -90,6 +120,8 @@ def transport_error(err: BaseException, what: str) -> TransportError:
         status = _STATUS_OF_CLASS.get(type(err).__name__)
         kind = "response" if status is not None else "unknown"
     first = summary.strip().splitlines()[0] if summary.strip() else type(err).__name__
+    if reason:
+        first = f"TLS handshake failed: {reason} ({first})"
     return TransportError(
         f"{what} failed: {first[:300]}",
         code=fields["Code"],
@@ -97,4 +129,25 @@ def transport_error(err: BaseException, what: str) -> TransportError:
         kind=kind,
         server_message=fields["Message"],
         request_id=fields["RequestId"] or None,
+        reason=reason,
     )
+
+
+def _debug_value(debug: str, start: int) -> str:
+    """Return the Rust ``Debug`` value at ``start`` on one line (``InvalidCertificate(UnknownIssuer)``)."""
+    depth = 0
+    end = len(debug)
+    for index in range(start, len(debug)):
+        char = debug[index]
+        if char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+            if depth <= 0:
+                end = index + 1 if depth == 0 else index
+                break
+        elif char == "," and depth == 0:
+            end = index
+            break
+    value = re.sub(r"\s+", "", debug[start:end])
+    return re.sub(r",(?=[)}\]])", "", value)[:200]

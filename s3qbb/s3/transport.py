@@ -116,11 +116,15 @@ class TransportError(S3qbbError, OSError):
         service could not be reached), ``"request"`` (the request could not be
         sent, or the connection was reset), ``"timeout"``, ``"interrupted"``
         (the response was cut short), ``"credentials"`` (no usable credentials
-        were found) or ``"unknown"``.
+        were found), ``"tls"`` (the TLS handshake failed: certificate not
+        trusted, or no TLS server at the address; never retried) or ``"unknown"``.
     server_message : `str`, optional
         The ``<Message>`` of the server's error response.
     request_id : `str`, optional
         The server's request ID.
+    reason : `str`, optional
+        What the network layer said of a failure without a response (kind
+        ``"tls"``: the TLS error, e.g. ``InvalidCertificate(UnknownIssuer)``).
     """
 
     def __init__(
@@ -130,10 +134,11 @@ class TransportError(S3qbbError, OSError):
         code: str = "",
         status: int | None = None,
         kind: Literal[
-            "response", "connect", "request", "timeout", "interrupted", "credentials", "unknown"
+            "response", "connect", "request", "timeout", "interrupted", "credentials", "tls", "unknown"
         ] = "response",
         server_message: str = "",
         request_id: str | None = None,
+        reason: str = "",
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -141,6 +146,7 @@ class TransportError(S3qbbError, OSError):
         self.kind = kind
         self.server_message = server_message
         self.request_id = request_id
+        self.reason = reason
 
 
 class Transport(Protocol):

@@ -16,6 +16,7 @@ from s3qbb.errors import (
     BucketNotFoundError,
     ConfigError,
     DatasetNotFoundError,
+    TLSError,
     TransientStorageError,
 )
 
@@ -38,6 +39,9 @@ def _raised_from(outer: type[Exception], inner: BaseException, *, implicit: bool
         TransientStorageError("GetObject s3://b/k failed after 9 attempts"),
         BucketNotFoundError("bucket b does not exist"),
         AccessDeniedError("PutObject s3://b/k denied"),
+        TLSError(
+            "PutObject on s3://b/k failed at https://s3.example.org: the TLS connection could not be made"
+        ),
         ConnectionRefusedError(111, "Connection refused"),
         botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
     ],

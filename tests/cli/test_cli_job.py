@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,32 @@ def test_unreachable_storage_at_start_exits_75_after_the_connect_retry_time(cli_
     assert proc.returncode == 75, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "EndpointConnectionError" in proc.stderr or "Could not connect" in proc.stderr
+
+
+@pytest.mark.parametrize("transport", ["boto3", "obstore"])
+def test_tls_failure_exits_75_at_once_with_one_clear_error(cli_job: CliJob, transport: str) -> None:
+    """An https:// endpoint URL for a plain-HTTP server: TLSError, no retries, exit 75 (fixed outside)."""
+    from s3qbb.testing.transports import obstore_available
+
+    if transport == "obstore" and not obstore_available():
+        pytest.skip("obstore is not installed (s3qbb[obstore])")
+    url = cli_job.endpoint.endpoint_url
+    config = cli_job.workdir / "https.yaml"
+    config.write_text(cli_job.config.read_text().replace(url, url.replace("http://", "https://")))
+    env = {
+        **cli_job.env,
+        "AWS_ENDPOINT_URL_S3": url.replace("http://", "https://"),
+        "S3QBB_S3_TRANSPORT": transport,
+        "S3QBB_RETRY_CONNECT_TIME": "30",  # a retried failure would take this long
+    }
+    job = CliJob(cli_job.endpoint, env, config, cli_job.workdir)
+    path = write_quantum(job.workdir / "q.json", Quantum(taskLabel="p", outputs=[make_ref("a", 1)]))
+
+    started = time.monotonic()
+    proc = job.run("run-quantum", path, "--task", "cli_tasks:produce", "--config", config)
+
+    assert proc.returncode == 75, proc.stderr
+    assert time.monotonic() - started < 25  # not retried for the connect retry time
+    assert "Traceback" not in proc.stderr
+    assert "TLSError" in proc.stderr and "retrying will not help" in proc.stderr
+    assert "SSLError" not in proc.stderr.split("TLSError", 1)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import ssl
 
 import botocore.exceptions as bex
 import pytest
@@ -18,6 +19,7 @@ from s3qbb.errors import (
     DatasetNotFoundError,
     PreconditionFailedError,
     S3qbbError,
+    TLSError,
     TransientStorageError,
 )
 from s3qbb.s3.errors import (
@@ -29,6 +31,7 @@ from s3qbb.s3.errors import (
     translate_client_error,
     translate_error,
 )
+from s3qbb.s3.transport import TransportError
 
 ENDPOINT = "http://127.0.0.1:9999"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
@@ -73,6 +76,11 @@ TRANSIENT = [
     http.client.IncompleteRead(b"x", 3),
     ConnectionResetError("reset by peer"),
     TruncatedBodyError("short body"),
+    # a connection closed or reset during the TLS handshake: like any reset
+    bex.SSLError(endpoint_url=ENDPOINT, error=urllib3.exceptions.SSLError(ssl.SSLEOFError(8, "EOF"))),
+    bex.SSLError(
+        endpoint_url=ENDPOINT, error=urllib3.exceptions.SSLError(ConnectionResetError(104, "reset"))
+    ),
 ]
 
 PERMANENT = [
@@ -88,6 +96,12 @@ PERMANENT = [
     client_error("InvalidArgument", 400),
     client_error("BadDigest", 400),
     bex.SSLError(endpoint_url=ENDPOINT, error="certificate verify failed"),
+    bex.SSLError(
+        endpoint_url=ENDPOINT,
+        error=urllib3.exceptions.SSLError(ssl.SSLCertVerificationError(1, "certificate verify failed")),
+    ),
+    bex.SSLError(endpoint_url=ENDPOINT, error=urllib3.exceptions.SSLError(ssl.SSLError(1, "WRONG_VERSION"))),
+    TransportError("x", kind="tls", reason="InvalidCertificate(UnknownIssuer)"),
     bex.NoCredentialsError(),
     bex.ParamValidationError(report="bad"),
     ValueError("bug"),
@@ -253,3 +267,51 @@ def test_translate_error_dispatch() -> None:
 def test_s3_uri() -> None:
     assert s3_uri("b") == "s3://b/"
     assert s3_uri("b", "x/y") == "s3://b/x/y"
+
+
+SSL_REASONS = [
+    (
+        "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)",
+        "the server did not answer in TLS",
+    ),
+    (
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate (_ssl.c:1006)",
+        "the server's certificate is not trusted here",
+    ),
+]
+
+
+@pytest.mark.parametrize(("reason", "hint"), SSL_REASONS)
+def test_botocore_ssl_error_is_a_tls_error(reason: str, hint: str) -> None:
+    """botocore's SSLError used to escape as it was (not an S3qbbError): now one clear TLSError."""
+    raw = bex.SSLError(
+        endpoint_url="https://s3.example.org/bkt/run/a/b.json",
+        error=urllib3.exceptions.SSLError(ssl.SSLError(1, f"{reason} aws_secret_access_key={SECRET}")),
+    )
+    err = translate_error(
+        raw, operation="PutObject", bucket="bkt", key="run/a/b.json", endpoint="https://s3.example.org"
+    )
+    assert type(err) is TLSError
+    assert isinstance(err, S3qbbError) and isinstance(err, ConnectionError)
+    message = str(err)
+    assert message.startswith("PutObject on s3://bkt/run/a/b.json failed at https://s3.example.org: ")
+    assert "the TLS connection could not be made" in message
+    assert reason in message and hint in message
+    assert "retrying will not help" in message
+    assert "scheme of the endpoint URL matches the server" in message
+    assert "AWS_CA_BUNDLE" in message
+    assert SECRET not in message
+
+
+def test_obstore_tls_error_is_a_tls_error() -> None:
+    raw = TransportError(
+        "GetObject s3://bkt/k failed", kind="tls", reason="InvalidCertificate(UnknownIssuer)"
+    )
+    err = translate_error(raw, operation="GetObject", bucket="bkt", key="k", endpoint=None)
+    assert type(err) is TLSError
+    message = str(err)
+    assert "GetObject on s3://bkt/k failed at the default AWS endpoint" in message
+    assert "InvalidCertificate(UnknownIssuer)" in message
+    assert "signed by an issuer not trusted here" in message
+    assert "SSL_CERT_FILE" in message and "retrying will not help" in message
+    assert error_kind(raw) == "TransportError(tls)"
