@@ -93,7 +93,8 @@ def make_killed_quantum(endpoint: S3TestEndpoint, workdir: Path) -> tuple[Quantu
     """Run a quantum whose process is SIGKILLed after writing all outputs but the last.
 
     The scenario ``s3qbb ingest --recover`` must handle: outputs in the bucket,
-    no ``_records`` files for the quantum (nor any other quantum of the run).
+    no ``_records`` files for the quantum (nor any other quantum of the run), only
+    its attempt lease.
 
     Parameters
     ----------
@@ -133,8 +134,19 @@ def test_killed_quantum_leaves_outputs_without_records(
     assert not backdoor.has_artifact(missing)
     assert quantum_files(seaweedfs_endpoint, quantum.id) == {}
     stored = backdoor.keys()
-    assert [k for k in stored if k.startswith(f"{PREFIX}/{records_prefix(RUN)}")] == []
-    assert len(stored) == len(written)
+    # Only the attempt's lease, still saying "running" (its process is gone, which a retry sees).
+    leases = [k for k in stored if k.startswith(f"{PREFIX}/{records_prefix(RUN)}_attempts/")]
+    assert (
+        len(leases) == 1
+        and json.loads(
+            seaweedfs_endpoint.client.get_object(Bucket=seaweedfs_endpoint.bucket, Key=leases[0])[
+                "Body"
+            ].read()
+        )["state"]
+        == "running"
+    )
+    assert [k for k in stored if k.startswith(f"{PREFIX}/{records_prefix(RUN)}") and k not in leases] == []
+    assert len(stored) == len(written) + 1
 
 
 # ------------------------------------------------------ interrupted multipart
