@@ -391,4 +391,5 @@ def _import_lines(job: dict[str, Any]) -> list[str]:
         "library, for the library that imported it); s3qbb's share includes building its pydantic models.",
         "",
         *lines,
+        "",
     ]
