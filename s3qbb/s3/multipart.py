@@ -19,7 +19,7 @@ from ..core.attempt import ATTEMPT_ID_LENGTH
 from ..errors import DatasetNotFoundError, PreconditionFailedError
 from . import checksums
 from .errors import S3ServiceError, http_status
-from .ownership import WRITE_CHECKSUM, WRITE_PENDING, WRITE_TOKEN, HeadResult
+from .ownership import WRITE_CHECKSUM, WRITE_PENDING, WRITE_TOKEN, HeadResult, WriteConflictError
 
 if TYPE_CHECKING:
     from ..core.attempt import WriteToken
@@ -84,10 +84,11 @@ def put_multipart(
     body = str(token).encode()  # PLACEHOLDER_SIZE bytes, whatever the token
     try:
         claim = bucket._create(key, body, placeholder, token, None, replace_earlier=replace_earlier)
-    except PreconditionFailedError:
+    except WriteConflictError as err:
         # This very write may be stored complete already: a put that gave up after its upload was
         # completed (its confirming HEAD failed), repeated. Then there is nothing left to upload.
-        head = bucket._head_readable(key)
+        # The claim's own HEAD tells (the error carries what it saw).
+        head = err.head
         if (
             isinstance(head, HeadResult)
             and head.is_complete_write_of(token)

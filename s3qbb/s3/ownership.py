@@ -75,9 +75,11 @@ class WriteConflictError(PreconditionFailedError):
         writer: quantum ..., attempt ...").
     """
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(self, message: str, *, reason: str, head: HeadResult | bool | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.head = head
+        """What the HEAD that decided saw (`None` if none was made, or nothing was stored)."""
 
 
 class AttemptActiveError(WriteConflictError):
@@ -122,4 +124,6 @@ def conflict(
         reason = f"written by another writer: quantum {owner.quantum_id}, attempt {owner.attempt_id}"
     else:
         reason = "written by another writer"
-    return WriteConflictError(f"{uri} already exists ({reason}); it was left untouched.", reason=reason)
+    return WriteConflictError(
+        f"{uri} already exists ({reason}); it was left untouched.", reason=reason, head=head
+    )
