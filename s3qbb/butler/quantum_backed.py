@@ -177,14 +177,7 @@ class QuantumBackedButler(LimitedButler):
             for ref in [*quantum.input_refs(), *quantum.output_refs()]:
                 check_dataset_type(ref, dataset_types)
         outputs = quantum.output_refs()
-        info = QuantumInfo(
-            quantum_id=quantum.id,
-            task_label=quantum.taskLabel,
-            task_name=quantum.taskName,
-            run=run or single_run(outputs),
-            write_token=write_token,
-            replace_success=replace_success,
-        )
+        info = QuantumInfo.of(quantum, run or single_run(outputs), write_token, replace_success)
         setup = ButlerSetup(
             config,
             dimensions,
@@ -302,7 +295,9 @@ class QuantumBackedButler(LimitedButler):
         """Read a dataset; a predicted input read successfully becomes available and actually used.
 
         A predicted input that cannot be read (missing, corrupt) is recorded as
-        checked and unavailable, as daf_butler does.
+        checked and unavailable, as daf_butler does. A storage class override
+        or parameters the dataset cannot take raise before anything is read,
+        and change nothing.
 
         Raises
         ------
@@ -312,8 +307,13 @@ class QuantumBackedButler(LimitedButler):
             If the dataset is not part of this quantum (and such reads are not allowed).
         DatasetNotFoundError
             If the dataset is not stored.
+        StorageClassError, UnknownStorageClassError, InvalidParameterError
+            If ``storageClass`` or ``parameters`` do not suit the dataset.
         """
         ref = self._check_readable(ref, "QuantumBackedButler.get")
+        if parameters or storageClass is not None:
+            # Before any I/O: a caller's wrong argument must not count the input as unavailable.
+            check_read_arguments(ref, self.storageClasses, parameters, storageClass)
         try:
             obj = self._datastore.get(ref, parameters=parameters, storageClass=storageClass)
         except (LookupError, OSError):  # what daf_butler counts as "unavailable"

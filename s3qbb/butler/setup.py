@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..core.dataset_ref import DatasetRef
     from ..core.dataset_type import DatasetType
     from ..core.dimensions import DimensionUniverse
+    from ..core.quantum import Quantum
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass, StorageClassFactory
     from ..datastores.base import Datastore
@@ -49,6 +50,20 @@ class QuantumInfo:
     """This attempt's write token (one of ``quantum_id``, made on first use if not given)."""
     replace_success: bool = False
     """Whether this attempt's records replace those of an earlier success (``run-quantum --rerun``)."""
+
+    @classmethod
+    def of(
+        cls, quantum: Quantum, run: str | None, write_token: WriteToken | None, replace_success: bool
+    ) -> QuantumInfo:
+        """Return what `QuantumBackedButler.initialize` knows of ``quantum``."""
+        return cls(
+            quantum_id=quantum.id,
+            task_label=quantum.taskLabel,
+            task_name=quantum.taskName,
+            run=run,
+            write_token=write_token,
+            replace_success=replace_success,
+        )
 
     def token(self) -> WriteToken:
         """Return this attempt's write token, making it on first use."""

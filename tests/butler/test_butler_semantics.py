@@ -17,6 +17,8 @@ from s3qbb.errors import (
     DatasetNotFoundError,
     DatasetTypeError,
     InvalidParameterError,
+    StorageClassError,
+    UnknownStorageClassError,
     UnpredictedDatasetError,
 )
 from s3qbb.testing.faults import RequestCounter
@@ -334,3 +336,22 @@ def test_rejected_reads_do_not_mark_inputs_used(env: ButlerEnv) -> None:
     assert provenance.actual_inputs == frozenset()
     # A read that failed on the stored bytes makes the input unavailable, as in daf_butler.
     assert provenance.available_inputs == {table.id}
+
+
+def test_a_wrong_storage_class_argument_leaves_an_input_available_and_used(env: ButlerEnv) -> None:
+    """An unknown or unconvertible storage class is the caller's error, not a missing input."""
+    table = env.refs.make("NumpyArray")
+    with env.butler(env.quantum(outputs=[table], label="up")) as producer:
+        producer.put(np.arange(4.0), table)
+    records = producer.extract_provenance_data().datastore_record_data()
+    quantum = env.quantum(inputs=[table], outputs=[env.refs.make()], records=records)
+    with env.butler(quantum) as butler:
+        assert butler.stored(table)
+        assert list(butler.get(table)) == [0.0, 1.0, 2.0, 3.0]
+        with pytest.raises(UnknownStorageClassError, match="NoSuchStorageClass"):
+            butler.get(table, storageClass="NoSuchStorageClass")
+        with pytest.raises(StorageClassError, match="StructuredDataDict"):
+            butler.get(table, storageClass="StructuredDataDict")
+        provenance = butler.extract_provenance_data()
+    assert provenance.available_inputs == {table.id}
+    assert provenance.actual_inputs == {table.id}
