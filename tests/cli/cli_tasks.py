@@ -188,3 +188,27 @@ def produce_with_pid(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Write every output with this process's ID."""
     for ref in quantum.output_refs():
         butler.put({"name": ref.datasetType.name, "pid": os.getpid()}, ref)
+
+
+def produce_at_gate(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Say the task runs, wait until ``$S3QBB_TEST_GATE`` exists, then write every output.
+
+    Each output holds ``$S3QBB_TEST_BODY_KIB`` KiB of filler (1 by default) and, unless
+    ``$S3QBB_TEST_IDENTICAL`` is set, this process's ID: racing attempts then write identical or
+    different bytes.
+    """
+    import time
+    from pathlib import Path
+
+    ready = Path(os.environ["S3QBB_TEST_READY"]) / str(os.getpid())
+    ready.write_text("running\n")
+    gate = Path(os.environ["S3QBB_TEST_GATE"])
+    deadline = time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    filler = "x" * (1024 * int(os.environ.get("S3QBB_TEST_BODY_KIB", "1")))
+    for ref in quantum.output_refs():
+        body: dict[str, object] = {"name": ref.datasetType.name, "filler": filler}
+        if not os.environ.get("S3QBB_TEST_IDENTICAL"):
+            body["pid"] = os.getpid()
+        butler.put(body, ref)

@@ -254,3 +254,75 @@ def test_an_attempt_whose_lease_lapsed_reports_success_only_if_no_other_attempt_
         lease.end("failed")
     stored = json.loads(bucket.get(lease.key).body)
     assert stored["state"] == "failed" and stored["attempt_id"] == lease.token.attempt_id
+
+
+@pytest.mark.parametrize(
+    ("body_kib", "identical"),
+    [(1, False), (6 * 1024, True)],
+    ids=["small-different-bodies", "multipart-identical-bodies"],
+)
+def test_sixteen_attempts_racing_on_one_quantum_leave_one_attempts_outputs(
+    server_job: CliJob, body_kib: int, identical: bool
+) -> None:
+    """16 attempts of one quantum, released together onto its outputs: at most one reports success.
+
+    Every attempt exits 0 (it wrote every output) or 75 (retry later); what the quantum's records
+    say is what its outputs hold; and when none won (each holds an output another one needs), a
+    retry finishes the quantum.
+    """
+    quantum = Quantum(taskLabel="race", outputs=[make_ref("a", 1), make_ref("b", 2)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    ready, gate = server_job.workdir / "ready", server_job.workdir / "gate"
+    ready.mkdir()
+    env = {
+        "S3QBB_TEST_READY": str(ready),
+        "S3QBB_TEST_GATE": str(gate),
+        "S3QBB_TEST_BODY_KIB": str(body_kib),
+        "S3QBB_S3_MULTIPART_THRESHOLD": "5MiB",  # the large bodies go up in two parts
+        **({"S3QBB_TEST_IDENTICAL": "1"} if identical else {}),
+    }
+    procs = [_start(server_job, path, "cli_tasks:produce_at_gate", **env) for _ in range(16)]
+    try:
+        deadline = time.monotonic() + 180
+        while len(list(ready.iterdir())) < len(procs):  # every attempt holds its lease and waits
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                pytest.fail("not every attempt reached its task: " + " | ".join(
+                    p.communicate(timeout=30)[1][-500:] for p in procs if p.poll() is not None
+                ))  # fmt: skip
+            time.sleep(0.05)
+        gate.write_text("go\n")
+        ended = [(p, *p.communicate(timeout=180)) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    codes = sorted(p.returncode for p, _out, _err in ended)
+    assert set(codes) <= {0, 75}, [err[-1500:] for p, _out, err in ended if p.returncode not in (0, 75)]
+    for _p, _out, err in ended:
+        assert "Traceback" not in err, err
+    winners = [p for p, _out, _err in ended if p.returncode == 0]
+    assert len(winners) <= 1, codes
+    if not winners:  # each held an output another needed: a retry (all of them replaceable) ends it
+        retry = server_job.run(
+            "run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config,
+            timeout=120,
+        )  # fmt: skip
+        assert retry.returncode == 0, retry.stderr
+    report = _report(server_job, quantum)
+    assert report.status == "succeeded"
+    # What the records say is what the outputs hold: every read verifies its checksum, and every
+    # output object carries the write token of the attempt the report is from.
+    outputs = _read_back(server_job, quantum)
+    if winners and not identical:
+        assert [out["pid"] for out in outputs] == [winners[0].pid] * 2
+    for ref in quantum.output_refs():
+        key = next(k for k in object_keys(server_job.endpoint) if f"/{ref.datasetType.name}/" in k)
+        head = server_job.endpoint.client.head_object(Bucket=server_job.endpoint.bucket, Key=key)
+        assert head["Metadata"]["s3qbb-write-token"].endswith(str(report.attempt_id)), (key, head["Metadata"])
+    # The losers uploaded no records: one records file, one report, one provenance file.
+    records = [k for k in object_keys(server_job.endpoint) if "/_records/" in k and "/_attempts/" not in k]
+    assert len(records) == 3, records
+    again = server_job.run(
+        "run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config
+    )
+    assert again.returncode == 0 and "already succeeded" in again.stderr, again.stderr
