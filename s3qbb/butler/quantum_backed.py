@@ -471,11 +471,11 @@ class QuantumBackedButler(LimitedButler):
         return datastore_names(self._datastore)
 
     def get_datastore_roots(self) -> dict[str, ResourceURI | None]:
-        """Return the root URI of each datastore."""
+        """Return the root URI of each datastore, a folder: it ends with ``/`` (as daf_butler's)."""
         from ..core.uri import ResourceURI
 
         root = self._datastore.get_root()
-        return {self._datastore.name: ResourceURI(root) if root else None}
+        return {self._datastore.name: ResourceURI(root.rstrip("/") + "/") if root else None}
 
     # ----------------------------------------------------------- provenance
 
