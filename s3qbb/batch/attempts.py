@@ -86,11 +86,17 @@ class AttemptLease:
         Output run of the quantum.
     token : `~s3qbb.core.attempt.WriteToken`
         This attempt; use `token` (the same, carrying this lease as its guard) for every write.
+    replace_success : `bool`, optional
+        Whether this attempt may replace what an attempt that succeeded left
+        (``run-quantum --rerun``); an attempt that may still run keeps its outputs all the same.
     """
 
-    def __init__(self, bucket: S3Bucket, prefix: str, run: str, token: WriteToken) -> None:
+    def __init__(
+        self, bucket: S3Bucket, prefix: str, run: str, token: WriteToken, *, replace_success: bool = False
+    ) -> None:
         from ..core.attempt import WriteToken
 
+        self._replace_success = replace_success
         self._bucket = bucket
         self._prefix = prefix
         self._run = run
@@ -211,6 +217,9 @@ class AttemptLease:
     def check_replace(self, mine: WriteToken, other: WriteToken, uri: str) -> None:
         """Raise `AttemptActiveError` unless ``other`` (of this quantum) ended without success, or died.
 
+        An attempt that succeeded counts as ended for an attempt re-running the
+        quantum on purpose (``replace_success``).
+
         Reads ``other``'s lease (one GET). An attempt without a lease (of an
         s3qbb without leases, or not run as a batch job) counts as ended.
         """
@@ -227,6 +236,14 @@ class AttemptLease:
         if state in ("failed", "interrupted"):
             return
         if state == "succeeded":
+            if self._replace_success:
+                _LOG.warning(
+                    "Replacing what attempt %s of quantum %s left: it succeeded, and this attempt re-runs "
+                    "the quantum on purpose (--rerun).",
+                    other.attempt_id,
+                    other.quantum_id,
+                )
+                return
             raise self._active(uri, other, "it succeeded; the quantum is done")
         alive = self._alive(lease)
         if alive is not None:

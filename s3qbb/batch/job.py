@@ -221,7 +221,7 @@ def _run(
         "Starting attempt %s of quantum %s%s.", token.attempt_id, quantum.id, " (--rerun)" * options.rerun
     )
     try:
-        lease = _start_lease(repo, quantum, token)
+        lease = _start_lease(repo, quantum, token, replace_success=options.rerun)
     except Exception as err:
         code = exit_code_for_error(err, in_task=False)
         _LOG.error(
@@ -264,7 +264,9 @@ def _ended(exit_code: int) -> str:
     return "failed"
 
 
-def _start_lease(repo: RepoConfig, quantum: Quantum, token: WriteToken) -> AttemptLease | None:
+def _start_lease(
+    repo: RepoConfig, quantum: Quantum, token: WriteToken, *, replace_success: bool
+) -> AttemptLease | None:
     """Start the lease of attempt ``token``, or return `None` where there is none to keep.
 
     A quantum without a single output run uploads no per-quantum files, and a
@@ -278,6 +280,6 @@ def _start_lease(repo: RepoConfig, quantum: Quantum, token: WriteToken) -> Attem
     if run is None or repo.datastore.cls != "s3" or not repo.datastore.root:
         return None
     bucket, prefix = repo_bucket(repo)
-    lease = AttemptLease(bucket, prefix, run, token)
+    lease = AttemptLease(bucket, prefix, run, token, replace_success=replace_success)
     lease.start()
     return lease

@@ -194,6 +194,8 @@ def run_graph(
     method = start_method or default_start_method()
     base_args = ["run-quantum", "--graph", graph_uri, "--config", config]
     base_args += _log_args(verbose, log_format, log_file)
+    if rerun:  # each job then runs its task even though an earlier attempt succeeded
+        base_args.append("--rerun")
     scratch = tempfile.TemporaryDirectory(prefix="s3qbb-run-")
     server: ForkServer | None = None
 

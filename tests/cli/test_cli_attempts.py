@@ -326,3 +326,22 @@ def test_sixteen_attempts_racing_on_one_quantum_leave_one_attempts_outputs(
         "run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config
     )
     assert again.returncode == 0 and "already succeeded" in again.stderr, again.stderr
+
+
+def test_rerun_replaces_the_outputs_of_a_succeeded_attempt(server_job: CliJob) -> None:
+    quantum = Quantum(taskLabel="again", outputs=[make_ref("a", 1), make_ref("b", 2)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
+    first = server_job.run(*argv)
+    assert first.returncode == 0, first.stderr
+    first_report = _report(server_job, quantum)
+    first_pids = {out["pid"] for out in _read_back(server_job, quantum)}
+
+    rerun = server_job.run(*argv, "--rerun", "--json")
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert "it succeeded, and this attempt re-runs the quantum on purpose" in rerun.stderr
+    report = _report(server_job, quantum)
+    assert report.status == "succeeded" and report.attempt_id != first_report.attempt_id
+    pids = {out["pid"] for out in _read_back(server_job, quantum)}  # checksums verified
+    assert len(pids) == 1 and pids != first_pids
