@@ -117,7 +117,13 @@ class ButlerSetup:
                 f"{list(datastore_names(datastore))}. Check the repository configuration's datastore name."
             )
         datastore.import_records(datastore_records)
-        datastore.write_token = info.token()  # every object this butler writes carries its attempt
+        token = info.token()
+        if token.guard is None and info.run is not None:  # no lease: the quantum's report decides
+            from .uploads import ReportGuard
+
+            guard = ReportGuard(datastore, info.run, info.replace_success)
+            info.write_token = token = WriteToken(token.quantum_id, token.attempt_id, guard=guard)
+        datastore.write_token = token  # every object this butler writes carries its attempt
         info.records_filename = self.filename
         from .quantum_backed import QuantumBackedButler
 

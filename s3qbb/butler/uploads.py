@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FinishResult", "upload_quantum_files"]
+__all__ = ["FinishResult", "ReportGuard", "upload_quantum_files"]
 
 import datetime
 import logging
@@ -18,6 +18,7 @@ from ..provenance.files import host_info, provenance_key, records_key, report_ke
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ..core.attempt import WriteToken
     from ..core.dataset_ref import DatasetRef
     from ..core.uri import ResourceURI
     from ..datastores.base import Datastore
@@ -192,3 +193,49 @@ def _replaceable(
     # A success is replaced only by a later attempt asked for on purpose (``run-quantum --rerun``):
     # attempt IDs sort in start order, and the last attempt wins, as in the registry.
     return replace_success and attempt_id is not None and (earlier.attempt_id or "") < attempt_id
+
+
+class ReportGuard:
+    """The guard of an attempt that keeps no lease (a butler used outside ``s3qbb run-quantum``).
+
+    Another attempt's object may be replaced unless the quantum's report says
+    it succeeded (one GET of the report, only when two attempts meet); then
+    only an attempt re-running the quantum on purpose (``replace_success``)
+    replaces it. Attempts with a lease (`s3qbb.batch.attempts.AttemptLease`)
+    are guarded by it instead, which also keeps a running attempt's outputs.
+
+    Parameters
+    ----------
+    datastore : `~s3qbb.datastores.base.Datastore`
+        Where the quantum's report is.
+    run : `str`
+        Output run of the quantum.
+    replace_success : `bool`
+        Whether this attempt may replace what a successful one left.
+    """
+
+    def __init__(self, datastore: Datastore, run: str, replace_success: bool) -> None:
+        self._datastore = datastore
+        self._run = run
+        self._replace_success = replace_success
+
+    def check_replace(self, mine: WriteToken, other: WriteToken, uri: str) -> None:
+        """Raise `~s3qbb.s3.ownership.AttemptActiveError` if the quantum already succeeded."""
+        from ..s3.ownership import AttemptActiveError
+
+        report = report_key(self._run, mine.quantum_id)
+        if _replaceable(self._datastore, report, mine.attempt_id, self._replace_success):
+            return
+        reason = (
+            f"written by attempt {other.attempt_id} of quantum {other.quantum_id}, and the quantum's report "
+            f"{self._datastore.get_root()}/{report} says it succeeded; the quantum is done"
+        )
+        raise AttemptActiveError(
+            f"{uri} already exists ({reason}); it was left untouched. This attempt ({mine.attempt_id}) "
+            "stops: use the outputs of the successful attempt, or re-run the quantum on purpose "
+            "(`run-quantum --rerun`, or a butler made with replace_success=True).",
+            reason=reason,
+        )
+
+    def check_held(self) -> None:
+        """Nothing to check: without a lease, no other attempt can know this one runs."""

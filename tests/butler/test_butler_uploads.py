@@ -13,9 +13,10 @@ from butler_helpers import PREFIX, RUN, ButlerEnv, client_of
 from s3qbb.config import RetryConfig
 from s3qbb.core.attempt import WriteToken
 from s3qbb.core.quantum import Quantum
-from s3qbb.errors import RecordsUploadError, S3qbbError
+from s3qbb.errors import DatasetExistsError, RecordsUploadError, S3qbbError
 from s3qbb.provenance import QuantumProvenanceData, records_key
 from s3qbb.s3.objects import WRITE_TOKEN
+from s3qbb.s3.ownership import AttemptActiveError
 from s3qbb.testing.faults import FaultInjector
 
 pytestmark = pytest.mark.filterwarnings("ignore::s3qbb.butler.ProvenanceWarning")
@@ -302,3 +303,29 @@ def test_files_of_another_quantum_are_never_replaced(moto_env: ButlerEnv) -> Non
     with pytest.raises(RecordsUploadError, match=str(quantum.id)):
         impostor.finish()
     assert [moto_env.read(key) for key in moto_env.records_keys(quantum.id)] == before
+
+
+def test_an_attempt_without_lease_never_replaces_outputs_of_a_successful_one(env: ButlerEnv) -> None:
+    """A butler used outside ``run-quantum`` (no lease): the quantum's report decides, before any write."""
+    out = env.refs.make()
+    quantum = env.quantum(outputs=[out])
+    with env.butler(quantum) as butler:
+        butler.put({"attempt": 1}, out)
+    before = {k: env.read(k) for k in env.all_keys() if "/_records/" not in k}
+    records_before = env.read(env.records_keys(quantum.id)[1])
+
+    # The same quantum again (a retry after the upload, say): its put fails before replacing anything,
+    # and its own files cannot replace those of the success either.
+    with pytest.raises(RecordsUploadError), env.butler(quantum) as again:
+        with pytest.raises(DatasetExistsError, match=r"report .* says it succeeded") as caught:
+            again.put({"attempt": 2}, out)
+        assert isinstance(caught.value.__cause__, AttemptActiveError)
+    assert {k: env.read(k) for k in env.all_keys() if "/_records/" not in k} == before  # untouched
+    assert env.read(env.records_keys(quantum.id)[1]) == records_before
+
+    with env.butler(quantum, replace_success=True) as rerun:  # a re-run on purpose replaces it all
+        rerun.put({"attempt": 3}, out)
+    records = QuantumProvenanceData.from_json(env.read(env.records_keys(quantum.id)[1]))
+    downstream = env.quantum(inputs=[out], outputs=[env.refs.make()], records=records.datastore_record_data())
+    with env.butler(downstream) as reader:
+        assert reader.get(out) == {"attempt": 3}  # checksum verified against the new records
