@@ -13,9 +13,10 @@ small quanta, see :doc:`/scale`), and the S3 client and its connections are
 reused from one quantum to the next. The price is isolation: a task that
 leaks memory or changes global state does so in a long-lived worker, and a
 worker that dies (out of memory, a crash in native code) makes Dask run its
-quantum again elsewhere. A quantum whose files were already uploaded then
-fails at its create-only writes instead of overwriting anything (see
-:doc:`/batch`); tasks that need isolation belong in batch jobs.
+quantum again elsewhere. Each quantum runs as ``s3qbb run-quantum`` runs it:
+it is not run again if an earlier attempt succeeded (one GET), and its attempt
+keeps a lease, so that it never replaces what a running or successful attempt
+wrote (see :doc:`/batch`); tasks that need isolation belong in batch jobs.
 
 Dask is an optional dependency: install the ``dask`` extra
 (``pip install 's3qbb[dask]'``).
@@ -115,11 +116,19 @@ def _run_one(
     description: str,
     task_spec: TaskSpec,
     require_inputs: bool,
+    rerun: bool,
     *upstream: QuantumResult,
 ) -> QuantumResult:
-    """Run one quantum in a worker (a Dask task: it returns its outcome and never raises)."""
+    """Run one quantum in a worker (a Dask task: it returns its outcome and never raises).
+
+    The quantum runs as ``s3qbb run-quantum`` runs it (`s3qbb.batch.job.run_job`, signals left to
+    the worker): one GET tells whether an earlier attempt already succeeded (a worker that died
+    after the uploads, and Dask ran the quantum again), and the attempt keeps a lease, so that it
+    never replaces what a running or successful attempt wrote.
+    """
     from ..redaction import redact
-    from .execution import load_quantum, outcome_summary, run_quantum
+    from .execution import load_quantum, outcome_summary
+    from .job import JobOptions, run_job
 
     started = time.monotonic()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -151,18 +160,43 @@ def _run_one(
         butlers.append(butler)  # kept to read the records of the outputs afterwards
         return task(butler, q)
 
-    outcome = run_quantum(repo, quantum, task_with_butler, require_inputs=require_inputs)
-    summary = outcome_summary(outcome)
+    options = JobOptions(rerun=rerun, require_inputs=require_inputs, handle_signals=False)
+    job = run_job(repo, quantum, task_with_butler, options)
+    if job.previous is not None:
+        try:
+            records = _records_of_success(repo, quantum)
+        except Exception as err:  # a Dask task returns its outcome, it never raises
+            return result("failed", EXIT_INFRASTRUCTURE_FAILURE, redact(f"{type(err).__name__}: {err}"))
+        return result("already succeeded", EXIT_SUCCESS, None, records=records)
+    if job.outcome is None:
+        return result("not-started", int(job.exit_code), None)
+    summary = outcome_summary(job.outcome)
     # After finish() the butler returns its provenance from memory: no request, no reopened datastore.
     records = butlers[0].extract_provenance_data().datastore_record_data() if butlers else {}
     return result(
         summary["status"],
-        outcome.exit_code,
+        job.outcome.exit_code,
         summary["error"],
         uploaded=tuple(summary["uploaded"]),
-        missing_inputs=outcome.missing_inputs,
+        missing_inputs=job.outcome.missing_inputs,
         records=records,
     )
+
+
+def _records_of_success(repo: RepoConfig, quantum: Quantum) -> dict[str, DatastoreRecordData]:
+    """Return the records of the outputs of an earlier successful attempt, from its provenance file."""
+    from ..butler.setup import single_run
+    from ..provenance.files import provenance_key
+    from ..provenance.model import QuantumProvenanceData
+    from .upstream import repo_bucket
+
+    run = single_run(quantum.output_refs())
+    if run is None:  # not reached: a quantum without a single run has no report to find
+        return {}
+    bucket, prefix = repo_bucket(repo)
+    key = prefix + provenance_key(run, quantum.id)
+    provenance = QuantumProvenanceData.from_json(bucket.get(key).body, source=bucket.uri(key))
+    return dict(provenance.datastore_record_data())
 
 
 def _dependencies(quanta: list[Quantum]) -> dict[uuid.UUID, list[uuid.UUID]]:
@@ -196,6 +230,7 @@ def run_pipeline_on_dask(
     *,
     client: Client | None = None,
     require_inputs: bool = True,
+    rerun: bool = False,
 ) -> dict[uuid.UUID, QuantumResult]:
     """Run a pipeline's quanta on a Dask cluster and return how each ended.
 
@@ -224,6 +259,10 @@ def run_pipeline_on_dask(
     require_inputs : `bool`, optional
         Fail a quantum (infrastructure failure, task not called) whose
         predicted inputs are missing.
+    rerun : `bool`, optional
+        Run quanta that already succeeded again, their outputs and records
+        replaced (``s3qbb run-quantum --rerun``); by default such a quantum
+        is not run again (status ``already succeeded``, one GET).
 
     Returns
     -------
@@ -282,6 +321,7 @@ def run_pipeline_on_dask(
             quantum_to_simple(quantum).model_dump_json(),
             specs[qid],
             require_inputs,
+            rerun,
             *(futures[u] for u in upstream),
             key=f"s3qbb-quantum-{quantum.taskLabel or 'task'}-{qid}-{token}",
             pure=False,
@@ -355,7 +395,9 @@ def run_graph_on_dask(
         )
     tasks: dict[str, TaskSpec] = dict(graph.tasks)
     ran = (
-        run_pipeline_on_dask(todo, tasks, repo, client=client, require_inputs=require_inputs) if todo else {}
+        run_pipeline_on_dask(todo, tasks, repo, client=client, require_inputs=require_inputs, rerun=rerun)
+        if todo
+        else {}
     )
     results: dict[uuid.UUID, QuantumResult] = {}
     for node in graph.nodes:

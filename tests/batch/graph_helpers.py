@@ -11,6 +11,7 @@ __all__ = [
     "make_graph",
     "make_job",
     "read_dataset",
+    "read_outputs_verified",
 ]
 
 import dataclasses
@@ -149,3 +150,45 @@ def read_dataset(job: GraphJob, ref: DatasetRef) -> Any:
 def task_calls(workdir: Path) -> dict[str, int]:
     """Return the number of task calls per quantum ID (from the marker files)."""
     return {p.name: len(p.read_text().splitlines()) for p in workdir.iterdir() if len(p.name) == 36}
+
+
+def read_outputs_verified(job: GraphJob) -> dict[str, Any]:
+    """Read every output of every quantum with the records its provenance file holds (checksums verified).
+
+    Raises `~s3qbb.errors.DatasetIntegrityError` where an object is not what the records say.
+    Returns the outputs by ``"<dataset type>/<detector>"``.
+    """
+    from s3qbb import QuantumBackedButler
+    from s3qbb.provenance import QuantumProvenanceData, provenance_key
+
+    secret = job.endpoint.config.secret_access_key
+    config = {
+        "datastore": {
+            "root": f"s3://{job.endpoint.bucket}/repo",
+            "endpoint": {
+                "endpoint_url": job.endpoint.endpoint_url,
+                "region": "us-east-1",
+                "addressing_style": "path",
+                "access_key_id": job.endpoint.config.access_key_id,
+                "secret_access_key": secret.get_secret_value() if secret is not None else None,
+            },
+        },
+        "cache": {"enabled": False},
+    }
+    found: dict[str, Any] = {}
+    for index, node in enumerate(job.graph.nodes):
+        quantum = job.graph[index]
+        assert node.run is not None
+        body = job.endpoint.client.get_object(
+            Bucket=job.endpoint.bucket, Key=f"repo/{provenance_key(node.run, node.id)}"
+        )["Body"].read()
+        records = QuantumProvenanceData.model_validate_json(body).datastore_record_data()
+        outputs = quantum.output_refs()
+        ids = [r.id for r in outputs]
+        reader = QuantumBackedButler.from_predicted(config, ids, [], _U, records, refs=outputs)
+        try:
+            for ref in outputs:
+                found[f"{ref.datasetType.name}/{dict(ref.dataId).get('detector')}"] = reader.get(ref)
+        finally:
+            reader.close()
+    return found

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from graph_helpers import EXPECTED_SUMMARY, TESTS_DIR, make_job, read_dataset
+from graph_helpers import EXPECTED_SUMMARY, TESTS_DIR, make_job, read_dataset, read_outputs_verified
 
 from s3qbb.cli.main import main
 from s3qbb.testing.servers import S3TestEndpoint
@@ -44,6 +44,31 @@ def dask_client() -> Iterator[Client]:
             os.environ["PYTHONPATH"] = saved
 
 
+def _config_with_credentials(endpoint: S3TestEndpoint, tmp_path: Path) -> Path:
+    """A configuration file with the credentials in it: the workers have no environment for them."""
+    secret = endpoint.config.secret_access_key
+    assert secret is not None
+    config = tmp_path / "butler.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datastore": {
+                    "root": f"s3://{endpoint.bucket}/repo",
+                    "endpoint": {
+                        "endpoint_url": endpoint.endpoint_url,
+                        "region": "us-east-1",
+                        "addressing_style": "path",
+                        "access_key_id": endpoint.config.access_key_id,
+                        "secret_access_key": secret.get_secret_value(),
+                    },
+                },
+                "cache": {"enabled": False},
+            }
+        )
+    )
+    return config
+
+
 def test_dask_executor_runs_the_graph_and_skips_what_succeeded(
     moto_endpoint: S3TestEndpoint,
     dask_client: Client,
@@ -52,26 +77,7 @@ def test_dask_executor_runs_the_graph_and_skips_what_succeeded(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     job = make_job(moto_endpoint, tmp_path)
-    secret = moto_endpoint.config.secret_access_key
-    assert secret is not None
-    config = tmp_path / "butler.yaml"  # credentials in the file: the workers have no environment for them
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "datastore": {
-                    "root": f"s3://{moto_endpoint.bucket}/repo",
-                    "endpoint": {
-                        "endpoint_url": moto_endpoint.endpoint_url,
-                        "region": "us-east-1",
-                        "addressing_style": "path",
-                        "access_key_id": moto_endpoint.config.access_key_id,
-                        "secret_access_key": secret.get_secret_value(),
-                    },
-                },
-                "cache": {"enabled": False},
-            }
-        )
-    )
+    config = _config_with_credentials(moto_endpoint, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint.endpoint_url)
     # The first quantum ran earlier, as a batch job: the Dask run reads its records from its provenance.
     assert main(["run-quantum", "--graph", job.graph_uri, "--index", "0", "--config", str(config)]) == 0
@@ -96,3 +102,52 @@ def test_dask_executor_runs_the_graph_and_skips_what_succeeded(
     second = json.loads(capsys.readouterr().out)
     assert second["counts"] == {"already succeeded": len(job.graph)}
     assert main(["run", "--graph", job.graph_uri, "--config", str(config), "--executor", "dask"]) == 2
+
+
+def test_dask_rerun_replaces_outputs_and_records_together(
+    moto_endpoint: S3TestEndpoint,
+    dask_client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--rerun`` on Dask: every quantum runs again, and its records describe the bytes it left."""
+    job = make_job(moto_endpoint, tmp_path)
+    config = _config_with_credentials(moto_endpoint, tmp_path)
+    scheduler = dask_client.scheduler.address  # type: ignore[union-attr]
+    args = ["run", "--graph", job.graph_uri, "--config", str(config), "--executor", "dask"]
+    args += ["--scheduler", scheduler, "--json"]
+    assert main(args) == 0
+    capsys.readouterr()
+    before = read_outputs_verified(job)
+
+    assert main([*args, "--rerun"]) == 0
+    rerun = json.loads(capsys.readouterr().out)
+    assert rerun["counts"] == {"succeeded": len(job.graph)}
+    assert read_outputs_verified(job) == before  # the new bytes are what the new records say
+    assert main(args) == 0  # and the graph is done
+    assert json.loads(capsys.readouterr().out)["counts"] == {"already succeeded": len(job.graph)}
+
+
+def test_a_quantum_dask_runs_again_after_its_success_is_not_run_again(
+    moto_endpoint: S3TestEndpoint, dask_client: Client, tmp_path: Path
+) -> None:
+    """A worker that died after the uploads makes Dask run the quantum again: that run finds the success.
+
+    Submitting the same quanta twice is what that amounts to: the second run of each quantum
+    must neither replace its outputs nor fail, and hands the first run's records downstream.
+    """
+    from s3qbb.batch.dask import run_pipeline_on_dask
+
+    job = make_job(moto_endpoint, tmp_path)
+    config = _config_with_credentials(moto_endpoint, tmp_path)
+    quanta = [job.graph[i] for i in range(len(job.graph))]
+    tasks = dict(job.graph.tasks)
+    first = run_pipeline_on_dask(quanta, tasks, str(config), client=dask_client)
+    assert {r.status for r in first.values()} == {"succeeded"}
+    before = read_outputs_verified(job)
+
+    again = run_pipeline_on_dask(quanta, tasks, str(config), client=dask_client)
+
+    assert {r.status for r in again.values()} == {"already succeeded"}, again
+    assert all(r.succeeded and r.records for r in again.values())
+    assert read_outputs_verified(job) == before
