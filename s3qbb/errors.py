@@ -177,7 +177,7 @@ class DatastoreCapacityError(S3qbbError, MemoryError):
 
 
 class InvalidNameError(S3qbbError, ValueError):
-    """A run or collection name cannot be turned into a safe storage path."""
+    """A run or collection name cannot be a safe storage path, or a task label or name cannot be stored."""
 
 
 # --- datastore records ---------------------------------------------------

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AmbiguousDatasetError, DatasetTypeError
+from ..errors import AmbiguousDatasetError, DatasetTypeError, InvalidNameError
 from .dataset_ref import DatasetRef, ensure_resolved
+from .text import MAX_TASK_LABEL_CHARS, MAX_TASK_NAME_CHARS, storable_text_problem
 
 if TYPE_CHECKING:
     from .dataset_type import DatasetType
@@ -101,6 +102,27 @@ def _group(refs: RefsByType | Iterable[DatasetRef] | None, what: str) -> RefsByD
     return RefsByDatasetType({k: tuple(v) for k, v in out.items()})
 
 
+def _checked_task_text(value: str | None, what: str, limit: int) -> str | None:
+    """Refuse a task label or name that the records, the report or the registry could not hold.
+
+    Checked when the quantum is made: by the time the quantum ends its outputs exist, and a
+    label refused then would leave them unrecorded.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidNameError(f"The {what} of a quantum must be a str or None; got {type(value).__name__}.")
+    if len(value) > limit:
+        raise InvalidNameError(
+            f"The {what} {value[:80]!r}... is {len(value)} characters long, more than the {limit} "
+            "the registry holds; use a shorter one."
+        )
+    problem = storable_text_problem(value)
+    if problem is not None:
+        raise InvalidNameError(f"The {what} {value[:80]!r} has {problem}.")
+    return value
+
+
 class Quantum:
     """One unit of work: a task applied to predicted inputs, producing predicted outputs.
 
@@ -167,8 +189,8 @@ class Quantum:
         datastore_records: Mapping[str, DatastoreRecordData] | None = None,
         id: uuid.UUID | None = None,
     ) -> None:
-        self.taskName = taskName
-        self.taskLabel = taskLabel
+        self.taskName = _checked_task_text(taskName, "task name", MAX_TASK_NAME_CHARS)
+        self.taskLabel = _checked_task_text(taskLabel, "task label", MAX_TASK_LABEL_CHARS)
         self.dataId = dataId
         self.initInputs = _group(initInputs, "init-inputs")
         self.inputs = _group(inputs, "inputs")

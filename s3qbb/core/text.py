@@ -14,6 +14,8 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_DATA_ID_CHARS",
+    "MAX_TASK_LABEL_CHARS",
+    "MAX_TASK_NAME_CHARS",
     "MAX_VALUE_CHARS",
     "RECORDS_DIR",
     "storable_text_problem",
@@ -38,6 +40,12 @@ MAX_VALUE_CHARS = 256
 
 MAX_DATA_ID_CHARS = 2048
 """Longest data ID as compact JSON (the registry's ``dataset.data_id`` column)."""
+
+MAX_TASK_LABEL_CHARS = 256
+"""Longest task label (the registry's ``quantum.task_label`` column)."""
+
+MAX_TASK_NAME_CHARS = 512
+"""Longest task name (the registry's ``quantum.task_name`` column)."""
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 

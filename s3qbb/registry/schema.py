@@ -57,7 +57,7 @@ from typing import Any, Final, Literal, get_args
 
 import sqlalchemy as sa
 
-from ..core.text import MAX_DATA_ID_CHARS, MAX_VALUE_CHARS
+from ..core.text import MAX_DATA_ID_CHARS, MAX_TASK_LABEL_CHARS, MAX_TASK_NAME_CHARS, MAX_VALUE_CHARS
 
 REGISTRY_SCHEMA_VERSION: Final = "2"
 """Version of this schema, stored under ``schema_version`` in ``registry_meta``.
@@ -169,8 +169,8 @@ def make_tables() -> RegistryTables:
         md,
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("run", sa.String(256), sa.ForeignKey("run.name"), nullable=True),
-        sa.Column("task_label", sa.String(256), nullable=True),
-        sa.Column("task_name", sa.String(512), nullable=True),
+        sa.Column("task_label", sa.String(MAX_TASK_LABEL_CHARS), nullable=True),
+        sa.Column("task_name", sa.String(MAX_TASK_NAME_CHARS), nullable=True),
         sa.Column("status", sa.String(16), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),

@@ -11,7 +11,7 @@ from s3qbb.core.dataset_type import DatasetType
 from s3qbb.core.dimensions import DataCoordinate, DimensionUniverse
 from s3qbb.core.quantum import Quantum
 from s3qbb.core.records import DatastoreRecordData
-from s3qbb.errors import AmbiguousDatasetError, DatasetTypeError
+from s3qbb.errors import AmbiguousDatasetError, DatasetTypeError, InvalidNameError
 
 RUN = "run1"
 
@@ -217,3 +217,31 @@ def test_with_datastore_records_merges_by_datastore_name(refs: dict[str, Dataset
     # The original is untouched, and adding nothing returns the quantum itself.
     assert quantum.datastore_records["s3"].dataset_ids == {refs["raw"].id}
     assert quantum.with_datastore_records({}) is quantum
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("taskLabel", "calibrate\x01", "control character U\\+0001"),
+        ("taskLabel", "a\x00b", "control character U\\+0000"),
+        ("taskLabel", "x\x7f", "control character U\\+007F"),
+        ("taskLabel", "\ud800x", "lone surrogate U\\+D800"),
+        ("taskLabel", "L" * 257, "257 characters long, more than the 256"),
+        ("taskName", "pkg.Task\n", "control character U\\+000A"),
+        ("taskName", "n" * 513, "513 characters long, more than the 512"),
+        ("taskLabel", 3, "must be a str or None"),
+    ],
+)
+def test_a_task_label_or_name_the_records_cannot_hold_is_refused_when_the_quantum_is_made(
+    field: str, value: object, match: str
+) -> None:
+    """Not when the quantum ends: by then its outputs exist, and they would stay unrecorded."""
+    with pytest.raises(InvalidNameError, match=match) as caught:
+        Quantum(**{field: value})  # type: ignore[arg-type]
+    assert isinstance(caught.value, ValueError)
+
+
+def test_the_longest_task_label_and_name_the_registry_holds_are_accepted() -> None:
+    quantum = Quantum(taskLabel="L" * 256, taskName="n" * 512)
+    assert len(quantum.taskLabel or "") == 256 and len(quantum.taskName or "") == 512
+    assert Quantum(taskLabel="étape ✓").taskLabel == "étape ✓"
