@@ -57,8 +57,17 @@ def _fail(command: str, err: BaseException) -> int:
 )
 @click.argument("run_uri")
 @_registry_options
-@click.option("--workers", metavar="N", type=int, default=16, help="parallel downloads (default 16)")
-@click.option("--batch-size", metavar="N", type=int, default=200, help="quanta per transaction (default 200)")
+# IntRange: click refuses a bad value (exit 2, naming the option) before anything is created.
+@click.option(
+    "--workers", metavar="N", type=click.IntRange(min=1), default=16, help="parallel downloads (default 16)"
+)
+@click.option(
+    "--batch-size",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=200,
+    help="quanta per transaction (default 200)",
+)
 @click.option(
     "--recover",
     metavar="QUANTA",

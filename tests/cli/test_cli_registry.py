@@ -162,9 +162,16 @@ def test_ingest_bad_registry_url_exits_2_without_the_password(
     err = capsys.readouterr().err
     assert err.startswith("s3qbb ingest: ")
     assert "mysql" in err and "pa55word-xyz" not in err
-    args = ["ingest", "s3://bucket/repo/run/", "--registry", str(tmp_path / "r.db"), "--workers", "0"]
-    assert main(args) == 2
-    assert "workers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--workers", "--batch-size"])
+def test_ingest_bad_option_exits_2_before_creating_the_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    db = tmp_path / "r.db"
+    assert main(["ingest", "s3://bucket/repo/run/", "--registry", str(db), option, "0"]) == 2
+    assert option in capsys.readouterr().err
+    assert not db.exists(), "the registry file was created before the options were checked"
 
 
 @pytest.fixture
