@@ -29,7 +29,8 @@ def _registry_options(f: F) -> F:
     f = click.option(
         "--namespace",
         metavar="SCHEMA",
-        help="PostgreSQL schema holding the registry tables (default: public)",
+        help="PostgreSQL schema holding the registry tables; ingest creates it if missing "
+        "(default: the connection's default schema, usually public)",
     )(f)
     f = click.option(
         "--registry",

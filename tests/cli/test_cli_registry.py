@@ -182,7 +182,7 @@ def postgres_registry() -> Iterator[tuple[str, str, str]]:
     namespace = f"s3qbb_cli_{uuid.uuid4().hex[:12]}"
     with engine.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{namespace}"')
-    # The command has no --namespace option: the schema is chosen through the connection's search_path.
+    # Chosen through the connection's search_path here; test_namespace_option uses --namespace.
     scoped = sa.make_url(base).update_query_dict({"options": f"-csearch_path={namespace}"})
     try:
         yield base, scoped.render_as_string(hide_password=False), namespace
@@ -215,6 +215,27 @@ def test_ingest_into_postgresql(cli_job: CliJob, postgres_registry: tuple[str, s
     datasets = cli_job.run("datasets", "--registry", url, "--run", RUN, "--json")
     assert datasets.returncode == 0, datasets.stderr
     assert len(json.loads(datasets.stdout)) == 3
+
+
+@pytest.mark.postgres
+def test_namespace_option(cli_job: CliJob, postgres_registry: tuple[str, str, str]) -> None:
+    """As docs/registry.rst says: ingest creates the schema; datasets reads it, exits 2 on an empty one."""
+    base, _, existing = postgres_registry
+    namespace = existing + "_opt"  # does not exist yet: ingest creates it (dropped with the fixture's)
+    pipeline = run_pipeline(cli_job.endpoint)
+    try:
+        ingested = cli_job.run("ingest", pipeline.uri(RUN), "--registry", base, "--namespace", namespace)
+        assert ingested.returncode == 0, ingested.stderr
+        listed = cli_job.run("datasets", "--registry", base, "--namespace", namespace, "--run", RUN, "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert len(json.loads(listed.stdout)) == 3
+        empty = cli_job.run("datasets", "--registry", base, "--namespace", existing)
+        assert empty.returncode == 2 and "holds no s3qbb registry" in empty.stderr
+    finally:
+        engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE')
+        engine.dispose()
 
 
 # ------------------------------------------------------------ datasets and provenance
