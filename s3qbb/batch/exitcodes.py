@@ -36,11 +36,13 @@ __all__ = [
     "exit_code_for_error",
     "exit_code_for_signal",
     "infrastructure_cause",
+    "run_exit_code",
 ]
 
 import enum
 import signal
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import (
@@ -98,6 +100,7 @@ EXIT_CODES: tuple[ExitCodeInfo, ...] = (
     ExitCodeInfo(ExitCode.INTERRUPTED_SIGTERM, "interrupted by SIGTERM; status interrupted", retry=True),
 )
 """Every exit code, what it means and whether a retry can help (what docs/batch.rst shows)."""
+_RETRYABLE_CODES = frozenset(int(info.code) for info in EXIT_CODES if info.retry)
 
 _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     TransientStorageError,  # retries ran out: unreachable, reset, throttled, 5xx
@@ -212,3 +215,37 @@ def exit_code_for_signal(signum: int) -> ExitCode:
         If ``signum`` is neither SIGINT nor SIGTERM.
     """
     return ExitCode(128 + signum)
+
+
+def run_exit_code(failures: Iterable[int | None], *, interrupted_by: int | None = None) -> int:
+    """Return the exit code of ``s3qbb run`` (either executor) from how its quanta ended.
+
+    The one rule both executors follow: quanta that were not run because a
+    quantum producing their inputs failed are no failure of their own, so a
+    run whose only failures are retryable exits 75 (run again).
+
+    Parameters
+    ----------
+    failures : iterable of `int` or `None`
+        The exit code of each quantum that did not succeed; `None` for one
+        that was not run (upstream failed, or the runner stopped first).
+    interrupted_by : `int`, optional
+        The signal that stopped the runner, if one did.
+
+    Returns
+    -------
+    code : `int`
+        ``128 + interrupted_by`` if the runner was stopped (143 SIGTERM, 130
+        SIGINT); else 0 if every quantum succeeded, `ExitCode.TEMPFAIL` (75)
+        if every quantum that ran and failed can succeed on a retry (75, 130,
+        143: see `EXIT_CODES`), else `ExitCode.TASK_FAILED` (1).
+    """
+    if interrupted_by is not None:
+        return 128 + interrupted_by
+    codes = set(failures)
+    if not codes:
+        return int(ExitCode.SUCCESS)
+    ran = codes - {None}
+    if ran and ran <= _RETRYABLE_CODES:
+        return int(ExitCode.TEMPFAIL)
+    return int(ExitCode.TASK_FAILED)

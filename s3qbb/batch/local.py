@@ -50,11 +50,6 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_TEMPFAIL = 75
-_RETRYABLE = {EXIT_TEMPFAIL, 128 + signal.SIGTERM, 128 + signal.SIGINT}
-
 
 @dataclass(frozen=True, slots=True)
 class QuantumRun:
@@ -99,16 +94,16 @@ class LocalRunSummary:
 def summary_exit_code(summary: LocalRunSummary) -> int:
     """Return the runner's exit code: 0 all succeeded, 1 a quantum failed, 75 only retryable failures.
 
-    A runner stopped by a signal returns 128 + the signal (143 SIGTERM, 130 SIGINT).
+    A runner stopped by a signal returns 128 + the signal (143 SIGTERM, 130
+    SIGINT). The rule is `~s3qbb.batch.exitcodes.run_exit_code`'s, shared
+    with the Dask executor.
     """
-    if summary.interrupted_by is not None:
-        return 128 + summary.interrupted_by
-    codes = {r.exit_code for r in summary.runs.values() if r.status not in ("succeeded", "already succeeded")}
-    if not codes:
-        return EXIT_OK
-    if codes <= _RETRYABLE | {None} and codes - {None}:
-        return EXIT_TEMPFAIL
-    return EXIT_FAILED
+    from .exitcodes import run_exit_code
+
+    failures = (
+        r.exit_code for r in summary.runs.values() if r.status not in ("succeeded", "already succeeded")
+    )
+    return run_exit_code(failures, interrupted_by=summary.interrupted_by)
 
 
 def run_graph(

@@ -120,7 +120,7 @@ def _run_local(graph: str, config: str, *, jobs: int | None, rerun: bool, as_jso
 
 def _run_dask(graph_uri: str, config: str, *, scheduler: str | None, rerun: bool, as_json: bool) -> int:
     from ..batch.dask import _import_distributed, run_graph_on_dask
-    from ..batch.exitcodes import ExitCode
+    from ..batch.exitcodes import ExitCode, run_exit_code
     from ..batch.graph import QuantumGraph
     from .options import load_config_option
 
@@ -144,8 +144,7 @@ def _run_dask(graph_uri: str, config: str, *, scheduler: str | None, rerun: bool
     counts: dict[str, int] = {}
     for r in results.values():
         counts[r.status] = counts.get(r.status, 0) + 1
-    codes = {r.exit_code for r in results.values() if not r.succeeded}
-    code = 0 if not codes else (75 if codes <= {75, None} and None not in codes else 1)
+    code = run_exit_code(r.exit_code for r in results.values() if not r.succeeded)  # as the local executor
     if as_json:
         rows = [
             {"id": str(r.quantum_id), "label": r.task_label, "status": r.status, "exit_code": r.exit_code}

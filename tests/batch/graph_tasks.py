@@ -57,3 +57,11 @@ def fail(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Raise."""
     _mark(quantum)
     raise RuntimeError("this task fails on purpose")
+
+
+def transient(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Like `combine`, but detector 1 raises `ConnectionError` (``run-quantum`` exits 75: retryable)."""
+    _mark(quantum)
+    if quantum.dataId is not None and quantum.dataId["detector"] == 1:
+        raise ConnectionError("object store connection reset (simulated)")
+    _combine(butler, quantum)

@@ -151,3 +151,32 @@ def test_a_quantum_dask_runs_again_after_its_success_is_not_run_again(
     assert {r.status for r in again.values()} == {"already succeeded"}, again
     assert all(r.succeeded and r.records for r in again.values())
     assert read_outputs_verified(job) == before
+
+
+def test_only_retryable_failures_exit_75_on_both_executors(
+    moto_endpoint: S3TestEndpoint,
+    dask_client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A quantum fails retryably (75), the one downstream is not run: exit 75 (run again) on both executors.
+
+    The quanta that were not run because of the retryable failure are no failure of their own
+    (docs/batch.rst, "Exit codes of the other commands").
+    """
+    job = make_job(moto_endpoint, tmp_path, calibrate_task="graph_tasks:transient")
+    config = _config_with_credentials(moto_endpoint, tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint.endpoint_url)
+    scheduler = dask_client.scheduler.address  # type: ignore[union-attr]
+    dask_args = ["--executor", "dask", "--scheduler", scheduler, "--json"]
+    capsys.readouterr()
+    assert main(["run", "--graph", job.graph_uri, "--config", str(config), *dask_args]) == 75
+    out = json.loads(capsys.readouterr().out)
+    assert out["exit_code"] == 75
+    failed = {q["status"]: q["exit_code"] for q in out["quanta"] if q["status"] != "succeeded"}
+    assert failed == {"failed": 75, "upstream-failed": None}
+    local = job.run("run", "--graph", job.graph_uri, "--config", str(config), "--json")
+    assert local.returncode == 75, local.stderr
+    statuses = sorted(q["status"] for q in json.loads(local.stdout)["quanta"])
+    assert statuses == ["already succeeded"] * 3 + ["error", "upstream-failed"]

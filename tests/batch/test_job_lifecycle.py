@@ -9,7 +9,13 @@ import time
 import botocore.exceptions
 import pytest
 
-from s3qbb.batch.exitcodes import EXIT_CODES, ExitCode, exit_code_for_error, infrastructure_cause
+from s3qbb.batch.exitcodes import (
+    EXIT_CODES,
+    ExitCode,
+    exit_code_for_error,
+    infrastructure_cause,
+    run_exit_code,
+)
 from s3qbb.batch.signals import GracefulTermination, JobInterrupted, grace_period
 from s3qbb.errors import (
     AccessDeniedError,
@@ -71,6 +77,23 @@ def test_exit_code_table() -> None:
     assert JobInterrupted(signal.SIGTERM).exit_code == 143
     assert JobInterrupted(signal.SIGINT).exit_code == 130
     assert not isinstance(JobInterrupted(signal.SIGTERM), Exception)  # `except Exception` lets it through
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [
+        ([], 0),
+        ([75], 75),
+        ([75, None], 75),  # the quantum downstream of a retryable failure was not run: run again
+        ([143, 130, 75, None], 75),
+        ([75, 1, None], 1),
+        ([2], 1),
+        ([None], 1),  # not run, and no quantum that ran says why: nothing tells a retry will help
+    ],
+)
+def test_run_exit_code(failures: list[int | None], expected: int) -> None:
+    assert run_exit_code(failures) == expected
+    assert run_exit_code(failures, interrupted_by=signal.SIGTERM) == 143
 
 
 def test_grace_period_from_option_environment_or_default() -> None:
