@@ -432,7 +432,7 @@ class QuantumBackedButler(LimitedButler):
         self._check_open("QuantumBackedButler.pruneDatasets")
         refs = check_prune_arguments(refs, disassociate=disassociate, unstore=unstore, purge=purge)
         if unstore:
-            self._datastore.trash(refs)
+            self._datastore.trash(refs, ignore_errors=True)  # skip datasets not stored, as daf_butler
         if purge:
             for ref in refs:
                 self._actual_output_refs.pop(ref.id, None)

@@ -210,10 +210,21 @@ class Datastore(ABC):
     def trash(self, ref: DatasetRef | Iterable[DatasetRef], ignore_errors: bool = True) -> None:
         """Forget datasets now and schedule their artifacts for deletion by `emptyTrash`.
 
+        Parameters
+        ----------
+        ref : `DatasetRef` or iterable of `DatasetRef`
+            The datasets.
+        ignore_errors : `bool`, optional
+            Skip unknown datasets instead of raising. The default is that of
+            the daf_butler datastore a backend stands for: `True` here and for
+            ``FileDatastore``, `False` for ``InMemoryDatastore``. Internal
+            callers pass it explicitly.
+
         Raises
         ------
         DatasetNotFoundError
-            If a dataset is unknown and ``ignore_errors`` is `False`.
+            If a dataset is unknown and ``ignore_errors`` is `False` (a
+            `FileNotFoundError`, as daf_butler raises).
         """
 
     @abstractmethod

@@ -513,13 +513,15 @@ class InMemoryDatastore(Datastore):
             self._drop_object(ref.id)
             self.stats.count_request("delete")
 
-    def trash(self, ref: DatasetRef | Iterable[DatasetRef], ignore_errors: bool = True) -> None:
+    def trash(self, ref: DatasetRef | Iterable[DatasetRef], ignore_errors: bool = False) -> None:
         """Forget datasets now; their objects are released by `emptyTrash`.
+
+        ``ignore_errors`` is `False` by default, as in daf_butler's ``InMemoryDatastore``.
 
         Raises
         ------
         DatasetNotFoundError
-            If a dataset is unknown and ``ignore_errors`` is `False`.
+            If a dataset is unknown and ``ignore_errors`` is `False` (a `FileNotFoundError`).
         """
         refs = [ref] if isinstance(ref, DatasetRef) else list(ref)
         with self._lock:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 __all__ = ["DatastoreBackdoor", "DatastoreConformance", "MemoryBackdoor"]
 
+import inspect
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -312,9 +313,26 @@ class DatastoreConformance:
         datastore.emptyTrash()
         assert not backdoor.has_artifact(drop)
         assert backdoor.has_artifact(keep) and datastore.get(keep) == {"keep": 1}
-        with pytest.raises(DatasetNotFoundError):
-            datastore.trash(drop, ignore_errors=False)
-        datastore.trash([drop])  # ignored by default
+        datastore.trash([drop], ignore_errors=True)
+
+    def test_trash_unknown_dataset(self, datastore: Datastore, refs: RefMaker) -> None:
+        """``ignore_errors=False`` raises (a FileNotFoundError, as daf_butler); the default is daf_butler's.
+
+        The default of ``ignore_errors`` is that of the daf_butler datastore the
+        backend stands for (`False` for ``InMemoryDatastore``, `True` for
+        ``FileDatastore``); whichever it is, the datastore must honour it.
+        """
+        unknown = refs.make()
+        for given in (unknown, [unknown]):
+            with pytest.raises(DatasetNotFoundError) as info:
+                datastore.trash(given, ignore_errors=False)
+            assert isinstance(info.value, FileNotFoundError) and str(unknown.id) in str(info.value)
+            datastore.trash(given, ignore_errors=True)
+        if inspect.signature(type(datastore).trash).parameters["ignore_errors"].default:
+            datastore.trash(unknown)
+        else:
+            with pytest.raises(DatasetNotFoundError):
+                datastore.trash(unknown)
 
     def test_forget(self, datastore: Datastore, refs: RefMaker) -> None:
         ref = refs.make()

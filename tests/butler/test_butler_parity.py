@@ -87,6 +87,17 @@ def test_get_rows_with_a_negative_step(repo: Repo) -> None:
             assert np.array_equal(butler.getDeferred(out, parameters={"rows": rows}).get(), array[rows])
 
 
+def test_prune_skips_datasets_not_stored(repo: Repo) -> None:
+    """As daf_butler: pruning outputs never written is no error, on every datastore (memory too)."""
+    written, unwritten = repo.refs.make(), repo.refs.make()
+    with repo.butler([], [written, unwritten]) as butler:
+        butler.put({"w": 1}, written)
+        butler.pruneDatasets([written, unwritten], disassociate=False, unstore=True)
+        butler.pruneDatasets([unwritten], disassociate=True, unstore=True, purge=True)
+        assert not butler.stored(written)
+        assert butler.extract_provenance_data().actual_outputs == {written.id}
+
+
 def _calls(
     butler: QuantumBackedButler, inp: DatasetRef, out: DatasetRef, new: DatasetRef
 ) -> dict[str, Callable[[], Any]]:
