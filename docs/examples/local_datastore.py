@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ class LocalDirectoryDatastore(Datastore):
         self.templates = FileTemplates()
         self.formatters = FormatterFactory.default()
         self._records: dict[uuid.UUID, tuple[str, str, str]] = {}  # ID -> (path, formatter, storage class)
-        self._trash: list[str] = []
+        self._trash: dict[uuid.UUID, str] = {}  # trashed dataset ID -> path of its file
         self._lock = threading.Lock()
 
     # -- helpers --------------------------------------------------------------
@@ -136,16 +136,20 @@ class LocalDirectoryDatastore(Datastore):
             for r in refs:
                 record = self._records.pop(ensure_resolved(r, "trash").id, None)
                 if record is not None:
-                    self._trash.append(record[0])
+                    self._trash[r.id] = record[0]
                 elif not ignore_errors:
                     raise DatasetNotFoundError(f"Cannot trash dataset {r}: it is not in {self.name!r}.")
 
-    def emptyTrash(self, ignore_errors: bool = True) -> None:
-        """Delete the files of trashed datasets."""
+    def emptyTrash(
+        self, ignore_errors: bool = True, refs: Collection[DatasetRef] | None = None, dry_run: bool = False
+    ) -> set[ResourceURI]:
+        """Delete the files of trashed datasets (of ``refs`` only, if given); return their URIs."""
         with self._lock:
-            paths, self._trash = self._trash, []
-        for path in paths:
+            ids = list(self._trash) if refs is None else [r.id for r in refs if r.id in self._trash]
+            paths = [self._trash[i] if dry_run else self._trash.pop(i) for i in ids]
+        for path in [] if dry_run else paths:
             (self.root / path).unlink(missing_ok=True)
+        return {self._uri(path) for path in paths}
 
     def getURIs(self, ref: DatasetRef, predict: bool = False) -> DatasetRefURIs:
         """Return ``file://`` URIs; a predicted one ends with ``#predicted``."""

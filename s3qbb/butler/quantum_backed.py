@@ -437,7 +437,7 @@ class QuantumBackedButler(LimitedButler):
             for ref in refs:
                 self._actual_output_refs.pop(ref.id, None)
         if unstore:
-            self._datastore.emptyTrash()
+            self._datastore.emptyTrash(refs=refs)  # only these, as daf_butler
 
     # ----------------------------------------------------------------- URIs
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 __all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan", "raise_first"]
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -228,8 +228,27 @@ class Datastore(ABC):
         """
 
     @abstractmethod
-    def emptyTrash(self, ignore_errors: bool = True) -> None:
-        """Delete the artifacts of trashed datasets."""
+    def emptyTrash(
+        self, ignore_errors: bool = True, refs: Collection[DatasetRef] | None = None, dry_run: bool = False
+    ) -> set[ResourceURI]:
+        """Delete the artifacts of trashed datasets (daf_butler's signature).
+
+        Parameters
+        ----------
+        ignore_errors : `bool`, optional
+            Log artifacts that could not be deleted instead of raising.
+        refs : `~collections.abc.Collection` [`DatasetRef`], optional
+            Empty only the trash of these datasets (those not in the trash
+            are ignored); the whole trash if `None`.
+        dry_run : `bool`, optional
+            Delete nothing; return what would be deleted.
+
+        Returns
+        -------
+        removed : `set` [`ResourceURI`]
+            URIs of the artifacts deleted (or that would be); empty for
+            datastores whose artifacts have no URI of their own (memory).
+        """
 
     @abstractmethod
     def getURIs(self, ref: DatasetRef, predict: bool = False) -> DatasetRefURIs:

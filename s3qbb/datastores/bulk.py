@@ -8,27 +8,31 @@ the others are done (`~s3qbb.datastores.base.raise_first`).
 
 from __future__ import annotations
 
-__all__ = ["put_many", "read_many", "run_all"]
+__all__ = ["empty_trash", "put_many", "read_many", "run_all"]
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import DatasetExistsError, DatasetNotFoundError, DatasetTypeError
+from ..core.dataset_ref import ensure_resolved
+from ..errors import DatasetExistsError, DatasetNotFoundError, DatasetTypeError, S3qbbError
 from .base import raise_first
 from .writes import stored_already, written_concurrently
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
     from concurrent.futures import Executor
 
     from ..core.dataset_ref import DatasetRef
     from ..core.ids import DatasetId
     from ..core.records import StoredFileInfo
     from ..core.storage_class import StorageClass
+    from ..core.uri import ResourceURI
     from .base import ReadPlan
     from .encoding import Encoded
     from .s3 import S3Datastore
 
+_LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _J = TypeVar("_J")
 
@@ -168,3 +172,23 @@ def run_all(
     for future in futures:
         future.result()
     return out
+
+
+def empty_trash(
+    store: S3Datastore, *, ignore_errors: bool, refs: Collection[DatasetRef] | None, dry_run: bool
+) -> set[ResourceURI]:
+    """Delete the objects of trashed datasets (`S3Datastore.emptyTrash <s3qbb.datastores.s3.S3Datastore>`).
+
+    One records transaction, then one DeleteObjects request per 1,000 objects
+    (none with ``dry_run``); return the URIs of the objects deleted.
+    """
+    ids = None if refs is None else [ensure_resolved(r, "emptyTrash").id for r in refs]
+    removed = store.records.empty_trash(ids, dry_run=dry_run)
+    paths = {store.key(info.path): info.path for infos in removed.values() for info in infos}
+    failures = store.bucket.delete_many(paths) if paths and not dry_run else {}
+    if failures:
+        message = f"Could not delete {len(failures)} trashed object(s) of {store.name!r}: {dict(failures)}"
+        if not ignore_errors:
+            raise S3qbbError(message)
+        _LOG.warning(message)
+    return {store.resource_uri(path) for key, path in paths.items() if key not in failures}

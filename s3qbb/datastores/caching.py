@@ -43,7 +43,7 @@ __all__ = [
 import copy
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
@@ -447,9 +447,11 @@ class CachingDatastore(Datastore):
         finally:
             self._invalidate(refs)
 
-    def emptyTrash(self, ignore_errors: bool = True) -> None:
+    def emptyTrash(
+        self, ignore_errors: bool = True, refs: Collection[DatasetRef] | None = None, dry_run: bool = False
+    ) -> set[ResourceURI]:
         """Let the backend delete the artifacts of trashed datasets (already uncached)."""
-        self.backend.emptyTrash(ignore_errors=ignore_errors)
+        return self.backend.emptyTrash(ignore_errors=ignore_errors, refs=refs, dry_run=dry_run)
 
     def forget(self, refs: Iterable[DatasetRef]) -> None:
         """Drop the cached copies and the backend's records of datasets."""

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -538,10 +538,18 @@ class InMemoryDatastore(Datastore):
                 if obj is not None:
                     self._trash[r.id] = obj
 
-    def emptyTrash(self, ignore_errors: bool = True) -> None:
-        """Release the objects of trashed datasets."""
+    def emptyTrash(
+        self, ignore_errors: bool = False, refs: Collection[DatasetRef] | None = None, dry_run: bool = False
+    ) -> set[ResourceURI]:
+        """Release the objects of trashed datasets (of ``refs`` only, if given); return no URI, as daf_butler.
+
+        Nothing here can fail: ``ignore_errors`` (`False` by default, as daf_butler's) changes nothing.
+        """
         with self._lock:
-            self._trash.clear()
+            ids = list(self._trash) if refs is None else [r.id for r in refs if r.id in self._trash]
+            for dataset_id in [] if dry_run else ids:
+                del self._trash[dataset_id]
+        return set()
 
     def forget(self, refs: Iterable[DatasetRef]) -> None:
         """Drop datasets (for a memory datastore the record and the object are one)."""

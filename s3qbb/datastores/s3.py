@@ -20,7 +20,7 @@ __all__ = ["S3Datastore"]
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -428,24 +428,19 @@ class S3Datastore(Datastore):
                 )
         self.records.move_to_trash(ids)
 
-    def emptyTrash(self, ignore_errors: bool = True) -> None:
-        """Delete the objects of trashed datasets with batched DeleteObjects requests.
+    def emptyTrash(
+        self, ignore_errors: bool = True, refs: Collection[DatasetRef] | None = None, dry_run: bool = False
+    ) -> set[ResourceURI]:
+        """Delete the objects of trashed datasets (of ``refs`` only, if given) with batched DeleteObjects.
+
+        Returns the URIs of the objects deleted (that would be, with ``dry_run``: no request then).
 
         Raises
         ------
         S3qbbError
             If some objects could not be deleted and ``ignore_errors`` is `False`.
         """
-        removed = self.records.empty_trash()
-        keys = [self.key(info.path) for infos in removed.values() for info in infos]
-        failures = self.bucket.delete_many(keys) if keys else {}
-        if failures:
-            message = f"Could not delete {len(failures)} trashed object(s) of {self.name!r}: {dict(failures)}"
-            if not ignore_errors:
-                from ..errors import S3qbbError
-
-                raise S3qbbError(message)
-            _LOG.warning(message)
+        return bulk.empty_trash(self, ignore_errors=ignore_errors, refs=refs, dry_run=dry_run)
 
     def forget(self, refs: Iterable[DatasetRef]) -> None:
         """Drop records without touching objects."""

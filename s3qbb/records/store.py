@@ -361,13 +361,17 @@ class SqliteRecordsStore(RecordsDatabase):
                 sql.execute_in(conn, sql.delete_location, [uuid.UUID(i) for i in found], named=True)
         return len(found)
 
-    def empty_trash(self, ids: Iterable[uuid.UUID] | None = None) -> dict[uuid.UUID, list[StoredFileInfo]]:
+    def empty_trash(
+        self, ids: Iterable[uuid.UUID] | None = None, *, dry_run: bool = False
+    ) -> dict[uuid.UUID, list[StoredFileInfo]]:
         """Remove trashed datasets for good and return their records.
 
         Parameters
         ----------
         ids : `~collections.abc.Iterable` [`uuid.UUID`], optional
             Trashed datasets to remove (others are ignored); all if `None`.
+        dry_run : `bool`, optional
+            Only return the records that would be removed; remove nothing.
 
         Returns
         -------
@@ -390,8 +394,9 @@ class SqliteRecordsStore(RecordsDatabase):
                     for row in conn.execute(sql.select_any(len(batch)), [i.hex for i in batch]):
                         info = _info(row, by_hex)
                         removed.setdefault(info.dataset_id, []).append(info)
-                sql.execute_in(conn, sql.delete_records, wanted, named=False)
-                sql.execute_in(conn, sql.delete_trash, wanted, named=True)
+                if not dry_run:
+                    sql.execute_in(conn, sql.delete_records, wanted, named=False)
+                    sql.execute_in(conn, sql.delete_trash, wanted, named=True)
         return removed
 
     # --- reads ---------------------------------------------------------------

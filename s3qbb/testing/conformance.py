@@ -315,6 +315,24 @@ class DatastoreConformance:
         assert backdoor.has_artifact(keep) and datastore.get(keep) == {"keep": 1}
         datastore.trash([drop], ignore_errors=True)
 
+    def test_empty_trash_of_given_refs(
+        self, datastore: Datastore, backdoor: DatastoreBackdoor, refs: RefMaker
+    ) -> None:
+        """``emptyTrash(refs=...)`` deletes only those trashed datasets; ``dry_run`` deletes nothing."""
+        first, second, live = refs.make(), refs.make(), refs.make()
+        for ref in (first, second, live):
+            datastore.put({"n": 1}, ref)
+        datastore.trash([first, second], ignore_errors=False)
+        planned = datastore.emptyTrash(refs=[first, live], dry_run=True)  # live is not trashed: ignored
+        assert backdoor.has_artifact(first) and backdoor.has_artifact(second)
+        assert datastore.emptyTrash(refs=[first, live]) == planned
+        assert not backdoor.has_artifact(first) and backdoor.has_artifact(second)
+        assert all(str(first.id) in uri for uri in planned)  # what was deleted (none for memory)
+        assert datastore.emptyTrash(refs=[]) == set() and backdoor.has_artifact(second)
+        datastore.emptyTrash()
+        assert not backdoor.has_artifact(second)
+        assert backdoor.has_artifact(live) and datastore.get(live) == {"n": 1}
+
     def test_trash_unknown_dataset(self, datastore: Datastore, refs: RefMaker) -> None:
         """``ignore_errors=False`` raises (a FileNotFoundError, as daf_butler); the default is daf_butler's.
 
