@@ -15,7 +15,7 @@ __all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan", "
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.attempt import WriteToken
@@ -24,6 +24,7 @@ from ..core.dataset_type import default_storage_classes
 from ..core.storage_class import StorageClass, StorageClassFactory
 from ..core.uri import DatasetRefURIs, ResourceURI
 from ..errors import DatasetNotFoundError, DatasetTypeError, S3qbbError, StorageClassError
+from .contract import DatastoreCapabilities, ReadPlan
 from .stats import DatastoreStats
 
 if TYPE_CHECKING:
@@ -31,62 +32,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ..core.records import DatastoreRecordData
-
-
-@dataclass(frozen=True, slots=True)
-class DatastoreCapabilities:
-    """What a datastore can do; callers and the conformance suite branch on these flags.
-
-    Parameters
-    ----------
-    ephemeral : `bool`
-        Contents vanish with the process.
-    predicted_uris : `bool`
-        ``getURI(ref, predict=True)`` gives a meaningful URI before a write.
-    partial_reads : `bool`
-        Read parameters are applied while reading (e.g. HTTP ranges), not after a full read.
-    persistent_records : `bool`
-        Records can be exported and imported (`Datastore.export_records`).
-    bounded : `bool`
-        Contents may be evicted to respect a size bound (a cache tier).
-    checksums : `bool`
-        Stored bytes are verified against recorded checksums on read.
-    """
-
-    ephemeral: bool
-    predicted_uris: bool = True
-    partial_reads: bool = False
-    persistent_records: bool = False
-    bounded: bool = False
-    checksums: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ReadPlan:
-    """What a `Datastore.get` call asked for, validated before any I/O.
-
-    Parameters
-    ----------
-    ref : `DatasetRef`
-        The ref as given (possibly a component ref).
-    parent : `DatasetRef`
-        The ref of the stored (parent) dataset.
-    component : `str` or `None`
-        Component to extract.
-    stored : `StorageClass`
-        Storage class the dataset was written with (of the parent).
-    target : `StorageClass`
-        Storage class of the object to return (component and override applied).
-    parameters : `~collections.abc.Mapping`
-        Validated read parameters.
-    """
-
-    ref: DatasetRef
-    parent: DatasetRef
-    component: str | None
-    stored: StorageClass
-    target: StorageClass
-    parameters: Mapping[str, Any]
 
 
 class Datastore(ABC):
