@@ -24,6 +24,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetTypeError",
     "DatastoreCapacityError",
+    "DatastoreValidationError",
     "FormatterError",
     "InvalidNameError",
     "InvalidParameterError",
@@ -171,6 +172,13 @@ class TLSError(S3qbbError, ConnectionError):
 
 class DatastoreCapacityError(S3qbbError, MemoryError):
     """A bounded datastore cannot hold an object even after evicting everything."""
+
+
+class DatastoreValidationError(S3qbbError, ValueError, RuntimeError):
+    """A datastore cannot store some datasets, dataset types or storage classes: no usable formatter.
+
+    Also a `RuntimeError`, as daf_butler's ``DatastoreValidationError`` (a ``ValidationError``).
+    """
 
 
 # --- names ---------------------------------------------------------------

@@ -32,6 +32,8 @@ EXPECTED: dict[str, tuple[type[BaseException], ...]] = {
     "DatasetNotFoundError": (FileNotFoundError, LookupError),  # datastore get / DatasetNotFoundError
     "DatasetTypeError": (ValueError,),  # daf_butler's DatasetTypeError is a ValueError
     "DatastoreCapacityError": (MemoryError,),
+    # daf_butler's DatastoreValidationError is a RuntimeError (ValidationError); a ValueError too: bad input
+    "DatastoreValidationError": (ValueError, RuntimeError),
     "FormatterError": (ValueError,),
     "InvalidNameError": (ValueError,),
     "InvalidParameterError": (ValueError,),  # daf_butler: KeyError/ValueError on unknown parameters

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = ["Datastore", "DatastoreCapabilities", "DatastoreStats", "ReadPlan", "raise_first"]
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
@@ -23,7 +24,13 @@ from ..core.dataset_ref import DatasetRef, ensure_resolved
 from ..core.dataset_type import default_storage_classes
 from ..core.storage_class import StorageClass, StorageClassFactory
 from ..core.uri import DatasetRefURIs, ResourceURI
-from ..errors import DatasetNotFoundError, DatasetTypeError, S3qbbError, StorageClassError
+from ..errors import (
+    DatasetNotFoundError,
+    DatasetTypeError,
+    DatastoreValidationError,
+    S3qbbError,
+    StorageClassError,
+)
 from .contract import DatastoreCapabilities, ReadPlan
 from .stats import DatastoreStats
 
@@ -31,7 +38,11 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
+    from ..core.dataset_type import DatasetType
     from ..core.records import DatastoreRecordData
+
+
+_LOG = logging.getLogger(__name__)
 
 
 class Datastore(ABC):
@@ -215,6 +226,41 @@ class Datastore(ABC):
     @abstractmethod
     def forget(self, refs: Iterable[DatasetRef]) -> None:
         """Drop records of datasets without touching artifacts."""
+
+    def validateConfiguration(
+        self, entities: Iterable[DatasetRef | DatasetType | StorageClass], logFailures: bool = False
+    ) -> None:
+        """Check that this datastore can store each entity: it has a formatter for its storage class.
+
+        Parameters
+        ----------
+        entities : iterable of `DatasetRef`, `DatasetType` or `StorageClass`
+            What to check (daf_butler's API); kinds may be mixed.
+        logFailures : `bool`, optional
+            Also log each failure, at CRITICAL level (as daf_butler).
+
+        Raises
+        ------
+        DatastoreValidationError
+            If some entities cannot be stored; the message lists every one and why.
+        """
+        failures: list[str] = []
+        entities = list(entities)
+        for entity in entities:
+            problem = self._storage_problem(entity)
+            if problem is not None:
+                failures.append(problem)
+                if logFailures:
+                    _LOG.critical("Datastore %r cannot store %s", self.name, problem)
+        if failures:
+            raise DatastoreValidationError(
+                f"Datastore {self.name!r} cannot store {len(failures)} of the {len(entities)} entities "
+                "validated:\n- " + "\n- ".join(failures)
+            )
+
+    def _storage_problem(self, entity: DatasetRef | DatasetType | StorageClass) -> str | None:
+        """Return why this datastore cannot store ``entity`` (`None` if it can: the default, for objects)."""
+        return None
 
     @property
     def isEphemeral(self) -> bool:

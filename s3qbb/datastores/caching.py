@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..core.attempt import WriteToken
+    from ..core.dataset_type import DatasetType
     from ..core.ids import DatasetId
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass
@@ -461,6 +462,12 @@ class CachingDatastore(Datastore):
             self.backend.forget(refs)
         finally:
             self._invalidate(refs)
+
+    def validateConfiguration(
+        self, entities: Iterable[DatasetRef | DatasetType | StorageClass], logFailures: bool = False
+    ) -> None:
+        """Validate with the backend, which stores the datasets (the cache keeps what it stores)."""
+        self.backend.validateConfiguration(entities, logFailures)
 
     # --------------------------------------------------- URIs and records
 

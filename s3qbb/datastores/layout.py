@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..core.records import StoredFileInfo
-from ..errors import ConfigError
+from ..errors import ConfigError, PickleDisabledError, UnknownFormatterError
 from ..formatters import FormatterFactory
 from .templates import FileTemplate, FileTemplates, TemplateFields
 
 if TYPE_CHECKING:
     from ..core.dataset_ref import DatasetRef
     from ..core.dataset_type import DatasetType
+    from ..core.storage_class import StorageClass
     from ..formatters import Formatter
 
 
@@ -118,23 +119,60 @@ class S3Layout:
         memo = self._memo.get(dataset_type)
         if memo is not None:
             return memo
-        parent_name = dataset_type.nameAndComponent()[0]
-        sc = dataset_type.storageClass if not dataset_type.isComponent() else dataset_type.parentStorageClass
-        assert sc is not None
-        name = (
-            self.formatter_overrides.get(parent_name) or self.formatter_overrides.get(sc.name) or sc.formatter
-        )
-        if not name:
-            raise ConfigError(
-                f"No formatter for dataset type {parent_name!r} (storage class {sc.name!r}); set one in the "
-                "storage class or in the datastore's formatter overrides."
-            )
-        formatter = self.formatters.get(name, allow_pickle=self.allow_pickle)
+        parent_name, sc = _parent(dataset_type)
+        formatter = self.formatters.get(self.formatter_name(sc, parent_name), allow_pickle=self.allow_pickle)
         template = self.templates.template_for(parent_name, dataset_type.storageClass.name)
         memo = (formatter, template, frozenset(dataset_type.dimensions.required), parent_name)
         with self._lock:
             self._memo[dataset_type] = memo
         return memo
+
+    def formatter_name(self, storage_class: StorageClass, dataset_type: str | None = None) -> str:
+        """Return the name of the formatter writing a storage class (of a parent dataset type, if given).
+
+        An override by dataset type name wins, then one by storage class name,
+        then the storage class's own formatter.
+
+        Raises
+        ------
+        ConfigError
+            If none of them names a formatter.
+        """
+        overrides = self.formatter_overrides
+        name = (dataset_type and overrides.get(dataset_type)) or overrides.get(storage_class.name)
+        if name or storage_class.formatter:
+            return name or str(storage_class.formatter)
+        what = f"dataset type {dataset_type!r} (storage class " if dataset_type else "storage class "
+        raise ConfigError(
+            f"No formatter for {what}{storage_class.name!r}{')' if dataset_type else ''}; set one in the "
+            "storage class or in the datastore's formatter overrides."
+        )
+
+    def formatter_problem(self, entity: DatasetRef | DatasetType | StorageClass) -> str | None:
+        """Return why no formatter writes ``entity`` here, naming it and what to do; `None` if one does.
+
+        For `S3Datastore.validateConfiguration <s3qbb.datastores.s3.S3Datastore>`; no request.
+        """
+        from ..core.dataset_ref import DatasetRef
+        from ..core.dataset_type import DatasetType
+        from ..core.storage_class import StorageClass
+
+        if isinstance(entity, DatasetRef):
+            entity = entity.datasetType
+        try:
+            if isinstance(entity, DatasetType):
+                parent_name, sc = _parent(entity)
+                what, name = f"dataset type {parent_name!r}", self.formatter_name(sc, parent_name)
+            elif isinstance(entity, StorageClass):
+                what, name = f"storage class {entity.name!r}", self.formatter_name(entity)
+            else:
+                return f"{entity!r}: not a DatasetRef, DatasetType or StorageClass"
+            self.formatters.get(name, allow_pickle=self.allow_pickle)
+        except ConfigError as err:  # no formatter named; the message names the entity
+            return str(err)
+        except (UnknownFormatterError, PickleDisabledError) as err:
+            return f"{what}: {err}"
+        return None
 
     def formatter_named(self, name: str) -> Formatter:
         """Return the formatter a record names (one instance per name, as `formatter_for` keeps one per type).
@@ -189,3 +227,10 @@ class S3Layout:
             None,
             -1,
         )
+
+
+def _parent(dataset_type: DatasetType) -> tuple[str, StorageClass]:
+    """Return the name and storage class of the parent of a (component) dataset type."""
+    sc = dataset_type.parentStorageClass if dataset_type.isComponent() else dataset_type.storageClass
+    assert sc is not None
+    return dataset_type.nameAndComponent()[0], sc

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client
 
+    from ..core.dataset_type import DatasetType
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass, StorageClassFactory
     from ..formatters import FormatterFactory
@@ -341,6 +342,10 @@ class S3Datastore(Datastore):
         formatter = self.layout.formatter_named(info.formatter)
         target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_name)
         return self.reader.read_dataset(ref, target, formatter, plan, self._finish_read)
+
+    def _storage_problem(self, entity: DatasetRef | DatasetType | StorageClass) -> str | None:
+        """Return why no formatter writes ``entity`` here (see `S3Layout.formatter_problem`)."""
+        return self.layout.formatter_problem(entity)
 
     # ------------------------------------------------------------ existence
 

@@ -360,6 +360,18 @@ class DatastoreConformance:
         with pytest.raises(DatasetNotFoundError):
             datastore.get(ref)
 
+    # ------------------------------------------------------------ validation
+
+    def test_validate_configuration(self, datastore: Datastore, refs: RefMaker) -> None:
+        """What the datastore stores validates: as a ref, a component ref, a dataset type, a storage class."""
+        entities: list[Any] = [refs.make("StructuredComposite").makeComponentRef("summary")]
+        for storage_class in ROUND_TRIP:
+            ref = refs.make(storage_class)
+            entities += [ref, ref.datasetType, ref.datasetType.storageClass]
+        datastore.validateConfiguration(entities)
+        datastore.validateConfiguration(entities, logFailures=True)
+        datastore.validateConfiguration([])
+
     # ------------------------------------------------------------------ URIs
 
     def test_uris(self, datastore: Datastore, refs: RefMaker) -> None:

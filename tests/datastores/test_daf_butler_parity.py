@@ -21,7 +21,7 @@ FileDatastore = pytest.importorskip("lsst.daf.butler.datastores.fileDatastore", 
 DafInMemory = pytest.importorskip("lsst.daf.butler.datastores.inMemoryDatastore").InMemoryDatastore
 
 PAIRS = [(InMemoryDatastore, DafInMemory), (S3Datastore, FileDatastore), (CachingDatastore, FileDatastore)]
-METHODS = ["trash", "emptyTrash"]
+METHODS = ["trash", "emptyTrash", "validateConfiguration"]
 
 
 def _parameters(cls: type, method: str) -> list[tuple[str, Any]]:

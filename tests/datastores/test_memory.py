@@ -165,6 +165,16 @@ def test_immutable_objects_are_shared(refs: RefMaker) -> None:
     assert store.get(ref) is payload
 
 
+def test_everything_validates(refs: RefMaker) -> None:
+    """As daf_butler's InMemoryDatastore: objects are kept as they are, so any storage class can be stored."""
+    factory = example_storage_classes()
+    factory.addFromConfig({"NoFormatter": {"pytype": "builtins.dict"}})
+    ref = RefMaker(storage_classes=factory).make("NoFormatter")
+    store = InMemoryDatastore(storageClassFactory=factory)
+    store.validateConfiguration([ref, ref.datasetType, ref.datasetType.storageClass], logFailures=True)
+    store.put({"a": 1}, ref)
+
+
 # The seed's InMemoryDatastore API (the API reference of daf_butler's
 # lsst.daf.butler.datastores.inMemoryDatastore.InMemoryDatastore): method -> parameter names in order.
 SEED_METHODS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from s3qbb.errors import (
     DatasetExistsError,
     DatasetIntegrityError,
     DatasetNotFoundError,
+    DatastoreValidationError,
     TransientStorageError,
 )
 from s3qbb.s3 import make_retry_policy
@@ -302,6 +304,38 @@ def test_corrupt_object_named_in_error(
         store.get(ref)
     assert str(ref.id) in str(info.value) and store.getURI(ref) in str(info.value)
     assert "checksum" in str(info.value)
+
+
+def test_validate_configuration_lists_what_cannot_be_stored(
+    moto_endpoint: S3TestEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """daf_butler's validateConfiguration: each entity with no usable formatter, in one error; no request."""
+    factory = example_storage_classes()
+    factory.addFromConfig({"NoFormatter": {"pytype": "builtins.dict"}})
+    refs = RefMaker(storage_classes=factory)
+    config = moto_endpoint.config
+    store = S3Datastore(
+        f"s3://{moto_endpoint.bucket}/{PREFIX}",
+        config=config,
+        client=new_client(config),
+        storageClassFactory=factory,
+        formatter_overrides={"odd": "no_such_formatter"},
+    )
+    good, no_formatter, odd = refs.make(), refs.make("NoFormatter"), refs.make(name="odd")
+    pickled = factory.getStorageClass("Pickle")  # allow_pickle is off
+    with RequestCounter(store.bucket.client) as counter, caplog.at_level(logging.CRITICAL):
+        store.validateConfiguration([good, good.datasetType, good.datasetType.storageClass])
+        with pytest.raises(DatastoreValidationError) as info:
+            store.validateConfiguration([good, no_formatter, odd.datasetType, pickled], logFailures=True)
+        assert counter.total == 0
+    message = str(info.value)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, RuntimeError)
+    assert message.startswith("Datastore 'S3Datastore' cannot store 3 of the 4 entities validated")
+    assert "'NoFormatter'" in message and "'odd'" in message and "no_such_formatter" in message
+    assert "'Pickle'" in message and "allow_pickle" in message
+    assert good.datasetType.name not in message
+    assert len([r for r in caplog.records if r.levelno == logging.CRITICAL]) == 3
+    store.close()
 
 
 def test_trust_mode_reads_without_records(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
