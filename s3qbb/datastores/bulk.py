@@ -122,18 +122,18 @@ def read_many(
         except Exception as err:
             errors[i] = err
     records = store.records.get_many(plan.parent.id for _, plan in plans)
-    todo: list[tuple[int, ReadPlan, StoredFileInfo]] = []
+    todo: list[tuple[int, ReadPlan, StoredFileInfo, bool]] = []  # ..., whether the record is predicted
     for i, plan in plans:
         infos = records.get(plan.parent.id)
         try:
-            todo.append((i, plan, store._found_or_raise(plan.parent, infos[0] if infos else None)))
+            todo.append((i, plan, store._found_or_raise(plan.parent, infos[0] if infos else None), not infos))
         except DatasetNotFoundError as err:
             errors[i] = err
     read = run_all(
-        store.pool, store.max_workers, lambda job: store._read_recorded(job[1].ref, job[1], job[2]), todo
+        store.pool, store.max_workers, lambda job: store._read_recorded(job[1].ref, *job[1:]), todo
     )
     out: dict[DatasetRef, tuple[Any, Encoded | None]] = {}
-    for (i, plan, _), (result, error) in zip(todo, read, strict=True):
+    for (i, plan, _, _), (result, error) in zip(todo, read, strict=True):
         if error is not None:
             errors[i] = error
         else:

@@ -332,15 +332,16 @@ class S3Datastore(Datastore):
 
     def _read(self, ref: DatasetRef, plan: ReadPlan) -> tuple[Any, Encoded | None]:
         """Read what ``plan`` asks for (see `VerifiedReader.read_dataset`)."""
-        return self._read_recorded(ref, plan, self._record_or_raise(plan.parent))
+        info = self._record(plan.parent)
+        return self._read_recorded(ref, plan, self._found_or_raise(plan.parent, info), info is None)
 
     def _read_recorded(
-        self, ref: DatasetRef, plan: ReadPlan, info: StoredFileInfo
+        self, ref: DatasetRef, plan: ReadPlan, info: StoredFileInfo, predicted: bool = False
     ) -> tuple[Any, Encoded | None]:
-        """Read what ``plan`` asks for, of the dataset ``info`` records."""
+        """Read what ``plan`` asks for, of the dataset ``info`` records (or predicts, in trust mode)."""
         plan = self._as_stored(plan, info.storage_class)
         formatter = self.layout.formatter_named(info.formatter)
-        target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_name)
+        target = ReadTarget(plan.parent, info, self.key(info.path), self.bucket_name, self.name, predicted)
         return self.reader.read_dataset(ref, target, formatter, plan, self._finish_read)
 
     def _storage_problem(self, entity: DatasetRef | DatasetType | StorageClass) -> str | None:

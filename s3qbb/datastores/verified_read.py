@@ -64,6 +64,10 @@ class ReadTarget:
     info: StoredFileInfo
     key: str
     bucket: str
+    datastore: str = ""
+    """Name of the datastore reading (for messages)."""
+    predicted: bool = False
+    """Whether ``info`` is the record a put would write (trust mode), not one of a write."""
 
     @property
     def uri(self) -> str:
@@ -86,6 +90,20 @@ class ReadTarget:
     def fail(self, problem: str) -> DatasetIntegrityError:
         """Return the error for a failed check."""
         return DatasetIntegrityError(f"Dataset {self.ref} at {self.uri}: {problem}")
+
+    def missing(self) -> DatasetNotFoundError:
+        """Return the error for an object that does not exist: which dataset, where, and what to do."""
+        if self.predicted:
+            return DatasetNotFoundError(
+                f"Dataset {self.ref} has no record in datastore {self.datastore!r} and no object at its "
+                f"predicted location {self.uri} (trust mode). Check that the quantum producing it ran and "
+                "wrote it, and that its records were imported."
+            )
+        return DatasetNotFoundError(
+            f"Dataset {self.ref} is recorded by datastore {self.datastore!r} at {self.uri}, but the object "
+            "does not exist: it was deleted, or the write that made it never finished. Re-run the quantum "
+            "that produced it; if the dataset is gone for good, forget its record (Datastore.forget)."
+        )
 
 
 class VerifiedReader:
@@ -147,7 +165,7 @@ class VerifiedReader:
             else:
                 body = self.read_whole(target)
                 obj = read_whole(body)
-        except (DatasetNotFoundError, DatasetIntegrityError, FormatterError) as err:
+        except (DatasetIntegrityError, FormatterError) as err:  # a missing object's error names both already
             err.add_note(f"While reading dataset {asked} from {target.uri}.")
             raise
         result = finish(plan, obj, by_formatter)
@@ -271,9 +289,7 @@ class VerifiedReader:
 
         Each GET feeds a fresh ``digest()`` as its body arrives (`GetResult.digest`), for ``check``.
         """
-        result = self.bucket.get(target.key, byte_range, digest=digest)
-        self.stats.add_read(len(result.body))
-        _refuse_placeholder(target, result)
+        result = self._get(target, byte_range, digest)
         try:
             check(result)
         except DatasetIntegrityError as err:
@@ -284,9 +300,7 @@ class VerifiedReader:
         else:
             return result
         self.retry_stats.record_attempt(is_retry=True)
-        result = self.bucket.get(target.key, byte_range, digest=digest)
-        self.stats.add_read(len(result.body))
-        _refuse_placeholder(target, result)
+        result = self._get(target, byte_range, digest)
         try:
             check(result)
         except DatasetIntegrityError as err:
@@ -296,6 +310,18 @@ class VerifiedReader:
                 + _WHAT_TO_DO
             )
             raise
+        return result
+
+    def _get(
+        self, target: ReadTarget, byte_range: tuple[int, int] | None, digest: Callable[[], checksums.Digest]
+    ) -> GetResult:
+        """GET (a range of) the object: a missing one is named as the dataset whose record says it exists."""
+        try:
+            result = self.bucket.get(target.key, byte_range, digest=digest)
+        except DatasetNotFoundError as err:  # the S3 error (NoSuchKey, endpoint) stays as the cause
+            raise target.missing() from err
+        self.stats.add_read(len(result.body))
+        _refuse_placeholder(target, result)
         return result
 
     @staticmethod

@@ -166,8 +166,9 @@ class DatastoreConformance:
         backdoor.delete_artifact(ref)
         datastore.invalidate(ref)
         assert not datastore.exists(ref)
-        with pytest.raises(DatasetNotFoundError):
+        with pytest.raises(DatasetNotFoundError) as info:
             datastore.get(ref)
+        assert str(ref) in str(info.value), "the error must name the dataset, not only its artifact"
 
     def test_second_put_refused_first_kept(
         self, datastore: Datastore, backdoor: DatastoreBackdoor, refs: RefMaker

@@ -338,6 +338,49 @@ def test_validate_configuration_lists_what_cannot_be_stored(
     store.close()
 
 
+def test_object_deleted_behind_its_record_names_the_dataset(
+    store: S3Datastore, refs: RefMaker, moto_endpoint: S3TestEndpoint
+) -> None:
+    """The record says the dataset is stored, its object is gone: say which dataset, where, and what to do.
+
+    Every read path (one dataset, many, a ranged read) with the one GET it costs anyway.
+    """
+    ref, rows = refs.make(), refs.make("NumpyArray")
+    store.put({"a": 1}, ref)
+    store.put(np.arange(3000, dtype="float64").reshape(1000, 3), rows)  # several checksum blocks
+    backdoor = S3Backdoor(moto_endpoint.client, moto_endpoint.bucket, PREFIX)
+    backdoor.delete_artifact(ref)
+    backdoor.delete_artifact(rows)
+    reads = {
+        ref: [lambda: store.get(ref), lambda: store.get_many([ref]), lambda: store.get_many_encoded([ref])],
+        rows: [lambda: store.get(rows, parameters={"rows": slice(500, 502)})],
+    }
+    for dataset, calls in reads.items():
+        for call in calls:
+            with counter(store) as requests, pytest.raises(DatasetNotFoundError) as info:
+                call()
+            assert requests.requests == {"GetObject": 1}
+            message = str(info.value)
+            assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, LookupError)
+            uri = store.getURI(dataset)
+            assert message.startswith(f"Dataset {dataset} is recorded by datastore 's3' at {uri}, but the")
+            assert "Re-run the quantum that produced it" in message and "Datastore.forget" in message
+            assert "NoSuchKey" in str(info.value.__cause__)  # the S3 error, as the cause
+
+
+def test_trust_mode_names_the_predicted_location_of_a_missing_dataset(
+    moto_endpoint: S3TestEndpoint, refs: RefMaker
+) -> None:
+    trusting = make_store(moto_endpoint, trust_mode=True)
+    ref = refs.make()
+    with pytest.raises(DatasetNotFoundError) as info:
+        trusting.get(ref)
+    message = str(info.value)
+    assert message.startswith(f"Dataset {ref} has no record in datastore 's3' and no object at its predicted")
+    assert str(trusting.getURI(ref, predict=True)).removesuffix("#predicted") in message
+    assert "Check that the quantum producing it ran" in message
+
+
 def test_trust_mode_reads_without_records(moto_endpoint: S3TestEndpoint, refs: RefMaker) -> None:
     writer = make_store(moto_endpoint)
     ref = refs.make()
