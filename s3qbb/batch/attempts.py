@@ -15,7 +15,10 @@ rewritten with how the attempt ended (``succeeded``, ``failed``,
 object, it reads that attempt's lease (one GET, only then) and replaces the
 object only if that attempt ended without success, or died: on this host, its
 process is gone; elsewhere, its lease was not renewed for `LEASE_S` seconds
-(plus `CLOCK_SKEW_S` for the clocks of two hosts). Otherwise the write fails
+(plus `CLOCK_SKEW_S` for the clocks of two hosts). An attempt that succeeded
+keeps its outputs while the quantum's report says so (one more GET), except
+from an attempt re-running the quantum on purpose, which first withdraws
+that report. Otherwise the write fails
 with `~s3qbb.s3.ownership.AttemptActiveError` (exit code 75: a retry then
 finds the quantum done, or the other attempt gone). An attempt whose own lease
 went unrenewed for `LEASE_S` seconds (a paused process, a long outage) does
@@ -40,7 +43,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatasetNotFoundError
-from ..provenance.files import attempt_key
+from ..provenance.files import attempt_key, report_key
 from ..s3.ownership import AttemptActiveError
 
 if TYPE_CHECKING:
@@ -109,6 +112,7 @@ class AttemptLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._withdrawn = False  # whether this attempt deleted the report of a success it re-runs
 
     @property
     def key(self) -> str:
@@ -217,8 +221,9 @@ class AttemptLease:
     def check_replace(self, mine: WriteToken, other: WriteToken, uri: str) -> None:
         """Raise `AttemptActiveError` unless ``other`` (of this quantum) ended without success, or died.
 
-        An attempt that succeeded counts as ended for an attempt re-running the
-        quantum on purpose (``replace_success``).
+        An attempt that succeeded keeps its outputs while the quantum's report
+        says ``succeeded`` (`_check_success`), except from an attempt re-running
+        the quantum on purpose (``replace_success``).
 
         Reads ``other``'s lease (one GET). An attempt without a lease (of an
         s3qbb without leases, or not run as a batch job) counts as ended.
@@ -236,15 +241,8 @@ class AttemptLease:
         if state in ("failed", "interrupted"):
             return
         if state == "succeeded":
-            if self._replace_success:
-                _LOG.warning(
-                    "Replacing what attempt %s of quantum %s left: it succeeded, and this attempt re-runs "
-                    "the quantum on purpose (--rerun).",
-                    other.attempt_id,
-                    other.quantum_id,
-                )
-                return
-            raise self._active(uri, other, "it succeeded; the quantum is done")
+            self._check_success(uri, other)
+            return
         alive = self._alive(lease)
         if alive is not None:
             raise self._active(uri, other, f"it is running ({alive})")
@@ -254,6 +252,40 @@ class AttemptLease:
             other.quantum_id,
             f"host {lease.get('host')}, pid {lease.get('pid')}",
         )
+
+    def _check_success(self, uri: str, other: WriteToken) -> None:
+        """``other`` ended with success: keep what it left while the quantum's report vouches for it.
+
+        With no readable report saying ``succeeded`` (a damaged report, one of ``ingest --recover``,
+        or one withdrawn by a re-run that then died), nothing vouches for the outputs any more:
+        they are replaced, as `s3qbb.batch.job.previous_success` runs the quantum again. A re-run
+        on purpose first withdraws the report (one DELETE), so that should it die half-way, the
+        quantum reads as incomplete (``graph status``, ``ingest --recover``, a retry) instead of
+        as a success whose outputs no longer match its records.
+        """
+        key = self._prefix + report_key(self._run, other.quantum_id)
+        if not _says_succeeded(self._bucket, key):
+            _LOG.warning(
+                "Attempt %s of quantum %s succeeded, but no readable report %s says so: replacing what it "
+                "left.",
+                other.attempt_id,
+                other.quantum_id,
+                self._bucket.uri(key),
+            )
+            return
+        if not self._replace_success:
+            raise self._active(uri, other, "it succeeded; the quantum is done")
+        if not self._withdrawn:
+            _LOG.warning(
+                "Re-running quantum %s on purpose (--rerun): withdrawing the report %s of its successful "
+                "attempt %s before replacing its outputs (should this attempt not finish, the quantum "
+                "reads as incomplete: run it again, or `s3qbb ingest --recover` its run).",
+                other.quantum_id,
+                self._bucket.uri(key),
+                other.attempt_id,
+            )
+            self._bucket.delete(key)
+            self._withdrawn = True
 
     def _alive(self, lease: dict[str, Any]) -> str | None:
         """Why the attempt of a ``running`` lease may still run, or `None` if it died."""
@@ -288,3 +320,14 @@ class AttemptLease:
             f"or that attempt ended.",
             reason=reason,
         )
+
+
+def _says_succeeded(bucket: S3Bucket, key: str) -> bool:
+    """Whether the report at ``key`` exists, is readable and says ``succeeded`` (one GET)."""
+    from ..errors import RecordDataError
+    from ..provenance.report import QuantumExecutionReport
+
+    try:
+        return QuantumExecutionReport.from_json(bucket.get(key).body).status == "succeeded"
+    except (DatasetNotFoundError, RecordDataError, ValueError):
+        return False

@@ -201,8 +201,11 @@ class ReportGuard:
     Another attempt's object may be replaced unless the quantum's report says
     it succeeded (one GET of the report, only when two attempts meet); then
     only an attempt re-running the quantum on purpose (``replace_success``)
-    replaces it. Attempts with a lease (`s3qbb.batch.attempts.AttemptLease`)
-    are guarded by it instead, which also keeps a running attempt's outputs.
+    replaces it, after withdrawing that report (one DELETE), so that a re-run
+    that dies half-way leaves a quantum that reads as incomplete, not as a
+    success whose outputs no longer match its records. Attempts with a lease
+    (`s3qbb.batch.attempts.AttemptLease`) are guarded by it instead, which
+    also keeps a running attempt's outputs.
 
     Parameters
     ----------
@@ -218,17 +221,29 @@ class ReportGuard:
         self._datastore = datastore
         self._run = run
         self._replace_success = replace_success
+        self._withdrawn = False
 
     def check_replace(self, mine: WriteToken, other: WriteToken, uri: str) -> None:
         """Raise `~s3qbb.s3.ownership.AttemptActiveError` if the quantum already succeeded."""
         from ..s3.ownership import AttemptActiveError
 
         report = report_key(self._run, mine.quantum_id)
-        if _replaceable(self._datastore, report, mine.attempt_id, self._replace_success):
+        if self._withdrawn or _replaceable(self._datastore, report, None, False):
+            return  # no readable report says the quantum succeeded
+        where = f"{self._datastore.get_root()}/{report}"
+        if self._replace_success:
+            _LOG.warning(
+                "Re-running quantum %s on purpose: withdrawing its report %s before replacing the outputs of "
+                "its successful attempt (should this attempt not finish, the quantum reads as incomplete).",
+                mine.quantum_id,
+                where,
+            )
+            self._datastore.delete_sidecar(report)
+            self._withdrawn = True
             return
         reason = (
             f"written by attempt {other.attempt_id} of quantum {other.quantum_id}, and the quantum's report "
-            f"{self._datastore.get_root()}/{report} says it succeeded; the quantum is done"
+            f"{where} says it succeeded; the quantum is done"
         )
         raise AttemptActiveError(
             f"{uri} already exists ({reason}); it was left untouched. This attempt ({mine.attempt_id}) "

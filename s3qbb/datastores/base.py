@@ -476,6 +476,10 @@ class Datastore(ABC):
         """Read a file written by `put_sidecar`; `None` if it does not exist (or there are no files)."""
         return None
 
+    def delete_sidecar(self, path: str) -> None:
+        """Delete a file written by `put_sidecar` (nothing if it does not exist, or there are no files)."""
+        return None
+
     def export_records_file(self, path: Path) -> Path | None:
         """Write the datastore's records as a SQLite file and return its path (`None` if it keeps none).
 

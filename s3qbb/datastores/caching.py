@@ -512,6 +512,10 @@ class CachingDatastore(Datastore):
         """Read a non-dataset file through the backend."""
         return self.backend.read_sidecar(path)
 
+    def delete_sidecar(self, path: str) -> None:
+        """Delete a non-dataset file through the backend."""
+        self.backend.delete_sidecar(path)
+
     def export_records_file(self, path: Path) -> Path | None:
         """Write the backend's records as a SQLite file."""
         return self.backend.export_records_file(path)

@@ -576,6 +576,10 @@ class S3Datastore(Datastore):
         except DatasetNotFoundError:
             return None
 
+    def delete_sidecar(self, path: str) -> None:
+        """Delete a non-dataset file under the root (one DELETE)."""
+        self.bucket.delete(self.key(check_record_path(path)))
+
     def export_records_file(self, path: Path) -> Path:
         """Write the records as one SQLite file (the store's own file if it has one) and return its path."""
         return self.records.flush_to_file(path)

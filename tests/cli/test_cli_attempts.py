@@ -27,7 +27,7 @@ from s3qbb.s3.ownership import AttemptActiveError
 _UNIVERSE = DimensionUniverse()
 
 
-def _start(job: CliJob, path: Path, task: str, **env: str) -> subprocess.Popen[str]:
+def _start(job: CliJob, path: Path, task: str, *options: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -39,6 +39,7 @@ def _start(job: CliJob, path: Path, task: str, **env: str) -> subprocess.Popen[s
             task,
             "--config",
             str(job.config),
+            *options,
         ],
         env={**job.env, **env},
         cwd=job.workdir,
@@ -340,8 +341,55 @@ def test_rerun_replaces_the_outputs_of_a_succeeded_attempt(server_job: CliJob) -
     rerun = server_job.run(*argv, "--rerun", "--json")
 
     assert rerun.returncode == 0, rerun.stderr
-    assert "it succeeded, and this attempt re-runs the quantum on purpose" in rerun.stderr
+    assert "Re-running quantum" in rerun.stderr and "withdrawing the report" in rerun.stderr, rerun.stderr
     report = _report(server_job, quantum)
     assert report.status == "succeeded" and report.attempt_id != first_report.attempt_id
     pids = {out["pid"] for out in _read_back(server_job, quantum)}  # checksums verified
     assert len(pids) == 1 and pids != first_pids
+
+
+def test_a_rerun_killed_half_way_leaves_a_quantum_that_a_retry_finishes(server_job: CliJob) -> None:
+    """Its outputs no longer match the success's records: the success is withdrawn before they change."""
+    quantum = Quantum(taskLabel="again", outputs=[make_ref("a", 1), make_ref("b", 2)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
+    assert server_job.run(*argv).returncode == 0
+    ready, gate = server_job.workdir / "ready", server_job.workdir / "gate"
+    rerun = _start(
+        server_job, path, "cli_tasks:produce_then_wait", "--rerun",
+        S3QBB_TEST_READY=str(ready), S3QBB_TEST_GATE=str(gate),
+    )  # fmt: skip
+    _wait_for(ready, rerun)  # both outputs replaced, the records not yet
+    rerun.send_signal(signal.SIGKILL)
+    rerun.communicate(timeout=30)
+    report = f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    assert report not in object_keys(server_job.endpoint)  # withdrawn: nothing vouches for the old records
+
+    retry = server_job.run(*argv)  # a plain retry, as a batch system sends it
+
+    assert retry.returncode == 0, retry.stderr
+    assert "already succeeded" not in retry.stderr
+    assert _report(server_job, quantum).status == "succeeded"
+    outputs = _read_back(server_job, quantum)  # checksums verified against the new records
+    assert len({out["pid"] for out in outputs}) == 1
+
+
+def test_a_damaged_report_of_a_success_does_not_block_the_quantum(server_job: CliJob) -> None:
+    """Nothing vouches for the outputs any more: a retry runs the quantum and replaces them (not 75)."""
+    quantum = Quantum(taskLabel="damaged", outputs=[make_ref("a", 1)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
+    assert server_job.run(*argv).returncode == 0
+    key = f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    stored = server_job.endpoint.client.get_object(Bucket=server_job.endpoint.bucket, Key=key)
+    damaged = stored["Body"].read()[:40]  # cut short, its write token kept (a damaged copy of that write)
+    server_job.endpoint.client.put_object(
+        Bucket=server_job.endpoint.bucket, Key=key, Body=damaged, Metadata=stored["Metadata"]
+    )
+
+    retry = server_job.run(*argv)
+
+    assert retry.returncode == 0, retry.stderr
+    assert "unreadable" in retry.stderr and "no readable report" in retry.stderr, retry.stderr
+    assert _report(server_job, quantum).status == "succeeded"
+    assert len(_read_back(server_job, quantum)) == 1
