@@ -4,7 +4,9 @@
 1,000 files) and reads the execution report (``<qid>.quantum.json``, one
 GET, in parallel) only of the graph's quanta that have one: the report holds
 the status. Quanta without any file have not run; quanta with a provenance
-or records file but no report were stopped while uploading (``incomplete``).
+or records file but no readable report were stopped while uploading, or
+re-run on purpose by an attempt that did not finish, or have a damaged
+report (``incomplete``: run them again, or ``s3qbb ingest --recover``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidNameError
+from ..errors import DatasetNotFoundError, InvalidNameError, RecordDataError
 
 if TYPE_CHECKING:
     from ..repo import RepoConfig
@@ -90,7 +92,12 @@ def graph_status(graph: QuantumGraph, repo: RepoConfig, *, max_workers: int = 16
     def read(index: int) -> QuantumState:
         node = graph.nodes[index]
         key = f"{prefix}{report_key(node.run or '', node.id)}"
-        report = QuantumExecutionReport.from_json(bucket.get(key).body, source=bucket.uri(key))
+        try:
+            report = QuantumExecutionReport.from_json(bucket.get(key).body, source=bucket.uri(key))
+        except (DatasetNotFoundError, RecordDataError) as err:
+            # Withdrawn meanwhile by a re-run, or damaged: nothing vouches for the quantum's outputs.
+            why = "gone since it was listed" if isinstance(err, DatasetNotFoundError) else str(err)
+            return QuantumState(index, node.id, node.label, INCOMPLETE, f"report {bucket.uri(key)}: {why}")
         error = f"{report.error.type}: {report.error.message}" if report.error is not None else None
         return QuantumState(index, node.id, node.label, str(report.status), error)
 

@@ -154,3 +154,25 @@ def test_rerun_runs_every_quantum_again_and_leaves_consistent_records(
     assert json.loads(again.stdout)["counts"] == {"succeeded": len(job.graph)}
     assert set(task_calls(tmp_path).values()) == {2}  # every task ran twice
     assert read_outputs_verified(job) == before  # the outputs verify against the new records
+
+
+def test_a_damaged_report_reads_as_incomplete_and_the_next_run_redoes_that_quantum(
+    s3_endpoint: S3TestEndpoint, tmp_path: Path
+) -> None:
+    job = make_job(s3_endpoint, tmp_path)
+    args = ["run", "--graph", job.graph_uri, "--config", job.config_uri, "--json"]
+    assert job.run(*args).returncode == 0
+    node = job.graph.nodes[1]
+    key = f"repo/{report_key(node.run or '', node.id)}"
+    client, bucket = s3_endpoint.client, s3_endpoint.bucket
+    stored = client.get_object(Bucket=bucket, Key=key)
+    client.put_object(Bucket=bucket, Key=key, Body=stored["Body"].read()[:40], Metadata=stored["Metadata"])
+
+    status = job.run("graph", "status", job.graph_uri, "--config", job.config_uri, "--json")
+
+    assert status.returncode == 1, status.stderr  # not 2: the graph is readable, one quantum is not done
+    assert json.loads(status.stdout)["counts"] == {"succeeded": 4, "incomplete": 1}
+    again = job.run(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["counts"] == {"already succeeded": 4, "succeeded": 1}
+    read_outputs_verified(job)
