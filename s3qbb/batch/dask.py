@@ -172,7 +172,9 @@ def _run_one(
         return result("not-started", int(job.exit_code), None)
     summary = outcome_summary(job.outcome)
     # After finish() the butler returns its provenance from memory: no request, no reopened datastore.
-    records = butlers[0].extract_provenance_data().datastore_record_data() if butlers else {}
+    # An attempt stopped by another one (exit 75) closed its butler without finishing: no records.
+    finished = butlers and job.outcome.finish is not None and job.outcome.finish.status != "skipped"
+    records = butlers[0].extract_provenance_data().datastore_record_data() if finished else {}
     return result(
         summary["status"],
         job.outcome.exit_code,

@@ -6,6 +6,7 @@ __all__ = ["run"]
 
 import json
 import logging
+import signal
 import sys
 
 import click
@@ -139,8 +140,25 @@ def _run_dask(graph_uri: str, config: str, *, scheduler: str | None, rerun: bool
             file=sys.stderr,
         )
         return int(ExitCode.TEMPFAIL)
-    with client:
-        results = run_graph_on_dask(graph, repo, client=client, rerun=rerun)
+    from ..batch.signals import GracefulTermination, JobInterrupted, grace_period
+
+    # SIGTERM or SIGINT stops the wait for the results: the quanta not started yet are cancelled with
+    # the client, the running ones end on their workers (each uploads its records); run again to resume.
+    with GracefulTermination(grace_period()) as termination:
+        try:
+            with client:
+                results = run_graph_on_dask(graph, repo, client=client, rerun=rerun)
+        except JobInterrupted as err:
+            code = int(err.exit_code)
+            termination.done(code)
+            message = (
+                f"s3qbb run: stopped by {signal.Signals(err.signum).name}: the quanta not started are "
+                "cancelled, those running end on their workers; run the graph again to resume."
+            )
+            print(message, file=sys.stderr)
+            if as_json:
+                print(json.dumps({"exit_code": code, "interrupted": signal.Signals(err.signum).name}))
+            return code
     counts: dict[str, int] = {}
     for r in results.values():
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -65,3 +65,22 @@ def transient(butler: QuantumBackedButler, quantum: Quantum) -> None:
     if quantum.dataId is not None and quantum.dataId["detector"] == 1:
         raise ConnectionError("object store connection reset (simulated)")
     _combine(butler, quantum)
+
+
+def write_then_hold(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Like `combine`; for the last detector, after writing, create ``$GRAPH_TEST_GATE.ready`` and wait
+    while the gate file is missing (an attempt that has written its outputs and still runs)."""
+    _mark(quantum)
+    _combine(butler, quantum)
+    gate = os.environ.get("GRAPH_TEST_GATE")
+    if gate and quantum.dataId is not None and quantum.dataId["detector"] == 2:
+        Path(gate + ".ready").touch()
+        while not Path(gate).exists():
+            time.sleep(0.05)
+
+
+def slow(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Like `combine`, after sleeping 1.5 s (a run that is still going when it is told to stop)."""
+    _mark(quantum)
+    time.sleep(1.5)
+    _combine(butler, quantum)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +15,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from graph_helpers import EXPECTED_SUMMARY, TESTS_DIR, make_job, read_dataset, read_outputs_verified
+from graph_helpers import (
+    EXPECTED_SUMMARY,
+    TESTS_DIR,
+    make_job,
+    read_dataset,
+    read_outputs_verified,
+)
 
 from s3qbb.cli.main import main
 from s3qbb.testing.servers import S3TestEndpoint
@@ -180,3 +190,75 @@ def test_only_retryable_failures_exit_75_on_both_executors(
     assert local.returncode == 75, local.stderr
     statuses = sorted(q["status"] for q in json.loads(local.stdout)["quanta"])
     assert statuses == ["already succeeded"] * 3 + ["error", "upstream-failed"]
+
+
+def test_a_quantum_whose_other_attempt_runs_is_not_started_on_dask_and_retryable(
+    moto_endpoint: S3TestEndpoint, dask_client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ``run-quantum`` does: exit 75 naming the other attempt, nothing of it replaced (not ``lost``)."""
+    job = make_job(moto_endpoint, tmp_path, calibrate_task="graph_tasks:write_then_hold")
+    config = _config_with_credentials(moto_endpoint, tmp_path)
+    held = job.graph.nodes[3]
+    assert held.label == "calibrate"
+    gate = tmp_path / "gate"
+    assert main(["run-quantum", "--graph", job.graph_uri, "--index", "0", "--config", str(config)]) == 0
+    other = subprocess.Popen(
+        [sys.executable, "-m", "s3qbb.cli", "run-quantum", "--graph", job.graph_uri, "--index", "3",
+         "--config", str(config)],
+        env={**job.env, "GRAPH_TEST_GATE": str(gate)}, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "gate.ready").exists():
+            assert other.poll() is None and time.monotonic() < deadline, "the other attempt did not write"
+            time.sleep(0.05)
+        scheduler = dask_client.scheduler.address  # type: ignore[union-attr]
+        args = ["run", "--graph", job.graph_uri, "--config", str(config), "--executor", "dask"]
+        args += ["--scheduler", scheduler, "--json"]
+        capsys.readouterr()
+        assert main(args) == 75
+        out = json.loads(capsys.readouterr().out)
+        by_id = {q["id"]: q for q in out["quanta"]}
+        assert by_id[str(held.id)] | {"id": ""} == {
+            "id": "", "label": "calibrate", "status": "not-started", "exit_code": 75
+        }  # fmt: skip
+    finally:
+        gate.touch()
+        _, err = other.communicate(timeout=60)
+    assert other.returncode == 0, err  # the other attempt's outputs were left to it
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == {"already succeeded": 4, "succeeded": 1}
+    read_outputs_verified(job)
+
+
+def test_sigterm_stops_a_dask_run_with_143_and_a_later_run_resumes(
+    moto_endpoint: S3TestEndpoint, dask_client: Client, tmp_path: Path
+) -> None:
+    job = make_job(moto_endpoint, tmp_path, calibrate_task="graph_tasks:slow")
+    config = _config_with_credentials(moto_endpoint, tmp_path)
+    scheduler = dask_client.scheduler.address  # type: ignore[union-attr]
+    args = ["run", "--graph", job.graph_uri, "--config", str(config), "--executor", "dask"]
+    args += ["--scheduler", scheduler, "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s3qbb.cli", *args], env=job.env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _reports(moto_endpoint):  # the first quantum ended: the others are running or waiting
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert json.loads(out) == {"exit_code": 143, "interrupted": "SIGTERM"}
+    assert "run the graph again to resume" in err
+    assert len(_reports(moto_endpoint)) < len(job.graph)  # it did stop before the end
+    again = job.run(*args, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
+
+
+def _reports(endpoint: S3TestEndpoint) -> list[str]:
+    listed = endpoint.client.list_objects_v2(Bucket=endpoint.bucket, Prefix="repo/")
+    return [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".quantum.json")]
