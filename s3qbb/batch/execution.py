@@ -284,10 +284,17 @@ def run_quantum(
     try:
         finish = butler.finish()
     except Exception as err:
+        from ..s3.ownership import refused_by_foreign_object
+
+        # Retryable, unless an object that no retry may replace is in the way (a human decides).
+        code = ExitCode.TASK_FAILED if refused_by_foreign_object(err) else ExitCode.TEMPFAIL
         _LOG.error(
-            "Quantum %s succeeded but its records could not be uploaded: %s", quantum.id, redact(str(err))
+            "Quantum %s succeeded but its records could not be uploaded (exit %d): %s",
+            quantum.id,
+            code,
+            redact(str(err)),
         )
-        return QuantumOutcome(EXIT_INFRASTRUCTURE_FAILURE, None, err, missing)
+        return QuantumOutcome(int(code), None, err, missing)
     _LOG.info("Quantum %s succeeded; uploaded %s.", quantum.id, ", ".join(str(u) for u in finish.uris))
     return QuantumOutcome(EXIT_SUCCESS, finish, None, missing)
 

@@ -184,11 +184,17 @@ def exit_code_for_error(exc: BaseException, *, in_task: bool) -> ExitCode:
     Returns
     -------
     code : `ExitCode`
-        `ExitCode.TEMPFAIL` if an infrastructure failure is in its chain (see
-        `infrastructure_cause`), else `ExitCode.TASK_FAILED` for a task's
-        error and `ExitCode.USAGE` for a setup error (configuration, task
-        import, invalid quantum description).
+        `ExitCode.TASK_FAILED` if a write was refused by an object that is
+        not s3qbb's (no write token: a retry would only be refused again);
+        else `ExitCode.TEMPFAIL` if an infrastructure failure is in its chain
+        (see `infrastructure_cause`); else `ExitCode.TASK_FAILED` for a
+        task's error and `ExitCode.USAGE` for a setup error (configuration,
+        task import, invalid quantum description).
     """
+    from ..s3.ownership import refused_by_foreign_object
+
+    if refused_by_foreign_object(exc):
+        return ExitCode.TASK_FAILED  # an object no s3qbb attempt of this quantum wrote: a human decides
     if infrastructure_cause(exc) is not None:
         return ExitCode.TEMPFAIL
     if any(isinstance(item, UpstreamFailedError) for item in _chain(exc)):

@@ -158,11 +158,18 @@ def upload_quantum_files(
                     return FinishResult(status="skipped")
                 uris.append(uri)
             except S3qbbError as err:
+                from ..s3.ownership import refused_by_foreign_object
+
+                advice = (
+                    "That object was not written by s3qbb (it carries no write token), and no retry "
+                    "replaces it: find out what wrote it, delete it, then run the quantum again."
+                    if refused_by_foreign_object(err)
+                    else "The outputs already written are intact; re-run the upload or use "
+                    "`s3qbb ingest --recover` to record them."
+                )
                 raise RecordsUploadError(
                     f"Uploading {path} of quantum {quantum_id} (status {status}) "
-                    f"to {datastore.get_root()} failed: {str(err).rstrip('.')}. "
-                    "The outputs already written are intact; re-run the upload or use "
-                    "`s3qbb ingest --recover` to record them."
+                    f"to {datastore.get_root()} failed: {str(err).rstrip('.')}. {advice}"
                 ) from err
     by_name = dict(zip((p for p, _ in files), uris, strict=True))
     return FinishResult(

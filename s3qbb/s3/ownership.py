@@ -17,6 +17,7 @@ __all__ = [
     "WriteConflictError",
     "conflict",
     "object_metadata",
+    "refused_by_foreign_object",
 ]
 
 from collections.abc import Mapping
@@ -127,3 +128,28 @@ def conflict(
     return WriteConflictError(
         f"{uri} already exists ({reason}); it was left untouched.", reason=reason, head=head
     )
+
+
+def refused_by_foreign_object(exc: BaseException) -> bool:
+    """Whether a write in ``exc``'s chain was refused by an object carrying no write token (not s3qbb's).
+
+    No retry replaces such an object (it is not the quantum's to replace): a job that meets one
+    fails (exit 1) instead of asking for a retry that would only be refused again.
+
+    Parameters
+    ----------
+    exc : `BaseException`
+        An error, with its ``__cause__`` and ``__context__`` chain.
+    """
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        item = todo.pop()
+        if any(item is s for s in seen):
+            continue
+        seen.append(item)
+        head = item.head if isinstance(item, WriteConflictError) else None
+        if isinstance(head, HeadResult) and head.token is None and not head.pending:
+            return True
+        todo.extend(linked for linked in (item.__cause__, item.__context__) if linked is not None)
+    return False

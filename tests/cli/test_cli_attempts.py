@@ -393,3 +393,20 @@ def test_a_damaged_report_of_a_success_does_not_block_the_quantum(server_job: Cl
     assert "unreadable" in retry.stderr and "no readable report" in retry.stderr, retry.stderr
     assert _report(server_job, quantum).status == "succeeded"
     assert len(_read_back(server_job, quantum)) == 1
+
+
+def test_a_report_s3qbb_did_not_write_fails_the_job_instead_of_asking_for_retries(server_job: CliJob) -> None:
+    """An object without a write token in the quantum's place is not its to replace: exit 1, not 75."""
+    quantum = Quantum(taskLabel="foreign", outputs=[make_ref("a", 1)])
+    path = write_quantum(server_job.workdir / "q.json", quantum)
+    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
+    assert server_job.run(*argv).returncode == 0
+    key = f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    server_job.endpoint.client.put_object(Bucket=server_job.endpoint.bucket, Key=key, Body=b"{not s3qbb's")
+
+    retry = server_job.run(*argv)
+
+    assert retry.returncode == 1, retry.stderr
+    assert "not written by s3qbb" in retry.stderr and "delete it" in retry.stderr, retry.stderr
+    body = server_job.endpoint.client.get_object(Bucket=server_job.endpoint.bucket, Key=key)["Body"].read()
+    assert body == b"{not s3qbb's"  # left untouched
