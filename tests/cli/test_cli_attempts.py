@@ -178,15 +178,17 @@ def test_a_retry_replaces_the_outputs_of_an_attempt_killed_on_this_host_at_once(
         (None, True),  # no lease: an attempt of an s3qbb without leases, or not a batch job
         ({"state": "failed"}, True),
         ({"state": "interrupted"}, True),
-        ({"state": "succeeded"}, False),
+        ({"state": "succeeded", "report": "succeeded"}, False),
+        ({"state": "succeeded", "report": None}, True),  # nothing vouches for the success any more
+        ({"state": "succeeded", "report": "recovered"}, True),  # recovered: a run replaces it
         ({"state": "running", "host": "elsewhere", "pid": 1, "renewed_at": "now"}, False),
         ({"state": "running", "host": "elsewhere", "pid": 1, "renewed_at": "expired"}, True),
         ({"state": "running", "host": "this", "pid": "dead", "renewed_at": "now"}, True),
         ({"state": "running", "host": "this", "pid": "alive", "renewed_at": "expired"}, False),
         ("{not json", False),
     ],
-    ids=["none", "failed", "interrupted", "succeeded", "other-host", "other-host-expired", "dead-pid",
-         "live-pid", "unreadable"],
+    ids=["none", "failed", "interrupted", "succeeded", "succeeded-no-report", "succeeded-recovered",
+         "other-host", "other-host-expired", "dead-pid", "live-pid", "unreadable"],
 )  # fmt: skip
 def test_which_attempts_outputs_may_be_replaced(
     server_job: CliJob, lease: dict[str, object] | str | None, replaceable: bool
@@ -197,6 +199,9 @@ def test_which_attempts_outputs_may_be_replaced(
     other = WriteToken.new(mine.token.quantum_id)
     if isinstance(lease, dict):
         body = dict(lease)
+        if body.get("report") is not None:  # the quantum's report, as the successful attempt left it
+            bucket.put_raw(prefix + report_key(RUN, other.quantum_id), _report_body(other, body["report"]))
+        body.pop("report", None)
         if body.get("host") == "this":
             import socket
 
@@ -228,6 +233,19 @@ def test_which_attempts_outputs_may_be_replaced(
     else:
         with pytest.raises(AttemptActiveError, match=other.attempt_id):
             mine.check_replace(mine.token, other, "s3://b/k")
+
+
+def _report_body(attempt: WriteToken, status: str) -> bytes:
+    import datetime
+    import platform
+
+    now = datetime.datetime.now(datetime.UTC)
+    report = QuantumExecutionReport(
+        quantum_id=attempt.quantum_id, task_label="t", task_name="t", run=RUN, status=status,
+        started_at=now, ended_at=now, duration_s=0.0, host="h", pid=1, s3qbb_version="0",
+        python_version=platform.python_version(), attempt_id=attempt.attempt_id,
+    )  # fmt: skip
+    return report.model_dump_json().encode()
 
 
 def test_an_attempt_whose_lease_lapsed_reports_success_only_if_no_other_attempt_started(
