@@ -514,9 +514,15 @@ class DataCoordinate(Mapping[str, DataIdValue]):
         return len(self._values)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, DataCoordinate):
-            return self.dimensions == other.dimensions and self._required == other._required
-        return NotImplemented
+        # As daf_butler: a plain mapping is standardized first (an invalid one is just unequal).
+        if not isinstance(other, DataCoordinate):
+            if not isinstance(other, Mapping):
+                return NotImplemented
+            try:
+                other = DataCoordinate.standardize(other, universe=self.universe)
+            except DataIdError:
+                return False
+        return self.dimensions == other.dimensions and self._required == other._required
 
     def __hash__(self) -> int:
         return self._hash

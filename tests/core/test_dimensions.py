@@ -450,7 +450,7 @@ def test_equality_and_hash_use_required_values_only(universe: DimensionUniverse)
     # Same values, other dimensions: not equal.
     exposure = DataCoordinate.standardize(instrument="Cam", exposure=1, universe=universe)
     assert exposure != bare
-    assert bare != {"instrument": "Cam", "visit": 1}
+    assert bare == {"instrument": "Cam", "visit": 1}  # a mapping is standardized, as in daf_butler
     assert repr(full) == "{instrument: 'Cam', visit: 1}"
 
 
@@ -515,3 +515,17 @@ def test_make_empty(universe: DimensionUniverse) -> None:
     assert empty == DataCoordinate.standardize({}, universe=universe)
     assert empty.hasFull()
     assert repr(empty) == "{}"
+
+
+def test_data_coordinate_equals_plain_mapping_as_daf_butler() -> None:
+    universe = DimensionUniverse()
+    coord = DataCoordinate.standardize({"instrument": "Cam", "detector": 7}, universe=universe)
+    assert coord == {"instrument": "Cam", "detector": 7}
+    assert {"detector": 7, "instrument": "Cam"} == coord  # noqa: SIM300 (the reflected ==)
+    assert coord != {"instrument": "Cam", "detector": 8}
+    assert coord != {"instrument": "Cam"}
+    assert coord != {"instrument": "Cam", "detector": 7, "visit": 1}
+    assert coord != {"instrument": "Cam", "nope": 7}
+    assert coord != {"instrument": "Cam", "detector": "x"}
+    assert coord != 5
+    assert coord != None  # noqa: E711
