@@ -172,6 +172,12 @@ class DatasetRef:
             and self.run == other.run
         )
 
+    def __lt__(self, other: object) -> bool:
+        # As daf_butler: by run, then dataset type name, then data ID.
+        if not isinstance(other, DatasetRef):
+            return NotImplemented
+        return (self.run, self.datasetType, self.dataId) < (other.run, other.datasetType, other.dataId)
+
     def __hash__(self) -> int:
         return self._hash
 

@@ -256,6 +256,12 @@ class DatasetType:
             == (other.parentStorageClass.name if other.parentStorageClass else None)
         )
 
+    def __lt__(self, other: object) -> bool:
+        # As daf_butler: by name.
+        if not isinstance(other, DatasetType):
+            return NotImplemented
+        return self.name < other.name
+
     def __hash__(self) -> int:
         return self._hash
 

@@ -524,6 +524,12 @@ class DataCoordinate(Mapping[str, DataIdValue]):
                 return False
         return self.dimensions == other.dimensions and self._required == other._required
 
+    def __lt__(self, other: object) -> bool:
+        # As daf_butler: by required values only, so that < and == are never both true.
+        if not isinstance(other, DataCoordinate):
+            return NotImplemented
+        return self._required < other._required
+
     def __hash__(self) -> int:
         return self._hash
 

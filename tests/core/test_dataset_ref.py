@@ -263,3 +263,26 @@ def test_ensure_resolved(calexp_meta: DatasetType) -> None:
     with pytest.raises(AmbiguousDatasetError) as info:
         ensure_resolved("x" * 1000)
     assert len(str(info.value)) < 400  # the repr is truncated
+
+
+def test_refs_and_data_ids_sort_as_daf_butler(universe: DimensionUniverse) -> None:
+    """daf_butler orders refs by (run, dataset type name, data ID) and data IDs by required values."""
+    a = DatasetType("a", ["instrument", "detector"], "StructuredDataDict", universe=universe)
+    b = DatasetType("b", ["instrument", "detector"], "StructuredDataDict", universe=universe)
+    assert a < b and not b < a
+    refs = [
+        DatasetRef(b, {"instrument": "Cam", "detector": 1}, run="r1"),
+        DatasetRef(a, {"instrument": "Cam", "detector": 2}, run="r1"),
+        DatasetRef(a, {"instrument": "Cam", "detector": 1}, run="r2"),
+        DatasetRef(a, {"instrument": "Cam", "detector": 1}, run="r1"),
+    ]
+    ordered = sorted(refs)
+    assert [(r.run, r.datasetType.name, r.dataId["detector"]) for r in ordered] == [
+        ("r1", "a", 1),
+        ("r1", "a", 2),
+        ("r1", "b", 1),
+        ("r2", "a", 1),
+    ]
+    one, two = refs[3].dataId, refs[1].dataId
+    assert one < two and not two < one and not one < one
+    assert sorted([two, one]) == [one, two]
