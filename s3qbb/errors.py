@@ -25,6 +25,7 @@ __all__ = [
     "DatasetTypeError",
     "DatastoreCapacityError",
     "DatastoreValidationError",
+    "DimensionNameError",
     "FormatterError",
     "InvalidNameError",
     "InvalidParameterError",
@@ -41,6 +42,7 @@ __all__ = [
     "StorageClassError",
     "TLSError",
     "TransientStorageError",
+    "UnknownComponentError",
     "UnknownFormatterError",
     "UnknownStorageClassError",
     "UnpredictedDatasetError",
@@ -65,8 +67,14 @@ class RecordNotFoundError(S3qbbError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class UnknownStorageClassError(S3qbbError, LookupError):
-    """A storage class name is not known to the storage class factory."""
+class UnknownStorageClassError(S3qbbError, KeyError):
+    """A storage class name is not known to the storage class factory.
+
+    Also a `KeyError` (a `LookupError`), which daf_butler's ``getStorageClass`` raises.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote its argument; we do not.
+        return str(self.args[0]) if self.args else ""
 
 
 class UnknownFormatterError(S3qbbError, LookupError):
@@ -105,8 +113,11 @@ class AmbiguousDatasetError(S3qbbError, TypeError):
     """A dataset was given without a resolved dataset ID."""
 
 
-class StorageClassError(S3qbbError, TypeError):
-    """An object is inconsistent with a storage class, or cannot be converted."""
+class StorageClassError(S3qbbError, TypeError, ValueError):
+    """An object is inconsistent with a storage class, or cannot be converted.
+
+    Also a `ValueError`, which daf_butler raises for storage classes that cannot be converted.
+    """
 
 
 class DatasetTypeError(S3qbbError, ValueError):
@@ -115,6 +126,26 @@ class DatasetTypeError(S3qbbError, ValueError):
 
 class DataIdError(S3qbbError, ValueError):
     """A data ID is missing required dimensions, names unknown ones, or has bad values."""
+
+
+class DimensionNameError(DataIdError, KeyError):
+    """A data ID names an unknown dimension or lacks a required one.
+
+    Also a `KeyError`, as daf_butler's ``DimensionNameError``.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote its argument; we do not.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownComponentError(DatasetTypeError, KeyError):
+    """A storage class has no component of the given name.
+
+    Also a `KeyError`, as daf_butler's ``UnknownComponentError``.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote its argument; we do not.
+        return str(self.args[0]) if self.args else ""
 
 
 class InvalidParameterError(S3qbbError, ValueError):

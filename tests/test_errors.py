@@ -34,6 +34,7 @@ EXPECTED: dict[str, tuple[type[BaseException], ...]] = {
     "DatastoreCapacityError": (MemoryError,),
     # daf_butler's DatastoreValidationError is a RuntimeError (ValidationError); a ValueError too: bad input
     "DatastoreValidationError": (ValueError, RuntimeError),
+    "DimensionNameError": (ValueError, KeyError),  # daf_butler's DimensionNameError is a KeyError
     "FormatterError": (ValueError,),
     "InvalidNameError": (ValueError,),
     "InvalidParameterError": (ValueError,),  # daf_butler: KeyError/ValueError on unknown parameters
@@ -46,11 +47,13 @@ EXPECTED: dict[str, tuple[type[BaseException], ...]] = {
     "RecordsUploadError": (OSError,),
     "RegistryConnectionError": (ConnectionError,),
     "RegistryError": (OSError,),
-    "StorageClassError": (TypeError,),  # daf_butler raises TypeError on storage class mismatch
+    # daf_butler raises TypeError on storage class mismatch, ValueError for an unconvertible override
+    "StorageClassError": (TypeError, ValueError),
     "TLSError": (ConnectionError,),
     "TransientStorageError": (ConnectionError,),
+    "UnknownComponentError": (ValueError, KeyError),  # daf_butler's UnknownComponentError is a KeyError
     "UnknownFormatterError": (LookupError,),
-    "UnknownStorageClassError": (LookupError,),  # StorageClassFactory raises KeyError/LookupError
+    "UnknownStorageClassError": (KeyError,),  # StorageClassFactory.getStorageClass raises KeyError
     "UnpredictedDatasetError": (LookupError, RuntimeError),  # QBB.put raises RuntimeError
 }
 

@@ -9,7 +9,13 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from ..errors import DataIdError, DatasetTypeError, StorageClassError, UnknownStorageClassError
+from ..errors import (
+    DataIdError,
+    DatasetTypeError,
+    StorageClassError,
+    UnknownComponentError,
+    UnknownStorageClassError,
+)
 from .dimensions import DimensionGroup, DimensionUniverse
 from .storage_class import StorageClass, StorageClassFactory
 
@@ -119,7 +125,7 @@ class DatasetType:
             if parent is None:
                 raise DatasetTypeError(f"Component dataset type {name!r} needs a parentStorageClass.")
             if component not in parent.components:
-                raise DatasetTypeError(
+                raise UnknownComponentError(
                     f"Dataset type {name!r}: parent storage class {parent.name!r} has no component "
                     f"{component!r}; it has {sorted(parent.components) or 'none'}."
                 )
@@ -183,7 +189,7 @@ class DatasetType:
         if self.isComponent():
             raise DatasetTypeError(f"{self.name!r} is already a component dataset type.")
         if component not in self.storageClass.components:
-            raise DatasetTypeError(
+            raise UnknownComponentError(
                 f"Dataset type {self.name!r} (storage class {self.storageClass.name!r}) has no component "
                 f"{component!r}; it has {sorted(self.storageClass.components) or 'none'}."
             )

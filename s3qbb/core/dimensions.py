@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, DataIdError
+from ..errors import ConfigError, DataIdError, DimensionNameError
 from .text import INT64_MAX, INT64_MIN, MAX_DATA_ID_CHARS, MAX_VALUE_CHARS, storable_text_problem
 
 DataIdValue = str | int
@@ -188,7 +188,7 @@ class DimensionUniverse:
         try:
             return self._dimensions[name]
         except KeyError:
-            raise DataIdError(
+            raise DimensionNameError(
                 f"Unknown dimension {name!r}; this universe knows {sorted(self._dimensions)}."
             ) from None
 
@@ -411,7 +411,7 @@ class DataCoordinate(Mapping[str, DataIdValue]):
             raise DataIdError("DataCoordinate.standardize needs a universe (or a DimensionGroup).")
         unknown = [k for k in values if k not in universe]
         if unknown:
-            raise DataIdError(
+            raise DimensionNameError(
                 f"Data ID {values!r} names unknown dimension(s) {sorted(map(str, unknown))}; "
                 f"known dimensions are {sorted(universe.names)}."
             )
@@ -425,7 +425,7 @@ class DataCoordinate(Mapping[str, DataIdValue]):
             group = universe.conform([k for k in values if k not in _implied_by_others(universe, values)])
         missing = [n for n in group.required if n not in values]
         if missing:
-            raise DataIdError(
+            raise DimensionNameError(
                 f"Data ID {values!r} lacks required dimension(s) {missing} for dimensions {group}."
             )
         clean: dict[str, DataIdValue] = {}
