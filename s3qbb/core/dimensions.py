@@ -18,6 +18,7 @@ __all__ = [
 ]
 
 import json
+import numbers
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -443,16 +444,18 @@ class DataCoordinate(Mapping[str, DataIdValue]):
     @classmethod
     def _check_value(cls, dim: Dimension, value: Any) -> DataIdValue:
         if dim.value_type is int:
-            if isinstance(value, bool) or not isinstance(value, int):
+            # Any integral number but bool (numpy.int64 too) becomes an int, as in daf_butler.
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise DataIdError(
                     f"Dimension {dim.name!r} takes an int; got {type(value).__name__} {value!r:.200}."
                 )
-            if not INT64_MIN <= value <= INT64_MAX:
+            number = int(value)
+            if not INT64_MIN <= number <= INT64_MAX:
                 raise DataIdError(
                     f"Dimension {dim.name!r} takes a signed 64-bit int (what the registry stores); "
-                    f"got {value:.3e}."
+                    f"got {number:.3e}."
                 )
-            return int(value)
+            return number
         if not isinstance(value, str):
             raise DataIdError(
                 f"Dimension {dim.name!r} takes a str; got {type(value).__name__} {value!r:.200}."

@@ -286,3 +286,12 @@ def test_refs_and_data_ids_sort_as_daf_butler(universe: DimensionUniverse) -> No
     one, two = refs[3].dataId, refs[1].dataId
     assert one < two and not two < one and not one < one
     assert sorted([two, one]) == [one, two]
+
+
+def test_ref_accepts_numpy_integer_data_id_values(calexp_meta: DatasetType) -> None:
+    np = pytest.importorskip("numpy")
+    data_id = {"instrument": "Cam", "visit": np.int64(3), "detector": np.int16(2)}
+    ref = DatasetRef(calexp_meta, data_id, run="r")
+    assert type(ref.dataId["visit"]) is int and type(ref.dataId["detector"]) is int
+    plain = {"instrument": "Cam", "visit": 3, "detector": 2}
+    assert ref == DatasetRef(calexp_meta, plain, run="r", id=ref.id)

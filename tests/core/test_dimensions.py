@@ -529,3 +529,17 @@ def test_data_coordinate_equals_plain_mapping_as_daf_butler() -> None:
     assert coord != {"instrument": "Cam", "detector": "x"}
     assert coord != 5
     assert coord != None  # noqa: E711
+
+
+def test_numpy_integers_are_int_dimension_values() -> None:
+    np = pytest.importorskip("numpy")
+    universe = DimensionUniverse()
+    for value in (np.int64(7), np.int32(7), np.uint16(7)):
+        coord = DataCoordinate.standardize({"instrument": "Cam", "detector": value}, universe=universe)
+        assert type(coord["detector"]) is int and coord["detector"] == 7
+        assert coord == DataCoordinate.standardize(instrument="Cam", detector=7, universe=universe)
+    for bad in (np.bool_(True), True, np.float64(7.0)):
+        with pytest.raises(DataIdError, match="takes an int"):
+            DataCoordinate.standardize({"instrument": "Cam", "detector": bad}, universe=universe)
+    with pytest.raises(DataIdError, match="signed 64-bit"):
+        DataCoordinate.standardize({"instrument": "Cam", "detector": np.uint64(2**64 - 1)}, universe=universe)
