@@ -6,9 +6,9 @@ __all__ = ["DatasetRef", "ensure_resolved", "validate_run_name"]
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import AmbiguousDatasetError, DataIdError, DatasetTypeError
+from ..errors import AmbiguousDatasetError, DataIdError, DatasetTypeError, RecordDataError
 from .dimensions import DataCoordinate
 from .ids import DatasetId, DatasetIdFactory, DatasetIdGenEnum
 from .text import RECORDS_DIR, storable_text_problem
@@ -196,17 +196,46 @@ class DatasetRef:
     def replace(
         self,
         *,
-        datasetType: DatasetType | None = None,
-        run: str | None = None,
         id: DatasetId | None = None,
+        run: str | None = None,
+        storage_class: str | StorageClass | None = None,
+        datastore_records: Mapping[str, Any] | Literal[False] | None = False,
+        datasetType: DatasetType | None = None,
     ) -> DatasetRef:
-        """Return a copy with some attributes replaced."""
-        return DatasetRef(
-            datasetType if datasetType is not None else self.datasetType,
-            self.dataId,
-            run if run is not None else self.run,
-            id=id if id is not None else self.id,
-        )
+        """Return a copy with some attributes replaced (daf_butler's keywords, plus ``datasetType``).
+
+        Parameters
+        ----------
+        id : `uuid.UUID`, optional
+            New dataset ID.
+        run : `str`, optional
+            New run. As in daf_butler, a new run without a new ``id`` makes a new (unique) dataset ID.
+        storage_class : `str` or `StorageClass`, optional
+            A convertible storage class to read as (see `overrideStorageClass`).
+        datastore_records : `None` or `False`, optional
+            Accepted for daf_butler's signature: s3qbb refs carry no datastore records.
+        datasetType : `DatasetType`, optional
+            New dataset type (s3qbb only); the data ID is standardized against its dimensions.
+
+        Raises
+        ------
+        RecordDataError
+            If ``datastore_records`` holds records.
+        StorageClassError
+            If ``storage_class`` is not convertible.
+        """
+        if datastore_records:
+            raise RecordDataError(
+                f"DatasetRef.replace got datastore records for {self}, but s3qbb refs carry none; "
+                "pass them in the Quantum's datastore_records, or to the datastore's import_records."
+            )
+        dataset_type = datasetType if datasetType is not None else self.datasetType
+        if storage_class is not None:
+            dataset_type = dataset_type.overrideStorageClass(storage_class)
+        if run is None:
+            run = self.run
+            id = id if id is not None else self.id
+        return DatasetRef(dataset_type, self.dataId, run, id=id)
 
     def isComponent(self) -> bool:
         """Return whether this is a reference to a component."""

@@ -12,7 +12,14 @@ from s3qbb.core.dataset_type import DatasetType
 from s3qbb.core.dimensions import DataCoordinate, DimensionUniverse
 from s3qbb.core.ids import DatasetIdFactory, DatasetIdGenEnum
 from s3qbb.core.storage_class import StorageClassFactory
-from s3qbb.errors import AmbiguousDatasetError, DataIdError, DatasetTypeError, S3qbbError, StorageClassError
+from s3qbb.errors import (
+    AmbiguousDatasetError,
+    DataIdError,
+    DatasetTypeError,
+    RecordDataError,
+    S3qbbError,
+    StorageClassError,
+)
 
 FIXED_ID = uuid.UUID("11111111-2222-4333-8444-555555555555")
 DATA_ID = {"instrument": "Cam", "visit": 1, "detector": 2}
@@ -190,7 +197,7 @@ def test_hash_and_equality(calexp_meta: DatasetType, universe: DimensionUniverse
 def test_replace(calexp_meta: DatasetType, universe: DimensionUniverse) -> None:
     ref = DatasetRef(calexp_meta, DATA_ID, run="run1", id=FIXED_ID)
     assert ref.replace() == ref
-    moved = ref.replace(run="run2")
+    moved = ref.replace(run="run2", id=FIXED_ID)
     assert (moved.run, moved.id, moved.dataId, moved.datasetType) == (
         "run2",
         FIXED_ID,
@@ -295,3 +302,17 @@ def test_ref_accepts_numpy_integer_data_id_values(calexp_meta: DatasetType) -> N
     assert type(ref.dataId["visit"]) is int and type(ref.dataId["detector"]) is int
     plain = {"instrument": "Cam", "visit": 3, "detector": 2}
     assert ref == DatasetRef(calexp_meta, plain, run="r", id=ref.id)
+
+
+def test_replace_takes_daf_butler_keywords(calexp_meta: DatasetType) -> None:
+    ref = DatasetRef(calexp_meta, DATA_ID, run="run1", id=FIXED_ID)
+    as_yaml = ref.replace(storage_class="StructuredDataDictYaml")
+    assert as_yaml.id == FIXED_ID and as_yaml.datasetType.storageClass.name == "StructuredDataDictYaml"
+    assert ref.replace(datastore_records=None) == ref == ref.replace(datastore_records=False)
+    # As daf_butler: a new run without a new ID makes a new ID.
+    moved = ref.replace(run="run2")
+    assert moved.run == "run2" and moved.id != FIXED_ID
+    with pytest.raises(StorageClassError):
+        ref.replace(storage_class="NumpyArray")
+    with pytest.raises(RecordDataError, match="carry none"):
+        ref.replace(datastore_records={"S3Datastore": object()})
