@@ -376,6 +376,7 @@ class DataCoordinate(Mapping[str, DataIdValue]):
         *,
         universe: DimensionUniverse | None = None,
         dimensions: DimensionGroup | Iterable[str] | None = None,
+        defaults: DataCoordinate | None = None,
         **kwargs: Any,
     ) -> DataCoordinate:
         """Validate a mapping and return a data ID.
@@ -389,6 +390,9 @@ class DataCoordinate(Mapping[str, DataIdValue]):
         dimensions : `DimensionGroup` or iterable of `str`, optional
             Dimensions the result identifies. Values of other known dimensions
             are dropped. Defaults to the dimensions of the given keys.
+        defaults : `DataCoordinate`, optional
+            Values used for dimensions of the result that ``mapping`` and
+            ``kwargs`` lack. As in daf_butler, never used to infer the dimensions.
         **kwargs
             More values, overriding ``mapping``.
 
@@ -408,6 +412,8 @@ class DataCoordinate(Mapping[str, DataIdValue]):
             universe = dimensions.universe
         elif universe is None and isinstance(mapping, DataCoordinate):
             universe = mapping.dimensions.universe
+        elif universe is None and defaults is not None:
+            universe = defaults.universe
         if universe is None:
             raise DataIdError("DataCoordinate.standardize needs a universe (or a DimensionGroup).")
         unknown = [k for k in values if k not in universe]
@@ -424,6 +430,8 @@ class DataCoordinate(Mapping[str, DataIdValue]):
         if dimensions is None:
             # Implied-only keys must not pull their own requirements in as required values.
             group = universe.conform([k for k in values if k not in _implied_by_others(universe, values)])
+        if defaults is not None:
+            _fill_defaults(values, group, defaults)
         missing = [n for n in group.required if n not in values]
         if missing:
             raise DimensionNameError(
@@ -554,6 +562,19 @@ class DataCoordinate(Mapping[str, DataIdValue]):
     def to_simple(self) -> dict[str, DataIdValue]:
         """Return the values as a plain dict (required and implied)."""
         return dict(self._values)
+
+
+def _fill_defaults(values: dict[str, Any], group: DimensionGroup, defaults: DataCoordinate) -> None:
+    """Fill missing required values of ``group`` from ``defaults``, and implied ones if they still hold."""
+    known = defaults.mapping
+    for name in group.required:
+        if name in known:
+            values.setdefault(name, known[name])
+    # Implied values of the defaults hold only if every required value is the defaults' own.
+    if all(n in known and values.get(n) == known[n] for n in group.required):
+        for name in group.implied:
+            if name in known:
+                values.setdefault(name, known[name])
 
 
 def _implied_by_others(universe: DimensionUniverse, names: Iterable[str]) -> set[str]:

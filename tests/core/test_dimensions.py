@@ -543,3 +543,24 @@ def test_numpy_integers_are_int_dimension_values() -> None:
             DataCoordinate.standardize({"instrument": "Cam", "detector": bad}, universe=universe)
     with pytest.raises(DataIdError, match="signed 64-bit"):
         DataCoordinate.standardize({"instrument": "Cam", "detector": np.uint64(2**64 - 1)}, universe=universe)
+
+
+def test_standardize_with_defaults_as_daf_butler() -> None:
+    universe = DimensionUniverse()
+    cam = DataCoordinate.standardize(instrument="Cam", universe=universe)
+    coord = DataCoordinate.standardize({"detector": 7}, universe=universe, defaults=cam)
+    assert coord == {"instrument": "Cam", "detector": 7}
+    # Given values win; defaults never add dimensions; the universe may come from the defaults.
+    other = DataCoordinate.standardize({"instrument": "X", "detector": 7}, defaults=cam)
+    assert other["instrument"] == "X"
+    assert DataCoordinate.standardize(defaults=cam) == DataCoordinate.makeEmpty(universe)
+    assert DataCoordinate.standardize({"detector": 1}, dimensions=["detector"], defaults=cam) == {
+        "instrument": "Cam",
+        "detector": 1,
+    }
+    # Implied values of the defaults are kept only while every required value is the defaults' own.
+    full = DataCoordinate.standardize(instrument="Cam", visit=1, physical_filter="g", universe=universe)
+    assert DataCoordinate.standardize({"visit": 1}, defaults=full).mapping["physical_filter"] == "g"
+    assert "physical_filter" not in DataCoordinate.standardize({"visit": 2}, defaults=full).mapping
+    with pytest.raises(DataIdError, match="lacks required"):
+        DataCoordinate.standardize({"tract": 1}, defaults=cam)
