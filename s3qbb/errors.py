@@ -29,6 +29,7 @@ __all__ = [
     "FormatterError",
     "InvalidNameError",
     "InvalidParameterError",
+    "NotAComponentError",
     "PickleDisabledError",
     "PreconditionFailedError",
     "RecordDataError",
@@ -122,6 +123,13 @@ class StorageClassError(S3qbbError, TypeError, ValueError):
 
 class DatasetTypeError(S3qbbError, ValueError):
     """A dataset type is malformed or disagrees with its registry definition."""
+
+
+class NotAComponentError(DatasetTypeError, RuntimeError):
+    """The parent of a dataset type or ref that is not a component was asked for.
+
+    Also a `RuntimeError`, which daf_butler's ``makeCompositeDatasetType`` and ``makeCompositeRef`` raise.
+    """
 
 
 class DataIdError(S3qbbError, ValueError):

@@ -37,7 +37,11 @@ EXPECTED: dict[str, tuple[type[BaseException], ...]] = {
     "DimensionNameError": (ValueError, KeyError),  # daf_butler's DimensionNameError is a KeyError
     "FormatterError": (ValueError,),
     "InvalidNameError": (ValueError,),
-    "InvalidParameterError": (ValueError,),  # daf_butler: KeyError/ValueError on unknown parameters
+    "InvalidParameterError": (ValueError,),
+    "NotAComponentError": (
+        ValueError,
+        RuntimeError,
+    ),  # makeCompositeRef of a parent: RuntimeError  # daf_butler: KeyError/ValueError on unknown parameters
     "PickleDisabledError": (PermissionError, ValueError),
     "PreconditionFailedError": (FileExistsError,),
     "RecordDataError": (ValueError,),

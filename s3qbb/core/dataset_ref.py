@@ -263,7 +263,13 @@ class DatasetRef:
         return self.replace(datasetType=self.datasetType.makeComponentDatasetType(name, storage_classes))
 
     def makeCompositeRef(self) -> DatasetRef:
-        """Return the ref of the parent dataset of a component ref."""
+        """Return the ref of the parent dataset of a component ref.
+
+        Raises
+        ------
+        NotAComponentError
+            If this is not a component ref (a `RuntimeError`, as in daf_butler).
+        """
         return self.replace(datasetType=self.datasetType.makeCompositeDatasetType())
 
     def overrideStorageClass(

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import (
     DataIdError,
     DatasetTypeError,
+    NotAComponentError,
     StorageClassError,
     UnknownComponentError,
     UnknownStorageClassError,
@@ -203,9 +204,18 @@ class DatasetType:
         )
 
     def makeCompositeDatasetType(self) -> DatasetType:
-        """Return the parent dataset type of a component dataset type."""
+        """Return the parent dataset type of a component dataset type.
+
+        Raises
+        ------
+        NotAComponentError
+            If this is not a component dataset type (a `RuntimeError`, as in daf_butler).
+        """
         if self.parentStorageClass is None:
-            return self
+            raise NotAComponentError(
+                f"Dataset type {self.name!r} is not a component, so it has no composite (parent) dataset "
+                "type; check isComponent() first."
+            )
         return DatasetType(
             self.nameAndComponent()[0],
             self.dimensions,

@@ -16,6 +16,7 @@ from s3qbb.errors import (
     AmbiguousDatasetError,
     DataIdError,
     DatasetTypeError,
+    NotAComponentError,
     RecordDataError,
     S3qbbError,
     StorageClassError,
@@ -228,7 +229,9 @@ def test_component_and_composite_refs(composite: DatasetType) -> None:
     parent = summary.makeCompositeRef()
     assert parent == ref
     assert parent.id == FIXED_ID
-    assert ref.makeCompositeRef() == ref
+    with pytest.raises(RuntimeError, match="not a component") as info:
+        ref.makeCompositeRef()
+    assert isinstance(info.value, NotAComponentError) and isinstance(info.value, DatasetTypeError)
     with pytest.raises(DatasetTypeError, match="'nope'"):
         ref.makeComponentRef("nope")
 

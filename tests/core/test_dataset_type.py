@@ -129,7 +129,8 @@ def test_component_dataset_types(composite: DatasetType) -> None:
     data = composite.makeComponentDatasetType("data")
     assert data.storageClass.name == "StructuredDataList"
     assert summary.makeCompositeDatasetType() == composite
-    assert composite.makeCompositeDatasetType() is composite
+    with pytest.raises(RuntimeError, match="'result' is not a component"):
+        composite.makeCompositeDatasetType()
 
 
 def test_component_keeps_calibration_flag(universe: DimensionUniverse) -> None:

@@ -511,7 +511,7 @@ def test_ref_round_trip(ref: DatasetRef) -> None:
 @given(refs())
 def test_minimal_ref_round_trip(ref: DatasetRef) -> None:
     text = dataset_ref_to_simple(ref, minimal=True).model_dump_json()
-    parent_type = ref.datasetType.makeCompositeDatasetType()
+    parent_type = ref.datasetType.makeCompositeDatasetType() if ref.isComponent() else ref.datasetType
     again = dataset_ref_from_simple(
         SerializedDatasetRef.model_validate_json(text), UNIVERSE, dataset_type=parent_type
     )
