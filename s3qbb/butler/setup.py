@@ -277,5 +277,5 @@ def check_dataset_type(ref: DatasetRef, dataset_types: Mapping[str, DatasetType]
     if not registered.is_compatible_with(parent) and not parent.is_compatible_with(registered):
         raise DatasetTypeError(
             f"Dataset {ref} has dataset type {parent!r}, which disagrees with the registry definition "
-            f"{registered!r} (dimensions or storage class)."
+            f"{registered!r} (dimensions, storage class or calibration flag)."
         )

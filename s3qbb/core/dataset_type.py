@@ -252,11 +252,13 @@ class DatasetType:
     def is_compatible_with(self, other: DatasetType) -> bool:
         """Return whether refs of ``other`` may be used where this type is expected.
 
-        Same name and dimensions, and this storage class can be converted from the other's.
+        Same name, dimensions and calibration flag (as daf_butler), and this storage class can be
+        converted from the other's.
         """
         return (
             self.name == other.name
             and self.dimensions == other.dimensions
+            and self.isCalibration == other.isCalibration
             and self.storageClass.can_convert(other.storageClass)
         )
 

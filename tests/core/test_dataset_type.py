@@ -212,6 +212,9 @@ def test_is_compatible_with(universe: DimensionUniverse) -> None:
     assert not as_list.is_compatible_with(other_name)
     as_bytes = DatasetType("values", ["visit"], "Bytes", universe=universe)
     assert not as_list.is_compatible_with(as_bytes)
+    calib = DatasetType("values", ["visit"], "StructuredDataList", universe=universe, isCalibration=True)
+    assert not as_list.is_compatible_with(calib)  # as daf_butler: the calibration flag must match
+    assert not calib.is_compatible_with(as_list)
 
 
 # --- equality, hash, immutability ---------------------------------------------
