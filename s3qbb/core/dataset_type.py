@@ -89,8 +89,8 @@ class DatasetType:
     __slots__ = (
         "_factory",
         "_hash",
+        "_isCalibration",
         "dimensions",
-        "isCalibration",
         "name",
         "parentStorageClass",
         "storageClass",
@@ -138,7 +138,7 @@ class DatasetType:
         object.__setattr__(self, "dimensions", dimensions)
         object.__setattr__(self, "storageClass", sc)
         object.__setattr__(self, "parentStorageClass", parent)
-        object.__setattr__(self, "isCalibration", bool(isCalibration))
+        object.__setattr__(self, "_isCalibration", bool(isCalibration))
         object.__setattr__(self, "_factory", factory)
         object.__setattr__(self, "_hash", hash((name, dimensions, sc.name)))
 
@@ -146,7 +146,7 @@ class DatasetType:
     dimensions: DimensionGroup
     storageClass: StorageClass
     parentStorageClass: StorageClass | None
-    isCalibration: bool
+    _isCalibration: bool
     _factory: StorageClassFactory
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -168,6 +168,10 @@ class DatasetType:
     def component(self) -> str | None:
         """Return the component name, or `None` for a parent dataset type."""
         return self.nameAndComponent()[1]
+
+    def isCalibration(self) -> bool:
+        """Return whether datasets of this type may be in calibration collections (as daf_butler)."""
+        return self._isCalibration
 
     def isComponent(self) -> bool:
         """Return whether this is a component dataset type."""
@@ -199,7 +203,7 @@ class DatasetType:
             self.dimensions,
             self.storageClass.components[component],
             parentStorageClass=self.storageClass,
-            isCalibration=self.isCalibration,
+            isCalibration=self._isCalibration,
             storage_classes=storage_classes or self._factory,
         )
 
@@ -220,7 +224,7 @@ class DatasetType:
             self.nameAndComponent()[0],
             self.dimensions,
             self.parentStorageClass,
-            isCalibration=self.isCalibration,
+            isCalibration=self._isCalibration,
         )
 
     def overrideStorageClass(
@@ -245,7 +249,7 @@ class DatasetType:
             self.dimensions,
             new,
             self.parentStorageClass,
-            isCalibration=self.isCalibration,
+            isCalibration=self._isCalibration,
             storage_classes=storage_classes or self._factory,
         )
 
@@ -258,7 +262,7 @@ class DatasetType:
         return (
             self.name == other.name
             and self.dimensions == other.dimensions
-            and self.isCalibration == other.isCalibration
+            and self._isCalibration == other._isCalibration
             and self.storageClass.can_convert(other.storageClass)
         )
 
@@ -269,7 +273,7 @@ class DatasetType:
             self.name == other.name
             and self.dimensions == other.dimensions
             and self.storageClass.name == other.storageClass.name
-            and self.isCalibration == other.isCalibration
+            and self._isCalibration == other._isCalibration
             and (self.parentStorageClass.name if self.parentStorageClass else None)
             == (other.parentStorageClass.name if other.parentStorageClass else None)
         )
@@ -297,7 +301,7 @@ class DatasetType:
                 self.dimensions,
                 self.storageClass,
                 self.parentStorageClass,
-                self.isCalibration,
+                self._isCalibration,
                 factory,
             ),
         )

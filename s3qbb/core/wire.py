@@ -166,7 +166,7 @@ def dataset_type_to_simple(dataset_type: DatasetType) -> SerializedDatasetType:
         storageClass=dataset_type.storageClass.name,
         dimensions=list(dataset_type.dimensions.names),
         parentStorageClass=dataset_type.parentStorageClass.name if dataset_type.parentStorageClass else None,
-        isCalibration=dataset_type.isCalibration,
+        isCalibration=dataset_type.isCalibration(),
     )
 
 

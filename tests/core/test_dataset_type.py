@@ -73,7 +73,7 @@ def test_construction(universe: DimensionUniverse) -> None:
     assert dt.storageClass is default_storage_classes().getStorageClass("StructuredDataDict")
     assert dt.storageClass_name == "StructuredDataDict"
     assert dt.parentStorageClass is None
-    assert dt.isCalibration is False
+    assert dt.isCalibration() is False
     assert not dt.isComponent()
     assert not dt.isComposite()
     assert dt.nameAndComponent() == ("calexp_meta", None)
@@ -136,7 +136,7 @@ def test_component_dataset_types(composite: DatasetType) -> None:
 def test_component_keeps_calibration_flag(universe: DimensionUniverse) -> None:
     calib = DatasetType("flat", ["detector"], "StructuredComposite", universe=universe, isCalibration=True)
     component = calib.makeComponentDatasetType("data")
-    assert component.isCalibration
+    assert component.isCalibration()
     assert component.makeCompositeDatasetType() == calib
 
 
@@ -244,9 +244,17 @@ def test_immutability(calexp_meta: DatasetType, universe: DimensionUniverse) -> 
         with pytest.raises(AttributeError):
             setattr(calexp_meta, attr, value)
     assert calexp_meta.name == "calexp_meta"
-    assert calexp_meta.isCalibration is False
+    assert calexp_meta.isCalibration() is False
 
 
 def test_attributes_cannot_be_deleted(calexp_meta: DatasetType) -> None:
     with pytest.raises(AttributeError):
         del calexp_meta.name
+
+
+def test_is_calibration_is_a_method_as_in_daf_butler(universe: DimensionUniverse) -> None:
+    calib = DatasetType("bias", ["detector"], "NumpyArray", universe=universe, isCalibration=True)
+    assert calib.isCalibration() is True
+    plain = DatasetType("bias", ["detector"], "NumpyArray", universe=universe)
+    assert plain.isCalibration() is False
+    assert calib != plain

@@ -225,10 +225,10 @@ def test_dataset_type_details() -> None:
         assert back.parentStorageClass == component.parentStorageClass
         assert back.parentStorageClass is default_storage_classes().getStorageClass("StructuredComposite")
         assert back.makeCompositeDatasetType() == VALUES["composite dataset type"]
-        assert back.isCalibration is False
+        assert back.isCalibration() is False
         with pytest.raises(AttributeError):
             back.name = "other"
-    assert all(back.isCalibration for back in _round_trips(VALUES["calibration dataset type"]))
+    assert all(back.isCalibration() for back in _round_trips(VALUES["calibration dataset type"]))
     # The custom factory travels: the components of a custom storage class still resolve.
     spectrum: DatasetType = VALUES["dataset type of a custom factory"]
     for back in _round_trips(spectrum):

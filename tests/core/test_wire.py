@@ -503,7 +503,7 @@ def test_ref_round_trip(ref: DatasetRef) -> None:
     again = dataset_ref_from_simple(SerializedDatasetRef.model_validate_json(text), UNIVERSE)
     _ref_eq(again, ref)
     assert again.id == ref.id
-    assert again.datasetType.isCalibration == ref.datasetType.isCalibration
+    assert again.datasetType.isCalibration() == ref.datasetType.isCalibration()
     assert json.loads(dataset_ref_to_simple(again).model_dump_json()) == json.loads(text)
 
 
