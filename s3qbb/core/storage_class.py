@@ -97,8 +97,8 @@ class StorageClass:
     --------
     >>> from s3qbb.core.storage_class import StorageClass
     >>> sc = StorageClass("Counts", dict, formatter="json")
-    >>> sc.is_type({"a": 1})
-    True
+    >>> sc.is_type(dict), sc.validateInstance({"a": 1})
+    (True, True)
     """
 
     __slots__ = (
@@ -165,9 +165,31 @@ class StorageClass:
             self._pytype = obj
         return self._pytype
 
-    def is_type(self, obj: Any) -> bool:
-        """Return whether ``obj`` is an instance of this storage class's type."""
-        return isinstance(obj, self.pytype)
+    def is_type(self, other: type, compare_types: bool = False) -> bool:
+        """Return whether ``other`` is this type (as daf_butler: by name until imported or compare_types).
+
+        Raises
+        ------
+        StorageClassError
+            If ``other`` is not a type (use `validateInstance` for an object).
+        """
+        if not isinstance(other, type):
+            raise StorageClassError(
+                f"StorageClass.is_type takes a type, as in daf_butler; got {_type_path(type(other))} "
+                "instance. Use validateInstance(obj) to check an object."
+            )
+        if self._pytype is not None:
+            return self._pytype is other
+        if self._pytype_name == _type_path(other):
+            return True
+        try:
+            return compare_types and self.pytype is other
+        except StorageClassError:  # the type cannot be imported: not this one
+            return False
+
+    def validateInstance(self, instance: Any) -> bool:
+        """Return whether ``instance`` is an instance of this storage class's type (as daf_butler)."""
+        return isinstance(instance, self.pytype)
 
     def validate_instance(self, obj: Any, what: str = "dataset") -> None:
         """Raise unless ``obj`` is an instance of this storage class's type.
@@ -184,7 +206,7 @@ class StorageClass:
         StorageClassError
             If ``obj`` has the wrong type.
         """
-        if not self.is_type(obj):
+        if not self.validateInstance(obj):
             raise StorageClassError(
                 f"Cannot store {what}: storage class {self.name!r} expects {self._pytype_name}, "
                 f"got {_type_path(type(obj))}. Convert the object or use a dataset type with a matching "
@@ -232,14 +254,14 @@ class StorageClass:
         return issubclass(source, target) or self._converter_for(source) is not None
 
     def coerce_type(self, obj: Any) -> Any:
-        """Return ``obj`` as an instance of this storage class's type.
+        """Return ``obj`` as an instance of this storage class's type (`None` stays `None`, as daf_butler).
 
         Raises
         ------
         StorageClassError
             If no conversion from the object's type exists.
         """
-        if self.is_type(obj):
+        if obj is None or self.validateInstance(obj):
             return obj
         fn = self._converter_for(type(obj))
         if fn is None:

@@ -524,7 +524,7 @@ class Datastore(ABC):
                 f"put the parent dataset ({ref.datasetType.nameAndComponent()[0]!r}) instead."
             )
         sc = ref.datasetType.storageClass
-        if not sc.is_type(obj):  # the message (str(ref)) only when it is needed
+        if not sc.validateInstance(obj):  # the message (str(ref)) only when it is needed
             sc.validate_instance(obj, f"dataset {ref}")
         return sc
 

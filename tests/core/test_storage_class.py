@@ -112,9 +112,9 @@ def test_resolve(storage_classes: StorageClassFactory) -> None:
 
 def test_is_type_and_validate_instance(storage_classes: StorageClassFactory) -> None:
     sdd = storage_classes.getStorageClass("StructuredDataDict")
-    assert sdd.is_type({})
-    assert sdd.is_type(collections.OrderedDict())  # subclasses count
-    assert not sdd.is_type([])
+    assert sdd.validateInstance({})
+    assert sdd.validateInstance(collections.OrderedDict())  # subclasses count
+    assert not sdd.validateInstance([])
     sdd.validate_instance({"a": 1})
     with pytest.raises(StorageClassError) as info:
         sdd.validate_instance([1, 2], what="dataset calexp_meta@{visit: 1}")
@@ -142,7 +142,7 @@ def test_unimportable_or_non_type_pytype() -> None:
         _ = missing.pytype
     assert isinstance(info.value.__cause__, ImportError)
     with pytest.raises(StorageClassError):
-        missing.is_type(1)
+        missing.validateInstance(1)
     not_a_type = StorageClass("Fn", "os.path.join")
     with pytest.raises(StorageClassError, match="not a type"):
         _ = not_a_type.pytype
@@ -415,7 +415,7 @@ def test_default_factory_does_not_import_heavy_modules() -> None:
         DatasetType("img", ["visit"], "NumpyArray", universe=DimensionUniverse())
         heavy = sorted(m for m in ("numpy", "pyarrow", "pandas") if m in sys.modules)
         assert not heavy, heavy
-        numpy_sc.is_type([1])
+        numpy_sc.validateInstance([1])
         assert "numpy" in sys.modules
         print("ok")
         """
@@ -423,3 +423,19 @@ def test_default_factory_does_not_import_heavy_modules() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_is_type_takes_a_type_as_daf_butler(storage_classes: StorageClassFactory) -> None:
+    sdd = storage_classes.getStorageClass("StructuredDataDict")
+    assert sdd.is_type(dict)
+    assert not sdd.is_type(collections.OrderedDict)  # the type itself, not a subclass
+    assert not sdd.is_type(list)
+    with pytest.raises(StorageClassError, match="validateInstance"):
+        sdd.is_type({})  # type: ignore[arg-type]
+    lazy = StorageClass("LazyOD", "collections.OrderedDict")
+    assert lazy.is_type(collections.OrderedDict)  # by name, without importing
+    assert not StorageClass("Gone", "no_such_module_s3qbb_test.Thing").is_type(dict, compare_types=True)
+
+
+def test_coerce_type_of_none_is_none(storage_classes: StorageClassFactory) -> None:
+    assert storage_classes.getStorageClass("StructuredDataDict").coerce_type(None) is None
