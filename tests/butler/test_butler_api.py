@@ -228,6 +228,8 @@ def test_get_deferred_handle(env: ButlerEnv) -> None:
         comp = butler.getDeferred(composite_ref)
         assert comp.get(component="output") == composite["output"]
         assert comp.get() == composite
+        with pytest.raises(KeyError, match="no component 'nope'"):  # daf_butler's UnknownComponentError
+            comp.get(component="nope")
 
 
 def test_stored_and_stored_many(env: ButlerEnv) -> None:
