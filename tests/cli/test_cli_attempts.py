@@ -347,12 +347,20 @@ def test_sixteen_attempts_racing_on_one_quantum_leave_one_attempts_outputs(
     assert again.returncode == 0 and "already succeeded" in again.stderr, again.stderr
 
 
-def test_rerun_replaces_the_outputs_of_a_succeeded_attempt(server_job: CliJob) -> None:
-    quantum = Quantum(taskLabel="again", outputs=[make_ref("a", 1), make_ref("b", 2)])
-    path = write_quantum(server_job.workdir / "q.json", quantum)
-    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
-    first = server_job.run(*argv)
+def _succeeded(job: CliJob, label: str, outputs: int) -> tuple[Quantum, list[str | Path]]:
+    """Run a quantum of ``outputs`` outputs to success; return it and its ``run-quantum`` command line."""
+    refs = [make_ref(name, i + 1) for i, name in enumerate("ab"[:outputs])]
+    quantum = Quantum(taskLabel=label, outputs=refs)
+    path = write_quantum(job.workdir / "q.json", quantum)
+    argv: list[str | Path] = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid"]
+    argv += ["--config", job.config]
+    first = job.run(*argv)
     assert first.returncode == 0, first.stderr
+    return quantum, argv
+
+
+def test_rerun_replaces_the_outputs_of_a_succeeded_attempt(server_job: CliJob) -> None:
+    quantum, argv = _succeeded(server_job, "again", 2)
     first_report = _report(server_job, quantum)
     first_pids = {out["pid"] for out in _read_back(server_job, quantum)}
 
@@ -368,10 +376,8 @@ def test_rerun_replaces_the_outputs_of_a_succeeded_attempt(server_job: CliJob) -
 
 def test_a_rerun_killed_half_way_leaves_a_quantum_that_a_retry_finishes(server_job: CliJob) -> None:
     """Its outputs no longer match the success's records: the success is withdrawn before they change."""
-    quantum = Quantum(taskLabel="again", outputs=[make_ref("a", 1), make_ref("b", 2)])
-    path = write_quantum(server_job.workdir / "q.json", quantum)
-    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
-    assert server_job.run(*argv).returncode == 0
+    quantum, argv = _succeeded(server_job, "again", 2)
+    path = Path(argv[1])
     ready, gate = server_job.workdir / "ready", server_job.workdir / "gate"
     rerun = _start(
         server_job, path, "cli_tasks:produce_then_wait", "--rerun",
@@ -394,10 +400,7 @@ def test_a_rerun_killed_half_way_leaves_a_quantum_that_a_retry_finishes(server_j
 
 def test_a_damaged_report_of_a_success_does_not_block_the_quantum(server_job: CliJob) -> None:
     """Nothing vouches for the outputs any more: a retry runs the quantum and replaces them (not 75)."""
-    quantum = Quantum(taskLabel="damaged", outputs=[make_ref("a", 1)])
-    path = write_quantum(server_job.workdir / "q.json", quantum)
-    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
-    assert server_job.run(*argv).returncode == 0
+    quantum, argv = _succeeded(server_job, "damaged", 1)
     key = f"{PREFIX}/{report_key(RUN, quantum.id)}"
     stored = server_job.endpoint.client.get_object(Bucket=server_job.endpoint.bucket, Key=key)
     damaged = stored["Body"].read()[:40]  # cut short, its write token kept (a damaged copy of that write)
@@ -415,10 +418,7 @@ def test_a_damaged_report_of_a_success_does_not_block_the_quantum(server_job: Cl
 
 def test_a_report_s3qbb_did_not_write_fails_the_job_instead_of_asking_for_retries(server_job: CliJob) -> None:
     """An object without a write token in the quantum's place is not its to replace: exit 1, not 75."""
-    quantum = Quantum(taskLabel="foreign", outputs=[make_ref("a", 1)])
-    path = write_quantum(server_job.workdir / "q.json", quantum)
-    argv = ["run-quantum", path, "--task", "cli_tasks:produce_with_pid", "--config", server_job.config]
-    assert server_job.run(*argv).returncode == 0
+    quantum, argv = _succeeded(server_job, "foreign", 1)
     key = f"{PREFIX}/{report_key(RUN, quantum.id)}"
     server_job.endpoint.client.put_object(Bucket=server_job.endpoint.bucket, Key=key, Body=b"{not s3qbb's")
 
