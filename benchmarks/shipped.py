@@ -380,8 +380,16 @@ class ShippedContext:
         return S3Datastore(f"s3://{BUCKET}/repo", name="S3Datastore", config=config)
 
     def raw_key(self, side: str, what: str, i: int) -> str:
-        """Key of raw side ``side``'s object number ``i``."""
-        return f"raw/{self.tag}/{side}/{what}/{i}-{uuid.uuid4().hex[:8]}"
+        """Key of raw side ``side``'s object number ``i``, in a folder of its own.
+
+        The butler's keys have the shape of its default file template
+        (``{run}/{datasetType}/{visit}/{datasetType}_{id}.json``), so each
+        dataset of these cases lands in a folder of its own; the raw sides'
+        keys have the same shape (as `benchmarks.s3_datastore`'s do) so that
+        every side asks the server for the same work (SeaweedFS's filer makes
+        an entry for each new folder, which a 1 KiB PUT notably pays for).
+        """
+        return f"raw/{self.tag}/{side}/{what}/{i}/{what}_{uuid.uuid4()}.json"
 
     def close(self) -> None:
         """Close the raw clients."""
