@@ -245,8 +245,22 @@ def _many(add: _Adder, cases: dict[str, Any]) -> None:
             ">=",
             0.9,
             f"{speedup:.2f}x over sequential boto3; ceiling {ceiling:.2f}x at raw boto3's CPU per request, "
-            f"{extra.get('s3qbb_cpu_speedup_ceiling', math.nan):.2f}x at s3qbb's",
+            f"{extra.get('s3qbb_cpu_speedup_ceiling', math.nan):.2f}x at s3qbb's"
+            + _threaded_floor(case, ceiling),
         )
+
+
+def _threaded_floor(case: dict[str, Any], ceiling: float) -> str:
+    """The detail of raw boto3 from a thread pool of the same size (the floor under a many_* target)."""
+    threaded = case["ratios"].get("boto3_threads")
+    if threaded is None:
+        return ""
+    speedup = 1.0 / threaded["time"]
+    threads = case["extra"].get("s3qbb_max_workers", "?")
+    return (
+        f"; floor: raw boto3 from {threads} threads {speedup:.2f}x "
+        f"({speedup / ceiling if ceiling else math.nan:.2f} of the ceiling)"
+    )
 
 
 def issue_targets(server: str, data: dict[str, Any]) -> list[Target]:

@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -383,16 +384,32 @@ def case_many(ctx: BenchContext) -> list[dict[str, Any]]:
     batches = [ctx.refs(f"many{t}", n) for t in range(c.many_trials)]
     warm_refs = ctx.refs("many_warm", 16)
     plain_batches = [[_plain_key(f"many{t}", i) for i in range(n)] for t in range(c.many_trials)]
+    threaded_batches = [[_plain_key(f"many-threads{t}", i) for i in range(n)] for t in range(c.many_trials)]
+    # Raw boto3 from a pool of as many threads as put_many/get_many use: what boto3 itself reaches
+    # concurrently on this machine (the GIL and botocore's CPU per request), the floor under the target.
+    pool = ThreadPoolExecutor(ctx.store.max_workers)
+
+    def put_one(key: str) -> None:
+        ctx.plain.put_object(
+            Bucket=BUCKET, Key=key, Body=data, ChecksumCRC32C=crc32c_header(data), IfNoneMatch="*"
+        )
+
+    def get_one(key: str) -> None:
+        ctx.plain.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
     def plain_put(t: int) -> None:
         for key in plain_batches[t]:
-            ctx.plain.put_object(
-                Bucket=BUCKET, Key=key, Body=data, ChecksumCRC32C=crc32c_header(data), IfNoneMatch="*"
-            )
+            put_one(key)
 
     def plain_get(t: int) -> None:
         for key in plain_batches[0]:
-            ctx.plain.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            get_one(key)
+
+    def threaded_put(t: int) -> None:
+        list(pool.map(put_one, threaded_batches[t]))
+
+    def threaded_get(t: int) -> None:
+        list(pool.map(get_one, plain_batches[0]))
 
     def plain_warm() -> None:
         for i in range(len(warm_refs)):
@@ -407,6 +424,7 @@ def case_many(ctx: BenchContext) -> list[dict[str, Any]]:
                 warmup=lambda: ctx.store.put_many((data, ref) for ref in warm_refs),
             ),
             Side("boto3", plain_put, ctx.plain_counter, warmup=plain_warm),
+            Side("boto3_threads", threaded_put, ctx.plain_counter, warmup=plain_warm),
         ],
         server_cpu=ctx.server_cpu,
         trials=c.many_trials,
@@ -423,13 +441,20 @@ def case_many(ctx: BenchContext) -> list[dict[str, Any]]:
         [
             Side("s3qbb", s3qbb_get, ctx.store_counter, warmup=lambda: ctx.store.get_many(warm_refs)),
             Side("boto3", plain_get, ctx.plain_counter, warmup=plain_warm),
+            Side("boto3_threads", threaded_get, ctx.plain_counter, warmup=plain_warm),
         ],
         server_cpu=ctx.server_cpu,
         trials=c.many_trials,
         ops_per_trial=1,
         warmup_ops=0,
     )
-    extra = {"datasets_per_op": n, "s3qbb_max_workers": ctx.store.max_workers, "boto3": "sequential"}
+    pool.shutdown()
+    extra = {
+        "datasets_per_op": n,
+        "s3qbb_max_workers": ctx.store.max_workers,
+        "boto3": "sequential",
+        "boto3_threads": f"a pool of {ctx.store.max_workers} threads",
+    }
     results = [
         make_case("many_put", f"put_many of {n} x 1 KiB", puts, extra=dict(extra)),
         make_case("many_get", f"get_many of {n} x 1 KiB", gets, extra=dict(extra)),
