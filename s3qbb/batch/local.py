@@ -61,7 +61,8 @@ class QuantumRun:
     """The graph's node of the quantum."""
     status: str
     """``succeeded``, ``already succeeded``, ``failed`` (exit code 1), ``error`` (other non-zero exit code),
-    ``interrupted``, ``upstream-failed`` or ``not run`` (the runner was stopped first)."""
+    ``interrupted``, ``upstream-failed`` or ``not run`` (the runner was stopped before it started, or a
+    quantum producing its inputs was stopped)."""
     exit_code: int | None = None
     """Exit code of its ``run-quantum`` process (`None` if none was started)."""
     duration_s: float = 0.0
@@ -242,8 +243,16 @@ def run_graph(
             while waiting or running:
                 still: list[GraphNode] = []
                 for node in waiting:  # in graph order: producers before consumers
-                    if any(u in summary.runs and summary.runs[u].status not in ok for u in node.upstream):
-                        record(QuantumRun(node.index, node, "upstream-failed"))
+                    blocked = {
+                        summary.runs[u].status
+                        for u in node.upstream
+                        if u in summary.runs and summary.runs[u].status not in ok
+                    }
+                    if blocked:
+                        # Nothing failed upstream of a quantum whose producers were stopped (interrupted,
+                        # or never started): it was not run, as `graph status` says afterwards.
+                        stopped = blocked <= {"interrupted", "not run"}
+                        record(QuantumRun(node.index, node, "not run" if stopped else "upstream-failed"))
                     elif (
                         stop.is_set()
                         or len(running) >= jobs
