@@ -419,11 +419,9 @@ def _rows_handler(obj: Any, parameters: Mapping[str, Any]) -> Any:
     rows = parameters.get("rows")
     if rows is None:
         return obj
-    if isinstance(rows, tuple) and len(rows) == 2:
-        rows = slice(*rows)
-    if not isinstance(rows, slice):
-        raise InvalidParameterError(f"Read parameter 'rows' must be a slice or (start, stop); got {rows!r}.")
-    return obj[rows]
+    from .rows import normalize_rows
+
+    return obj[normalize_rows(rows)]
 
 
 def _columns_handler(obj: Any, parameters: Mapping[str, Any]) -> Any:

@@ -18,7 +18,10 @@ transport that does not make it) is checksummed after the download.
 Requests: a whole read is one GET; a partial read is one GET for the leading
 blocks (the formatter's header) plus one for the blocks of the range, unless
 the range lies in the leading blocks; an object without a block list (at most
-one block, or written before block lists existed) is read whole: one GET.
+one block, or written before block lists existed) is read whole: one GET. An
+object whose metadata lost the block list its record references (a copy tool
+that drops metadata) is read whole too, after the GET of its leading blocks,
+and checked against the recorded full-object checksum.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DatasetIntegrityError, DatasetNotFoundError, FormatterError
 from ..formatters import RangeReadable
 from ..s3 import checksums
+from ..s3.errors import S3ServiceError
 from ..s3.objects import WRITE_CHECKSUM
 from ..s3.ownership import WRITE_PENDING, object_metadata
 from .encoding import Encoded
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger(__name__)
 
 _KIND = "ChecksumMismatch"
+_RANGE_NOT_SATISFIABLE = 416
 _WHAT_TO_DO = (
     "Restore the object from a copy, or delete it and re-run the quantum that produced it, then ingest "
     "its records again."
@@ -253,10 +258,24 @@ class VerifiedReader:
 
         def check_head(result: GetResult) -> None:
             self._check_size(target, result)
+            if checksums.BLOCKS_METADATA not in result.metadata:
+                raise _BlockListMissingError
             found[:] = [self._trusted_blocks(target, recorded, result)]
             self._check_blocks(target, found[0], 0, result)
 
-        head = self._get_verified(target, (0, head_stop), check_head, running).body
+        try:
+            head = self._get_verified(target, (0, head_stop), check_head, running).body
+        except _BlockListMissingError:
+            # Intact bytes whose metadata lost the block list (a copy tool that drops metadata) are
+            # still checked whole against the recorded full-object checksum: one more GET.
+            _LOG.warning(
+                "Dataset %s at %s: the object metadata has no %r block checksum list although its record "
+                "references one; reading the object whole to check it against its recorded checksum.",
+                target.ref,
+                target.uri,
+                checksums.BLOCKS_METADATA,
+            )
+            return read_whole(self.read_whole(target))
         blocks = found[0]
         span = formatter.plan_range(head, parameters)
         if span is None:
@@ -320,6 +339,16 @@ class VerifiedReader:
             result = self.bucket.get(target.key, byte_range, digest=digest)
         except DatasetNotFoundError as err:  # the S3 error (NoSuchKey, endpoint) stays as the cause
             raise target.missing() from err
+        except S3ServiceError as err:
+            if err.status != _RANGE_NOT_SATISFIABLE or byte_range is None:
+                raise
+            # A range within the recorded size that the server cannot satisfy: the object is shorter.
+            failure = target.fail(
+                f"bytes {byte_range[0]}-{byte_range[1] - 1} cannot be read (HTTP 416): the object is "
+                f"shorter than the {target.info.file_size} bytes recorded; it was truncated or replaced."
+            )
+            failure.add_note(_WHAT_TO_DO)
+            raise failure from err
         self.stats.add_read(len(result.body))
         _refuse_placeholder(target, result)
         return result
@@ -337,12 +366,7 @@ class VerifiedReader:
     def _trusted_blocks(
         target: ReadTarget, recorded: checksums.Checksum, result: GetResult
     ) -> checksums.BlockChecksums:
-        text = result.metadata.get(checksums.BLOCKS_METADATA)
-        if text is None:
-            raise target.fail(
-                f"the object metadata has no {checksums.BLOCKS_METADATA!r} block checksum list although "
-                "its record references one: the object was replaced or its metadata rewritten."
-            )
+        text = result.metadata[checksums.BLOCKS_METADATA]  # present: `read_range` checked
         try:
             blocks = checksums.BlockChecksums.from_metadata(text)
         except ValueError as err:
@@ -375,6 +399,10 @@ class VerifiedReader:
                 f"block {bad} (bytes {lo}-{hi - 1}, {blocks.block_size}-byte blocks) fails its CRC32C "
                 "checksum: the bytes read are not the bytes written."
             )
+
+
+class _BlockListMissingError(Exception):  # a signal inside `read_range`, never raised out of it
+    """The object metadata has no block checksum list: the partial read falls back to a whole one."""
 
 
 def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:

@@ -10,10 +10,10 @@ __all__ = ["NpyFormatter", "NpyHeader", "normalize_rows", "parse_npy_header"]
 import ast
 import io
 import math
-import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..core.rows import normalize_rows
 from ..errors import FormatterError, InvalidParameterError
 from .base import Formatter, type_name
 
@@ -128,51 +128,6 @@ def parse_npy_header(header: bytes | memoryview) -> NpyHeader | None:
             "data, which can run code. Store a fixed-width dtype instead."
         )
     return NpyHeader((major, minor), data_offset, dtype, fortran_order, shape)
-
-
-def _as_index(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise InvalidParameterError(f"npy read parameter 'rows': {what} must be an int or None, not a bool.")
-    try:
-        return operator.index(value)
-    except TypeError as err:
-        raise InvalidParameterError(
-            f"npy read parameter 'rows': {what} must be an int or None, not {type_name(value)!r}."
-        ) from err
-
-
-def normalize_rows(rows: Any) -> slice:
-    """Check a ``rows`` read parameter and return it as a `slice`.
-
-    Parameters
-    ----------
-    rows : `slice` or `tuple` [`int` | `None`, `int` | `None`]
-        A slice over axis 0 (any step but zero, as ``array[rows]`` accepts) or a
-        ``(start, stop)`` pair; negative indices count from the end, as in Python.
-
-    Returns
-    -------
-    rows : `slice`
-        A slice whose start, stop and step are `int` or `None`.
-
-    Raises
-    ------
-    InvalidParameterError
-        Raised if ``rows`` has another type, bad bounds, or a zero step.
-    """
-    if isinstance(rows, slice):
-        start, stop = _as_index(rows.start, "start"), _as_index(rows.stop, "stop")
-        step = _as_index(rows.step, "step")
-        if step == 0:
-            raise InvalidParameterError("npy read parameter 'rows': the slice step cannot be zero.")
-        return slice(start, stop, step)
-    if isinstance(rows, tuple | list) and len(rows) == 2:
-        return slice(_as_index(rows[0], "start"), _as_index(rows[1], "stop"))
-    raise InvalidParameterError(
-        f"npy read parameter 'rows' must be a slice or a (start, stop) tuple, not {rows!r}."
-    )
 
 
 @dataclass(frozen=True)

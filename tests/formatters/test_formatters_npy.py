@@ -221,6 +221,48 @@ def test_rows_accepts_numpy_integers_and_lists() -> None:
     assert list(fmt.read(data, None, {"rows": (np.int64(-3), None)})) == [7, 8, 9]
 
 
+_ROWS_FORMS: list[Any] = [
+    slice(2, 5),
+    (2, 5),
+    [2, 5],
+    [2, None],
+    (np.int64(-3), None),
+    slice(None, None, -2),
+    slice(0, 5, 0),
+    (1, 2, 3),
+    [1, 2, 3],
+    ("a", 2),
+    (True, 2),
+    "0:3",
+    5,
+]
+
+
+@pytest.mark.parametrize("rows", _ROWS_FORMS, ids=repr)
+def test_rows_one_rule_for_formatter_and_storage_class(rows: Any) -> None:
+    """A read from storage (the formatter) and a cache hit (the storage class) accept the same ``rows``.
+
+    Both return ``array[rows]`` for a range, or both refuse the parameter: a get must not succeed or
+    fail depending on whether the dataset happens to be cached.
+    """
+    from s3qbb.core.dataset_type import default_storage_classes
+
+    numpy_sc = default_storage_classes().getStorageClass("NumpyArray")
+    array = np.arange(30.0).reshape(10, 3)
+    fmt = NpyFormatter()
+    data = fmt.write(array)
+    outcomes = []
+    for read in (
+        lambda: fmt.read(data, None, {"rows": rows}),
+        lambda: numpy_sc.apply_parameters(array, {"rows": rows}),
+    ):
+        try:
+            outcomes.append(read().tolist())
+        except InvalidParameterError:
+            outcomes.append("refused")
+    assert outcomes[0] == outcomes[1], outcomes
+
+
 def test_unknown_parameter() -> None:
     fmt = NpyFormatter()
     with pytest.raises(InvalidParameterError, match=r"'columns'.*supported: 'rows'"):

@@ -294,12 +294,38 @@ def test_consistently_rewritten_object_is_detected(store: S3Datastore, backdoor:
         read(store, ref)
 
 
-def test_missing_block_list_is_an_error(store: S3Datastore, backdoor: S3Backdoor) -> None:
+def test_lost_block_list_falls_back_to_a_verified_whole_read(
+    store: S3Datastore, backdoor: S3Backdoor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Intact bytes whose metadata lost the block list (a copy that drops metadata) are read whole.
+
+    As a whole ``get`` of the same object succeeds, and a cached copy answers the same ``rows``: the
+    partial read checks the bytes against the record's full-object checksum instead, and says so.
+    """
     ref = put_array(store)
     metadata = {k: v for k, v in backdoor.metadata(ref).items() if k != BLOCKS_METADATA}
     backdoor.rewrite(ref, metadata=metadata)
-    with pytest.raises(DatasetIntegrityError, match="no 's3qbb-blocks'"):
+    with count_requests(store) as counter, caplog.at_level("WARNING"):
+        np.testing.assert_array_equal(read(store, ref, slice(495, 505)), ARRAY[495:505])
+        assert counter.requests == {"GetObject": 2}  # the leading blocks, then the whole object
+    assert "no 's3qbb-blocks' block checksum list" in caplog.text
+    assert "reading the object whole" in caplog.text
+    backdoor.flip_bit(ref, row_offset(10))  # damaged bytes as well: the full-object checksum tells
+    with pytest.raises(DatasetIntegrityError, match="fails its CRC32C checksum"):
         read(store, ref, slice(495, 505))
+
+
+@pytest.mark.parametrize("size", [0, 100])
+def test_object_shorter_than_a_ranged_read_is_an_integrity_error(
+    store: S3Datastore, backdoor: S3Backdoor, size: int
+) -> None:
+    """A rows read of a truncated object fails as a whole read does: the dataset named, what to do."""
+    ref = put_array(store)
+    backdoor.rewrite(ref, backdoor.read_artifact(ref)[:size], backdoor.metadata(ref))
+    for rows in (slice(495, 505), None):
+        with pytest.raises(DatasetIntegrityError) as caught:
+            read(store, ref, rows)
+        assert str(ref) in str(caught.value)
 
 
 def test_record_without_block_list_falls_back_to_a_verified_whole_read(
