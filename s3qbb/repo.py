@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
 from .config import EnvConfigModel, S3EndpointConfig, _env_field
 from .core.dimensions import DimensionUniverse
@@ -105,6 +105,16 @@ class DatastoreConfig(_Model):
             f"of a default daf_butler repository, {DAF_BUTLER_DATASTORE_NAME!r}."
         ),
     )
+
+    @field_validator("root")
+    @classmethod
+    def _check_root(cls, root: str | None) -> str | None:
+        # Checked when the configuration is read, so the error names the file and `datastore.root`.
+        if root is not None and root.startswith("s3://"):
+            from .datastores.layout import parse_s3_root
+
+            parse_s3_root(root)  # a ConfigError is a ValueError: pydantic reports it at this field
+        return root
 
     def endpoint_config(self, environ: Mapping[str, str] | None = None) -> S3EndpointConfig:
         """Return the effective S3 endpoint settings, layered per field.
@@ -335,6 +345,8 @@ def build_datastore(
             allow_pickle=ds.allow_pickle,
             daf_butler_compat=ds.daf_butler_compat,
         )
+        # Custom formatters registered when a job imported its task are known by now.
+        backend.layout.check_formatter_overrides()
     else:
         from .datastores.memory import InMemoryDatastore
 

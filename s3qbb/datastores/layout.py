@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = ["S3Layout", "parse_s3_root"]
 
+import string
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from ..core.dataset_type import DatasetType
     from ..core.storage_class import StorageClass
     from ..formatters import Formatter
+
+
+_ROOT_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_.~!$&'()*+,;=:@/")
+"""Characters of a root's prefix: those a URI path keeps as they are (RFC 3986 ``pchar``, no ``%``)."""
 
 
 def parse_s3_root(root: str) -> tuple[str, str]:
@@ -43,9 +48,25 @@ def parse_s3_root(root: str) -> tuple[str, str]:
         or not bucket.isascii()
     ):
         raise ConfigError(f"S3 datastore root {root!r}: {bucket!r} is not a valid bucket name.")
-    prefix = prefix.strip("/")
-    if prefix and any(seg in ("", ".", "..") or "\x00" in seg for seg in prefix.split("/")):
-        raise ConfigError(f"S3 datastore root {root!r}: the prefix has an empty, '.' or '..' segment.")
+    doubled = prefix.startswith("/")
+    if prefix.endswith("/"):
+        prefix = prefix[:-1]  # one trailing slash: 's3://bucket/repo/' is 's3://bucket/repo'
+    if doubled or (prefix and any(seg in ("", ".", "..") for seg in prefix.split("/"))):
+        # A doubled slash is a typo that would silently write elsewhere: refuse it, as '.' and '..'.
+        raise ConfigError(
+            f"S3 datastore root {root!r}: the prefix has an empty, '.' or '..' segment; "
+            "write it with single slashes, e.g. 's3://bucket/repo'."
+        )
+    unsafe = sorted({c for c in prefix if c not in _ROOT_CHARACTERS})
+    if unsafe:
+        # Every URI s3qbb prints and every command that takes one (inspect, ingest) must agree on the
+        # root's keys: a character that a URI escapes or cuts at ('?', '#', ' ', '%', non-ASCII)
+        # would print as one thing and be stored as another.
+        raise ConfigError(
+            f"S3 datastore root {root!r}: the prefix has {', '.join(map(repr, unsafe))}, which URIs "
+            "must escape; use ASCII letters, digits and - _ . ~ ! $ & ' ( ) * + , ; = : @ in a root. "
+            "(Run names and data IDs below the root may use any character: s3qbb escapes them in keys.)"
+        )
     return bucket, prefix
 
 
@@ -94,6 +115,27 @@ class S3Layout:
         self._memo: dict[DatasetType, tuple[Formatter, FileTemplate, frozenset[str], str]] = {}
         self._readers: dict[str, Formatter] = {}  # formatter by the name records carry
         self._lock = threading.Lock()
+
+    def check_formatter_overrides(self) -> None:
+        """Check that every formatter override names a formatter this layout may use.
+
+        The datastore does not check them when it is made, as daf_butler's
+        does not (`~s3qbb.datastores.s3.S3Datastore.validateConfiguration`
+        lists them); a configured repository does, when its butler is built
+        (`s3qbb.repo.build_datastore`), so a misspelt name is a setup error
+        before any task runs rather than a failed first ``put``.
+
+        Raises
+        ------
+        ConfigError
+            If an override names no registered formatter, or pickle while it
+            is not allowed.
+        """
+        for target, name in self.formatter_overrides.items():
+            try:
+                self.formatters.get(name, allow_pickle=self.allow_pickle)
+            except (UnknownFormatterError, PickleDisabledError) as err:
+                raise ConfigError(f"Configuration datastore.formatters, {target!r}: {err}") from err
 
     def key(self, path: str) -> str:
         """Return the object key of a path relative to the root."""

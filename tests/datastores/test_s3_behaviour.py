@@ -294,6 +294,39 @@ def test_bad_roots(root: Any) -> None:
         parse_s3_root(root)
 
 
+@pytest.mark.parametrize(
+    ("root", "why"),
+    [
+        ("s3://bucket//repo", "empty"),  # was silently 's3://bucket/repo'
+        ("s3://bucket//", "empty"),  # was silently the bucket's root
+        ("s3://bucket/repo//x", "empty"),
+        ("s3://bucket/re po", "' '"),
+        ("s3://bucket/repo?x=1", "'?'"),
+        ("s3://bucket/repo#frag", "'#'"),
+        ("s3://bucket/re%20po", "'%'"),
+        ("s3://bucket/données", "'é'"),
+        ("s3://bucket/repo\x00", r"'\\x00'"),
+    ],
+)
+def test_roots_that_a_uri_cannot_give_back_are_refused(root: str, why: str) -> None:
+    """A typo does not write elsewhere, and every URI s3qbb prints names the keys it wrote."""
+    with pytest.raises(ConfigError, match=why):
+        parse_s3_root(root)
+
+
+@pytest.mark.parametrize(
+    ("root", "expected"),
+    [
+        ("s3://bucket", ("bucket", "")),
+        ("s3://bucket/", ("bucket", "")),
+        ("s3://bucket/repo/", ("bucket", "repo")),
+        ("s3://bucket/a/b-c_d.e~f+g=h@i:j", ("bucket", "a/b-c_d.e~f+g=h@i:j")),
+    ],
+)
+def test_good_roots(root: str, expected: tuple[str, str]) -> None:
+    assert parse_s3_root(root) == expected
+
+
 def test_corrupt_object_named_in_error(
     store: S3Datastore, refs: RefMaker, moto_endpoint: S3TestEndpoint
 ) -> None:
