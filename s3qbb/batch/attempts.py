@@ -32,7 +32,7 @@ attempts meet.
 
 from __future__ import annotations
 
-__all__ = ["CLOCK_SKEW_S", "LEASE_S", "RENEW_EVERY_S", "AttemptLease"]
+__all__ = ["CLOCK_SKEW_S", "LEASE_S", "RENEW_EVERY_S", "AttemptLease", "lease_alive"]
 
 import json
 import logging
@@ -40,6 +40,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatasetNotFoundError
@@ -289,25 +290,8 @@ class AttemptLease:
 
     def _alive(self, lease: dict[str, Any]) -> str | None:
         """Why the attempt of a ``running`` lease may still run, or `None` if it died."""
-        host, pid = lease.get("host"), lease.get("pid")
-        if (
-            host == self._host
-            and isinstance(pid, int)
-            and lease.get("pid_namespace") is not None
-            and lease.get("pid_namespace") == self._namespace
-        ):
-            # Same host and PID namespace: the process tells, at once (a killed job's retry need not wait).
-            started, _ = _process_identity(pid)
-            if started is None or started != lease.get("process_started"):
-                return None  # gone, or the PID now belongs to another process
-            return f"process {pid} on this host"
-        renewed_at, lease_s = lease.get("renewed_at"), lease.get("lease_s", LEASE_S)
-        if not isinstance(renewed_at, (int, float)) or not isinstance(lease_s, (int, float)):
-            return f"host {host}, pid {pid}; its lease has no renewal time"
-        age = time.time() - renewed_at
-        if age > lease_s + CLOCK_SKEW_S:
-            return None
-        return f"host {host}, pid {pid}, lease renewed {max(age, 0.0):.0f} s ago"
+        alive, why = _lease_alive(lease, self._host, self._namespace)
+        return why if alive else None
 
     def _active(self, uri: str, other: WriteToken, why: str) -> AttemptActiveError:
         reason = (
@@ -320,6 +304,54 @@ class AttemptLease:
             f"or that attempt ended.",
             reason=reason,
         )
+
+
+def lease_alive(lease: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether the attempt of a lease saying ``running`` may still run, and why.
+
+    The rule a retry follows before it replaces that attempt's objects
+    (`AttemptLease.check_replace`): on this host (same PID namespace), the
+    attempt runs while its process does; elsewhere, while its lease was
+    renewed within its ``lease_s`` (`LEASE_S`) plus `CLOCK_SKEW_S` seconds.
+
+    Parameters
+    ----------
+    lease : `~collections.abc.Mapping`
+        The lease's JSON, as `AttemptLease` writes it.
+
+    Returns
+    -------
+    alive : `bool`
+        Whether the attempt may still run.
+    why : `str`
+        Where it runs (``"host H, pid P, lease renewed N s ago"``), or why it is taken for dead.
+    """
+    return _lease_alive(lease, socket.gethostname(), _process_identity(os.getpid())[1])
+
+
+def _lease_alive(lease: Mapping[str, Any], here: str, namespace: str | None) -> tuple[bool, str]:
+    host, pid = lease.get("host"), lease.get("pid")
+    if (
+        host == here
+        and isinstance(pid, int)
+        and lease.get("pid_namespace") is not None
+        and lease.get("pid_namespace") == namespace
+    ):
+        # Same host and PID namespace: the process tells, at once (a killed job's retry need not wait).
+        started, _ = _process_identity(pid)
+        if started is None or started != lease.get("process_started"):
+            return False, f"its process {pid} on this host is gone"  # or the PID is another process's now
+        return True, f"process {pid} on this host"
+    renewed_at, lease_s = lease.get("renewed_at"), lease.get("lease_s", LEASE_S)
+    if not isinstance(renewed_at, (int, float)) or not isinstance(lease_s, (int, float)):
+        return True, f"host {host}, pid {pid}; its lease has no renewal time"
+    age = time.time() - renewed_at
+    if age > lease_s + CLOCK_SKEW_S:
+        return False, (
+            f"host {host}, pid {pid}: its lease was last renewed {age:.0f} s ago and holds {lease_s:.0f} s "
+            f"(+{CLOCK_SKEW_S:.0f} s for clock skew)"
+        )
+    return True, f"host {host}, pid {pid}, lease renewed {max(age, 0.0):.0f} s ago"
 
 
 def _says_succeeded(bucket: S3Bucket, key: str) -> bool:

@@ -94,9 +94,11 @@ def show(graph_uri: str, quanta: bool, as_json: bool, limit: int | None) -> int:
 @graph.command(
     "status",
     cls=S3qbbCommand,
-    help="Print per quantum: succeeded, failed, interrupted or not run; exit 0 if every quantum "
-    "succeeded, 1 otherwise.\n\nURI is the quantum graph: a local path or an s3:// URI.",
-    short_help="per quantum: succeeded, failed, interrupted or not run",
+    help="Print per quantum: succeeded, failed, interrupted, recovered, running (an attempt holds its "
+    "lease now), incomplete (an attempt started, e.g. a killed job, but left no readable report: run it "
+    "again, or ingest --recover its run) or not run (never started); exit 0 if every quantum succeeded, "
+    "1 otherwise.\n\nURI is the quantum graph: a local path or an s3:// URI.",
+    short_help="per quantum: succeeded, failed, interrupted, running, incomplete or not run",
 )
 @click.argument("graph_uri", metavar="URI")
 @click.option(

@@ -1,6 +1,8 @@
 """Why ``s3qbb ingest`` found no per-quantum files: a mistyped run, the repository root, or neither.
 
-Called only when the listing of ``<run>/_records/`` came back empty. Run names
+Called only when the listing of ``<run>/_records/`` came back empty (under the
+URI as given and, when its run part needs encoding, under its sanitised form:
+`~s3qbb.registry.sources.encoded_run_prefix`). Run names
 may be hierarchical (``u/alice/run1``), so runs are looked for below the prefix
 (or, when nothing is there, below its parent) breadth first, one delimited LIST
 per folder: a folder holding a ``_records/`` folder is a run and is not looked
@@ -15,7 +17,7 @@ __all__ = ["MAX_CHILDREN", "MAX_DEPTH", "MAX_LISTS", "explain_empty_run"]
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ..registry.sources import parse_run_uri
+from ..registry.sources import encoded_run_prefix, parse_run_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,7 +77,9 @@ def explain_empty_run(client: S3Client, uri: str) -> str | None:
     -------
     message : `str` or `None`
         What was found and what to pass instead: nothing at all under the
-        prefix (with the runs found beside it), or sub-folders that are runs
+        prefix, nor under its sanitised form when its run part needs encoding
+        (`~s3qbb.registry.sources.encoded_run_prefix`; with the runs found
+        beside the prefix, or beside its sanitised form), or sub-folders that are runs
         (the repository root). `None` when the prefix holds objects but no run
         below it: a run whose jobs were killed before uploading records.
     """
@@ -83,7 +87,9 @@ def explain_empty_run(client: S3Client, uri: str) -> str | None:
     base = f"s3://{bucket}/"
     names, anything = _children(client, bucket, prefix)
     if not anything:
-        parent = prefix.rstrip("/").rpartition("/")[0]
+        # A run named by its own name is stored sanitised: ingest looked there too, and so does the hint.
+        encoded = encoded_run_prefix(prefix, lambda p: _children(client, bucket, p)[1])
+        parent = (encoded or prefix).rstrip("/").rpartition("/")[0]
         parent = f"{parent}/" if parent else ""
         siblings, _ = _runs_under(client, bucket, parent)
         found = (
@@ -93,6 +99,8 @@ def explain_empty_run(client: S3Client, uri: str) -> str | None:
             else f"no run under {base}{parent} either; check the bucket and the run name "
             "(the run's folder holds a _records/ folder)"
         )
+        if encoded is not None:
+            uri = f"{uri} nor under {base}{encoded} (the run name as s3qbb stores it)"
         return f"nothing under {uri}: no such run ({found})."
     runs, stopped = _runs_under(client, bucket, prefix, names)
     if runs:

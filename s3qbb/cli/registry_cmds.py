@@ -53,7 +53,9 @@ def _fail(command: str, err: BaseException) -> int:
     "ingest",
     cls=S3qbbCommand,
     help="Load the records and provenance a run left in S3 into the central registry.\n\n"
-    "RUN_URI is the run's prefix: s3://bucket/root/<run>/.",
+    "RUN_URI is the run's prefix: s3://bucket/root/<run>/. A run whose name s3qbb stores encoded "
+    "(rün/日本 as r%C3%BCn/%E6%97%A5%E6%9C%AC) may be given by either name: when nothing is under the URI "
+    "as given, its encoded form is read (the summary names the prefix read).",
     short_help="load the records and provenance a run left in S3 into the central registry",
 )
 @click.argument("run_uri")
@@ -129,7 +131,8 @@ def ingest(
                 batch_size=batch_size,
                 progress=display if display.enabled else None,
             )
-        refusal = _refusal(run_uri) if summary.quanta_listed == 0 and not summary.failures else None
+        # summary.uri: the prefix read (the run's sanitised prefix when the URI gave its own name).
+        refusal = _refusal(summary.uri) if summary.quanta_listed == 0 and not summary.failures else None
     except (S3qbbError, OSError, ValueError) as err:
         return _fail("ingest", err)
     if refusal:

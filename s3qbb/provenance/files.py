@@ -31,6 +31,7 @@ __all__ = [
     "attempt_key",
     "credential_values",
     "host_info",
+    "parse_attempt_name",
     "parse_records_key",
     "provenance_key",
     "records_key",
@@ -139,6 +140,29 @@ def attempt_key(run: str, quantum_id: uuid.UUID, attempt_id: str) -> str:
         ``"<run>/_records/_attempts/<quantum id>.<attempt id>.json"``, relative to a datastore root.
     """
     return f"{records_prefix(run)}{ATTEMPTS_DIR}/{quantum_id}.{attempt_id}.json"
+
+
+_ATTEMPT_NAME_RE = re.compile(rf"{ATTEMPTS_DIR}/(?P<qid>{_UUID_RE})\.(?P<attempt>[0-9a-f]+)\.json")
+
+
+def parse_attempt_name(name: str) -> tuple[uuid.UUID, str] | None:
+    """Recognise the name of an attempt's lease inside a run's ``_records`` folder.
+
+    Parameters
+    ----------
+    name : `str`
+        Path relative to ``<run>/_records/``: ``"_attempts/<quantum id>.<attempt id>.json"``,
+        as `attempt_key` writes it.
+
+    Returns
+    -------
+    parsed : `tuple` [`uuid.UUID`, `str`] or `None`
+        The quantum ID and the attempt ID, or `None` for any other name.
+    """
+    match = _ATTEMPT_NAME_RE.fullmatch(name)
+    if match is None:
+        return None
+    return uuid.UUID(match["qid"]), match["attempt"]
 
 
 def _key(run: str, quantum_id: uuid.UUID | str, kind: RecordsFileKind) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 __all__ = ["TextProgressBar", "ingest_run"]
 
 import collections
+import itertools
+import logging
 import threading
 import time
 import urllib.parse
@@ -30,6 +32,7 @@ from .sources import (
     DEFAULT_MAX_FILE_BYTES,
     FetchResult,
     QuantumFiles,
+    encoded_run_prefix,
     fetch_quantum,
     list_run,
     parse_run_uri,
@@ -117,6 +120,14 @@ class TextProgressBar:
             self._length = 0
 
 
+_LOG = logging.getLogger(__name__)
+
+
+def _holds_keys(bucket: S3Bucket, prefix: str) -> bool:
+    """Whether any key starts with ``prefix`` (one LIST)."""
+    return any(bool(page) for page in itertools.islice(bucket.list_keys(prefix), 1))
+
+
 class _Requests:
     """Thread-safe request counter passed to `~s3qbb.s3.objects.S3Bucket`."""
 
@@ -154,7 +165,11 @@ def ingest_run(
     writer : `~s3qbb.registry.writer.RegistryWriter`
         Inserts rows into the registry.
     uri : `str`
-        ``s3://bucket/root/<run>/``.
+        ``s3://bucket/root/<run>/``: the run's prefix as stored (its name
+        sanitised), or its own name (``s3://bucket/root/rün/日本/``), read at
+        its sanitised prefix when nothing is under the URI as given
+        (`~s3qbb.registry.sources.encoded_run_prefix`); `IngestSummary.uri`
+        says which prefix was read.
     registry_name : `str`
         The registry URL without password, for the summary.
     config : `~s3qbb.config.S3EndpointConfig`, optional
@@ -193,6 +208,20 @@ def ingest_run(
         config = config or S3EndpointConfig.from_env()
         bucket = S3Bucket.open(config, bucket_name, count=requests)
     listed = list_run(bucket, prefix)
+    if listed.files == 0:
+        # The URI may name the run by its own name (s3://bkt/repo/rün/日本/), stored sanitised.
+        encoded = encoded_run_prefix(prefix, lambda p: _holds_keys(bucket, p))
+        found = None if encoded is None else list_run(bucket, encoded)
+        if encoded is not None and found is not None and (found.files or _holds_keys(bucket, encoded)):
+            _LOG.info(
+                "Nothing under s3://%s/%s: reading the run at s3://%s/%s, its name as s3qbb stores it "
+                "(sanitised).",
+                bucket_name,
+                prefix,
+                bucket_name,
+                encoded,
+            )
+            prefix, listed = encoded, found
     failures: list[IngestFailure] = list(listed.rejected)
     present = writer.existing_quanta(listed.quanta)
     # A quantum whose files are those read last time (same listed ETags) is skipped without a download;

@@ -190,7 +190,10 @@ class Registry:
         Parameters
         ----------
         uri : `str`
-            ``s3://bucket/root/<run>/``.
+            ``s3://bucket/root/<run>/``: the run's prefix, or the run's own name
+            where s3qbb stores it sanitised (``s3://bucket/root/rün/日本/`` for
+            ``root/r%C3%BCn/%E6%97%A5%E6%9C%AC/``: read there when nothing is under the
+            URI as given; the summary's ``uri`` says which prefix was read).
         config : `~s3qbb.config.S3EndpointConfig`, optional
             S3 endpoint and credentials; from the environment if not given.
         workers : `int`, optional

@@ -13,6 +13,7 @@ __all__ = [
     "ListedRun",
     "QuantumBundle",
     "QuantumFiles",
+    "encoded_run_prefix",
     "fetch_quantum",
     "list_run",
     "parse_run_uri",
@@ -24,12 +25,15 @@ import urllib.parse
 import uuid
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, InvalidNameError, S3qbbError
+from ..datastores.sanitize import sanitize_run
+from ..errors import ConfigError, DataIdError, InvalidNameError, S3qbbError
 from ..provenance.files import ATTEMPTS_DIR, RECORDS_DIR, parse_records_key, redact
 from ..provenance.model import QuantumExecutionReport, QuantumProvenanceData
 from .results import IngestFailure
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..provenance.files import RecordsFileKind
     from ..s3.objects import S3Bucket
 
@@ -82,6 +86,61 @@ def parse_run_uri(uri: str) -> tuple[str, str]:
             f"(s3://{parts.netloc}/{redact(run_prefix)[:200]}/): ingest lists its {RECORDS_DIR}/ itself."
         )
     return parts.netloc, prefix
+
+
+def _sanitised(segment: str) -> str | None:
+    try:
+        return sanitize_run(segment)
+    except (InvalidNameError, DataIdError):
+        return None
+
+
+def encoded_run_prefix(prefix: str, exists: Callable[[str], bool]) -> str | None:
+    """Return the prefix of the run that ``prefix`` names by its own name, when stored under another.
+
+    Run names are stored sanitised (`~s3qbb.datastores.sanitize.sanitize_run`):
+    run ``rün/日本`` of the repository ``repo/`` is at
+    ``repo/r%C3%BCn/%E6%97%A5%E6%9C%AC/``. Only the run part of a run URI is
+    sanitised, not the repository root before it, and which segments are the
+    root is not known here. The root exists as given, while a run segment that
+    sanitising changes never does (s3qbb writes only its sanitised form); so
+    the root is taken to end at the deepest ancestor of ``prefix`` holding any
+    key, and the segments after it are sanitised as a run name. Segments that
+    sanitising keeps read the same either way.
+
+    Parameters
+    ----------
+    prefix : `str`
+        Key prefix of a run URI as given (`parse_run_uri`), ending in ``/``.
+    exists : `~collections.abc.Callable` [[`str`], `bool`]
+        Whether a prefix (ending in ``/``) holds any key: one LIST. Called for
+        ``prefix`` and its ancestors below the first segment that sanitising
+        changes, deepest first, until one exists.
+
+    Returns
+    -------
+    encoded : `str` or `None`
+        The sanitised prefix (ending in ``/``; whether it exists is for the
+        caller to check), or `None` if sanitising changes no segment, ``prefix``
+        itself exists, or the segments after the root cannot be a run name.
+    """
+    segments = prefix.rstrip("/").split("/") if prefix.strip("/") else []
+    changed = [i for i, segment in enumerate(segments) if _sanitised(segment) != segment]
+    if not changed:
+        return None
+    depth = changed[0]  # no ancestor down to the first changed segment exists: the run starts there
+    for end in range(len(segments), changed[0], -1):
+        if exists("".join(f"{segment}/" for segment in segments[:end])):
+            depth = end
+            break
+    if depth == len(segments):
+        return None  # the prefix exists as given
+    try:
+        run = sanitize_run("/".join(segments[depth:]))
+    except (InvalidNameError, DataIdError):
+        return None
+    encoded = "".join(f"{segment}/" for segment in segments[:depth]) + f"{run}/"
+    return None if encoded == prefix else encoded
 
 
 @dataclasses.dataclass

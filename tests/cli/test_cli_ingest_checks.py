@@ -55,6 +55,20 @@ def test_a_typo_in_a_nested_run_names_its_siblings(repo: S3TestEndpoint) -> None
     )
 
 
+def test_a_run_named_by_its_own_name_is_looked_for_encoded(repo: S3TestEndpoint) -> None:
+    """Only the run part is encoded, not the root (``my repo``, stored as given), and both prefixes named."""
+    _put(repo, "my repo/r%C3%BCn/run%201/_records/q4.provenance.json")
+    base = f"s3://{repo.bucket}/"
+    message = explain_empty_run(repo.client, f"{base}my repo/rün/run 2/")
+    assert message == (
+        f"nothing under {base}my repo/rün/run 2/ nor under {base}my repo/r%C3%BCn/run%202/ (the run name as "
+        f"s3qbb stores it): no such run (runs beside it under {base}my repo/r%C3%BCn/: run%201; pass one of "
+        f"them, e.g. s3qbb ingest {base}my repo/r%C3%BCn/run%201/)."
+    )
+    # A name that needs no encoding is looked for as given only.
+    assert "nor under" not in (explain_empty_run(repo.client, f"{base}repo/u/alice/rnu1/") or "")
+
+
 def test_a_run_killed_before_its_records_is_not_refused(repo: S3TestEndpoint) -> None:
     _put(repo, "repo/killed/calexp/v1/x.json")
     assert explain_empty_run(repo.client, f"s3://{repo.bucket}/repo/killed/") is None

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import PREFIX, RUN, CliJob, run_cli, run_pipeline
+from cli_helpers import PREFIX, RUN, CliJob, make_ref, run_cli, run_pipeline
 
 from s3qbb.cli.main import main
+from s3qbb.datastores.sanitize import sanitize_run
 
 
 def test_ingest_of_a_mistyped_run_is_refused(cli_job: CliJob) -> None:
@@ -27,6 +28,40 @@ def test_ingest_of_a_mistyped_run_is_refused(cli_job: CliJob) -> None:
     assert (
         f"nothing under {nowhere}: no such run (no run under s3://{cli_job.endpoint.bucket}/elsewhere/"
         in (proc.stderr)
+    )
+
+
+def test_ingest_takes_a_nested_run_by_its_own_name(cli_job: CliJob) -> None:
+    """Run ``rün/日本`` is stored at ``r%C3%BCn/%E6%97%A5%E6%9C%AC/``: its own name in the URI ingests it."""
+    import cli_tasks
+
+    from s3qbb.batch.execution import run_quantum
+    from s3qbb.core import Quantum
+
+    run = "rün/日本"
+    root = f"s3://{cli_job.endpoint.bucket}/{PREFIX}"
+    config = {"datastore": {"root": root, "endpoint": cli_job.endpoint.config}, "cache": {"enabled": False}}
+    quantum = Quantum(taskLabel="make", taskName="cli_tasks.produce", outputs=[make_ref("raw", 1, run)])
+    assert run_quantum(config, quantum, cli_tasks.produce).exit_code == 0
+    base = f"s3://{cli_job.endpoint.bucket}/{PREFIX}/"
+    encoded = f"{base}{sanitize_run(run)}/"
+    assert encoded == f"{base}r%C3%BCn/%E6%97%A5%E6%9C%AC/"
+    registry = f"sqlite:///{cli_job.workdir / 'r.sqlite3'}"
+    proc = cli_job.run("ingest", f"{base}{run}/", "--registry", registry, "--no-progress", "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{encoded} -> {registry}: 1 quanta added"), proc.stdout
+    assert f"Nothing under {base}{run}/: reading the run at {encoded}" in proc.stderr, proc.stderr
+    # The encoded URI works as before (and finds the quantum already ingested).
+    proc = cli_job.run("ingest", encoded, "--registry", registry, "--no-progress")
+    assert proc.returncode == 0 and "0 quanta added, 1 already present" in proc.stdout, proc.stdout
+    # Neither the name nor its encoded form: both prefixes named, and the runs beside the encoded one.
+    typo = f"{base}rün/日木/"
+    proc = cli_job.run("ingest", typo, "--registry", registry)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stderr.strip() == (
+        f"s3qbb ingest: nothing under {typo} nor under {base}r%C3%BCn/%E6%97%A5%E6%9C%A8/ (the run name as "
+        f"s3qbb stores it): no such run (runs beside it under {base}r%C3%BCn/: %E6%97%A5%E6%9C%AC; pass one "
+        f"of them, e.g. s3qbb ingest {encoded})."
     )
 
 

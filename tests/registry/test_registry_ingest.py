@@ -16,7 +16,7 @@ from s3qbb.errors import BucketNotFoundError, ConfigError, DatasetNotFoundError
 from s3qbb.provenance import provenance_key, records_key, report_key
 from s3qbb.registry import IngestProgress, Registry, TextProgressBar
 from s3qbb.registry.database import is_transient_db_error, parse_registry_url
-from s3qbb.registry.sources import parse_run_uri
+from s3qbb.registry.sources import encoded_run_prefix, parse_run_uri
 from s3qbb.retry import RetryPolicy
 from s3qbb.s3 import make_client, make_retry_policy
 from s3qbb.s3.objects import GetResult, S3Bucket
@@ -340,6 +340,48 @@ def test_refused_batch_is_split_to_find_the_quantum_at_fault(
     assert "the registry refused it" in reason and "foreign key" in reason.lower()
     assert registry.quantum(bad_id) is None
     assert registry.counts()["quantum"] == 2
+
+
+def test_a_run_given_by_its_own_name_is_read_at_its_sanitised_prefix(
+    registry: Registry, moto_endpoint: S3TestEndpoint
+) -> None:
+    """``s3://bkt/ROOT/rün/日本/`` reads ``ROOT/r%C3%BCn/%E6%97%A5%E6%9C%AC/``; the root is not encoded."""
+    runs = SyntheticRuns(moto_endpoint.client, moto_endpoint.bucket, root="dätä root")
+    runs.chain(["rün/日本", "run 1"], width=2)
+    base = f"s3://{moto_endpoint.bucket}/dätä root/"
+    nested = ingest(registry, f"{base}rün/日本/", moto_endpoint)
+    assert (nested.quanta_added, nested.failures) == (2, [])
+    assert nested.uri == runs.uri("rün/日本") == f"{base}r%C3%BCn/%E6%97%A5%E6%9C%AC/"
+    # One LIST finding nothing as given, three walking up to the root (which needs encoding too, so
+    # the walk goes up to it), one listing the run at its sanitised prefix.
+    assert nested.requests["ListObjectsV2"] == 5
+    flat = ingest(registry, f"{base}run 1", moto_endpoint)
+    assert (flat.quanta_added, flat.uri) == (2, f"{base}run%201/")
+    again = ingest(registry, runs.uri("rün/日本"), moto_endpoint)  # the encoded URI, as documented
+    assert (again.quanta_listed, again.quanta_added, again.requests) == (2, 0, {"ListObjectsV2": 1})
+    missing = ingest(registry, f"{base}rün/日木/", moto_endpoint)
+    assert (missing.quanta_listed, missing.uri) == (0, f"{base}rün/日木/")
+
+
+def test_encoded_run_prefix_walks_up_to_the_root() -> None:
+    existing = {"a/", "a/b c/", "a/b c/r%C3%BCn/"}
+    asked: list[str] = []
+
+    def exists(prefix: str) -> bool:
+        asked.append(prefix)
+        return prefix in existing
+
+    assert encoded_run_prefix("a/b c/rün/x y/", exists) == "a/b c/r%C3%BCn/x%20y/"
+    assert asked == ["a/b c/rün/x y/", "a/b c/rün/", "a/b c/"]  # the root ends at the deepest that exists
+    asked.clear()
+    assert encoded_run_prefix("a/b/rün/", exists) == "a/b/r%C3%BCn/"
+    assert asked == ["a/b/rün/"]  # not above the first segment that sanitising changes
+    assert encoded_run_prefix("a/run/", exists) is None  # nothing to encode: no LIST
+    assert encoded_run_prefix("a/b c/", exists) is None  # exists as given
+    assert encoded_run_prefix("x y/", exists) == "x%20y/"
+    assert encoded_run_prefix("", exists) is None
+    assert encoded_run_prefix("a/../", exists) is None  # cannot be a run name
+    assert asked[-1] == "a/../"
 
 
 def test_summary_to_dict_is_json(registry: Registry, moto_endpoint: S3TestEndpoint) -> None:
