@@ -20,12 +20,22 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from .config_checks import (
+    OTHER_ENV_VARIABLES,
+    blank_credential_problem,
+    endpoint_url_problem,
+    region_problem,
+    shown_url,
+    warn_unknown_variables,
+    with_sources,
+)
 from .redaction import register_secrets, registered_secrets
 
 __all__ = [
@@ -33,6 +43,7 @@ __all__ = [
     "EnvConfigModel",
     "RetryConfig",
     "S3EndpointConfig",
+    "known_env_variables",
     "register_secrets",
     "registered_secrets",
 ]
@@ -181,9 +192,17 @@ class EnvConfigModel(BaseModel):
         ------
         pydantic.ValidationError
             Raised if a value (from the environment or an override) is invalid;
-            the error names the field.
+            the error names the field, and the variable of a value read from
+            the environment (``(from environment S3QBB_RETRY_MAX_ATTEMPTS)``).
+
+        Notes
+        -----
+        A set ``S3QBB_*`` variable that no setting reads (a misspelt name) is
+        logged at WARNING on the ``s3qbb.config`` logger, once per process,
+        with the closest names s3qbb reads (see `known_env_variables`).
         """
         env = os.environ if environ is None else environ
+        warn_unknown_variables(env, ENV_PREFIX, known_env_variables)
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         aliases = cls.env_aliases()
@@ -210,7 +229,10 @@ class EnvConfigModel(BaseModel):
             sources[name] = "nested"
         values.update(overrides)
         sources.update(dict.fromkeys(overrides, "configuration"))
-        config = cls.model_validate(values)
+        try:
+            config = cls.model_validate(values)
+        except ValidationError as err:
+            raise with_sources(err, sources) from None
         config._sources.update(sources)
         return config
 
@@ -465,8 +487,26 @@ class S3EndpointConfig(EnvConfigModel):
     @field_validator("endpoint_url")
     @classmethod
     def _check_endpoint_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint_url {value!r} must start with http:// or https://")
+        if value is not None and (problem := endpoint_url_problem(value)) is not None:
+            raise ValueError(
+                f"endpoint_url {shown_url(value)!r} is not a well-formed http(s) URL: {problem} "
+                "(expected e.g. http://127.0.0.1:9000 or https://s3.example.org)"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value is not None and (problem := region_problem(value)) is not None:
+            raise ValueError(f"region {value!r} is not a valid region name: {problem}")
+        return value
+
+    @field_validator("access_key_id", "secret_access_key", "session_token")
+    @classmethod
+    def _check_not_blank(cls, value: str | SecretStr | None, info: ValidationInfo) -> str | SecretStr | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None and (problem := blank_credential_problem(str(info.field_name), text)):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -513,8 +553,38 @@ def _hidden_line_error(error: Any) -> Any:
     loc = tuple(error["loc"])
     secret = not loc or loc[0] in _SECRET_FIELDS
     message = str(error["msg"]).replace("{", "{{").replace("}", "}}")
+    shown = error["input"]
+    if loc == ("endpoint_url",) and isinstance(shown, str):
+        shown = shown_url(shown)  # a user name and password in the URL (refused) are not echoed either
     return {
         "type": PydanticCustomError(str(error["type"]), message),
         "loc": loc,
-        "input": _HIDDEN if secret else error["input"],
+        "input": _HIDDEN if secret else shown,
     }
+
+
+def known_env_variables() -> frozenset[str]:
+    """Return every ``S3QBB_*`` environment variable s3qbb reads.
+
+    The variables of the configuration models (every subclass of
+    `EnvConfigModel`: their fields' variables and fallbacks), and those read
+    elsewhere (`s3qbb.config_checks.OTHER_ENV_VARIABLES`:
+    ``S3QBB_GRACE_PERIOD``, the test servers' variables).
+
+    Returns
+    -------
+    names : `frozenset` [`str`]
+        The variable names.
+    """
+    import importlib
+
+    # The models defined outside this module (CacheConfig) exist once their module is imported.
+    importlib.import_module(f"{__package__}.repo")
+    names: set[str] = set(OTHER_ENV_VARIABLES)
+    models: list[type[EnvConfigModel]] = [EnvConfigModel]
+    while models:
+        model = models.pop()
+        models.extend(model.__subclasses__())
+        if model is not EnvConfigModel:
+            names.update(v for variables in model.env_aliases().values() for v in variables)
+    return frozenset(n for n in names if n.startswith(ENV_PREFIX))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from s3qbb.config import RetryConfig, S3EndpointConfig
+import s3qbb.config_checks
+from s3qbb.config import RetryConfig, S3EndpointConfig, known_env_variables
 from s3qbb.config_env import EnvironmentView, environment_values, view_of
+from s3qbb.repo import CacheConfig
 
 
 def _imports_settings(code: str, env: dict[str, str]) -> bool:
@@ -35,7 +38,12 @@ _ENVIRONMENTS = [
     {"S3QBB_S3_REGION": "eu-west-3", "S3QBB_S3_TRANSPORT": "obstore", "S3QBB_S3_ADDRESSING_STYLE": "path"},
     {"AWS_MAX_ATTEMPTS": "9", "S3QBB_RETRY_MAX_ATTEMPTS": "", "S3QBB_RETRY_JITTER": "false"},
     {"AWS_MAX_ATTEMPTS": "9", "S3QBB_RETRY_MAX_ATTEMPTS": "2", "s3qbb_s3_region": "lower"},
-    {"S3QBB_S3_REGION": '{"a": 1}', "S3QBB_S3_MULTIPART_THRESHOLD": "64MiB", "S3QBB_S3_PROFILE": " "},
+    {
+        "S3QBB_S3_PROFILE": " ",
+        "S3QBB_S3_MULTIPART_THRESHOLD": "64MiB",
+        "S3QBB_S3_SSE_KMS_KEY_ID": '{"a": 1}',
+        "S3QBB_S3_SERVER_SIDE_ENCRYPTION": "aws:kms",
+    },
 ]
 
 
@@ -83,7 +91,7 @@ def test_names_are_case_sensitive_values_are_text_and_no_dotenv_file(
     assert S3EndpointConfig.from_env({}).region is None
     assert S3EndpointConfig.from_env().region is None  # no .env file is read
     # A value that looks like JSON stays text for the model to validate.
-    assert S3EndpointConfig.from_env({"S3QBB_S3_REGION": '{"a": 1}'}).region == '{"a": 1}'
+    assert S3EndpointConfig.from_env({"S3QBB_S3_PROFILE": '{"a": 1}'}).profile == '{"a": 1}'
 
 
 def test_construction_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,3 +127,72 @@ def test_a_given_mapping_is_the_whole_environment(monkeypatch: pytest.MonkeyPatc
     assert (config.region, config.addressing_style, config.retry.jitter) == ("eu-south-1", "auto", True)
     config = S3EndpointConfig.from_env()
     assert (config.region, config.addressing_style, config.retry.jitter) == (None, "path", False)
+
+
+def test_a_bad_value_names_the_variable_it_came_from() -> None:
+    # The message named the field only, though the model knows where each value came from.
+    with pytest.raises(
+        pydantic.ValidationError, match=r"\(from environment S3QBB_RETRY_MAX_ATTEMPTS\)"
+    ) as info:
+        S3EndpointConfig.from_env({"S3QBB_RETRY_MAX_ATTEMPTS": "abc"})
+    assert [e["loc"] for e in info.value.errors()] == [("max_attempts",)]  # locations unchanged
+    with pytest.raises(pydantic.ValidationError, match=r"\(from environment AWS_MAX_ATTEMPTS\)"):
+        RetryConfig.from_env({"AWS_MAX_ATTEMPTS": "0"})
+    with pytest.raises(
+        pydantic.ValidationError, match=r"values from the environment: S3QBB_RETRY_MAX_BACKOFF"
+    ):
+        RetryConfig.from_env({"S3QBB_RETRY_MAX_BACKOFF": "0.001"})
+    # A value given explicitly is the configuration's: no variable is named.
+    with pytest.raises(pydantic.ValidationError) as explicit:
+        RetryConfig.from_env({}, max_attempts="abc")
+    assert "environment" not in str(explicit.value)
+
+
+def test_the_repository_configuration_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from s3qbb.errors import ConfigError
+    from s3qbb.repo import DatastoreConfig
+
+    monkeypatch.setenv("S3QBB_RETRY_MAX_ATTEMPTS", "abc")
+    with pytest.raises(ConfigError, match=r"max_attempts: .*\(from environment S3QBB_RETRY_MAX_ATTEMPTS\)"):
+        DatastoreConfig(root="s3://b/r").endpoint_config()
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which variables this process has already warned about."""
+    monkeypatch.setattr(s3qbb.config_checks, "_SEEN", set())
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_an_unknown_variable_is_warned_about_once_with_the_closest_names(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = {
+        "S3QBB_RETRY_CONNECT_RETRY_TIME": "3",  # misspelt S3QBB_RETRY_CONNECT_TIME
+        "S3QBB_CACHE_MAX_BYTES": "1GiB",  # no such variable: only S3QBB_CACHE_MAX_PUT_BYTES exists
+        "S3QBB_S3_REGION": "eu-west-3",
+        "S3QBB_GRACE_PERIOD": "5",  # read by s3qbb run-quantum, not by a model
+        "S3QBB_EMPTY_ONE": "",  # empty counts as unset
+    }
+    with caplog.at_level(logging.WARNING, logger="s3qbb.config"):
+        config = S3EndpointConfig.from_env(env)
+        S3EndpointConfig.from_env(env)
+        RetryConfig.from_env(env)
+    assert config.retry.connect_retry_time == 30.0 and config.region == "eu-west-3"  # nothing fails
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    cache, retry = sorted(warnings)
+    assert "S3QBB_CACHE_MAX_BYTES is set, but no s3qbb setting reads it" in cache
+    assert "did you mean S3QBB_CACHE_MAX_PUT_BYTES" in cache
+    assert "S3QBB_RETRY_CONNECT_RETRY_TIME" in retry and "did you mean S3QBB_RETRY_CONNECT_TIME" in retry
+
+
+def test_the_known_variables_come_from_the_models() -> None:
+    known = known_env_variables()
+    for model in (S3EndpointConfig, RetryConfig, CacheConfig):
+        assert {v for names in model.env_aliases().values() for v in names if v.startswith("S3QBB_")} <= known
+    assert "S3QBB_GRACE_PERIOD" in known and "AWS_MAX_ATTEMPTS" not in known
+    # In a fresh process that imported only s3qbb.config, the cache's variable is known too.
+    code = "from s3qbb.config import known_env_variables as k\nprint('S3QBB_CACHE_MAX_PUT_BYTES' in k())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"

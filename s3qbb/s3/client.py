@@ -33,6 +33,7 @@ import botocore.utils
 
 from ..config import S3EndpointConfig, register_secrets
 from .policy import make_retry_policy
+from .profiles import checked_region, profile_errors
 from .transport import connection_key
 
 if TYPE_CHECKING:
@@ -137,7 +138,8 @@ def _session(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = 
         kwargs["aws_secret_access_key"] = config.secret_access_key.get_secret_value()
         if config.session_token is not None:
             kwargs["aws_session_token"] = config.session_token.get_secret_value()
-    return boto3.Session(**kwargs)
+    with profile_errors(config):
+        return boto3.Session(**kwargs)
 
 
 def resolve_region(config: S3EndpointConfig, session: boto3.Session | None = None) -> str:
@@ -156,14 +158,22 @@ def resolve_region(config: S3EndpointConfig, session: boto3.Session | None = Non
         ``config.region`` (the configuration, else ``S3QBB_S3_REGION``), else
         ``AWS_REGION`` (which botocore does not read), else the chain's region
         (``AWS_DEFAULT_REGION``, then the profile), else `DEFAULT_REGION`.
+
+    Raises
+    ------
+    s3qbb.errors.ConfigError
+        Raised if the region of the AWS chain is not a valid region name, or
+        the profile is in none of the AWS config files.
     """
     if config.region is not None:
         return config.region
     if aws_region := os.environ.get("AWS_REGION", "").strip():
-        return aws_region
+        return checked_region(aws_region, "environment AWS_REGION")
     if session is None:
         session = _session(config)
-    return session.region_name or DEFAULT_REGION
+    with profile_errors(config):
+        region = session.region_name
+    return checked_region(region, _region_source(config, session)) if region else DEFAULT_REGION
 
 
 def _cache_key(config: S3EndpointConfig) -> tuple[object, ...]:
@@ -335,6 +345,11 @@ def _small_put_without_expect(model: Any, params: dict[str, Any], **kwargs: Any)
 
 
 def _create_client(config: S3EndpointConfig, loader: botocore.loaders.Loader | None = None) -> S3Client:
+    with profile_errors(config):  # AWS_PROFILE is only looked up when the session is first used
+        return _configured_client(config, loader)
+
+
+def _configured_client(config: S3EndpointConfig, loader: botocore.loaders.Loader | None) -> S3Client:
     session = _session(config, loader)
     region = resolve_region(config, session)
     client = session.client("s3", endpoint_url=config.endpoint_url, config=botocore_config(config, region))
@@ -372,8 +387,9 @@ def make_client(config: S3EndpointConfig) -> S3Client:
 
     Raises
     ------
-    botocore.exceptions.ProfileNotFound
-        Raised if ``config.profile`` names an unknown profile.
+    s3qbb.errors.ConfigError
+        Raised if the profile (``config.profile``, else ``AWS_PROFILE``) is
+        in none of the AWS config files.
     """
     return _CLIENTS.get(config, _create_client)
 

@@ -509,6 +509,12 @@ def translate_error(
         return translate_tls_error(
             reason, transport="boto3", operation=operation, bucket=bucket, key=key, endpoint=endpoint
         )
+    if isinstance(exc, TransportError) and exc.kind == "unknown" and exc.status is None and not exc.code:
+        # No answer to go by (an obstore failure of no known form, a panic): the transport's own words.
+        said = str(exc).partition(" failed: ")[2] or str(exc)  # without its "OPERATION URI failed: "
+        return S3ServiceError(
+            f"{operation} on {s3_uri(bucket, key)} failed at {endpoint or 'the default AWS endpoint'}: {said}"
+        )
     if _is_client_error(exc) or isinstance(exc, TransportError):
         return translate_client_error(
             exc,  # type: ignore[arg-type]

@@ -9,12 +9,14 @@ Timeout }``, and the ``<Code>`` of the S3 error body) and returns a
 ``ClientError``. A failed TLS handshake (rustls' error inside the failed
 connection: an untrusted certificate, a server that does not speak TLS) is
 of kind ``"tls"``, told apart from a refused or timed-out connection, which
-stay ``"connect"`` and ``"timeout"``. This module imports neither obstore nor boto3.
+stay ``"connect"`` and ``"timeout"``. A panic of the Rust code (pyo3's
+``PanicException``, a `BaseException`) is of kind ``"unknown"`` too, its
+message saying which settings to check. This module imports neither obstore nor boto3.
 """
 
 from __future__ import annotations
 
-__all__ = ["transport_error"]
+__all__ = ["is_panic", "panic_advice", "transport_error"]
 
 import re
 from typing import TYPE_CHECKING, Any
@@ -73,6 +75,21 @@ _STATUS_OF_CLASS = {
 }
 
 
+def is_panic(err: BaseException) -> bool:
+    """Whether ``err`` is a panic of obstore's Rust code (``pyo3_runtime.PanicException``)."""
+    return type(err).__name__ == "PanicException" and type(err).__module__ == "pyo3_runtime"
+
+
+def panic_advice(err: BaseException) -> str:
+    """Say what a panic of obstore's Rust code was and what to do about it (one sentence or two)."""
+    said = " ".join(str(err).split())[:200] or "no message"
+    return (
+        f"obstore panicked ({said}), most likely on a setting object_store cannot use: check "
+        "endpoint_url (S3QBB_S3_ENDPOINT_URL) and region (S3QBB_S3_REGION), or use the boto3 transport "
+        "(transport: boto3, S3QBB_S3_TRANSPORT=boto3)"
+    )
+
+
 def transport_error(err: BaseException, what: str) -> TransportError:
     """Return the `~s3qbb.s3.transport.TransportError` of an obstore exception.
 
@@ -98,6 +115,8 @@ def transport_error(err: BaseException, what: str) -> TransportError:
     error : `~s3qbb.s3.transport.TransportError`
         Code, status and kind of the failure.
     """
+    if is_panic(err):
+        return TransportError(f"{what} failed: {panic_advice(err)}", kind="unknown")
     text = str(err)
     summary, _, debug = text.partition(_DEBUG)
     match = _STATUS.search(debug) or _STATUS_LINE.search(summary)

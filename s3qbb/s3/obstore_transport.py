@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..config import register_secrets
 from ..errors import ConfigError, CredentialsError, S3qbbError
 from .errors import TruncatedBodyError, s3_uri
-from .obstore_errors import transport_error
+from .obstore_errors import is_panic, panic_advice, transport_error
 from .ownership import HeadResult
+from .profiles import checked_region, profile_errors
 from .transport import GetResult, ListPage, TransportError, UploadsPage, connection_key
 
 if TYPE_CHECKING:
@@ -135,7 +136,10 @@ class ObstoreTransport:
             result = fn()
         except S3qbbError:  # TransportError, TruncatedBodyError: already in s3qbb's terms
             raise
-        except Exception as err:
+        except BaseException as err:
+            # A Rust panic is a BaseException (pyo3's PanicException): no `except Exception` catches it.
+            if not isinstance(err, Exception) and not is_panic(err):
+                raise  # KeyboardInterrupt, SystemExit
             failure = transport_error(err, f"{operation} {s3_uri(self.bucket, key)}")
             if started is not None:
                 _REQUESTS.info(
@@ -394,7 +398,7 @@ def resolve_region(config: S3EndpointConfig) -> tuple[str, str]:
         return config.region, config.field_sources["region"]
     for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if value := _environ_value(variable):
-            return value, f"environment {variable}"
+            return checked_region(value, f"environment {variable}"), f"environment {variable}"
     profile = config.profile or _environ_value("AWS_PROFILE") or "default"
     path = _environ_value("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
     if os.path.isfile(path):
@@ -405,7 +409,8 @@ def resolve_region(config: S3EndpointConfig) -> tuple[str, str]:
             parser = configparser.RawConfigParser()
         section = "default" if profile == "default" else f"profile {profile}"
         if parser.has_option(section, "region"):
-            return parser.get(section, "region").strip(), f"AWS config file, profile {profile}"
+            source = f"AWS config file, profile {profile}"
+            return checked_region(parser.get(section, "region").strip(), source), source
     return DEFAULT_REGION, "s3qbb default"
 
 
@@ -453,8 +458,9 @@ def _credentials(config: S3EndpointConfig) -> tuple[dict[str, Any], str]:
     import boto3
     from obstore.auth.boto3 import Boto3CredentialProvider
 
-    session = boto3.Session(profile_name=config.profile)
-    credentials = session.get_credentials()
+    with profile_errors(config):
+        session = boto3.Session(profile_name=config.profile)
+        credentials = session.get_credentials()
     if credentials is None:
         raise CredentialsError(
             "No usable credentials were found for the obstore transport; set AWS_ACCESS_KEY_ID / "
@@ -507,12 +513,20 @@ def _create_store(config: S3EndpointConfig, bucket: str) -> tuple[S3Store, str |
         kwargs["server_side_encryption"] = config.server_side_encryption
         if config.sse_kms_key_id:
             kwargs["sse_kms_key_id"] = config.sse_kms_key_id
-    store = S3Store(
-        bucket,
-        client_options=options,  # type: ignore[arg-type]
-        retry_config={"max_retries": 0, "retry_timeout": seconds(seconds=config.read_timeout)},
-        **kwargs,
-    )
+    try:
+        store = S3Store(
+            bucket,
+            client_options=options,  # type: ignore[arg-type]
+            retry_config={"max_retries": 0, "retry_timeout": seconds(seconds=config.read_timeout)},
+            **kwargs,
+        )
+    except BaseException as err:
+        if not is_panic(err):
+            raise
+        raise ConfigError(
+            f"obstore could not build the store of bucket {bucket!r} at {endpoint or 'AWS'} "
+            f"(endpoint from {endpoint_source}, region {region!r} from {region_source}): {panic_advice(err)}"
+        ) from None
     _LOG.info(
         "S3 client (obstore): endpoint %s (from %s), region %s (from %s), credentials: %s",
         endpoint or "AWS",

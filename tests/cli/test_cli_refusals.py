@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import PREFIX, RUN, CliJob, make_ref, run_cli, run_pipeline
+from cli_helpers import PREFIX, RUN, TESTS_DIR, CliJob, make_ref, run_cli, run_pipeline, write_quantum
 
 from s3qbb.cli.main import main
+from s3qbb.core import Quantum
 from s3qbb.datastores.sanitize import sanitize_run
 
 
@@ -114,3 +116,34 @@ def test_aws_region_alone_is_honoured(cli_job: CliJob) -> None:
     proc = run_cli("-v", "ingest", pipeline.uri(RUN), "--registry", registry, env=env, cwd=cli_job.workdir)
     assert proc.returncode == 0, proc.stderr
     assert "region eu-west-3 (from environment AWS_REGION)" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        # obstore panicked on it (a BaseException): "task failed", exit 1, a Rust backtrace.
+        ({"S3QBB_S3_TRANSPORT": "obstore", "S3QBB_S3_ENDPOINT_URL": "http://"}, "S3QBB_S3_ENDPOINT_URL"),
+        ({"S3QBB_S3_ENDPOINT_URL": "http://127.0.0.1:9 x"}, "S3QBB_S3_ENDPOINT_URL"),
+        ({"S3QBB_S3_REGION": "not a region!"}, "S3QBB_S3_REGION"),
+        ({"S3QBB_RETRY_MAX_ATTEMPTS": "abc"}, "S3QBB_RETRY_MAX_ATTEMPTS"),
+        ({"S3QBB_S3_PROFILE": "nosuch"}, "'nosuch' (from environment S3QBB_S3_PROFILE)"),
+        ({"S3QBB_S3_TRANSPORT": "obstore", "S3QBB_S3_PROFILE": "nosuch"}, "S3QBB_S3_PROFILE"),
+    ],
+)
+def test_a_bad_endpoint_setting_is_a_configuration_error_before_any_work(
+    tmp_path: Path, variables: dict[str, str], expected: str
+) -> None:
+    quantum = write_quantum(tmp_path / "q.json", Quantum(taskLabel="t", outputs=[make_ref("a", 1)]))
+    config = tmp_path / "butler.yaml"
+    config.write_text("datastore:\n  root: s3://my-bucket/repo\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3QBB_"))}
+    env |= {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_CONFIG_FILE": os.devnull}
+    env |= {"AWS_SHARED_CREDENTIALS_FILE": os.devnull, "S3QBB_S3_ADDRESSING_STYLE": "path"}
+    env |= {"S3QBB_S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3QBB_RETRY_CONNECT_TIME": "0", **variables}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])
+    proc = run_cli(
+        "run-quantum", quantum, "--task", "cli_tasks:produce", "--config", config, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr
+    assert "panicked" not in proc.stderr and "Traceback" not in proc.stderr

@@ -192,3 +192,22 @@ def test_every_environment_variable_is_documented() -> None:
     text = CONFIGURATION.read_text()
     undocumented = sorted(v for v in _variables_read() if v not in generated and f"``{v}``" not in text)
     assert not undocumented, f"document these variables in docs/configuration.rst: {undocumented}"
+
+
+def test_every_variable_read_is_known_to_the_unknown_variable_warning() -> None:
+    # The warning about misspelt S3QBB_* variables must not fire for one s3qbb reads.
+    known = s3qbb.config.known_env_variables()
+    unknown = sorted(_variables_read() - known)
+    assert not unknown, f"add these to s3qbb.config_checks.OTHER_ENV_VARIABLES (or to a model): {unknown}"
+
+
+def test_the_docs_name_only_variables_that_exist() -> None:
+    # docs/configuration.rst said "The S3QBB_CACHE_* variables" when only S3QBB_CACHE_MAX_PUT_BYTES exists.
+    known = s3qbb.config.known_env_variables()
+    text = "\n".join(path.read_text() for path in DOCS.glob("*.rst"))
+    unknown = set(re.findall(r"``(S3QBB_[A-Z0-9_]*[A-Z0-9])``", text)) - known - NOT_USER_VARIABLES
+    # Names shown as misspellings are the exception.
+    assert unknown <= {"S3QBB_RETRY_CONNECT_RETRY_TIME"}, sorted(unknown)
+    for family in set(re.findall(r"``(S3QBB_[A-Z0-9_]*_)\*``", text)):
+        members = sorted(v for v in known if v.startswith(family))
+        assert len(members) > 1, f"``{family}*`` names {members}: name the variable itself"

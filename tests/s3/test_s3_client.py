@@ -13,7 +13,7 @@ import botocore.utils
 import pytest
 
 from s3qbb.config import RetryConfig, S3EndpointConfig
-from s3qbb.errors import PreconditionFailedError
+from s3qbb.errors import ConfigError, PreconditionFailedError
 from s3qbb.s3 import clear_client_cache, make_client
 from s3qbb.s3.client import client_cache_size, parse_timestamp, resolve_region
 from s3qbb.testing.servers import S3TestEndpoint
@@ -119,11 +119,29 @@ def test_explicit_credentials_used_and_not_logged(caplog: pytest.LogCaptureFixtu
     assert "credentials: explicit (configuration)" in caplog.text
 
 
-def test_unknown_profile_is_reported() -> None:
-    import botocore.exceptions
-
-    with pytest.raises(botocore.exceptions.ProfileNotFound):
+def test_unknown_profile_is_a_config_error_naming_it_its_source_and_the_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It was botocore's ProfileNotFound, not an S3qbbError, naming no setting.
+    with pytest.raises(ConfigError, match=r"'no-such-profile' \(from configuration\).*/dev/null") as info:
         make_client(S3EndpointConfig(endpoint_url=URL, profile="no-such-profile"))
+    assert "AWS_CONFIG_FILE" in str(info.value) and "AWS_SHARED_CREDENTIALS_FILE" in str(info.value)
+    config = S3EndpointConfig.from_env({"S3QBB_S3_ENDPOINT_URL": URL, "S3QBB_S3_PROFILE": "nosuch"})
+    with pytest.raises(ConfigError, match=r"'nosuch' \(from environment S3QBB_S3_PROFILE\)"):
+        make_client(config)
+    monkeypatch.setenv("AWS_PROFILE", "from-aws-profile")  # looked up only when the session is used
+    with pytest.raises(ConfigError, match=r"'from-aws-profile' \(from environment AWS_PROFILE\)"):
+        make_client(S3EndpointConfig(endpoint_url=URL))
+
+
+def test_a_bad_region_of_the_aws_chain_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "not a region!")  # was botocore's InvalidRegionError
+    with pytest.raises(ConfigError, match=r"'not a region!' \(from environment AWS_REGION\)"):
+        make_client(S3EndpointConfig(endpoint_url=URL))
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", " x")
+    with pytest.raises(ConfigError, match=r"\(from environment AWS_DEFAULT_REGION\)"):
+        make_client(S3EndpointConfig(endpoint_url=URL))
 
 
 def test_new_client_is_not_cached() -> None:

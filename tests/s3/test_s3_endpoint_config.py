@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pydantic
 import pytest
+import yaml
 
 from s3qbb.config import RetryConfig, S3EndpointConfig
+from s3qbb.errors import ConfigError
+from s3qbb.repo import load_repo_config
 
 MIB = 1024**2
 
@@ -113,3 +118,88 @@ def test_secrets_are_hidden() -> None:
     assert config.has_explicit_credentials
     assert config.secret_access_key is not None
     assert config.secret_access_key.get_secret_value() == "s3cr3t-value"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://", "it has no host"),  # obstore panicked on it (InvalidUri)
+        ("http://127.0.0.1:9 x", "whitespace"),  # botocore: EndpointResolutionError at the first request
+        ("http://host\tx", "control"),
+        ("http://hôte", "non-ASCII"),
+        ("http://user:pw@host", "user name or password"),
+        ("http://host:0", "port '0'"),
+        ("http://host:99999", "port '99999'"),
+        ("http://host:", "port ''"),
+        ("http://host:x", "port 'x'"),
+        ("http://host?x=1", "query"),
+        ("http://host#f", "fragment"),
+        ("http://host/a`b", "path"),  # obstore panicked on it (InvalidUriChar)
+        ("http://999.1.1.1", "not an IPv4 address"),  # obstore panicked on it (InvalidIpv4Address)
+        ("http://[::1", "lacks a ']'"),
+        ("http://[zz]:9", "not an IPv6 address"),
+        ("http://-host", "not a host name"),
+        ("ftp://host", "must start with http:// or https://"),
+    ],
+)
+def test_a_malformed_endpoint_url_is_refused_naming_the_field(url: str, problem: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match="endpoint_url") as info:
+        S3EndpointConfig(endpoint_url=url)
+    assert problem in str(info.value)
+    assert ":pw@" not in str(info.value)  # a password in the URL: neither in the message nor the input
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000",
+        "https://s3.example.org/",
+        "http://[::1]:9000",
+        "http://minio_1:9000/s3/",
+        "https://host.:443/a%20b~c",
+    ],
+)
+def test_well_formed_endpoint_urls_are_accepted(url: str) -> None:
+    assert S3EndpointConfig(endpoint_url=url).endpoint_url == url
+
+
+def test_a_malformed_endpoint_url_names_its_variable_or_its_file(tmp_path: Path) -> None:
+    with pytest.raises(pydantic.ValidationError, match=r"from environment S3QBB_S3_ENDPOINT_URL"):
+        S3EndpointConfig.from_env({"S3QBB_S3_ENDPOINT_URL": "http://"})
+    path = tmp_path / "bad.yaml"
+    path.write_text("datastore:\n  root: s3://b/r\n  endpoint:\n    endpoint_url: 'http://'\n")
+    with pytest.raises(ConfigError) as info:
+        load_repo_config(path)
+    assert f"Invalid repository configuration {path}: datastore.endpoint.endpoint_url:" in str(info.value)
+    assert "it has no host" in str(info.value)
+
+
+@pytest.mark.parametrize("region", ["", " ", "not a region!", "-us-east-1", "a" * 64, "eu_west_1"])
+def test_a_region_botocore_would_refuse_is_refused_by_the_model(region: str) -> None:
+    # They were botocore's InvalidRegionError (awscrt's RuntimeError 6149 for '') at the first request
+    # with boto3, and accepted by obstore: the model now refuses them for both transports.
+    with pytest.raises(pydantic.ValidationError, match=r"region .* is not a valid region name"):
+        S3EndpointConfig(region=region)
+    with pytest.raises(pydantic.ValidationError, match="from environment S3QBB_S3_REGION"):
+        S3EndpointConfig.from_env({"S3QBB_S3_REGION": region or " "})
+    assert S3EndpointConfig(region="us-east-1").region == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"access_key_id": "", "secret_access_key": ""},
+        {"access_key_id": "AKIA", "secret_access_key": " "},
+        {"access_key_id": "AKIA", "secret_access_key": "s", "session_token": ""},
+    ],
+)
+def test_an_empty_credential_is_refused(credentials: dict[str, str], tmp_path: Path) -> None:
+    # Empty explicit credentials used to be accepted: logged as "explicit (configuration)", while the
+    # requests were signed with the AWS chain's credentials.
+    with pytest.raises(pydantic.ValidationError, match="is empty: remove it") as info:
+        S3EndpointConfig(**credentials)  # type: ignore[arg-type]
+    assert "AWS credential chain" in str(info.value)
+    path = tmp_path / "butler.yaml"
+    path.write_text(yaml.safe_dump({"datastore": {"root": "s3://b/r", "endpoint": credentials}}))
+    with pytest.raises(ConfigError, match=rf"{path}: datastore\.endpoint\.\w+: .* is empty: remove it"):
+        load_repo_config(path)
