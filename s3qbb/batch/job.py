@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.attempt import WriteToken
+from ..errors import ConfigError
 from .execution import QuantumOutcome, TaskFunction, run_quantum
 from .exitcodes import ExitCode, exit_code_for_error
 from .logs import log_context
@@ -198,9 +199,13 @@ def _run(
             previous = previous_success(repo, quantum)
         except Exception as err:
             code = exit_code_for_error(err, in_task=False)
+            # A configuration error is the job's set-up failing, not a question about earlier attempts.
+            what = "Cannot set up" if isinstance(err, ConfigError) else "Cannot tell whether"
             _LOG.error(
-                "Cannot tell whether quantum %s already succeeded (exit %d): %s",
+                "%s quantum %s%s (exit %d): %s",
+                what,
                 quantum.id,
+                "" if isinstance(err, ConfigError) else " already succeeded",
                 code,
                 redact(f"{type(err).__name__}: {err}"),
             )

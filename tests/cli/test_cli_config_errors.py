@@ -32,6 +32,7 @@ def test_misspelt_formatter_is_a_setup_error(cli_job: CliJob) -> None:
     assert code == 2, said
     assert "TASK RAN" not in said
     assert "datastore.formatters" in said and "'jsn'" in said and "known formatters" in said, said
+    assert "Cannot tell whether" not in said, said  # a set-up error, not a question about earlier attempts
 
 
 def test_pickle_override_without_allow_pickle_is_a_setup_error(cli_job: CliJob) -> None:
