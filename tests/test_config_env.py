@@ -154,7 +154,7 @@ def test_the_repository_configuration_error_names_the_variable(monkeypatch: pyte
 
     monkeypatch.setenv("S3QBB_RETRY_MAX_ATTEMPTS", "abc")
     with pytest.raises(ConfigError, match=r"max_attempts: .*\(from environment S3QBB_RETRY_MAX_ATTEMPTS\)"):
-        DatastoreConfig(root="s3://b/r").endpoint_config()
+        DatastoreConfig(root="s3://bucket/r").endpoint_config()
 
 
 @pytest.fixture

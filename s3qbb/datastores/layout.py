@@ -128,13 +128,15 @@ class S3Layout:
         Raises
         ------
         ConfigError
-            If an override names no registered formatter, or pickle while it
-            is not allowed.
+            If an override names no registered formatter. (One naming pickle
+            without ``allow_pickle`` is refused when a dataset is written or
+            read with it: a reader's configuration may name it for datasets it
+            never reads.)
         """
         for target, name in self.formatter_overrides.items():
             try:
-                self.formatters.get(name, allow_pickle=self.allow_pickle)
-            except (UnknownFormatterError, PickleDisabledError) as err:
+                self.formatters.get_class(name)  # pickle without allow_pickle is refused when used
+            except UnknownFormatterError as err:
                 raise ConfigError(f"Configuration datastore.formatters, {target!r}: {err}") from err
 
     def key(self, path: str) -> str:

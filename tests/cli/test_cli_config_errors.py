@@ -35,12 +35,6 @@ def test_misspelt_formatter_is_a_setup_error(cli_job: CliJob) -> None:
     assert "Cannot tell whether" not in said, said  # a set-up error, not a question about earlier attempts
 
 
-def test_pickle_override_without_allow_pickle_is_a_setup_error(cli_job: CliJob) -> None:
-    code, said = _run_with(cli_job, {"formatters": {"StructuredDataDict": "pickle"}})
-    assert code == 2, said
-    assert "TASK RAN" not in said and "datastore.formatters" in said, said
-
-
 def test_root_with_a_doubled_slash_is_refused_before_anything_is_written(cli_job: CliJob) -> None:
     """'s3://bucket//repo' used to become 's3://bucket/repo' silently."""
     root = f"s3://{cli_job.endpoint.bucket}//repo"

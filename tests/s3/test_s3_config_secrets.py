@@ -67,7 +67,7 @@ def test_other_inputs_are_still_shown() -> None:
 def test_wrong_type_secret_in_a_repository_config_is_not_echoed(wrong: Any) -> None:
     config = {
         "datastore": {
-            "root": "s3://b/r",
+            "root": "s3://bucket/r",
             "endpoint": {"access_key_id": "keyIdOfTheTest", "secret_access_key": wrong},
         }
     }

@@ -167,7 +167,7 @@ def test_a_malformed_endpoint_url_names_its_variable_or_its_file(tmp_path: Path)
     with pytest.raises(pydantic.ValidationError, match=r"from environment S3QBB_S3_ENDPOINT_URL"):
         S3EndpointConfig.from_env({"S3QBB_S3_ENDPOINT_URL": "http://"})
     path = tmp_path / "bad.yaml"
-    path.write_text("datastore:\n  root: s3://b/r\n  endpoint:\n    endpoint_url: 'http://'\n")
+    path.write_text("datastore:\n  root: s3://bucket/r\n  endpoint:\n    endpoint_url: 'http://'\n")
     with pytest.raises(ConfigError) as info:
         load_repo_config(path)
     assert f"Invalid repository configuration {path}: datastore.endpoint.endpoint_url:" in str(info.value)
@@ -200,6 +200,6 @@ def test_an_empty_credential_is_refused(credentials: dict[str, str], tmp_path: P
         S3EndpointConfig(**credentials)  # type: ignore[arg-type]
     assert "AWS credential chain" in str(info.value)
     path = tmp_path / "butler.yaml"
-    path.write_text(yaml.safe_dump({"datastore": {"root": "s3://b/r", "endpoint": credentials}}))
+    path.write_text(yaml.safe_dump({"datastore": {"root": "s3://bucket/r", "endpoint": credentials}}))
     with pytest.raises(ConfigError, match=rf"{path}: datastore\.endpoint\.\w+: .* is empty: remove it"):
         load_repo_config(path)
