@@ -200,15 +200,12 @@ def _run(
         except Exception as err:
             code = exit_code_for_error(err, in_task=False)
             # A configuration error is the job's set-up failing, not a question about earlier attempts.
-            what = "Cannot set up" if isinstance(err, ConfigError) else "Cannot tell whether"
-            _LOG.error(
-                "%s quantum %s%s (exit %d): %s",
-                what,
-                quantum.id,
-                "" if isinstance(err, ConfigError) else " already succeeded",
-                code,
-                redact(f"{type(err).__name__}: {err}"),
+            message = (
+                "Cannot set up quantum %s (exit %d): %s"
+                if isinstance(err, ConfigError)
+                else "Cannot tell whether quantum %s already succeeded (exit %d): %s"
             )
+            _LOG.error(message, quantum.id, code, redact(f"{type(err).__name__}: {err}"))
             return JobResult(code, QuantumOutcome(int(code), None, err))
         _LOG.info("Checked for an earlier success in %.1f ms.", 1e3 * (time.perf_counter() - start))
         if previous is not None:

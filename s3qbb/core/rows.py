@@ -18,11 +18,6 @@ from typing import Any
 from ..errors import InvalidParameterError
 
 
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
 def _as_index(value: Any, what: str) -> int | None:
     if value is None:
         return None
@@ -31,8 +26,10 @@ def _as_index(value: Any, what: str) -> int | None:
     try:
         return operator.index(value)
     except TypeError as err:
+        from ..formatters.base import type_name  # here: the formatters import this module
+
         raise InvalidParameterError(
-            f"Read parameter 'rows': {what} must be an int or None, not {_type_name(value)!r}."
+            f"Read parameter 'rows': {what} must be an int or None, not {type_name(value)!r}."
         ) from err
 
 
