@@ -32,6 +32,7 @@ from ..errors import (
     DatasetNotFoundError,
     DatasetTypeError,
 )
+from ..records.memory import MemoryRecordsStore
 from ..records.store import SqliteRecordsStore
 from ..s3.policy import make_retry_policy
 from . import bulk, writes
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass, StorageClassFactory
     from ..formatters import FormatterFactory
+    from ..records.contract import RecordsStore
     from ..retry import RetryPolicy
     from ..s3.objects import S3Bucket
     from .base import ReadPlan
@@ -72,8 +74,10 @@ class S3Datastore(Datastore):
     config : `s3qbb.config.S3EndpointConfig`, optional
         Endpoint, credentials, checksum, encryption, multipart and retry settings;
         `S3EndpointConfig.from_env` if not given.
-    records : `SqliteRecordsStore` or `str`, optional
-        Records store, or the SQLite filename of a new one (``":memory:"`` by default).
+    records : `~s3qbb.records.contract.RecordsStore` or `str`, optional
+        Records store, or the SQLite filename of a new one; ``":memory:"``
+        (the default) keeps them in a `MemoryRecordsStore` until
+        `export_records_file` writes them to SQLite.
     templates : `FileTemplates` or `~collections.abc.Mapping`, optional
         Key templates by dataset type or storage class name.
     formatters : `FormatterFactory`, optional
@@ -115,7 +119,7 @@ class S3Datastore(Datastore):
         *,
         name: str = "S3Datastore",
         config: S3EndpointConfig | None = None,
-        records: SqliteRecordsStore | str = ":memory:",
+        records: RecordsStore | str = ":memory:",
         templates: FileTemplates | Mapping[str, str] | None = None,
         formatters: FormatterFactory | None = None,
         formatter_overrides: Mapping[str, str] | None = None,
@@ -148,11 +152,13 @@ class S3Datastore(Datastore):
         self._client_lock = threading.Lock()
         self._bucket: S3Bucket | None = None
         self._reader: VerifiedReader | None = None
-        self._records = (
-            records
-            if isinstance(records, SqliteRecordsStore)
-            else SqliteRecordsStore(records, datastore_name=name)
-        )
+        self._records: RecordsStore
+        if not isinstance(records, str):
+            self._records = records
+        elif records == ":memory:":
+            self._records = MemoryRecordsStore(datastore_name=name)
+        else:
+            self._records = SqliteRecordsStore(records, datastore_name=name)
         self._pending_imports: list[DatastoreRecordData] = []
         self.trust_mode = trust_mode
         self.max_workers = max_workers or self.config.max_concurrency
@@ -187,7 +193,7 @@ class S3Datastore(Datastore):
         return self._reader
 
     @property
-    def records(self) -> SqliteRecordsStore:
+    def records(self) -> RecordsStore:
         """The records store (imports deferred by `import_records` are applied first)."""
         if self._pending_imports:
             with self._client_lock:

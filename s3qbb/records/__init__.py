@@ -1,18 +1,26 @@
-"""Datastore records in SQLite.
+"""Datastore records: in memory while a quantum runs (`MemoryRecordsStore`), in SQLite files.
 
-The store (`SqliteRecordsStore`) runs on the standard library's `sqlite3`;
-only `make_schema` (the same tables described for SQLAlchemy) imports
-SQLAlchemy. Names are loaded on first attribute access.
+`SqliteRecordsStore` runs on the standard library's `sqlite3`; only
+`make_schema` (the same tables described for SQLAlchemy) imports SQLAlchemy.
+Both stores keep one contract (`s3qbb.records.contract.RecordsStore`). Names
+are loaded on first attribute access.
 """
 
 from __future__ import annotations
 
-__all__ = ["RECORDS_SCHEMA_VERSION", "RecordsSchema", "SqliteRecordsStore", "make_schema"]
+__all__ = [
+    "RECORDS_SCHEMA_VERSION",
+    "MemoryRecordsStore",
+    "RecordsSchema",
+    "SqliteRecordsStore",
+    "make_schema",
+]
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .memory import MemoryRecordsStore
     from .schema import RECORDS_SCHEMA_VERSION, RecordsSchema, make_schema
     from .store import SqliteRecordsStore
 
@@ -21,6 +29,7 @@ _WHERE = {
     "RecordsSchema": ".schema",
     "make_schema": ".schema",
     "SqliteRecordsStore": ".store",
+    "MemoryRecordsStore": ".memory",
 }
 
 

@@ -25,6 +25,7 @@ from ..core.records import NULL_COMPONENT, DatastoreRecordData, StoredFileInfo
 from ..errors import ConfigError, RecordDataError, RecordExistsError
 from .database import RecordsDatabase
 from .names import DEFAULT_RECORDS_TABLE
+from .rows import check_info, exists_error
 from .sql import RecordsSQL, batches, init_schema, reading, writing
 
 
@@ -37,8 +38,8 @@ def _row_key(info: StoredFileInfo) -> tuple[uuid.UUID, str]:
 
 
 def _row(info: StoredFileInfo) -> tuple[Any, ...]:
-    """Return the row of the records table for a record (in `RecordsSQL.COLUMNS` order)."""
-    component = NULL_COMPONENT if info.component is None else info.component
+    """Return the row of the records table for a record (in `RecordsSQL.COLUMNS` order), checked."""
+    component = check_info(info)
     return (info.dataset_id.hex, info.path, info.formatter, info.storage_class, component, info.checksum,
             info.file_size)  # fmt: skip
 
@@ -119,13 +120,7 @@ class SqliteRecordsStore(RecordsDatabase):
         )
 
     def _exists_error(self, existing: Sequence[str], several: bool) -> RecordExistsError:
-        shown = ", ".join(str(uuid.UUID(i)) for i in existing[:5])
-        more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
-        hint = " Pass replace=True to overwrite them." if several else ""
-        return RecordExistsError(
-            f"Datastore {self._datastore_name!r} already has records for dataset(s) "
-            f"{shown}{more}; nothing was inserted.{hint}"
-        )
+        return exists_error(self._datastore_name, existing, several)
 
     # --- writes --------------------------------------------------------------
 
@@ -236,7 +231,7 @@ class SqliteRecordsStore(RecordsDatabase):
         the ID converted to hex once.
         """
         id_hex = info.dataset_id.hex
-        component = NULL_COMPONENT if info.component is None else info.component
+        component = check_info(info)
         row = (id_hex, info.path, info.formatter, info.storage_class, component, info.checksum,
                info.file_size)  # fmt: skip
         sql = self._sql
@@ -283,7 +278,7 @@ class SqliteRecordsStore(RecordsDatabase):
                         f"Record for dataset {info.dataset_id} (path {info.path!r}) is filed under "
                         f"dataset {dataset_id}; nothing was imported."
                     )
-                key = _row_key(info)
+                key = (info.dataset_id, check_info(info))
                 if incoming.setdefault(key, info) != info:
                     raise RecordExistsError(
                         f"Import data hold two different records for dataset {dataset_id}, component "

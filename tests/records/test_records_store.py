@@ -1,4 +1,9 @@
-"""Tests of s3qbb.records.store.SqliteRecordsStore."""
+"""Tests of the records stores: SqliteRecordsStore and MemoryRecordsStore, one contract.
+
+Tests taking the ``store`` fixture run on both (an in-memory SQLite store and
+the dictionary store); those about files, SQL and locks take ``sqlite_store``
+or build a file store themselves.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from s3qbb.errors import (
     RecordsStoreError,
     TransientStorageError,
 )
+from s3qbb.records.contract import RecordsStore
+from s3qbb.records.memory import MemoryRecordsStore
 from s3qbb.records.store import SqliteRecordsStore
 
 TABLE = "file_datastore_records"
@@ -41,8 +48,25 @@ def make_info(dataset_id: uuid.UUID | None = None, component: str | None = None,
     return StoredFileInfo(**values)
 
 
+STORES = {"sqlite": SqliteRecordsStore, "memory": MemoryRecordsStore}
+
+
+def new_store(kind: str, name: str = "ds") -> RecordsStore:
+    """An empty in-memory store of a kind of `STORES`."""
+    return STORES[kind](datastore_name=name)
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest) -> Iterator[RecordsStore]:
+    s = new_store(request.param)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
 @pytest.fixture
-def store() -> Iterator[SqliteRecordsStore]:
+def sqlite_store() -> Iterator[SqliteRecordsStore]:
     with SqliteRecordsStore(datastore_name="ds") as s:
         yield s
 
@@ -75,12 +99,13 @@ def test_construction_is_lazy(tmp_path: Path) -> None:
         {"datastore_name": "ds", "table": "s3qbb_meta"},
     ],
 )
-def test_bad_construction_arguments(kw: dict[str, Any]) -> None:
+@pytest.mark.parametrize("kind", sorted(STORES))
+def test_bad_construction_arguments(kind: str, kw: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
-        SqliteRecordsStore(**kw)
+        STORES[kind](**kw)
 
 
-def test_insert_get_round_trip(store: SqliteRecordsStore) -> None:
+def test_insert_get_round_trip(store: RecordsStore) -> None:
     plain = make_info()
     parts = [make_info(uuid.uuid4(), "image"), make_info(None, "mask")]
     parts[1] = parts[1].update(dataset_id=parts[0].dataset_id, checksum=None, file_size=-1)
@@ -92,7 +117,7 @@ def test_insert_get_round_trip(store: SqliteRecordsStore) -> None:
     assert store.dataset_ids() == {plain.dataset_id, parts[0].dataset_id}
 
 
-def test_get_of_missing_is_empty(store: SqliteRecordsStore) -> None:
+def test_get_of_missing_is_empty(store: RecordsStore) -> None:
     missing = uuid.uuid4()
     assert store.get(missing) == []
     assert not store.has(missing)
@@ -100,7 +125,7 @@ def test_get_of_missing_is_empty(store: SqliteRecordsStore) -> None:
     store.insert([])  # no-op
 
 
-def test_get_many_batches(store: SqliteRecordsStore) -> None:
+def test_get_many_batches(store: RecordsStore) -> None:
     infos = [make_info() for _ in range(1234)]
     store.insert(infos)
     wanted = [i.dataset_id for i in infos] + [uuid.uuid4()]
@@ -110,7 +135,7 @@ def test_get_many_batches(store: SqliteRecordsStore) -> None:
     assert len(store.dataset_ids()) == 1234
 
 
-def test_duplicate_insert_refused_without_partial_insert(store: SqliteRecordsStore) -> None:
+def test_duplicate_insert_refused_without_partial_insert(store: RecordsStore) -> None:
     existing = make_info()
     store.insert([existing])
     fresh = make_info()
@@ -121,7 +146,7 @@ def test_duplicate_insert_refused_without_partial_insert(store: SqliteRecordsSto
     assert store.get(existing.dataset_id) == [existing]
 
 
-def test_duplicate_within_one_insert_refused(store: SqliteRecordsStore) -> None:
+def test_duplicate_within_one_insert_refused(store: RecordsStore) -> None:
     info = make_info()
     other = make_info()
     with pytest.raises(RecordExistsError, match=str(info.dataset_id)):
@@ -129,7 +154,7 @@ def test_duplicate_within_one_insert_refused(store: SqliteRecordsStore) -> None:
     assert store.dataset_ids() == set()
 
 
-def test_insert_replace(store: SqliteRecordsStore) -> None:
+def test_insert_replace(store: RecordsStore) -> None:
     a = make_info()
     store.insert([a, make_info(uuid.uuid4())])
     with pytest.raises(RecordExistsError):
@@ -139,7 +164,7 @@ def test_insert_replace(store: SqliteRecordsStore) -> None:
     assert store.get(a.dataset_id) == replacement
 
 
-def test_insert_new_skips_recorded_datasets(store: SqliteRecordsStore) -> None:
+def test_insert_new_skips_recorded_datasets(store: RecordsStore) -> None:
     live, trashed = make_info(), make_info()
     store.insert([live, trashed])
     store.move_to_trash([trashed.dataset_id])
@@ -157,7 +182,7 @@ def test_insert_new_skips_recorded_datasets(store: SqliteRecordsStore) -> None:
     assert again.dataset_id not in store.dataset_ids()
 
 
-def test_delete(store: SqliteRecordsStore) -> None:
+def test_delete(store: RecordsStore) -> None:
     infos = [make_info() for _ in range(3)]
     store.insert(infos)
     store.move_to_trash([infos[2].dataset_id])
@@ -171,7 +196,7 @@ def test_delete(store: SqliteRecordsStore) -> None:
 # --- trash -------------------------------------------------------------------
 
 
-def test_trash_cycle(store: SqliteRecordsStore) -> None:
+def test_trash_cycle(store: RecordsStore) -> None:
     keep, drop = make_info(), make_info()
     store.insert([keep, drop])
     assert store.move_to_trash([drop.dataset_id, uuid.uuid4()]) == 1
@@ -189,7 +214,7 @@ def test_trash_cycle(store: SqliteRecordsStore) -> None:
     assert store.get(drop.dataset_id) == [drop]
 
 
-def test_replace_takes_dataset_out_of_trash(store: SqliteRecordsStore) -> None:
+def test_replace_takes_dataset_out_of_trash(store: RecordsStore) -> None:
     info = make_info()
     store.insert([info])
     store.move_to_trash([info.dataset_id])
@@ -201,7 +226,7 @@ def test_replace_takes_dataset_out_of_trash(store: SqliteRecordsStore) -> None:
 # --- export / import ------------------------------------------------------------
 
 
-def test_export_json_import_into_new_store(store: SqliteRecordsStore) -> None:
+def test_export_json_import_into_new_store(store: RecordsStore) -> None:
     infos = [make_info(), make_info(checksum=None, file_size=-1)]
     parts = [make_info(uuid.uuid4(), "image")]
     parts.append(make_info(parts[0].dataset_id, "mask"))
@@ -210,7 +235,7 @@ def test_export_json_import_into_new_store(store: SqliteRecordsStore) -> None:
     assert exported.dataset_ids == {i.dataset_id for i in infos + parts}
     text = exported.to_simple().model_dump_json()
     data = DatastoreRecordData.from_simple(SerializedDatastoreRecordData.model_validate_json(text))
-    with SqliteRecordsStore(datastore_name="other") as target:
+    with type(store)(datastore_name="other") as target:
         target.import_records(data)
         assert target.export() == exported
         target.import_records(data)  # idempotent
@@ -219,7 +244,7 @@ def test_export_json_import_into_new_store(store: SqliteRecordsStore) -> None:
     assert subset.records == {infos[0].dataset_id: {TABLE: [infos[0]]}}
 
 
-def test_import_conflict_refused_atomically(store: SqliteRecordsStore) -> None:
+def test_import_conflict_refused_atomically(store: RecordsStore) -> None:
     stored = make_info()
     store.insert([stored])
     fresh = make_info()
@@ -233,7 +258,7 @@ def test_import_conflict_refused_atomically(store: SqliteRecordsStore) -> None:
     assert store.get(stored.dataset_id) == [stored]
 
 
-def test_import_ignores_other_tables_and_checks_ids(store: SqliteRecordsStore) -> None:
+def test_import_ignores_other_tables_and_checks_ids(store: RecordsStore) -> None:
     info = make_info()
     store.import_records(DatastoreRecordData({info.dataset_id: {"other_table": [info]}}))
     assert store.dataset_ids() == set()
@@ -243,7 +268,7 @@ def test_import_ignores_other_tables_and_checks_ids(store: SqliteRecordsStore) -
         store.import_records(DatastoreRecordData({info.dataset_id: {TABLE: [info, info.update(path="b")]}}))
 
 
-def test_import_restores_trashed_dataset(store: SqliteRecordsStore) -> None:
+def test_import_restores_trashed_dataset(store: RecordsStore) -> None:
     info = make_info()
     store.insert([info])
     store.move_to_trash([info.dataset_id])
@@ -255,7 +280,7 @@ def test_import_restores_trashed_dataset(store: SqliteRecordsStore) -> None:
 # --- files -------------------------------------------------------------------
 
 
-def test_flush_memory_store_to_sqlite_file(store: SqliteRecordsStore, tmp_path: Path) -> None:
+def test_flush_memory_store_to_sqlite_file(store: RecordsStore, tmp_path: Path) -> None:
     infos = [make_info() for _ in range(5)]
     store.insert(infos)
     store.move_to_trash([infos[0].dataset_id])
@@ -324,8 +349,9 @@ def test_not_a_database(tmp_path: Path) -> None:
         SqliteRecordsStore(path, datastore_name="ds").has(uuid.uuid4())
 
 
-def test_closed_store_refuses_use() -> None:
-    s = SqliteRecordsStore(datastore_name="ds")
+@pytest.mark.parametrize("kind", sorted(STORES))
+def test_closed_store_refuses_use(kind: str) -> None:
+    s = new_store(kind)
     s.insert([make_info()])
     s.close()
     s.close()
@@ -336,7 +362,8 @@ def test_closed_store_refuses_use() -> None:
 # --- concurrency ----------------------------------------------------------------
 
 
-def test_writes_begin_immediate_reads_deferred(store: SqliteRecordsStore) -> None:
+def test_writes_begin_immediate_reads_deferred(sqlite_store: SqliteRecordsStore) -> None:
+    store = sqlite_store
     info = make_info()
     store.insert([info])  # opens the connection
     conn = store._conn  # white box: watch the SQL the store runs
@@ -401,11 +428,15 @@ def test_writer_waits_for_other_process_lock_then_fails(tmp_path: Path) -> None:
         assert len(s.dataset_ids()) == 2
 
 
-@pytest.mark.parametrize("on_file", [False, True])
-def test_threads_insert_concurrently(tmp_path: Path, on_file: bool) -> None:
-    filename = str(tmp_path / "threads.sqlite3") if on_file else ":memory:"
+@pytest.mark.parametrize("where", ["file", *sorted(STORES)])
+def test_threads_insert_concurrently(tmp_path: Path, where: str) -> None:
     per_thread = 50
-    with SqliteRecordsStore(filename, datastore_name="ds") as s:
+    opened = (
+        SqliteRecordsStore(tmp_path / "threads.sqlite3", datastore_name="ds")
+        if where == "file"
+        else new_store(where)
+    )
+    with opened as s:
         batches = [[make_info() for _ in range(per_thread)] for _ in range(8)]
         errors: list[BaseException] = []
         barrier = threading.Barrier(8)
@@ -430,7 +461,7 @@ def test_threads_insert_concurrently(tmp_path: Path, on_file: bool) -> None:
         assert len(s.get_many(expected)) == 8 * per_thread
 
 
-def test_export_to_json_is_daf_butler_layout(store: SqliteRecordsStore) -> None:
+def test_export_to_json_is_daf_butler_layout(store: RecordsStore) -> None:
     info = make_info()
     store.insert([info])
     doc = json.loads(store.export().to_simple().model_dump_json())
@@ -442,7 +473,7 @@ def test_export_to_json_is_daf_butler_layout(store: SqliteRecordsStore) -> None:
 # --- single-dataset insert (the put path) -------------------------------------------
 
 
-def test_insert_one_refused_for_trashed_dataset_of_other_components(store: SqliteRecordsStore) -> None:
+def test_insert_one_refused_for_trashed_dataset_of_other_components(store: RecordsStore) -> None:
     parts = [make_info(uuid.uuid4(), "image"), make_info(component="mask")]
     parts[1] = make_info(parts[0].dataset_id, "mask")
     store.insert(parts)
@@ -454,7 +485,7 @@ def test_insert_one_refused_for_trashed_dataset_of_other_components(store: Sqlit
     assert store.empty_trash() == {parts[0].dataset_id: parts}
 
 
-def test_insert_refused_when_one_component_conflicts(store: SqliteRecordsStore) -> None:
+def test_insert_refused_when_one_component_conflicts(store: RecordsStore) -> None:
     stored = make_info(uuid.uuid4(), "image")
     store.insert([stored])
     with pytest.raises(RecordExistsError, match=str(stored.dataset_id)):
@@ -481,7 +512,8 @@ def test_reads_leave_no_statement_open_on_a_file(tmp_path: Path) -> None:
             other.close()
 
 
-def test_memory_store_uses_small_pages(store: SqliteRecordsStore, tmp_path: Path) -> None:
+def test_memory_store_uses_small_pages(sqlite_store: SqliteRecordsStore, tmp_path: Path) -> None:
+    store = sqlite_store
     info = make_info()
     store.insert([info])
     with store._lock:  # white box: the page size a put's journal copies
@@ -492,3 +524,118 @@ def test_memory_store_uses_small_pages(store: SqliteRecordsStore, tmp_path: Path
     with SqliteRecordsStore(flushed, datastore_name="ds") as again:
         assert again.get(info.dataset_id) == [info]
         again.insert([make_info()])  # a file store keeps the page size of its file
+
+
+# --- one contract: the dictionary store behaves as the SQLite store ----------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"component": ""},
+        {"component": "c" * 33},
+        {"component": "__NULL_STRING__"},
+        {"path": None},
+        {"formatter": None},
+        {"storage_class": None},
+    ],
+)
+def test_records_the_table_cannot_hold_are_refused(store: RecordsStore, bad: dict[str, Any]) -> None:
+    good = make_info()
+    wrong = make_info(**bad)
+    for write in (
+        lambda: store.insert([good, wrong]),
+        lambda: store.insert([wrong], replace=True),
+        lambda: store.insert_new([good, wrong]),
+        lambda: store.import_records(
+            DatastoreRecordData({good.dataset_id: {TABLE: [good]}, wrong.dataset_id: {TABLE: [wrong]}})
+        ),
+    ):
+        with pytest.raises(RecordDataError, match=str(wrong.dataset_id)):
+            write()
+        assert store.dataset_ids() == set()  # all or nothing
+    store.insert([make_info(component="c" * 32)])  # the longest component the table holds
+
+
+_IDS = [uuid.UUID(int=i) for i in range(1, 7)]
+_COMPONENTS = [None, "image", "mask"]
+
+
+def _op() -> Any:
+    from hypothesis import strategies as st
+
+    record = st.builds(
+        lambda i, c, p: make_info(_IDS[i], c, path=f"p/{p}.json"),
+        st.integers(0, len(_IDS) - 1),
+        st.sampled_from(_COMPONENTS),
+        st.integers(0, 2),
+    )
+    ids = st.lists(st.sampled_from(_IDS), max_size=4)
+    return st.one_of(
+        st.tuples(st.just("insert"), st.lists(record, max_size=4), st.booleans()),
+        st.tuples(st.just("insert_new"), st.lists(record, max_size=4)),
+        st.tuples(st.just("import_records"), st.lists(record, max_size=4)),
+        st.tuples(st.just("delete"), ids),
+        st.tuples(st.just("move_to_trash"), ids),
+        st.tuples(st.just("empty_trash"), st.one_of(st.none(), ids), st.booleans()),
+    )
+
+
+def _apply(store: RecordsStore, op: tuple[Any, ...]) -> Any:
+    """Run one operation; return its result, or the type of the error it raised."""
+    name, *args = op
+    try:
+        if name == "insert":
+            return store.insert(args[0], replace=args[1])
+        if name == "import_records":
+            by_id: dict[uuid.UUID, dict[str, list[StoredFileInfo]]] = {}
+            for info in args[0]:
+                by_id.setdefault(info.dataset_id, {TABLE: []})[TABLE].append(info)
+            return store.import_records(DatastoreRecordData(by_id))
+        if name == "empty_trash":
+            removed = store.empty_trash(args[0], dry_run=args[1])
+            return {i: sorted(infos, key=lambda r: r.component or "") for i, infos in removed.items()}
+        return getattr(store, name)(*args)
+    except (RecordExistsError, RecordDataError) as err:
+        return type(err)
+
+
+def test_memory_store_matches_sqlite_store_on_any_sequence(tmp_path: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(_op(), max_size=25))
+    def check(ops: list[tuple[Any, ...]]) -> None:
+        with new_store("sqlite") as reference, new_store("memory") as memory:
+            for op in ops:
+                assert _apply(memory, op) == _apply(reference, op), op
+                for look in (lambda s: s.get_many(_IDS), lambda s: [s.get(i) for i in _IDS]):
+                    assert look(memory) == look(reference)
+                assert [memory.has(i) for i in _IDS] == [reference.has(i) for i in _IDS]
+                assert memory.dataset_ids() == reference.dataset_ids()
+                assert memory.trashed_ids() == reference.trashed_ids()
+                assert memory.export() == reference.export()
+            files = [s.flush_to_file(tmp_path / f"{k}.sqlite3") for k, s in (("r", reference), ("m", memory))]
+            for table in (TABLE, "dataset_location", "dataset_location_trash", "s3qbb_meta", "opaque_meta"):
+                first, second = (sorted(raw_rows(f, f"SELECT * FROM {table}")) for f in files)
+                assert first == second, table
+
+    check()
+
+
+def test_memory_store_flushes_the_file_of_its_records(tmp_path: Path) -> None:
+    with MemoryRecordsStore(datastore_name="ds", table="my_records") as s:
+        parts = [make_info(uuid.uuid4(), "image")]
+        parts.append(make_info(parts[0].dataset_id, "mask"))
+        s.insert(parts)
+        s.insert([trashed := make_info()])
+        s.move_to_trash([trashed.dataset_id])
+        target = s.flush_to_file(tmp_path / "q.sqlite3")
+        assert raw_rows(target, "PRAGMA page_size") == [(1024,)]
+        assert raw_rows(target, "PRAGMA journal_mode") == [("delete",)]
+        with SqliteRecordsStore(target, datastore_name="ds", table="my_records") as reopened:
+            assert reopened.export() == s.export()
+            assert reopened.trashed_ids() == {trashed.dataset_id}
+            assert reopened.empty_trash() == {trashed.dataset_id: [trashed]}
+        assert s.in_memory and "my_records" in repr(s)
