@@ -281,6 +281,7 @@ def _adopt(datastore: S3Datastore, quantum: Quantum, refs: Iterable[DatasetRef])
     from ..core.attempt import WriteToken
     from ..s3 import checksums
     from ..s3.objects import WRITE_CHECKSUM, WRITE_TOKEN
+    from ..s3.ownership import WRITE_DATASET, other_dataset
 
     out = _Adoption()
     for ref in refs:
@@ -295,6 +296,11 @@ def _adopt(datastore: S3Datastore, quantum: Quantum, refs: Iterable[DatasetRef])
             out.warnings.append(
                 f"{uri} is the placeholder of an unfinished multipart upload ({PENDING_METADATA}), not a "
                 "dataset: not adopted."
+            )
+            continue
+        if (other := other_dataset(meta, ref.id)) is not None:
+            out.warnings.append(
+                f"{uri} stores dataset {other} ({WRITE_DATASET} metadata), not {ref.id}: not adopted."
             )
             continue
         token = WriteToken.parse(meta.get(WRITE_TOKEN))

@@ -1,4 +1,4 @@
-"""S3Datastore: datasets as objects in an S3-compatible bucket, records in SQLite.
+"""S3Datastore: datasets as objects in an S3-compatible bucket, records in memory or SQLite.
 
 Request budget (what users pay for):
 
@@ -32,8 +32,8 @@ from ..errors import (
     DatasetNotFoundError,
     DatasetTypeError,
 )
-from ..records.memory import MemoryRecordsStore
-from ..records.store import SqliteRecordsStore
+from ..records.contract import open_records_store
+from ..s3.ownership import other_dataset
 from ..s3.policy import make_retry_policy
 from . import bulk, writes
 from .base import Datastore, DatastoreCapabilities, DatastoreStats
@@ -75,9 +75,8 @@ class S3Datastore(Datastore):
         Endpoint, credentials, checksum, encryption, multipart and retry settings;
         `S3EndpointConfig.from_env` if not given.
     records : `~s3qbb.records.contract.RecordsStore` or `str`, optional
-        Records store, or the SQLite filename of a new one; ``":memory:"``
-        (the default) keeps them in a `MemoryRecordsStore` until
-        `export_records_file` writes them to SQLite.
+        Records store, or the SQLite filename of a new one; ``":memory:"`` (the default)
+        makes a `~s3qbb.records.memory.MemoryRecordsStore`.
     templates : `FileTemplates` or `~collections.abc.Mapping`, optional
         Key templates by dataset type or storage class name.
     formatters : `FormatterFactory`, optional
@@ -152,13 +151,7 @@ class S3Datastore(Datastore):
         self._client_lock = threading.Lock()
         self._bucket: S3Bucket | None = None
         self._reader: VerifiedReader | None = None
-        self._records: RecordsStore
-        if not isinstance(records, str):
-            self._records = records
-        elif records == ":memory:":
-            self._records = MemoryRecordsStore(datastore_name=name)
-        else:
-            self._records = SqliteRecordsStore(records, datastore_name=name)
+        self._records = open_records_store(records, name)
         self._pending_imports: list[DatastoreRecordData] = []
         self.trust_mode = trust_mode
         self.max_workers = max_workers or self.config.max_concurrency
@@ -365,13 +358,16 @@ class S3Datastore(Datastore):
         """Return whether the dataset's object exists (one HEAD if it has a record or in trust mode)."""
         ensure_resolved(ref, "exists")
         parent = ref.makeCompositeRef() if ref.isComponent() else ref
-        info = self._record(parent)
+        info = recorded = self._record(parent)
         if info is None:
             if not self.trust_mode:
                 return False
             info = self.layout.predicted_info(parent)
         head = self.bucket.head(self.key(info.path))
-        return head is not None and not head.pending  # a multipart upload's placeholder is no dataset
+        if head is None or head.pending:  # a multipart upload's placeholder is no dataset
+            return False
+        # By location (trust mode), an object another dataset's put wrote is not this dataset.
+        return recorded is not None or other_dataset(head.metadata, parent.id) is None
 
     def stored_many(self, refs: Iterable[DatasetRef]) -> dict[DatasetRef, bool]:
         """Return existence of many datasets: LIST where keys share a prefix, else concurrent HEADs.

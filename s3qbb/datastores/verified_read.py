@@ -38,7 +38,7 @@ from ..formatters import RangeReadable
 from ..s3 import checksums
 from ..s3.errors import S3ServiceError
 from ..s3.objects import WRITE_CHECKSUM
-from ..s3.ownership import WRITE_PENDING, object_metadata
+from ..s3.ownership import WRITE_DATASET, WRITE_PENDING, object_metadata, other_dataset
 from .encoding import Encoded
 
 if TYPE_CHECKING:
@@ -351,6 +351,8 @@ class VerifiedReader:
             raise failure from err
         self.stats.add_read(len(result.body))
         _refuse_placeholder(target, result)
+        if target.predicted:
+            _refuse_other_dataset(target, result)
         return result
 
     @staticmethod
@@ -412,6 +414,19 @@ def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:
             f"Dataset {target.ref} is not stored yet: {target.uri} is the placeholder of a multipart "
             f"upload ({WRITE_PENDING}) that is still running or whose writer died. Wait for the "
             "producing quantum to finish, or re-run it."
+        )
+
+
+def _refuse_other_dataset(target: ReadTarget, result: GetResult) -> None:
+    """Raise `DatasetNotFoundError` if an object read by location (trust mode) stores another dataset."""
+    other = other_dataset(result.metadata, target.ref.id)
+    if other is not None:
+        raise DatasetNotFoundError(
+            f"Dataset {target.ref} has no record in datastore {target.datastore!r}, and the object at its "
+            f"predicted location {target.uri} stores another dataset, {other} ({WRITE_DATASET} metadata): "
+            "it was written for a dataset of the same type, data ID and run but another ID (a rebuilt "
+            "graph?). Import the records of the quantum that produced this dataset, or read the dataset "
+            "that is there."
         )
 
 

@@ -25,7 +25,7 @@ from ..core.attempt import WriteToken
 from ..core.records import StoredFileInfo
 from ..errors import DatasetExistsError, FormatterError, PreconditionFailedError, RecordExistsError
 from ..s3 import checksums
-from ..s3.ownership import WriteConflictError
+from ..s3.ownership import WRITE_DATASET, WriteConflictError
 from .encoding import Encoded
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ def write_object(
     checksum, metadata = checksums.compute_for_upload(
         store.config.checksum_algorithm, data, store.config.checksum_block_size
     )
+    metadata[WRITE_DATASET] = ref.id.hex  # which dataset this is, where no record says (trust mode)
     try:
         store.bucket.put_new(store.key(path), data, checksum, token=store.write_token, metadata=metadata)
     except PreconditionFailedError as err:

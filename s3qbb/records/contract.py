@@ -8,7 +8,7 @@ runs the same tests on both.
 
 from __future__ import annotations
 
-__all__ = ["RecordsStore"]
+__all__ = ["RecordsStore", "open_records_store"]
 
 import os
 import uuid
@@ -80,3 +80,31 @@ class RecordsStore(Protocol):
 
     def flush_to_file(self, path: str | os.PathLike[str]) -> Path:
         """Write every record to one SQLite file."""
+
+
+def open_records_store(records: RecordsStore | str | os.PathLike[str], datastore_name: str) -> RecordsStore:
+    """Return a records store: ``records`` itself, or a new one for a filename.
+
+    Parameters
+    ----------
+    records : `RecordsStore`, `str` or `os.PathLike`
+        A store (returned as is), ``":memory:"`` for a new
+        `~s3qbb.records.memory.MemoryRecordsStore`, or the name of a SQLite
+        file for a new `~s3qbb.records.store.SqliteRecordsStore`.
+    datastore_name : `str`
+        Name of the datastore whose records these are (for a new store).
+
+    Returns
+    -------
+    store : `RecordsStore`
+        The store.
+    """
+    if not isinstance(records, (str, os.PathLike)):
+        return records
+    if records == ":memory:":
+        from .memory import MemoryRecordsStore
+
+        return MemoryRecordsStore(datastore_name=datastore_name)
+    from .store import SqliteRecordsStore  # sqlite3 is imported only where a file is used
+
+    return SqliteRecordsStore(records, datastore_name=datastore_name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "WRITE_CHECKSUM",
+    "WRITE_DATASET",
     "WRITE_PENDING",
     "WRITE_TOKEN",
     "AttemptActiveError",
@@ -17,9 +18,11 @@ __all__ = [
     "WriteConflictError",
     "conflict",
     "object_metadata",
+    "other_dataset",
     "refused_by_foreign_object",
 ]
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,10 +38,38 @@ WRITE_CHECKSUM = "s3qbb-checksum"
 WRITE_PENDING = "s3qbb-pending"
 """Object metadata key (value ``"1"``) of a multipart upload's placeholder: not a dataset, never adopt it."""
 
+WRITE_DATASET = "s3qbb-dataset-id"
+"""Object metadata key holding the ID (32 hex digits) of the dataset an object stores.
+
+Read where no record says which object is a dataset's: trust mode and recovery
+adopt an object at a dataset's templated location only if it names that
+dataset (or names none: written before this key existed, or by another tool).
+"""
+
 
 def object_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     """Return user metadata of a response with lowercase keys (servers differ in case)."""
     return {k.lower(): v for k, v in (metadata or {}).items()}
+
+
+def other_dataset(metadata: Mapping[str, str] | None, dataset_id: uuid.UUID) -> str | None:
+    """Return the dataset an object's metadata names (`WRITE_DATASET`) if it is not ``dataset_id``.
+
+    Parameters
+    ----------
+    metadata : `~collections.abc.Mapping` [`str`, `str`] or `None`
+        User metadata of a GET or HEAD response (any key case).
+    dataset_id : `uuid.UUID`
+        The dataset the object is expected to store.
+
+    Returns
+    -------
+    other : `str` or `None`
+        The ID the metadata names, as written, or `None` if it names
+        ``dataset_id`` or no dataset.
+    """
+    named = object_metadata(metadata).get(WRITE_DATASET)
+    return None if named is None or named.lower() == dataset_id.hex else named
 
 
 @dataclass(frozen=True, slots=True)
