@@ -130,7 +130,7 @@ def upload_quantum_files(
         if db is not None:
             files.append((records_key(run, quantum_id), db))
         files.append((provenance_key(run, quantum_id), provenance.to_json()))
-        files.append((report_key(run, quantum_id), report.model_dump_json(indent=1).encode()))
+        files.append((report_key(run, quantum_id), report.to_json()))
         uris: list[ResourceURI | None] = []
         replace = False
         for path, content in files:

@@ -18,6 +18,8 @@ __all__ = [
 ]
 
 import datetime
+import hashlib
+import json
 import traceback
 import urllib.parse
 import uuid
@@ -37,8 +39,14 @@ if TYPE_CHECKING:
 REPORT_FORMAT: Final = "s3qbb.quantum"
 """Value of the ``format`` field of every execution report."""
 
-REPORT_VERSION = 1
-"""Version of the execution report layout written by this release; newer ones are refused."""
+REPORT_VERSION = 2
+"""Version of the execution report layout written by this release; newer ones are refused.
+
+Version 2 adds ``digest``: the SHA-256 of the report's JSON without it, checked on every read.
+"""
+
+_DIGESTED_SINCE = 2
+"""First version whose reports carry (and must carry) a ``digest``."""
 
 TRACEBACK_LINES = 20
 """Number of traceback lines kept in an error report (the last ones)."""
@@ -55,6 +63,11 @@ SIGINT) and stopped the task; a later attempt may succeed. ``"recovered"``:
 the report was rebuilt after the fact (for example when the executing process died and a later step found its
 outputs), so timings and counters may be incomplete.
 """
+
+
+def _digest(dumped: Mapping[str, Any]) -> str:
+    """Return ``"sha256:<hex>"`` of a report's JSON fields (without ``digest``) as `_dump` writes them."""
+    return "sha256:" + hashlib.sha256(_dump(dumped)).hexdigest()
 
 
 def _truncate(text: str) -> str:
@@ -266,6 +279,15 @@ class QuantumExecutionReport(pydantic.BaseModel):
     outputs it adopted, or `None` if they carry none. `None` in reports written before attempts
     were recorded."""
 
+    digest: str | None = pydantic.Field(
+        default=None, pattern=r"^sha256:[0-9a-f]{64}$", exclude=True, repr=False
+    )
+    """``"sha256:<hex>"`` of the report's JSON without this field, as `to_json` writes it (version 2
+    on): a changed byte anywhere in the file is found when it is read (`from_json`), where the
+    fields alone could stay valid (a run, a data ID or a dataset type name one bit off). Not part
+    of the report's value: `from_json` checks it and returns the report without it, `to_json`
+    computes it afresh."""
+
     @pydantic.model_validator(mode="before")
     @classmethod
     def _check_format_and_version(cls, data: Any) -> Any:
@@ -337,11 +359,23 @@ class QuantumExecutionReport(pydantic.BaseModel):
             Raised if the text is not JSON, is not an s3qbb quantum report,
             has a newer version (upgrade s3qbb), or has invalid fields.
         """
+        where = f" {source!r}" if source else ""
         try:
-            return cls.model_validate_json(data)
+            report = cls.model_validate_json(data)
         except pydantic.ValidationError as err:
-            where = f" {source!r}" if source else ""
             raise RecordDataError(f"Quantum report{where} cannot be read: {_describe(err)}.") from err
+        if report.digest is None and report.version < _DIGESTED_SINCE:
+            return report
+        written = json.loads(data)  # valid JSON of an object: the model read it
+        written.pop("digest", None)
+        if report.digest is None or report.digest != _digest(written):
+            problem = "has no digest" if report.digest is None else "does not match its digest"
+            raise RecordDataError(
+                f"Quantum report{where} {problem}: its content changed after s3qbb wrote it (a damaged or "
+                "edited file), so none of it is trusted. Re-run the quantum, or rebuild its files with "
+                "`s3qbb ingest --recover`."
+            )
+        return report.model_copy(update={"digest": None})
 
     def to_json(self) -> bytes:
         """Serialize deterministically.
@@ -350,11 +384,14 @@ class QuantumExecutionReport(pydantic.BaseModel):
         -------
         data : `bytes`
             UTF-8 JSON, fields in declaration order, mappings sorted, 2-space
-            indent and a final newline.
+            indent and a final newline; from version 2, ``digest`` last: the
+            SHA-256 of the rest, as written.
         """
         dumped = self.model_dump(mode="json")
         dumped["datastores"] = dict(sorted(dumped["datastores"].items()))
         dumped["requests"] = dict(sorted(dumped["requests"].items()))
         if dumped.get("attempt_id") is None:  # reports of unknown attempts keep their version-1 layout
             dumped.pop("attempt_id", None)
+        if self.version >= _DIGESTED_SINCE:
+            dumped["digest"] = _digest(dumped)
         return _dump(dumped)

@@ -256,3 +256,70 @@ def test_direct_construction_of_error_and_warnings_is_redacted_too() -> None:
 )
 def test_datastore_roots_are_reduced_to_root_uris(root: str, expected: str) -> None:
     assert make(datastores={"main": root}).datastores == {"main": expected}
+
+
+# --- digest ---------------------------------------------------------------------------------
+
+
+def _with_refs() -> QuantumExecutionReport:
+    from s3qbb.core.wire import dataset_ref_to_simple
+    from s3qbb.testing.data import RefMaker
+
+    maker = RefMaker()
+    refs = [maker.make(run="u/someone/run1", detector=2), maker.make("Bytes", run="raw/run4", detector=3)]
+    return make(refs=[dataset_ref_to_simple(r) for r in refs], warnings=["caf\u00e9 warning"])
+
+
+def test_report_carries_the_digest_of_its_content() -> None:
+    report = _with_refs()
+    text = report.to_json()
+    written = json.loads(text)
+    assert list(written)[-1] == "digest" and written["digest"].startswith("sha256:")
+    read = QuantumExecutionReport.from_json(text)
+    assert read == report and read.digest is None  # not part of the report's value
+    assert read.to_json() == text
+
+
+def test_every_changed_byte_of_a_report_is_found() -> None:
+    """Flip each bit of each byte: the report is refused, or reads as the same report (an escape's case)."""
+    report = _with_refs()
+    text = report.to_json()
+    accepted_same = 0
+    for i in range(len(text)):
+        for bit in range(8):
+            damaged = bytearray(text)
+            damaged[i] ^= 1 << bit
+            try:
+                read = QuantumExecutionReport.from_json(bytes(damaged), source="q.quantum.json")
+            except RecordDataError as err:
+                assert "q.quantum.json" in str(err)
+                continue
+            assert read == report, (i, bit)  # e.g. "\u00e9" read as "\u00E9": the same text
+            accepted_same += 1
+    assert accepted_same < 16
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"run": "raw/run4"', b'"run": "raw/run5"'),  # a ref's run, one bit off
+        (b'"detector": 2', b'"detector": 3'),  # a ref's data ID
+        (b'"name": "dt_Bytes"', b'"name": "dt_Bytet"'),  # a ref's dataset type
+        (b'"status": "succeeded"', b'"status": "recovered"'),
+    ],
+)
+def test_a_valid_but_changed_report_is_refused(old: bytes, new: bytes) -> None:
+    text = _with_refs().to_json()
+    assert old in text
+    with pytest.raises(RecordDataError, match="does not match its digest") as info:
+        QuantumExecutionReport.from_json(text.replace(old, new, 1), source="s3://b/r/_records/q.quantum.json")
+    assert "s3://b/r/_records/q.quantum.json" in str(info.value) and "--recover" in str(info.value)
+
+
+def test_a_current_report_without_digest_is_refused_and_version_1_needs_none() -> None:
+    data = json.loads(make().to_json())
+    del data["digest"]
+    with pytest.raises(RecordDataError, match="has no digest"):
+        QuantumExecutionReport.from_json(json.dumps(data))
+    data["version"] = 1
+    assert QuantumExecutionReport.from_json(json.dumps(data)).version == 1

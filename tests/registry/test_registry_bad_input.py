@@ -12,6 +12,8 @@ from registry_data import ROOT, SyntheticRuns, make_ref
 
 from s3qbb.datastores.templates import sanitize_run
 from s3qbb.provenance import provenance_key, records_key, report_key
+from s3qbb.provenance._common import _dump
+from s3qbb.provenance.report import _digest
 from s3qbb.registry import Registry
 from s3qbb.testing.servers import S3TestEndpoint
 
@@ -25,6 +27,14 @@ def _edit_json(data: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
     obj = json.loads(data)
     change(obj)
     return json.dumps(obj).encode()
+
+
+def _edit_report(data: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    """Change a report and sign it again (its digest matches): what a buggy or hostile writer makes."""
+    obj = json.loads(data)
+    obj.pop("digest")
+    change(obj)
+    return _dump(obj | {"digest": _digest(obj)})
 
 
 def _set_first_input(obj: dict[str, Any], value: str) -> None:
@@ -105,14 +115,20 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
     )
     bad_quantum(
         "other-quantum",
-        report=lambda b: _edit_json(b, lambda o: o.update(quantum_id=str(uuid.uuid4()))),
+        report=lambda b: _edit_report(b, lambda o: o.update(quantum_id=str(uuid.uuid4()))),
         blame="report",
     )
-    bad_quantum("long-name", report=lambda b: _edit_json(b, lambda o: _ref_type_name(o, "t" * 300)))
-    bad_quantum("nul-name", report=lambda b: _edit_json(b, lambda o: _ref_type_name(o, "bad\x00type")))
+    bad_quantum("long-name", report=lambda b: _edit_report(b, lambda o: _ref_type_name(o, "t" * 300)))
+    bad_quantum("nul-name", report=lambda b: _edit_report(b, lambda o: _ref_type_name(o, "bad\x00type")))
     bad_quantum(
         "nested-data-id",
-        report=lambda b: _edit_json(b, lambda o: _ref_data_id(o, {"x": [1]})),
+        report=lambda b: _edit_report(b, lambda o: _ref_data_id(o, {"x": [1]})),
+        blame="report",
+    )
+    # One bit off in a ref's run, the file still valid JSON of valid fields: the digest tells.
+    bad_quantum(
+        "flipped-run",
+        report=lambda b: b.replace(f'"run": "{RUN}"'.encode(), b'"run": "u/someone/hostilf"', 1),
         blame="report",
     )
     bad_quantum(
@@ -161,6 +177,7 @@ def test_every_bad_file_is_reported_and_the_rest_ingested(
     assert "not valid QuantumProvenanceData" in reasons["truncated"]
     assert "newer than this s3qbb" in reasons["newer-version"]
     assert "describes quantum" in reasons["other-quantum"]
+    assert "does not match its digest" in reasons["flipped-run"] and "--recover" in reasons["flipped-run"]
     assert "'..' segment" in reasons["traversal"]
     assert "disagrees with the provenance" in reasons["huge-int"] and str(10**30) in reasons["huge-int"]
     assert "more than the 128 allowed" in reasons["long-name"]
