@@ -31,7 +31,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from .memory import estimate_nbytes, is_immutable
+from .memory import is_immutable
+from .sizes import estimate_nbytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -51,7 +51,8 @@ from ..errors import ConfigError
 from .base import Datastore, raise_first
 from .cache_tier import CacheStats, CacheTier, NullCache, StoreOutcome, _MemoryTier
 from .encoding import EncodingDatastore
-from .memory import InMemoryDatastore, estimate_nbytes, is_immutable
+from .memory import InMemoryDatastore, is_immutable
+from .sizes import estimate_nbytes
 
 if TYPE_CHECKING:
     from pathlib import Path

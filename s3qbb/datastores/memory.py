@@ -14,13 +14,12 @@ evicts.
 
 from __future__ import annotations
 
-__all__ = ["InMemoryDatastore", "StoredMemoryItemInfo", "estimate_nbytes", "is_immutable"]
+__all__ = ["InMemoryDatastore", "StoredMemoryItemInfo", "is_immutable"]
 
 import copy
 import dataclasses
 import datetime
 import decimal
-import sys
 import threading
 import time
 import uuid
@@ -42,6 +41,7 @@ from ..errors import (
     RecordNotFoundError,
 )
 from .base import Datastore, DatastoreCapabilities
+from .sizes import estimate_nbytes
 
 if TYPE_CHECKING:
     from ..core.ids import DatasetId
@@ -171,43 +171,6 @@ def _numpy_immutable(obj: Any) -> bool:
 
 def _copy(obj: Any) -> Any:
     return obj if is_immutable(obj) else copy.deepcopy(obj)
-
-
-def estimate_nbytes(obj: Any, _depth: int = 0) -> int:
-    """Estimate the memory used by an object, cheaply.
-
-    Exact for `bytes`, NumPy arrays and Arrow tables; for containers, the sum
-    of their items plus a small overhead.
-
-    Parameters
-    ----------
-    obj : `object`
-        Object to measure.
-
-    Returns
-    -------
-    nbytes : `int`
-        Estimated size in bytes.
-    """
-    if isinstance(obj, bytes | bytearray | memoryview):
-        return len(obj)
-    if isinstance(obj, str):
-        return len(obj) + 49
-    nbytes = getattr(obj, "nbytes", None)
-    if isinstance(nbytes, int):
-        return nbytes
-    if _depth > 16:
-        return sys.getsizeof(obj)
-    if isinstance(obj, Mapping):
-        return 64 + sum(
-            estimate_nbytes(k, _depth + 1) + estimate_nbytes(v, _depth + 1) for k, v in obj.items()
-        )
-    if isinstance(obj, list | tuple | set | frozenset):
-        return 56 + sum(estimate_nbytes(v, _depth + 1) for v in obj)
-    fields = getattr(obj, "__dict__", None)
-    if isinstance(fields, dict):
-        return 64 + estimate_nbytes(fields, _depth + 1)
-    return sys.getsizeof(obj)
 
 
 def _load_config(config: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:

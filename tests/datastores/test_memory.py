@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from s3qbb.datastores.memory import InMemoryDatastore, StoredMemoryItemInfo, estimate_nbytes
+from s3qbb.datastores.memory import InMemoryDatastore, StoredMemoryItemInfo
+from s3qbb.datastores.sizes import estimate_nbytes
 from s3qbb.errors import (
     ConfigError,
     DatasetNotFoundError,
@@ -155,6 +156,46 @@ def test_estimate_nbytes() -> None:
         node.append(child)
         node = child
     assert estimate_nbytes(deep) > 0
+
+
+@pytest.mark.parametrize("depth", [1, 2, 16, 20, 5000])
+def test_estimate_nbytes_counts_the_leaves_however_deep(depth: int) -> None:
+    """Nesting does not hide bytes (a depth limit once cut the walk, and the cache tier's bound, short)."""
+    leaves = ["x" * 50 for _ in range(2000)]
+    nested: object = {"leaves": leaves}
+    for i in range(depth):
+        nested = {f"level{i}": nested} if i % 2 else [nested]
+    assert estimate_nbytes(nested) >= sum(len(leaf) for leaf in leaves) + 2000 * 49
+
+
+def test_estimate_nbytes_counts_shared_and_cyclic_containers_once() -> None:
+    blob = [b"y" * 10_000]
+    shared = {"a": blob, "b": blob}
+    assert estimate_nbytes(shared) < 2 * 10_000
+    cycle: list[object] = [b"z" * 1000]
+    cycle.append(cycle)
+    assert 1000 < estimate_nbytes(cycle) < 2000
+
+    class Node:
+        def __init__(self) -> None:
+            self.payload = b"w" * 500
+            self.me = self
+
+    assert 500 < estimate_nbytes(Node()) < 1000
+
+
+def test_bound_holds_for_deeply_nested_datasets(refs: RefMaker) -> None:
+    store = InMemoryDatastore(max_bytes=1_000_000)
+    datasets = []
+    for i in range(5):
+        nested: object = {"strings": [f"{i}-{j}" * 20 for j in range(5000)]}  # ~700 kB of strings
+        for level in range(20):
+            nested = {f"l{level}": nested}
+        ref = refs.make("StructuredDataDict")
+        store.put(nested, ref)
+        datasets.append(ref)
+        assert store.nbytes <= 1_000_000
+    assert sum(store.exists(r) for r in datasets) == 1  # each needs most of the bound
 
 
 def test_immutable_objects_are_shared(refs: RefMaker) -> None:
