@@ -117,13 +117,20 @@ def encoded_run_prefix(prefix: str, exists: Callable[[str], bool]) -> str | None
         ``prefix`` and its ancestors below the first segment that sanitising
         changes, deepest first, until one exists.
 
+    A prefix with percent-escapes that decodes to a prefix holding keys is
+    read as that prefix: the URIs s3qbb prints percent-encode their keys
+    (`s3qbb.core.uri.ResourceURI`), so run ``r%201/`` is printed ``r%25201/``.
+
     Returns
     -------
     encoded : `str` or `None`
-        The sanitised prefix (ending in ``/``; whether it exists is for the
+        The decoded prefix, or the sanitised prefix (ending in ``/``; whether it exists is for the
         caller to check), or `None` if sanitising changes no segment, ``prefix``
         itself exists, or the segments after the root cannot be a run name.
     """
+    decoded = urllib.parse.unquote(prefix)
+    if decoded != prefix and exists(decoded):
+        return decoded  # a URI s3qbb printed: it percent-encodes keys (ResourceURI), "%2520" for "%20"
     segments = prefix.rstrip("/").split("/") if prefix.strip("/") else []
     changed = [i for i, segment in enumerate(segments) if _sanitised(segment) != segment]
     if not changed:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 __all__ = ["bucket_for_uri", "read_s3_bytes", "read_s3_text", "split_s3_uri"]
 
+import urllib.parse
+
 from ..config import S3EndpointConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetNotFoundError
 from .objects import S3Bucket
 
 
@@ -37,9 +39,26 @@ def read_s3_bytes(uri: str, config: S3EndpointConfig | None = None) -> bytes:
     ------
     DatasetNotFoundError
         If the object does not exist (a `FileNotFoundError`).
+
+    Notes
+    -----
+    The key is the URI's path as written. If no object has it and the path
+    holds percent-escapes, the key they decode to is read (one more GET): the
+    URIs s3qbb prints percent-encode their keys (`s3qbb.core.uri.ResourceURI`),
+    so a key ``run%20x/f`` is printed as ``s3://bucket/run%2520x/f``.
     """
     bucket, key = bucket_for_uri(uri, config)
-    return bucket.get(key).body
+    try:
+        return bucket.get(key).body
+    except DatasetNotFoundError as err:
+        decoded = urllib.parse.unquote(key)
+        if decoded == key:
+            raise
+        try:
+            return bucket.get(decoded).body
+        except DatasetNotFoundError:
+            err.add_note(f"No object has the key it decodes to ({decoded!r}) either.")
+            raise err from None
 
 
 def bucket_for_uri(uri: str, config: S3EndpointConfig | None = None) -> tuple[S3Bucket, str]:

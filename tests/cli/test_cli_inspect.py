@@ -168,3 +168,22 @@ def test_inspect_missing_s3_object_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("s3qbb inspect: ")
     assert uri in err and "does not exist" in err
+
+
+def test_inspect_reads_the_uris_a_job_prints_for_a_run_with_a_space(cli_job: CliJob) -> None:
+    """A run's space is ``%20`` in its keys, ``%2520`` in the URIs s3qbb prints: both name the file."""
+    import cli_tasks
+
+    endpoint = cli_job.endpoint
+    run = "run x"
+    quantum = Quantum(taskLabel="produce", outputs=[make_ref("a", 1, run=run)])
+    config = {"datastore": {"root": f"s3://{endpoint.bucket}/{PREFIX}", "endpoint": endpoint.config}}
+    outcome = run_quantum(config, quantum, cli_tasks.produce)
+    assert outcome.exit_code == 0 and outcome.finish is not None
+    printed = str(outcome.finish.report_uri)
+    literal = f"s3://{endpoint.bucket}/{PREFIX}/{report_key(run, quantum.id)}"
+    assert "/run%20x/" in literal and printed == literal.replace("%20", "%2520")
+    for uri in (printed, literal):
+        proc = cli_job.run("inspect", uri, "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["quantum_id"] == str(quantum.id)

@@ -384,6 +384,19 @@ def test_encoded_run_prefix_walks_up_to_the_root() -> None:
     assert asked[-1] == "a/../"
 
 
+def test_encoded_run_prefix_reads_a_printed_uri_as_the_keys_it_encodes() -> None:
+    existing = {"repo/", "repo/run%20x/"}  # run "run x", stored sanitised
+    asked: list[str] = []
+
+    def exists(prefix: str) -> bool:
+        asked.append(prefix)
+        return prefix in existing
+
+    assert encoded_run_prefix("repo/run%2520x/", exists) == "repo/run%20x/"  # as s3qbb prints it
+    assert asked == ["repo/run%20x/"]  # one LIST
+    assert encoded_run_prefix("repo/run x/", exists) == "repo/run%20x/"  # by its name
+
+
 def test_summary_to_dict_is_json(registry: Registry, moto_endpoint: S3TestEndpoint) -> None:
     runs = SyntheticRuns(moto_endpoint.client, moto_endpoint.bucket)
     runs.chain(["r1"], width=1)
