@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 def _warn(old: str, new: str) -> None:
     warnings.warn(
         f"{old} is deprecated since daf_butler v26.0 and will be removed; use {new} instead.",
-        DeprecationWarning,
+        FutureWarning,  # daf_butler's category for these: shown by default, unlike DeprecationWarning
         stacklevel=3,
     )
 
 
 class DeprecatedButlerMethods:
-    """Mixin of deprecated aliases; each warns with a `DeprecationWarning` naming its replacement."""
+    """Mixin of deprecated aliases; each warns (`FutureWarning`, as daf_butler) naming its replacement."""
 
     _datastore: Datastore
 

@@ -27,9 +27,7 @@ from s3qbb.errors import (
 from s3qbb.repo import load_repo_config
 from s3qbb.testing.faults import RequestCounter
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::s3qbb.butler.ProvenanceWarning", "ignore::DeprecationWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::s3qbb.butler.ProvenanceWarning", "ignore::FutureWarning")
 
 # ------------------------------------------------------------ unresolved refs
 

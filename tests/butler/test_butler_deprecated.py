@@ -1,4 +1,4 @@
-"""Deprecated seed methods: same behaviour as their replacements, plus a DeprecationWarning naming them."""
+"""Deprecated seed methods: same behaviour as their replacements, plus a FutureWarning naming them."""
 
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ pytestmark = pytest.mark.filterwarnings("ignore::s3qbb.butler.ProvenanceWarning"
 def test_put_direct_is_put(env: ButlerEnv) -> None:
     ref = env.refs.make()
     with env.butler(env.quantum(outputs=[ref])) as butler:
-        with pytest.warns(DeprecationWarning, match=r"putDirect\(\).*use put\(\)") as caught:
+        with pytest.warns(FutureWarning, match=r"putDirect\(\).*use put\(\)") as caught:
             returned = butler.putDirect({"p": 1}, ref)
         assert returned is ref
         assert caught[0].filename == __file__, "the warning points at the caller"
         assert butler.get(ref) == {"p": 1}
         assert env.backdoor.has_artifact(ref)
-        with pytest.warns(DeprecationWarning, match="putDirect"), pytest.raises(DatasetExistsError):
+        with pytest.warns(FutureWarning, match="putDirect"), pytest.raises(DatasetExistsError):
             butler.putDirect({"p": 2}, ref)
         stranger = env.refs.make()
-        with pytest.warns(DeprecationWarning, match="putDirect"), pytest.raises(UnpredictedDatasetError):
+        with pytest.warns(FutureWarning, match="putDirect"), pytest.raises(UnpredictedDatasetError):
             butler.putDirect({"p": 3}, stranger)
     assert butler.extract_provenance_data().actual_outputs == {ref.id}
 
@@ -38,13 +38,13 @@ def test_get_direct_is_get(moto_env: ButlerEnv) -> None:
     array = sample_object("NumpyArray")
     with moto_env.butler(moto_env.quantum(outputs=[ref])) as butler:
         butler.put(array, ref)
-        with pytest.warns(DeprecationWarning, match=r"getDirect\(\).*use get\(\)"):
+        with pytest.warns(FutureWarning, match=r"getDirect\(\).*use get\(\)"):
             whole = butler.getDirect(ref)
         np.testing.assert_array_equal(whole, butler.get(ref))
-        with pytest.warns(DeprecationWarning, match="getDirect"):
+        with pytest.warns(FutureWarning, match="getDirect"):
             rows = butler.getDirect(ref, parameters={"rows": slice(1, 3)})
         np.testing.assert_array_equal(rows, array[1:3])
-        with pytest.warns(DeprecationWarning, match="getDirect"):
+        with pytest.warns(FutureWarning, match="getDirect"):
             as_list = butler.getDirect(ref, storageClass="StructuredDataList")
         assert as_list == butler.get(ref, storageClass="StructuredDataList")
 
@@ -56,7 +56,7 @@ def test_get_direct_marks_inputs_like_get(moto_env: ButlerEnv) -> None:
     records = producer.extract_provenance_data().datastore_record_data()
     quantum = moto_env.quantum(inputs=[upstream], outputs=[moto_env.refs.make()], records=records)
     with moto_env.butler(quantum) as butler:
-        with pytest.warns(DeprecationWarning, match="getDirect"):
+        with pytest.warns(FutureWarning, match="getDirect"):
             assert butler.getDirect(upstream) == {"u": 1}
         provenance = butler.extract_provenance_data()
     assert provenance.actual_inputs == {upstream.id}
@@ -72,12 +72,12 @@ def test_get_direct_deferred_is_get_deferred(moto_env: ButlerEnv) -> None:
     quantum = moto_env.quantum(inputs=[upstream], outputs=[moto_env.refs.make()], records=records)
     with moto_env.butler(quantum) as butler:
         butler.stored_many([upstream])
-        with pytest.warns(DeprecationWarning, match=r"getDirectDeferred\(\).*use getDeferred\(\)"):
+        with pytest.warns(FutureWarning, match=r"getDirectDeferred\(\).*use getDeferred\(\)"):
             handle = butler.getDirectDeferred(upstream, parameters={"rows": slice(0, 2)})
         assert isinstance(handle, DeferredDatasetHandle)
         assert butler.extract_provenance_data().actual_inputs == {upstream.id}, "marked used at once"
         np.testing.assert_array_equal(handle.get(), array[0:2])
-        with pytest.warns(DeprecationWarning, match="getDirectDeferred"):
+        with pytest.warns(FutureWarning, match="getDirectDeferred"):
             listed = butler.getDirectDeferred(upstream, storageClass="StructuredDataList")
         assert listed.get() == array.tolist()
 
@@ -89,9 +89,9 @@ def test_dataset_exists_direct_is_stored(moto_env: ButlerEnv) -> None:
     records = producer.extract_provenance_data().datastore_record_data()
     quantum = moto_env.quantum(inputs=[upstream, missing], outputs=[moto_env.refs.make()], records=records)
     with moto_env.butler(quantum) as butler:
-        with pytest.warns(DeprecationWarning, match=r"datasetExistsDirect\(\).*use stored\(\)"):
+        with pytest.warns(FutureWarning, match=r"datasetExistsDirect\(\).*use stored\(\)"):
             assert butler.datasetExistsDirect(upstream) is True
-        with pytest.warns(DeprecationWarning, match="datasetExistsDirect"):
+        with pytest.warns(FutureWarning, match="datasetExistsDirect"):
             assert butler.datasetExistsDirect(missing) is False
         assert butler.stored(upstream) is True and butler.stored(missing) is False
         with warnings.catch_warnings():
@@ -104,7 +104,7 @@ def test_datastore_property(moto_env: ButlerEnv) -> None:
     ref = moto_env.refs.make()
     with moto_env.butler(moto_env.quantum(outputs=[ref])) as butler:
         butler.put({"d": 1}, ref)
-        with pytest.warns(DeprecationWarning, match=r"datastore property.*get, put, stored"):
+        with pytest.warns(FutureWarning, match=r"datastore property.*get, put, stored"):
             datastore = butler.datastore
         assert isinstance(datastore, Datastore)
         assert datastore is butler._datastore
@@ -116,7 +116,7 @@ def test_datastore_property(moto_env: ButlerEnv) -> None:
 def test_replacements_do_not_warn(moto_env: ButlerEnv) -> None:
     ref = moto_env.refs.make()
     with moto_env.butler(moto_env.quantum(outputs=[ref])) as butler, warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
         butler.put({"r": 1}, ref)
         butler.get(ref)
         butler.getDeferred(ref).get()

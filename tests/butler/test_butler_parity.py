@@ -118,7 +118,7 @@ def _calls(
     }
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::s3qbb.butler.ProvenanceWarning")
 def test_a_closed_butler_refuses_every_dataset_call(repo: Repo) -> None:
     inp, out, new = repo.refs.make(), repo.refs.make(), repo.refs.make()
