@@ -245,7 +245,7 @@ def _report_body(attempt: WriteToken, status: str) -> bytes:
         started_at=now, ended_at=now, duration_s=0.0, host="h", pid=1, s3qbb_version="0",
         python_version=platform.python_version(), attempt_id=attempt.attempt_id,
     )  # fmt: skip
-    return report.model_dump_json().encode()
+    return report.to_json()
 
 
 def test_an_attempt_whose_lease_lapsed_reports_success_only_if_no_other_attempt_started(
