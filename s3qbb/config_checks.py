@@ -56,6 +56,7 @@ OTHER_ENV_VARIABLES: Mapping[str, str] = {
     "S3QBB_LOCALSTACK_STOP_GRACE": "localstack/stop.sh",
     "S3QBB_TEST_POSTGRES_URL": "s3qbb's own tests",
     "S3QBB_REQUIRE_POSTGRES": "s3qbb's own tests",
+    "S3QBB_TEST_POSTGRES_DIR": "s3qbb's own tests (the PostgreSQL cluster make test starts)",
 }
 """The ``S3QBB_*`` variables read outside the configuration models, and what reads them.
 

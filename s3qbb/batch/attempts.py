@@ -43,7 +43,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatasetNotFoundError
+from ..errors import DatasetIntegrityError, DatasetNotFoundError
 from ..provenance.files import attempt_key, report_key
 from ..s3.ownership import AttemptActiveError
 
@@ -231,10 +231,10 @@ class AttemptLease:
         """
         key = self._prefix + attempt_key(self._run, other.quantum_id, other.attempt_id)
         try:
-            lease: dict[str, Any] = json.loads(self._bucket.get(key).body)
+            lease: dict[str, Any] = json.loads(self._bucket.get_checked(key).body)
         except DatasetNotFoundError:
             return
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, DatasetIntegrityError) as err:
             raise self._active(
                 uri, other, f"its lease {self._bucket.uri(key)} is unreadable ({err})"
             ) from err
@@ -360,6 +360,6 @@ def _says_succeeded(bucket: S3Bucket, key: str) -> bool:
     from ..provenance.report import QuantumExecutionReport
 
     try:
-        return QuantumExecutionReport.from_json(bucket.get(key).body).status == "succeeded"
-    except (DatasetNotFoundError, RecordDataError, ValueError):
+        return QuantumExecutionReport.from_json(bucket.get_checked(key).body).status == "succeeded"
+    except (DatasetNotFoundError, DatasetIntegrityError, RecordDataError, ValueError):
         return False

@@ -197,7 +197,7 @@ def _records_of_success(repo: RepoConfig, quantum: Quantum) -> dict[str, Datasto
         return {}
     bucket, prefix = repo_bucket(repo)
     key = prefix + provenance_key(run, quantum.id)
-    provenance = QuantumProvenanceData.from_json(bucket.get(key).body, source=bucket.uri(key))
+    provenance = QuantumProvenanceData.from_json(bucket.get_checked(key).body, source=bucket.uri(key))
     return dict(provenance.datastore_record_data())
 
 

@@ -295,7 +295,7 @@ def run_quantum(
             redact(str(err)),
         )
         return QuantumOutcome(int(code), None, err, missing)
-    _LOG.info("Quantum %s succeeded; uploaded %s.", quantum.id, ", ".join(str(u) for u in finish.uris))
+    _LOG.info("Quantum %s succeeded; uploaded %s.", quantum.id, ", ".join(u.key_uri() for u in finish.uris))
     return QuantumOutcome(EXIT_SUCCESS, finish, None, missing)
 
 
@@ -369,7 +369,7 @@ def outcome_summary(outcome: QuantumOutcome) -> dict[str, Any]:
     return {
         "exit_code": outcome.exit_code,
         "status": outcome.finish.status if outcome.finish else "not-started",
-        "uploaded": [str(u) for u in outcome.finish.uris] if outcome.finish else [],
+        "uploaded": [u.key_uri() for u in outcome.finish.uris] if outcome.finish else [],
         "error": redact(error) if error is not None else None,
         "missing_inputs": list(outcome.missing_inputs),
     }

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.attempt import WriteToken
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetIntegrityError
 from .execution import QuantumOutcome, TaskFunction, run_quantum
 from .exitcodes import ExitCode, exit_code_for_error
 from .logs import log_context
@@ -106,6 +106,11 @@ def previous_success(repo: RepoConfig, quantum: Quantum) -> QuantumExecutionRepo
         if not datastore.capabilities.persistent_records or datastore.get_root() is None:
             return None
         data = datastore.read_sidecar(report_key(run, quantum.id))
+    except DatasetIntegrityError as err:  # damaged where it is stored: it vouches for nothing
+        _LOG.warning(
+            "The report of an earlier attempt of quantum %s is damaged (%s): running it.", quantum.id, err
+        )
+        return None
     finally:
         datastore.close()
     if data is None:  # a first attempt: the report models are not needed before the task runs

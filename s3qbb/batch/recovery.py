@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetIntegrityError
 from ..redaction import redact
 from ..s3.ownership import WRITE_PENDING
 
@@ -228,7 +228,12 @@ def _read_existing(datastore: S3Datastore, run: str, quantum_id: uuid.UUID) -> _
         ("provenance", provenance_key(run, quantum_id)),
         ("records", records_key(run, quantum_id)),
     )
-    data = {kind: datastore.read_sidecar(key) for kind, key in keys}
+    data: dict[str, bytes | DatasetIntegrityError | None] = {}
+    for kind, key in keys:
+        try:
+            data[kind] = datastore.read_sidecar(key)
+        except DatasetIntegrityError as err:  # failed its checksum on two reads: damaged where stored
+            data[kind] = err
     found.present = sum(v is not None for v in data.values())
     if found.present == 0:
         return found
@@ -237,6 +242,9 @@ def _read_existing(datastore: S3Datastore, run: str, quantum_id: uuid.UUID) -> _
         uri = datastore.bucket.uri(datastore.key(key))
         if body is None:
             found.damaged.append(f"{uri} is missing")
+            continue
+        if isinstance(body, DatasetIntegrityError):
+            found.damaged.append(f"{uri} is damaged ({str(body).removeprefix(uri).strip()})")
             continue
         if kind == "report" and _newer_report(body):
             found.newer = True

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import DatasetNotFoundError, InvalidNameError, RecordDataError
+from ..errors import DatasetIntegrityError, DatasetNotFoundError, InvalidNameError, RecordDataError
 from .attempts import lease_alive
 
 if TYPE_CHECKING:
@@ -122,8 +122,8 @@ def graph_status(graph: QuantumGraph, repo: RepoConfig, *, max_workers: int = 16
             return read_lease(index)
         key = f"{prefix}{report_key(node.run or '', node.id)}"
         try:
-            report = QuantumExecutionReport.from_json(bucket.get(key).body, source=bucket.uri(key))
-        except (DatasetNotFoundError, RecordDataError) as err:
+            report = QuantumExecutionReport.from_json(bucket.get_checked(key).body, source=bucket.uri(key))
+        except (DatasetNotFoundError, DatasetIntegrityError, RecordDataError) as err:
             # Withdrawn meanwhile by a re-run, or damaged: nothing vouches for the quantum's outputs.
             why = "gone since it was listed" if isinstance(err, DatasetNotFoundError) else str(err)
             return QuantumState(index, node.id, node.label, INCOMPLETE, f"report {bucket.uri(key)}: {why}")
@@ -136,12 +136,12 @@ def graph_status(graph: QuantumGraph, repo: RepoConfig, *, max_workers: int = 16
         attempt_id = newest[node.id]
         key = f"{prefix}{attempt_key(node.run or '', node.id, attempt_id)}"
         try:
-            lease = json.loads(bucket.get(key).body)
+            lease = json.loads(bucket.get_checked(key).body)
             if not isinstance(lease, dict):
                 raise ValueError("not a JSON object")
         except DatasetNotFoundError:
             why = f"its lease {bucket.uri(key)} is gone since it was listed"
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, DatasetIntegrityError) as err:
             why = f"its lease {bucket.uri(key)} is unreadable ({err})"
         else:
             state = lease.get("state")

@@ -129,7 +129,7 @@ def upstream_records(
             )
         key = f"{prefix}{provenance_key(upstream.run, upstream.id)}"
         try:
-            body = bucket.get(key).body
+            body = bucket.get_checked(key).body
         except DatasetNotFoundError:
             return up, None, bucket.uri(key)
         return up, QuantumProvenanceData.from_json(body, source=bucket.uri(key)), bucket.uri(key)

@@ -81,6 +81,14 @@ class ResourceURI(str):
         """Return the URI as a plain `str`."""
         return str.__str__(self)
 
+    def key_uri(self) -> str:
+        """Return ``scheme://netloc/key`` with the key as stored, not percent-encoded.
+
+        The form ``aws s3``, s3qbb's messages and its command line's output use,
+        and which s3qbb's commands read first (`s3qbb.s3.config_files.read_s3_bytes`).
+        """
+        return f"{self.scheme}://{self.netloc}/{self.path}"
+
     def unpredicted(self) -> ResourceURI:
         """Return the URI without its ``#predicted`` fragment."""
         return ResourceURI(self.removesuffix("#predicted"))

@@ -571,10 +571,10 @@ class S3Datastore(Datastore):
         return sc.coerce_type(formatter.read(formatter.write(obj), sc.pytype))
 
     def read_sidecar(self, path: str) -> bytes | None:
-        """Read a non-dataset file under the root (one GET); `None` if it does not exist."""
+        """Read a non-dataset file under the root, checked (`S3Bucket.get_checked`); `None` if missing."""
         check_record_path(path)
         try:
-            return self.bucket.get(self.key(path)).body
+            return self.bucket.get_checked(self.key(path)).body
         except DatasetNotFoundError:
             return None
 

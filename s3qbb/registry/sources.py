@@ -26,7 +26,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..datastores.sanitize import sanitize_run
-from ..errors import ConfigError, DataIdError, InvalidNameError, S3qbbError
+from ..errors import ConfigError, DataIdError, DatasetIntegrityError, InvalidNameError, S3qbbError
 from ..provenance.files import ATTEMPTS_DIR, RECORDS_DIR, parse_records_key, redact
 from ..provenance.model import QuantumExecutionReport, QuantumProvenanceData
 from .results import IngestFailure
@@ -253,11 +253,13 @@ def _download(bucket: S3Bucket, key: str, max_bytes: int) -> bytes:
     try:
         # One GET that stops after max_bytes + 1 bytes: an oversized file is recognised without
         # reading it whole; Content-Range gives its real size.
-        result = bucket.get(key, byte_range=(0, max_bytes + 1))
+        result = bucket.get_checked(key, byte_range=(0, max_bytes + 1))
     except S3ServiceError as err:
         if err.status == 416:  # No byte range of an empty object is satisfiable.
             raise _RejectedError(key, "the file is empty") from err
         raise _RejectedError(key, f"download failed: {redact(str(err))}") from err
+    except DatasetIntegrityError as err:  # read twice, both reads failing its checksum: damaged where stored
+        raise _RejectedError(key, f"the file {str(err).removeprefix(bucket.uri(key)).strip()}") from err
     except S3qbbError as err:
         raise _RejectedError(key, f"download failed: {redact(str(err))}") from err
     if result.size > max_bytes:
@@ -276,6 +278,8 @@ _REPAIR = (
 
 
 def _failure(bucket: S3Bucket, key: str, reason: str) -> IngestFailure:
+    if "s3qbb ingest --recover" in reason:  # the reason says what to do already (a report's digest)
+        return IngestFailure(bucket.uri(key), reason)
     return IngestFailure(bucket.uri(key), f"{reason.rstrip('.')}. {_REPAIR}")
 
 

@@ -49,13 +49,13 @@ def read_s3_bytes(uri: str, config: S3EndpointConfig | None = None) -> bytes:
     """
     bucket, key = bucket_for_uri(uri, config)
     try:
-        return bucket.get(key).body
+        return bucket.get_checked(key).body
     except DatasetNotFoundError as err:
         decoded = urllib.parse.unquote(key)
         if decoded == key:
             raise
         try:
-            return bucket.get(decoded).body
+            return bucket.get_checked(decoded).body
         except DatasetNotFoundError:
             err.add_note(f"No object has the key it decodes to ({decoded!r}) either.")
             raise err from None

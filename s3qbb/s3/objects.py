@@ -31,7 +31,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from ..core.attempt import WriteToken
-from ..errors import AccessDeniedError, DatasetNotFoundError, PreconditionFailedError, S3qbbError
+from ..errors import (
+    AccessDeniedError,
+    DatasetIntegrityError,
+    DatasetNotFoundError,
+    PreconditionFailedError,
+    S3qbbError,
+)
 from . import checksums
 from .errors import s3_uri, translate_error
 from .multipart import put_multipart
@@ -42,6 +48,7 @@ from .ownership import (
     HeadResult,
     WriteConflictError,
     conflict,
+    object_metadata,
 )
 from .transport import GetResult, ListPage, MultipartUpload, Transport, TransportError, make_transport
 
@@ -199,6 +206,40 @@ class S3Bucket:
             If transient failures outlast the retry policy.
         """
         return self._request("GetObject", key, lambda: self.transport.get_object(key, byte_range, digest))
+
+    def get_checked(self, key: str, byte_range: tuple[int, int] | None = None) -> GetResult:
+        """Read a file s3qbb wrote (records, provenance, report) and check it against its metadata checksum.
+
+        A file's full-object checksum is in its metadata (`WRITE_CHECKSUM`);
+        a whole read (or a range covering the object) is checked against it,
+        and a failed check is read once more, since bits flipped in transit do
+        not come back twice. A file without that metadata (another tool's) is
+        returned as read. One GET, two on a failed check.
+
+        Raises
+        ------
+        DatasetIntegrityError
+            If the file fails its check on both reads: the stored file is damaged.
+        DatasetNotFoundError
+            If the key does not exist.
+        """
+        result = self.get(key, byte_range)
+        problem = _checksum_problem(result)
+        if problem is None:
+            return result
+        _LOG.warning(
+            "%s %s; reading it again (a bit flipped in transit does not repeat).", self.uri(key), problem
+        )
+        self.retry.stats.record_transient("ChecksumMismatch", gave_up=False)
+        self.retry.stats.record_attempt(is_retry=True)
+        result = self.get(key, byte_range)
+        problem = _checksum_problem(result)
+        if problem is not None:
+            self.retry.stats.record_transient("ChecksumMismatch", gave_up=True)
+            raise DatasetIntegrityError(
+                f"{self.uri(key)} {problem} on two reads: the stored file is damaged."
+            )
+        return result
 
     def head(self, key: str) -> HeadResult | None:
         """Return an object's size and metadata, or `None` if it does not exist (one HEAD)."""
@@ -492,3 +533,18 @@ class S3Bucket:
 
 def _no_count(operation: str) -> None:
     """Count nothing (the default ``count`` of `S3Bucket.open`)."""
+
+
+def _checksum_problem(result: GetResult) -> str | None:
+    """Say how a whole object's body fails the checksum in its metadata; `None` if it passes or has none."""
+    text = object_metadata(result.metadata).get(WRITE_CHECKSUM)
+    if not text or len(result.body) != result.size:
+        return None
+    try:
+        expected = checksums.parse(text)
+    except ValueError:
+        return None  # not s3qbb's form: nothing to check against
+    actual = checksums.compute(expected.algorithm, result.body)
+    if actual.same_value(expected):
+        return None
+    return f"fails its {expected.algorithm} checksum (expected {expected.value}, read {actual.value})"

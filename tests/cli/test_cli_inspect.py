@@ -171,7 +171,8 @@ def test_inspect_missing_s3_object_exits_2(
 
 
 def test_inspect_reads_the_uris_a_job_prints_for_a_run_with_a_space(cli_job: CliJob) -> None:
-    """A run's space is ``%20`` in its keys, ``%2520`` in the URIs s3qbb prints: both name the file."""
+    """A run's space is ``%20`` in its keys: the command line prints the key as stored; getURI's form
+    (``%2520``, percent-encoded) names the file too."""
     import cli_tasks
 
     endpoint = cli_job.endpoint
@@ -183,6 +184,7 @@ def test_inspect_reads_the_uris_a_job_prints_for_a_run_with_a_space(cli_job: Cli
     printed = str(outcome.finish.report_uri)
     literal = f"s3://{endpoint.bucket}/{PREFIX}/{report_key(run, quantum.id)}"
     assert "/run%20x/" in literal and printed == literal.replace("%20", "%2520")
+    assert outcome.finish.report_uri.key_uri() == literal  # what run-quantum prints
     for uri in (printed, literal):
         proc = cli_job.run("inspect", uri, "--json")
         assert proc.returncode == 0, proc.stderr

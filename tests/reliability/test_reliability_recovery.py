@@ -315,3 +315,78 @@ def test_second_recovery_finds_a_later_killed_attempt(
     first, second = attempts
     assert first is not None and second is not None and first < second
     assert " 1 replaced by a later attempt" in out
+
+
+def test_bits_flipped_in_transit_neither_fail_ingest_nor_make_recovery_rewrite_a_success(
+    endpoint: S3TestEndpoint, tmp_path: Path
+) -> None:
+    """Per-quantum files are checked against their metadata checksum and read again on a mismatch."""
+    from s3qbb.testing.proxy import FaultProxy
+
+    outputs = [make_ref("flip", d) for d in range(2)]
+    quantum = Quantum(taskLabel="flip", taskName="reliability_tasks.produce", outputs=outputs)
+    quanta = tmp_path / "quanta"
+    quanta.mkdir()
+    done = run_cli(
+        write_quantum(quanta / f"{quantum.id}.json", quantum),
+        "reliability_tasks:produce",
+        _config(endpoint, tmp_path),
+        cli_env(endpoint),
+    )
+    assert done.returncode == 0, done.stderr
+    report_before = endpoint.client.get_object(
+        Bucket=endpoint.bucket, Key=f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    )
+    with FaultProxy(endpoint.endpoint_url) as proxy:
+        config = proxy.endpoint_config(endpoint.config)
+        proxy.script("GetObject", *["corrupt", "ok"] * 3)  # one bit of each file's first read
+        recovered = recover_quanta(repo_config(config=config, root=root_of(endpoint)), [quantum])
+        assert proxy.injected == {"corrupt": 3}
+        assert [r.status for r in recovered] == ["skipped"]  # intact, succeeded: left alone
+        proxy.reset_counters()
+        proxy.script("GetObject", *["corrupt", "ok"] * 3)
+        with Registry.from_url(tmp_path / "registry.sqlite3") as registry:
+            summary = registry.ingest_run(f"{root_of(endpoint)}/{RUN}/", config=config)
+            assert proxy.injected == {"corrupt": 3}
+            assert (summary.quanta_added, summary.failures) == (1, [])
+            row = registry.quantum(quantum.id)
+            assert row is not None and row.status == "succeeded"
+            _assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
+    report_after = endpoint.client.get_object(
+        Bucket=endpoint.bucket, Key=f"{PREFIX}/{report_key(RUN, quantum.id)}"
+    )
+    assert report_after["ETag"] == report_before["ETag"]
+
+
+def test_a_per_quantum_file_damaged_where_stored_fails_both_reads(
+    endpoint: S3TestEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stored file failing its metadata checksum is damaged: named, and --recover rebuilds it."""
+    outputs = [make_ref("rot", 0)]
+    quantum = Quantum(taskLabel="rot", taskName="reliability_tasks.produce", outputs=outputs)
+    quanta = tmp_path / "quanta"
+    quanta.mkdir()
+    config = _config(endpoint, tmp_path)
+    done = run_cli(
+        write_quantum(quanta / f"{quantum.id}.json", quantum),
+        "reliability_tasks:produce",
+        config,
+        cli_env(endpoint),
+    )
+    assert done.returncode == 0, done.stderr
+    key = f"{PREFIX}/{provenance_key(RUN, quantum.id)}"
+    stored = endpoint.client.get_object(Bucket=endpoint.bucket, Key=key)
+    body = bytearray(stored["Body"].read())
+    body[len(body) // 2] ^= 0x01  # bit rot at rest, metadata kept
+    endpoint.client.put_object(Bucket=endpoint.bucket, Key=key, Body=bytes(body), Metadata=stored["Metadata"])
+    run_uri = f"{root_of(endpoint)}/{RUN}/"
+    db = tmp_path / "registry.sqlite3"
+    code, out, _ = _ingest(run_uri, db, capsys)
+    assert code == 1
+    assert f"FAILED s3://{endpoint.bucket}/{key}: the file fails its CRC32C checksum" in out
+    assert "on two reads: the stored file is damaged" in out and "s3qbb ingest --recover" in out
+    code, _, err = _ingest(run_uri, db, capsys, "--recover", str(quanta), "--config", str(config))
+    assert code == 0, err
+    with Registry.from_url(db, create=False) as registry:
+        row = registry.quantum(quantum.id)
+        assert row is not None and row.status == "recovered"
