@@ -108,7 +108,7 @@ def previous_success(repo: RepoConfig, quantum: Quantum) -> QuantumExecutionRepo
         data = datastore.read_sidecar(report_key(run, quantum.id))
     except DatasetIntegrityError as err:  # damaged where it is stored: it vouches for nothing
         _LOG.warning(
-            "The report of an earlier attempt of quantum %s is damaged (%s): running it.", quantum.id, err
+            "The report of an earlier attempt of quantum %s is unreadable (%s): running it.", quantum.id, err
         )
         return None
     finally:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DatasetExistsError, RecordsUploadError, S3qbbError
+from ..errors import DatasetExistsError, DatasetIntegrityError, RecordsUploadError, S3qbbError
 from ..provenance.files import host_info, provenance_key, records_key, report_key
 
 if TYPE_CHECKING:
@@ -188,7 +188,10 @@ def _replaceable(
 
     from ..provenance.model import QuantumExecutionReport
 
-    data = datastore.read_sidecar(report_path)
+    try:
+        data = datastore.read_sidecar(report_path)
+    except DatasetIntegrityError:
+        return True  # damaged where it is stored (both reads fail its checksum): it vouches for nothing
     if data is None:
         return True  # the earlier attempt died between its uploads
     try:

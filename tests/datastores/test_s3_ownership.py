@@ -22,6 +22,7 @@ from s3qbb.errors import DatasetExistsError
 from s3qbb.s3 import checksums, make_retry_policy
 from s3qbb.s3.client import new_client
 from s3qbb.s3.objects import WRITE_CHECKSUM, WRITE_PENDING, WRITE_TOKEN
+from s3qbb.s3.ownership import WRITE_DATASET
 from s3qbb.testing.data import RefMaker, example_storage_classes
 from s3qbb.testing.faults import FaultInjector
 from s3qbb.testing.proxy import FaultProxy
@@ -92,7 +93,11 @@ def test_small_put_is_one_put_carrying_token_and_checksum(
     body, meta = _stored(s3_endpoint, _key(store, ref))
     assert body == b"small"
     checksum = checksums.compute(store.config.checksum_algorithm, b"small")
-    assert meta == {WRITE_TOKEN: str(store.write_token), WRITE_CHECKSUM: str(checksum)}
+    assert meta == {
+        WRITE_TOKEN: str(store.write_token),
+        WRITE_CHECKSUM: str(checksum),
+        WRITE_DATASET: ref.id.hex,  # which dataset it is, for reads by location (trust mode)
+    }
 
 
 def test_put_new_keeps_extra_metadata(store: S3Datastore, s3_endpoint: S3TestEndpoint) -> None:
