@@ -24,6 +24,7 @@ __all__ = [
 import logging
 import uuid
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DatasetNotFoundError, S3qbbError
@@ -132,9 +133,6 @@ def upstream_records(
         except DatasetNotFoundError:
             return up, None, bucket.uri(key)
         return up, QuantumProvenanceData.from_json(body, source=bucket.uri(key)), bucket.uri(key)
-
-    # Imported here: every job imports this module (for its errors), few fetch upstream provenance.
-    from concurrent.futures import ThreadPoolExecutor
 
     workers = min(MAX_PARALLEL_GETS, len(upstream_indices))
     with ThreadPoolExecutor(workers, thread_name_prefix="s3qbb-upstream") as pool:
