@@ -20,7 +20,6 @@ __all__ = [
     "with_sources",
 ]
 
-import difflib
 import ipaddress
 import logging
 import re
@@ -250,6 +249,8 @@ def warn_unknown_variables(
         _SEEN.update(unknown)
         _SEEN.update(n for n in candidates if n in names)
     for name in unknown:
+        import difflib  # imported here: only a misspelt variable needs it, not every job's start
+
         close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         _LOG.warning(

@@ -11,12 +11,12 @@ becomes a `~s3qbb.errors.TLSError`. Messages name the operation, the
 
 botocore is not imported here: its exception classes are only looked at once
 botocore has been loaded (no botocore exception can exist before), so the
-obstore transport classifies its errors without importing it.
+obstore transport classifies its errors without importing it. The same goes
+for `http.client` (and the `ssl` it imports), which only boto3's stack uses.
 """
 
 from __future__ import annotations
 
-import http.client
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -107,7 +107,6 @@ TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(
 """S3 (and AWS-wide) error codes worth retrying whatever their HTTP status."""
 
 _BASE_TRANSIENT: tuple[type[BaseException], ...] = (
-    http.client.IncompleteRead,
     ConnectionResetError,
     ConnectionAbortedError,
     TruncatedBodyError,
@@ -129,6 +128,12 @@ def _is_client_error(err: BaseException) -> bool:
 def _transient_exceptions() -> tuple[type[BaseException], ...]:
     """Errors raised while sending a request or reading its response (those of loaded libraries)."""
     found = _BASE_TRANSIENT
+    # Looked up, not imported: importing http.client (and ssl, email.parser with it) costs a job on
+    # the obstore transport ~5 ms of its start (measured with benchmarks.job_start), and no
+    # IncompleteRead can exist before something else has imported it.
+    http_client = sys.modules.get("http.client")
+    if http_client is not None:
+        found += (http_client.IncompleteRead,)
     botocore_exceptions = _botocore()
     if botocore_exceptions is not None:
         found += (

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 __all__ = ["tls_cut_short", "translate_tls_error"]
 
-import ssl
-
 from ..errors import TLSError
 from ..redaction import redact
 
@@ -23,6 +21,10 @@ def tls_cut_short(exc: BaseException) -> bool:
     Like a reset connection (and like the obstore transport's ``tls handshake eof``), that
     is transient; a certificate or protocol error is not.
     """
+    # Imported here: only botocore's errors get here (and botocore has imported ssl); a job on the
+    # obstore transport does not import ssl (measured with benchmarks.job_start).
+    import ssl
+
     inner = getattr(exc, "kwargs", {}).get("error")
     causes = [inner, *getattr(inner, "args", ())] if isinstance(inner, BaseException) else []
     return any(
