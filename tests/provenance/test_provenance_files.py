@@ -30,6 +30,15 @@ KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
+@pytest.fixture(autouse=True)
+def _patterns_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test the redaction patterns alone: credentials other tests of this worker registered are
+    process-wide (`s3qbb.redaction.register_secrets`) and would mask this module's examples literally."""
+    from s3qbb import redaction
+
+    monkeypatch.setattr(redaction, "_SECRETS", set())
+
+
 # --- keys -------------------------------------------------------------------------
 
 
