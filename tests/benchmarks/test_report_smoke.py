@@ -260,3 +260,13 @@ def test_timestamp_benchmark_runs() -> None:
     result = measure("seaweedfs", rounds=2, count=20, gets=10)
     assert set(result) == {"s3qbb", "botocore"}
     assert all(v > 0 for ops in result.values() for v in ops.values())
+
+
+def test_records_store_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.records_store import main, measure
+
+    result = measure(rounds=2, count=50)
+    assert set(result) == {"dictionaries", "sqlite-memory"}
+    assert all(v > 0 for ops in result.values() for v in ops.values())
+    assert main(["--rounds", "1", "--count", "20"]) == 0
+    assert "dictionaries" in capsys.readouterr().out
