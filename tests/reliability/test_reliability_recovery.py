@@ -68,6 +68,25 @@ def _config(endpoint: S3TestEndpoint, workdir: Path) -> Path:
     return path
 
 
+def _produced(
+    endpoint: S3TestEndpoint, tmp_path: Path, label: str, detectors: int
+) -> tuple[Quantum, Path, Path]:
+    """Run one ``produce`` quantum as a batch job; return it, its descriptions' folder and the config."""
+    outputs = [make_ref(label, d) for d in range(detectors)]
+    quantum = Quantum(taskLabel=label, taskName="reliability_tasks.produce", outputs=outputs)
+    quanta = tmp_path / "quanta"
+    quanta.mkdir()
+    config = _config(endpoint, tmp_path)
+    done = run_cli(
+        write_quantum(quanta / f"{quantum.id}.json", quantum),
+        "reliability_tasks:produce",
+        config,
+        cli_env(endpoint),
+    )
+    assert done.returncode == 0, done.stderr
+    return quantum, quanta, config
+
+
 def _ingest(
     run_uri: str, db: Path, capsys: pytest.CaptureFixture[str], *recover: str
 ) -> tuple[int, str, str]:
@@ -161,18 +180,8 @@ def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
 def test_damaged_file_fails_ingest_by_name_and_recover_rebuilds_it(
     endpoint: S3TestEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str], damaged: str
 ) -> None:
-    outputs = [make_ref("dmg", d) for d in range(3)]
-    quantum = Quantum(taskLabel="dmg", taskName="reliability_tasks.produce", outputs=outputs)
-    quanta = tmp_path / "quanta"
-    quanta.mkdir()
-    config = _config(endpoint, tmp_path)
-    done = run_cli(
-        write_quantum(quanta / f"{quantum.id}.json", quantum),
-        "reliability_tasks:produce",
-        config,
-        cli_env(endpoint),
-    )
-    assert done.returncode == 0, done.stderr
+    quantum, quanta, config = _produced(endpoint, tmp_path, "dmg", 3)
+    outputs = quantum.output_refs()
     key = f"{PREFIX}/" + {"provenance": provenance_key, "report": report_key, "records": records_key}[
         damaged
     ](RUN, quantum.id)
@@ -323,17 +332,8 @@ def test_bits_flipped_in_transit_neither_fail_ingest_nor_make_recovery_rewrite_a
     """Per-quantum files are checked against their metadata checksum and read again on a mismatch."""
     from s3qbb.testing.proxy import FaultProxy
 
-    outputs = [make_ref("flip", d) for d in range(2)]
-    quantum = Quantum(taskLabel="flip", taskName="reliability_tasks.produce", outputs=outputs)
-    quanta = tmp_path / "quanta"
-    quanta.mkdir()
-    done = run_cli(
-        write_quantum(quanta / f"{quantum.id}.json", quantum),
-        "reliability_tasks:produce",
-        _config(endpoint, tmp_path),
-        cli_env(endpoint),
-    )
-    assert done.returncode == 0, done.stderr
+    quantum, _, _ = _produced(endpoint, tmp_path, "flip", 2)
+    outputs = quantum.output_refs()
     report_before = endpoint.client.get_object(
         Bucket=endpoint.bucket, Key=f"{PREFIX}/{report_key(RUN, quantum.id)}"
     )
@@ -362,18 +362,7 @@ def test_a_per_quantum_file_damaged_where_stored_fails_both_reads(
     endpoint: S3TestEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A stored file failing its metadata checksum is damaged: named, and --recover rebuilds it."""
-    outputs = [make_ref("rot", 0)]
-    quantum = Quantum(taskLabel="rot", taskName="reliability_tasks.produce", outputs=outputs)
-    quanta = tmp_path / "quanta"
-    quanta.mkdir()
-    config = _config(endpoint, tmp_path)
-    done = run_cli(
-        write_quantum(quanta / f"{quantum.id}.json", quantum),
-        "reliability_tasks:produce",
-        config,
-        cli_env(endpoint),
-    )
-    assert done.returncode == 0, done.stderr
+    quantum, quanta, config = _produced(endpoint, tmp_path, "rot", 1)
     key = f"{PREFIX}/{provenance_key(RUN, quantum.id)}"
     stored = endpoint.client.get_object(Bucket=endpoint.bucket, Key=key)
     body = bytearray(stored["Body"].read())
