@@ -205,8 +205,8 @@ def test_classification_of_transport_errors() -> None:
 @pytest.mark.parametrize("operation", ["PutObject", "GetObject", "HeadObject", "ListObjectsV2"])
 def test_each_fault_is_retried_once(moto_endpoint: S3TestEndpoint, kind: str, operation: str) -> None:
     """Through the fault proxy: one fault, one retry by s3qbb's policy (obstore's own retries are off)."""
-    with FaultProxy(moto_endpoint.endpoint_url, slow_delay=0.6) as proxy:
-        config = proxy.endpoint_config(obstore_config(moto_endpoint, read_timeout=0.3))
+    with FaultProxy(moto_endpoint.endpoint_url, slow_delay=1.5) as proxy:
+        config = proxy.endpoint_config(obstore_config(moto_endpoint, read_timeout=0.75))
         bucket = open_bucket(config, moto_endpoint.bucket)
         checksum = put(bucket, "f/k", b"payload")
         proxy.script(operation, kind)
