@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..core.dataset_ref import DatasetRef, ensure_resolved
+from ..core.gc_pause import collector_paused
 from ..errors import ButlerClosedError, UnpredictedDatasetError
 from .limited import DeferredDatasetHandle, LimitedButler
 from .setup import (
@@ -496,15 +497,16 @@ class QuantumBackedButler(LimitedButler):
             self._predicted_inputs, self._available_inputs, self._unavailable_inputs, self._actual_inputs
         ):
             _warn_provenance(problem)
-        records = self._datastore.export_records(self._actual_output_refs.values())
-        return QuantumProvenanceData(
-            predicted_inputs=set(self._predicted_inputs),
-            available_inputs=set(self._available_inputs),
-            actual_inputs=self._actual_inputs - self._unavailable_inputs,
-            predicted_outputs=set(self._predicted_outputs),
-            actual_outputs=set(self._actual_output_refs),
-            datastore_records={name: data.to_simple() for name, data in records.items()},
-        )
+        with collector_paused():  # thousands of short-lived rows and models: see gc_pause
+            records = self._datastore.export_records(self._actual_output_refs.values())
+            return QuantumProvenanceData(
+                predicted_inputs=set(self._predicted_inputs),
+                available_inputs=set(self._available_inputs),
+                actual_inputs=self._actual_inputs - self._unavailable_inputs,
+                predicted_outputs=set(self._predicted_outputs),
+                actual_outputs=set(self._actual_output_refs),
+                datastore_records={name: data.to_simple() for name, data in records.items()},
+            )
 
     # ------------------------------------------------------------ lifecycle
 
