@@ -280,6 +280,29 @@ def test_report_carries_the_digest_of_its_content() -> None:
     assert read.to_json() == text
 
 
+def test_a_report_as_written_is_checked_from_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file to_json wrote is checked by hashing it back, without dumping its fields again."""
+    import s3qbb.provenance.report as module
+
+    report = _with_refs()
+    text = report.to_json()
+
+    def no_dump(dumped: object) -> str:
+        raise AssertionError("the intact file was dumped again")
+
+    monkeypatch.setattr(module, "_digest", no_dump)
+    assert QuantumExecutionReport.from_json(text) == report
+    assert QuantumExecutionReport.from_json(text.decode("ascii")) == report
+
+
+@pytest.mark.parametrize("indent", [None, 4])
+def test_a_report_rewritten_with_the_same_content_is_still_read(indent: int | None) -> None:
+    """Another tool's layout of the same JSON (re-indented, one line) fails the byte check, not the digest."""
+    report = _with_refs()
+    rewritten = json.dumps(json.loads(report.to_json()), indent=indent)
+    assert QuantumExecutionReport.from_json(rewritten) == report
+
+
 def test_every_changed_byte_of_a_report_is_found() -> None:
     """Flip each bit of each byte: the report is refused, or reads as the same report (an escape's case)."""
     report = _with_refs()
