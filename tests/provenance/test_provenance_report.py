@@ -280,6 +280,19 @@ def test_report_carries_the_digest_of_its_content() -> None:
     assert read.to_json() == text
 
 
+def test_the_spliced_digest_is_what_dumping_the_fields_with_it_writes() -> None:
+    """to_json adds the digest to the dumped text: the same bytes as dumping fields and digest together."""
+    from s3qbb.provenance._common import _dump
+    from s3qbb.provenance.report import _digest
+
+    failed = make(status="failed", error=ErrorInfo(type="E", message="caf\u00e9", traceback_tail=["a", "b"]))
+    for report in (_with_refs(), make(), failed):
+        text = report.to_json()
+        fields = json.loads(text)
+        del fields["digest"]
+        assert text == _dump({**fields, "digest": _digest(fields)})
+
+
 def test_a_report_as_written_is_checked_from_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The file to_json wrote is checked by hashing it back, without dumping its fields again."""
     import s3qbb.provenance.report as module
