@@ -22,6 +22,7 @@ __all__ = [
     "DatasetExistsError",
     "DatasetIntegrityError",
     "DatasetNotFoundError",
+    "DatasetReplacedError",
     "DatasetTypeError",
     "DatastoreCapacityError",
     "DatastoreValidationError",
@@ -191,6 +192,17 @@ class ButlerClosedError(S3qbbError, RuntimeError):
 
 class DatasetIntegrityError(S3qbbError, OSError):
     """Stored bytes do not match their recorded checksum or size."""
+
+
+class DatasetReplacedError(DatasetIntegrityError):
+    """A stored dataset was replaced after its record was read (a ``--rerun`` of its producer).
+
+    Another s3qbb write left a complete object of other bytes at its location,
+    or is uploading over it: not damage. A reader holding the old records stops
+    rather than mix old and new data; run it again once the other write has
+    finished, and it reads the new records (``s3qbb run-quantum`` and ``s3qbb
+    run`` exit 75, retryable).
+    """
 
 
 class AccessDeniedError(S3qbbError, PermissionError):

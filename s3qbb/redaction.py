@@ -76,13 +76,31 @@ def registered_secrets() -> frozenset[str]:
 
 _MASK = "***"
 
-# "name=value", "name: value", '"Name": "value"' for names that hold secrets.
+# "name=value", "name: value", '"Name": "value"' for names that hold secrets. The value is on the
+# line of its name, or alone on the next, indented line (a YAML value under its key).
 _ASSIGNMENT_RE = re.compile(
     r"""(?P<name>\b(?:aws_secret_access_key|aws_session_token|aws_security_token|secret_access_key"""
     r"""|secretaccesskey|session_token|sessiontoken|x-amz-security-token|x-amz-signature|signature"""
-    r"""|password|passwd)["']?\s*[:=]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;&'"]+)""",
+    r"""|password|passwd)["']?)(?P<sep>[ \t]*[:=](?:[ \t]*\n[ \t]+"""
+    r"""(?=(?:"[^"\n]*"|'[^'\n]*'|\S+)[ \t]*(?:\n|$))|[ \t]*))"""
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&'"]+)""",
     re.IGNORECASE,
 )
+# Words that, after a spaced separator, begin prose about the field rather than its value:
+# "secret_access_key: Value error, ..." (pydantic), "password: must not be empty",
+# "aws_secret_access_key = in the profile". Short English words, not credentials; a registered
+# credential is masked literally whatever it is.
+_PROSE_WORDS = frozenset(
+    (
+        "a", "an", "and", "are", "be", "been", "can", "cannot", "could", "did", "do", "does", "empty",
+        "error", "expected", "extra", "field", "for", "found", "from", "given", "had", "has", "have", "in",
+        "input", "invalid", "is", "may", "missing", "must", "need", "needed", "needs", "no", "none", "not",
+        "null", "of", "on", "or", "required", "see", "set", "should", "string", "the", "to", "unset",
+        "value", "was", "were", "will", "with", "would",
+    )
+)  # fmt: skip
+# After "name=" and a space, "other=..." is the next field: "name" is empty, as in a shell's "NAME= cmd".
+_NEXT_FIELD_RE = re.compile(r"[A-Za-z_][\w.\-]*=[^\s=]")
 # Password in the user information of a URL: scheme://user:password@host.
 _URL_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*):[^\s/?#@]*@")
 # AWS access key IDs: long-term (AKIA) and temporary (ASIA).
@@ -96,7 +114,13 @@ _SECRET_WINDOW = 100
 def _mask_assignment(match: re.Match[str]) -> str:
     value = match["value"]
     quote = value[0] if value[:1] in ("'", '"') else ""
-    return f"{match['name']}{quote}{_MASK}{quote}"
+    sep = match["sep"]
+    if not quote and sep[-1:].isspace():
+        if value.lower() in _PROSE_WORDS:
+            return match[0]  # prose naming the field
+        if sep.startswith("=") and _NEXT_FIELD_RE.match(value):
+            return match[0]  # an empty value, then the next field
+    return f"{match['name']}{match['sep']}{quote}{_MASK}{quote}"
 
 
 def _mask_secrets_near_key_ids(text: str) -> str:

@@ -29,6 +29,7 @@ EXPECTED: dict[str, tuple[type[BaseException], ...]] = {
     "DataIdError": (ValueError,),
     "DatasetExistsError": (FileExistsError,),  # FileDatastore refuses to overwrite with FileExistsError
     "DatasetIntegrityError": (OSError,),
+    "DatasetReplacedError": (OSError,),  # a DatasetIntegrityError: not damage, another attempt's write
     "DatasetNotFoundError": (FileNotFoundError, LookupError),  # datastore get / DatasetNotFoundError
     "DatasetTypeError": (ValueError,),  # daf_butler's DatasetTypeError is a ValueError
     "DatastoreCapacityError": (MemoryError,),

@@ -13,7 +13,7 @@ Code  Name                             Meaning (retry?)
 75    `ExitCode.TEMPFAIL`              transient infrastructure failure (``EX_TEMPFAIL``):
                                        storage unreachable, throttled, denied, a missing
                                        bucket, a failed TLS handshake, an upload that
-                                       failed (yes)
+                                       failed, an input replaced by a --rerun (yes)
 130   `ExitCode.INTERRUPTED_SIGINT`    stopped by SIGINT (Ctrl-C); records uploaded with status
                                        ``interrupted`` (yes)
 143   `ExitCode.INTERRUPTED_SIGTERM`   stopped by SIGTERM (what Kubernetes and ECS send before
@@ -49,6 +49,7 @@ from ..errors import (
     AccessDeniedError,
     BucketNotFoundError,
     CredentialsError,
+    DatasetReplacedError,
     RecordsStoreError,
     RecordsUploadError,
     RegistryConnectionError,
@@ -93,7 +94,7 @@ EXIT_CODES: tuple[ExitCodeInfo, ...] = (
     ExitCodeInfo(
         ExitCode.TEMPFAIL,
         "transient infrastructure failure: storage unreachable, throttled, denied, missing bucket, "
-        "TLS handshake failed, upload failed",
+        "TLS handshake failed, upload failed, an input replaced by a --rerun of its producer",
         retry=True,
     ),
     ExitCodeInfo(ExitCode.INTERRUPTED_SIGINT, "interrupted by SIGINT; status interrupted", retry=True),
@@ -114,6 +115,7 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,  # a task's own network I/O (refused, reset, aborted)
     UpstreamNotDoneError,  # a producing quantum has not finished yet: a later attempt may find it
     AttemptActiveError,  # another attempt of the quantum runs (or succeeded): a retry finds it ended
+    DatasetReplacedError,  # an input replaced by another attempt (--rerun): a retry reads its new records
 )
 
 

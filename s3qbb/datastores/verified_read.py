@@ -7,7 +7,12 @@ blocks and checks each block against the object's CRC32C list, which comes
 with the GET response in the object metadata and is trusted only if its digest
 matches the record (see `s3qbb.s3.checksums`). A read that fails a check is
 read once more from the server, since bits flipped in transit do not come back
-twice; a second failure raises `~s3qbb.errors.DatasetIntegrityError`.
+twice; a second failure raises `~s3qbb.errors.DatasetIntegrityError`. An
+object that another s3qbb write replaced since its record was made (its
+metadata names another checksum, or it is a multipart upload's placeholder:
+a ``--rerun`` of the producing quantum) is not damaged: the read raises
+`~s3qbb.errors.DatasetReplacedError` at once, naming the write that replaced
+it, and returns none of its bytes.
 
 The checksums are computed while the body downloads: each GET asks its
 transport for a `~s3qbb.s3.checksums.Digest` (the full-object checksum, or
@@ -33,11 +38,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatasetIntegrityError, DatasetNotFoundError, FormatterError
+from ..core.attempt import WriteToken
+from ..errors import DatasetIntegrityError, DatasetNotFoundError, DatasetReplacedError, FormatterError
 from ..formatters import RangeReadable
 from ..s3 import checksums
 from ..s3.errors import S3ServiceError
-from ..s3.objects import WRITE_CHECKSUM
+from ..s3.objects import WRITE_CHECKSUM, WRITE_TOKEN
 from ..s3.ownership import WRITE_DATASET, WRITE_PENDING, object_metadata, other_dataset
 from .encoding import Encoded
 
@@ -312,6 +318,8 @@ class VerifiedReader:
         try:
             check(result)
         except DatasetIntegrityError as err:
+            if (replaced := _replacement(target, result)) is not None:
+                raise replaced from err  # another write's complete object: reading again cannot help
             _LOG.warning(
                 "%s Reading it again from the server (a bit flipped in transit does not repeat).", err
             )
@@ -408,13 +416,53 @@ class _BlockListMissingError(Exception):  # a signal inside `read_range`, never 
 
 
 def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:
-    """Raise `DatasetNotFoundError` if the object is a multipart upload's placeholder, not a dataset."""
+    """Raise `DatasetNotFoundError` if the object is a multipart upload's placeholder, not a dataset.
+
+    A recorded dataset's placeholder is `DatasetReplacedError`: another write is replacing it.
+    """
     if object_metadata(result.metadata).get(WRITE_PENDING) == "1":
+        if (replaced := _replacement(target, result)) is not None:
+            raise replaced
         raise DatasetNotFoundError(
             f"Dataset {target.ref} is not stored yet: {target.uri} is the placeholder of a multipart "
             f"upload ({WRITE_PENDING}) that is still running or whose writer died. Wait for the "
             "producing quantum to finish, or re-run it."
         )
+
+
+def _replacement(target: ReadTarget, result: GetResult) -> DatasetReplacedError | None:
+    """Return the error of a recorded object that another s3qbb write replaced, if ``result`` shows one.
+
+    The object is replaced, not damaged, if it carries a write token and either
+    is a multipart upload's placeholder (a write over it is running) or names
+    in its metadata a checksum other than the record's (the bytes of another
+    write). Bytes that fail the record's checksum under the metadata of the
+    recorded write are damaged: `None`.
+    """
+    recorded = target.recorded
+    if target.predicted or recorded is None:
+        return None
+    metadata = object_metadata(result.metadata)
+    token = WriteToken.parse(metadata.get(WRITE_TOKEN))
+    if token is None:
+        return None  # not written by s3qbb: no other attempt to name
+    if metadata.get(WRITE_PENDING) == "1":
+        state = "is being replaced: it is now the placeholder of a multipart upload"
+    else:
+        written = _metadata_checksum(metadata)
+        if written is None or written.same_value(recorded):
+            return None
+        state = (
+            f"was replaced: it now holds other bytes ({written.algorithm} {written.value}; the record "
+            f"says {recorded.value})"
+        )
+    return DatasetReplacedError(
+        f"Dataset {target.ref} at {target.uri} {state}, written by attempt {token.attempt_id} of quantum "
+        f"{token.quantum_id} after the record this read uses was made. Another attempt of the quantum "
+        "that produced it (a --rerun) replaced it, so this quantum stops rather than read inputs of two "
+        "attempts. Run it again once that attempt has finished: it then reads the new records "
+        "(retryable: exit 75)."
+    )
 
 
 def _refuse_other_dataset(target: ReadTarget, result: GetResult) -> None:

@@ -12,11 +12,25 @@ of kind ``"tls"``, told apart from a refused or timed-out connection, which
 stay ``"connect"`` and ``"timeout"``. A panic of the Rust code (pyo3's
 ``PanicException``, a `BaseException`) is of kind ``"unknown"`` too, its
 message saying which settings to check. This module imports neither obstore nor boto3.
+
+An error response whose body was cut short (the status line and headers
+arrived, the body did not) loses its status: object_store reads the body
+before it builds the error. Such an error is of kind ``"interrupted"``
+(transient) with `BODY_CUT` as its reason; for a conditional PUT,
+`refused_conditional_put` tells a refusal (412) from a failure to retry by
+the object's state, as botocore tells them by the status it did read.
 """
 
 from __future__ import annotations
 
-__all__ = ["is_panic", "panic_advice", "transport_error"]
+__all__ = [
+    "BODY_CUT",
+    "is_panic",
+    "panic_advice",
+    "refused_conditional_put",
+    "transport_error",
+    "unsettled_conditional_put",
+]
 
 import re
 from typing import TYPE_CHECKING, Any
@@ -26,6 +40,11 @@ from .transport import TransportError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .ownership import HeadResult
+
+BODY_CUT = "the response body was cut short"
+"""`~s3qbb.s3.transport.TransportError.reason` of a response whose head arrived and whose body did not."""
+
 _CREDENTIAL_HOSTS = ("169.254.169.254", "169.254.170.2", "[fd00:ec2::254]", "sts.")
 """Hosts of credential services object_store may call (instance metadata, ECS, STS)."""
 
@@ -33,6 +52,7 @@ _DEBUG = "\n\nDebug source:\n"
 _STATUS = re.compile(r"\binner: Status \{\s*status: (\d{3}),")
 _STATUS_LINE = re.compile(r"status code: (\d{3}) ")
 _HTTP_KIND = re.compile(r"\bHttpError \{\s*kind: (\w+),")
+_BODY_ERROR = re.compile(r"\breqwest::Error \{\s*kind: Body,")
 _URI = re.compile(r"\buri: Some\(\s*(\S+?),?\s*\)")
 _XML = {name: re.compile(rf"<{name}>([^<]{{0,500}})</{name}>") for name in ("Code", "Message", "RequestId")}
 _HTTP_KINDS: Mapping[str, Any] = {
@@ -135,11 +155,13 @@ def transport_error(err: BaseException, what: str) -> TransportError:
         kind = "response"
     elif (http := _HTTP_KIND.search(debug)) is not None:
         kind = _HTTP_KINDS.get(http.group(1), "unknown")
+        if kind == "interrupted" and _BODY_ERROR.search(debug):
+            reason = BODY_CUT
     else:
         status = _STATUS_OF_CLASS.get(type(err).__name__)
         kind = "response" if status is not None else "unknown"
     first = summary.strip().splitlines()[0] if summary.strip() else type(err).__name__
-    if reason:
+    if kind == "tls":
         first = f"TLS handshake failed: {reason} ({first})"
     return TransportError(
         f"{what} failed: {first[:300]}",
@@ -149,6 +171,91 @@ def transport_error(err: BaseException, what: str) -> TransportError:
         server_message=fields["Message"],
         request_id=fields["RequestId"] or None,
         reason=reason,
+    )
+
+
+def refused_conditional_put(
+    failure: TransportError, head: HeadResult | None, what: str, *, if_match: str | None
+) -> TransportError:
+    """Return the error of a conditional PUT whose error response lost its body (`BODY_CUT`).
+
+    A PUT that succeeds answers with no body, so a response whose body was
+    cut was an error, of a status object_store could not read. The object
+    tells whether it was the refusal: a create-only PUT (``If-None-Match``)
+    is refused if an object exists, an ``If-Match`` PUT if the object is gone
+    or has another ETag. Then the error is 412 ``PreconditionFailed``, as
+    botocore reports the same response (it reads the status before the
+    body), and the caller learns whose object it is from its write token;
+    otherwise ``failure`` (transient) is returned, and the PUT is retried.
+
+    Parameters
+    ----------
+    failure : `~s3qbb.s3.transport.TransportError`
+        The error of the PUT (reason `BODY_CUT`).
+    head : `~s3qbb.s3.ownership.HeadResult` or `None`
+        The object as a HEAD after the PUT found it (`None`: missing).
+    what : `str`
+        The request, e.g. ``"PutObject s3://bucket/key"``.
+    if_match : `str` or `None`
+        The ETag of an ``If-Match`` PUT; `None` for a create-only PUT.
+
+    Returns
+    -------
+    error : `~s3qbb.s3.transport.TransportError`
+        The 412 of a refused PUT, or ``failure``.
+    """
+    if if_match is None:
+        if head is None:
+            return failure
+        state = "an object exists at the key, so the create-only PUT was refused"
+    else:
+        if head is not None and head.etag == if_match:
+            return failure
+        state = "the object it was to replace is gone or changed, so the If-Match PUT was refused"
+    return TransportError(
+        f"{what} failed: its error response was cut short (its status lost) and {state} "
+        "(taken as 412 Precondition Failed)",
+        code="PreconditionFailed",
+        status=412,
+        kind="response",
+    )
+
+
+def unsettled_conditional_put(
+    failure: TransportError, head_error: TransportError, what: str
+) -> TransportError:
+    """Return the error of a conditional PUT of lost status (`BODY_CUT`) whose object could not be looked at.
+
+    Whether the PUT was refused (412) or failed (a 5xx) is unknown, so it
+    stays a transient failure, retried; the message says why, and what
+    would let s3qbb tell (a HEAD it may send, a network path that does not
+    cut responses).
+
+    Parameters
+    ----------
+    failure : `~s3qbb.s3.transport.TransportError`
+        The error of the PUT (reason `BODY_CUT`).
+    head_error : `~s3qbb.s3.transport.TransportError`
+        Why the HEAD of the object failed.
+    what : `str`
+        The request, e.g. ``"PutObject s3://bucket/key"``.
+
+    Returns
+    -------
+    error : `~s3qbb.s3.transport.TransportError`
+        Of ``failure``'s kind and reason, its message saying both.
+    """
+    seen = f"HTTP {head_error.status}" if head_error.status is not None else head_error.kind
+    return TransportError(
+        f"{what} failed: its error response was cut short (its status lost: a refusal, 412, or a "
+        f"failure), and a HEAD to see whether the object exists failed too ({seen}); retried as a "
+        "failure. If it persists, check the network path to the S3 service (a proxy or load "
+        "balancer cutting responses), and let this identity read the objects it writes "
+        "(s3:GetObject) so that s3qbb can tell a refusal from a failure; or use the boto3 "
+        "transport, which reads the status of such a response",
+        status=failure.status,
+        kind=failure.kind,
+        reason=failure.reason,
     )
 
 

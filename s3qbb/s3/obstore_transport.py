@@ -38,7 +38,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..config import register_secrets
 from ..errors import ConfigError, CredentialsError, S3qbbError
 from .errors import TruncatedBodyError, s3_uri
-from .obstore_errors import is_panic, panic_advice, transport_error
+from .obstore_errors import (
+    BODY_CUT,
+    is_panic,
+    panic_advice,
+    refused_conditional_put,
+    transport_error,
+    unsettled_conditional_put,
+)
 from .ownership import HeadResult
 from .profiles import checked_region, profile_errors
 from .transport import GetResult, ListPage, TransportError, UploadsPage, connection_key
@@ -292,7 +299,18 @@ class ObstoreTransport:
             etag: str | None = result["e_tag"]
             return etag
 
-        return self._call("PutObject", key, send, sent=len(body))
+        try:
+            return self._call("PutObject", key, send, sent=len(body))
+        except TransportError as failure:
+            if failure.reason != BODY_CUT or not (if_none_match or if_match):
+                raise
+            # An error of lost status (a 412? a 503?): the object tells, as botocore's status does.
+            what = f"PutObject {s3_uri(self.bucket, key)}"
+            try:
+                head = self.head_object(key)
+            except TransportError as err:
+                raise unsettled_conditional_put(failure, err, what) from err
+            raise refused_conditional_put(failure, head, what, if_match=if_match) from failure
 
     def create_multipart_upload(self, key: str, *, metadata: Mapping[str, str], algorithm: Algorithm) -> str:
         """See `~s3qbb.s3.transport.Transport.create_multipart_upload` (boto3: obstore cannot)."""

@@ -124,7 +124,9 @@ class TransportError(S3qbbError, OSError):
         The server's request ID.
     reason : `str`, optional
         What the network layer said of a failure without a response (kind
-        ``"tls"``: the TLS error, e.g. ``InvalidCertificate(UnknownIssuer)``).
+        ``"tls"``: the TLS error, e.g. ``InvalidCertificate(UnknownIssuer)``;
+        kind ``"interrupted"``: `s3qbb.s3.obstore_errors.BODY_CUT` when the
+        head of a response arrived and its body did not).
     """
 
     def __init__(

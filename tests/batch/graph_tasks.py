@@ -24,11 +24,13 @@ def _mark(quantum: Quantum) -> None:
 
 
 def produce(butler: QuantumBackedButler, quantum: Quantum) -> None:
-    """Write ``{"detector": d, "sum": d}`` to every output."""
+    """Write ``{"detector": d, "sum": d}`` to every output (plus ``"salt"``: ``$GRAPH_TEST_SALT``, if set,
+    so that a re-run writes other bytes)."""
     _mark(quantum)
+    salt = os.environ.get("GRAPH_TEST_SALT")
     for ref in quantum.output_refs():
         d = dict(ref.dataId).get("detector", 0)
-        butler.put({"detector": d, "sum": d}, ref)
+        butler.put({"detector": d, "sum": d, **({"salt": salt} if salt else {})}, ref)
 
 
 def combine(butler: QuantumBackedButler, quantum: Quantum) -> None:
@@ -77,6 +79,26 @@ def write_then_hold(butler: QuantumBackedButler, quantum: Quantum) -> None:
         Path(gate + ".ready").touch()
         while not Path(gate).exists():
             time.sleep(0.05)
+
+
+def read_after_gate(butler: QuantumBackedButler, quantum: Quantum) -> None:
+    """Like `combine`; for the last detector, create ``$GRAPH_TEST_GATE.ready`` first and wait while the
+    gate file is missing before reading its inputs (a quantum whose inputs' records are already known)."""
+    _mark(quantum)
+    gate = os.environ.get("GRAPH_TEST_GATE")
+    if gate and quantum.dataId is not None and quantum.dataId["detector"] == 2:
+        Path(gate + ".ready").touch()
+        while not Path(gate).exists():
+            time.sleep(0.05)
+    _combine(butler, quantum)
+
+
+def set_environ(name: str, value: str | None) -> None:
+    """Set (or, with `None`, remove) an environment variable: run on Dask workers by ``Client.run``."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def slow(butler: QuantumBackedButler, quantum: Quantum) -> None:

@@ -263,6 +263,61 @@ def test_sigterm_stops_a_dask_run_with_143_and_a_later_run_resumes(
     assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
 
 
+def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+
+
+def test_an_input_a_concurrent_rerun_replaced_exits_75_on_dask_and_the_retry_succeeds(
+    moto_endpoint: S3TestEndpoint, dask_client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quantum holds its input's records (from the producer's Dask result) when ``run-quantum --rerun``
+    of the producer replaces the input with other bytes: it says so and exits 75; the retry succeeds."""
+    import graph_tasks
+
+    job = make_job(moto_endpoint, tmp_path, calibrate_task="graph_tasks:read_after_gate")
+    config = _config_with_credentials(moto_endpoint, tmp_path)
+    held = job.graph.nodes[3]
+    assert held.label == "calibrate"
+    gate = tmp_path / "gate"
+    scheduler = dask_client.scheduler.address  # type: ignore[union-attr]
+    args = ["run", "--graph", job.graph_uri, "--config", str(config), "--executor", "dask"]
+    args += ["--scheduler", scheduler]
+    dask_client.run(graph_tasks.set_environ, "GRAPH_TEST_GATE", str(gate))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "s3qbb.cli", *args], env=job.env, cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _wait_for(tmp_path / "gate.ready", proc)
+        rerun = job.run(
+            "run-quantum", "--graph", job.graph_uri, "--index", "0", "--config", str(config), "--rerun",
+            extra_env={"GRAPH_TEST_SALT": "rerun"},
+        )  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+        gate.touch()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        gate.touch()
+        dask_client.run(graph_tasks.set_environ, "GRAPH_TEST_GATE", None)
+    assert proc.returncode == 75, out + err
+    assert out.splitlines()[-1].endswith("exit 75")
+    line = next(line for line in out.splitlines() if str(held.id) in line)
+    assert line.startswith(f"calibrate {held.id}: failed (DatasetReplacedError: Dataset raw@"), line
+    assert f" at s3://{moto_endpoint.bucket}/repo/g/raw/raw/" in line
+    assert "was replaced: it now holds other bytes" in line
+    assert "Another attempt of the quantum that produced it (a --rerun) replaced it" in line
+
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0  # the retry reads the re-run's records, and the bytes they describe
+    counts = json.loads(capsys.readouterr().out)["counts"]
+    assert counts["already succeeded"] >= 1 and counts["succeeded"] >= 2  # at least the held one and after
+    assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
+    read_outputs_verified(job)
+
+
 def _reports(endpoint: S3TestEndpoint) -> list[str]:
     listed = endpoint.client.list_objects_v2(Bucket=endpoint.bucket, Prefix="repo/")
     return [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".quantum.json")]

@@ -176,3 +176,39 @@ def test_a_damaged_report_reads_as_incomplete_and_the_next_run_redoes_that_quant
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["counts"] == {"already succeeded": 4, "succeeded": 1}
     read_outputs_verified(job)
+
+
+def test_an_input_a_concurrent_rerun_replaced_exits_75_and_the_retry_succeeds(
+    s3_endpoint: S3TestEndpoint, tmp_path: Path
+) -> None:
+    """``run-quantum`` read its input's records from the producer's provenance; ``run-quantum --rerun`` of
+    the producer replaces the input with other bytes before it is read: the quantum says so, exits 75
+    (as on Dask, tests/batch/test_graph_dask.py), and its retry reads the re-run's records."""
+    job = make_job(s3_endpoint, tmp_path, calibrate_task="graph_tasks:read_after_gate")
+    assert job.graph.nodes[3].label == "calibrate"
+    quantum = ["run-quantum", "--graph", job.graph_uri, "--config", job.config_uri, "--index"]
+    assert job.run(*quantum, "0").returncode == 0
+    gate = tmp_path / "gate"
+    held = subprocess.Popen(
+        [sys.executable, "-m", "s3qbb.cli", *quantum, "3"], env={**job.env, "GRAPH_TEST_GATE": str(gate)},
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: (tmp_path / "gate.ready").exists() or held.poll() is not None)
+        assert held.poll() is None, held.communicate()
+        rerun = job.run(*quantum, "0", "--rerun", extra_env={"GRAPH_TEST_SALT": "rerun"})
+        assert rerun.returncode == 0, rerun.stderr
+    finally:
+        gate.touch()
+        _, err = held.communicate(timeout=120)
+    assert held.returncode == 75, err
+    assert "DatasetReplacedError: Dataset raw@{instrument: 'Cam', detector: 2" in err
+    assert f" at s3://{s3_endpoint.bucket}/repo/g/raw/raw/" in err
+    assert "Another attempt of the quantum that produced it (a --rerun) replaced it" in err
+
+    again = job.run(*quantum, "3")
+    assert again.returncode == 0, again.stderr
+    rest = job.run("run", "--graph", job.graph_uri, "--config", job.config_uri, "--json")
+    assert rest.returncode == 0, rest.stderr
+    assert read_dataset(job, job.summary)["sum"] == EXPECTED_SUMMARY
+    read_outputs_verified(job)

@@ -393,3 +393,75 @@ def test_the_same_token_with_other_bytes_is_not_this_write(
     if size == 100:  # the same bytes again: a retry whose first response was lost
         store.bucket.put_new(key, first, checksums.compute(algorithm, first), token=store.write_token)
         assert _stored(s3_endpoint, key)[0] == first
+
+
+# ------------------------------------------------------------------ every PUT response cut short
+
+EVERY_PUT = ("PutObject", "CompleteMultipartUpload")
+# Not UploadPart: a part whose every response is cut never yields the ETag its completion needs, and
+# both transports give up on it (TransientStorageError), as on any request that never answers.
+
+
+def _cutting_proxy(endpoint: S3TestEndpoint) -> FaultProxy:
+    """A proxy cutting every object write's response: the server applies it, the client sees half of it."""
+    return FaultProxy(endpoint.endpoint_url, {op: ["truncate"] * 50 for op in EVERY_PUT})
+
+
+@pytest.mark.parametrize("size", [10, BIG], ids=["small", "multipart"])
+def test_every_put_response_cut_short_is_recognised_by_the_token(
+    s3_endpoint: S3TestEndpoint, refs: RefMaker, size: int
+) -> None:
+    """The first PUT is stored, its response cut; the retry is refused (412, its body cut too) and the
+    object carries this write's token: the put succeeds, on obstore (which loses the status of a cut
+    error response, so it looks at the object) as on boto3 (which reads the status)."""
+    with _cutting_proxy(s3_endpoint) as proxy:
+        store = make_store(dataclasses.replace(s3_endpoint, config=proxy.endpoint_config(s3_endpoint.config)))
+        ref = refs.make("Bytes")
+        data = b"\x09" * size
+        store.put(data, ref)
+        assert proxy.injected["truncate"] >= 2  # the write and its retry, at least
+        assert store.stats.retries >= 1
+        body, meta = _stored(s3_endpoint, _key(store, ref))
+        assert body == data and meta[WRITE_TOKEN] == str(store.write_token) and WRITE_PENDING not in meta
+        assert store.get(ref) == data
+        store.close()
+
+
+@pytest.mark.parametrize("size", [10, BIG], ids=["small", "multipart"])
+def test_every_put_response_cut_short_never_takes_another_writers_object(
+    s3_endpoint: S3TestEndpoint, refs: RefMaker, size: int
+) -> None:
+    ref = refs.make("Bytes")
+    owner = make_store(s3_endpoint)
+    owner.put(b"\x01" * size, ref)
+    with _cutting_proxy(s3_endpoint) as proxy:
+        other = make_store(dataclasses.replace(s3_endpoint, config=proxy.endpoint_config(s3_endpoint.config)))
+        with pytest.raises(DatasetExistsError, match="another writer"):
+            other.put(b"\x02" * size, ref)
+        assert proxy.injected["truncate"] >= 1
+        assert not other.knows(ref)
+        other.close()
+    body, meta = _stored(s3_endpoint, _key(owner, ref))
+    assert body == b"\x01" * size and meta[WRITE_TOKEN] == str(owner.write_token)
+    owner.close()
+
+
+def test_every_put_response_cut_short_still_replaces_an_earlier_attempt(
+    s3_endpoint: S3TestEndpoint, refs: RefMaker
+) -> None:
+    """Create-only PUT refused, If-Match PUT stored with its response cut, its retry refused: ours."""
+    ref = refs.make("Bytes")
+    earlier = make_store(s3_endpoint)
+    earlier.put(b"\x01" * 10, ref)
+    with _cutting_proxy(s3_endpoint) as proxy:
+        config = proxy.endpoint_config(s3_endpoint.config)
+        later = make_store(
+            dataclasses.replace(s3_endpoint, config=config), WriteToken.new(earlier.write_token.quantum_id)
+        )
+        later.put(b"\x02" * 10, ref)
+        assert proxy.injected["truncate"] >= 3
+        body, meta = _stored(s3_endpoint, _key(later, ref))
+        assert body == b"\x02" * 10 and meta[WRITE_TOKEN] == str(later.write_token)
+        assert later.get(ref) == b"\x02" * 10
+        later.close()
+    earlier.close()

@@ -521,3 +521,58 @@ def test_requests_are_logged_without_secrets(
     assert any("S3 client (obstore): endpoint" in line for line in lines)
     assert not any(secret in line for line in lines)
     assert secret not in repr(bucket.transport)
+
+
+def test_a_cut_refusal_of_a_create_only_put_is_told_by_the_object(moto_endpoint: S3TestEndpoint) -> None:
+    """obstore loses the status of an error response whose body is cut (botocore reads it): a create-only
+    PUT looks at the object, finds it, and is refused (412) at once, as on boto3."""
+    with FaultProxy(moto_endpoint.endpoint_url) as proxy:
+        bucket = open_bucket(proxy.endpoint_config(obstore_config(moto_endpoint)), moto_endpoint.bucket)
+        put(bucket, "k", b"v")
+        proxy.script("PutObject", "truncate")  # the 412's body cut
+        with pytest.raises(PreconditionFailedError, match="another writer") as info:
+            put(bucket, "k", b"other")
+        causes = []
+        cause: BaseException | None = info.value
+        while cause is not None:
+            causes.append(cause)
+            cause = cause.__cause__
+        refusal = [c for c in causes if isinstance(c, TransportError) and c.status == 412]
+        assert refusal and "cut short" in str(refusal[0])
+        # One HEAD tells the refusal, one whose object it is (as after boto3's 412); no retry.
+        assert proxy.requests["HeadObject"] == 2 and bucket.retry.stats.retries == 0
+        assert bucket.get("k").body == b"v"
+
+
+def test_which_cut_conditional_put_was_refused() -> None:
+    from s3qbb.s3.obstore_errors import BODY_CUT, refused_conditional_put
+    from s3qbb.s3.ownership import HeadResult
+
+    cut = TransportError("PutObject s3://b/k failed: body error", kind="interrupted", reason=BODY_CUT)
+    head = HeadResult(1, {}, '"e1"')
+    create = refused_conditional_put(cut, head, "PutObject s3://b/k", if_match=None)
+    assert (create.status, create.code, create.kind) == (412, "PreconditionFailed", "response")
+    assert "an object exists" in str(create) and not is_transient(create)
+    assert refused_conditional_put(cut, None, "PutObject s3://b/k", if_match=None) is cut  # retried
+    for gone_or_changed in (None, HeadResult(1, {}, '"e2"')):
+        replace = refused_conditional_put(cut, gone_or_changed, "PutObject s3://b/k", if_match='"e1"')
+        assert replace.status == 412 and "gone or changed" in str(replace)
+    assert refused_conditional_put(cut, head, "PutObject s3://b/k", if_match='"e1"') is cut
+    assert is_transient(cut)
+
+
+def test_a_cut_error_response_whose_object_cannot_be_seen_says_so(moto_endpoint: S3TestEndpoint) -> None:
+    """Every create-only PUT's response cut, every HEAD failing: refusal or failure cannot be told apart.
+    It stays a transient failure (retried, then given up) whose message says what happened and what to do."""
+    with FaultProxy(moto_endpoint.endpoint_url) as proxy:
+        bucket = open_bucket(proxy.endpoint_config(obstore_config(moto_endpoint)), moto_endpoint.bucket)
+        put(bucket, "k", b"v")
+        proxy.script("PutObject", *["truncate"] * 10)
+        proxy.script("HeadObject", *["internal"] * 10)
+        with pytest.raises(TransientStorageError) as info:
+            put(bucket, "k", b"v")
+        message = str(info.value)
+        assert "error response was cut short" in message and "HEAD" in message and "HTTP 500" in message
+        assert "s3:GetObject" in message and "boto3 transport" in message
+        assert bucket.retry.stats.retries >= 1
+        assert bucket.get("k").body == b"v"  # untouched
