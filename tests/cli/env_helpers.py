@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +52,14 @@ class JobFiles:
     config: Path
     env: dict[str, str]
 
-    def run(self, task: str, *options: str | Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run ``s3qbb run-quantum`` of the quantum with ``task`` (``env_tasks:NAME``)."""
+    def run(
+        self, task: str, *options: str | Path, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``s3qbb run-quantum`` of the quantum with ``task`` (``env_tasks:NAME``), in ``env``."""
         from cli_helpers import run_cli
 
         args = ["run-quantum", self.quantum_file, "--task", task, "--config", self.config, *options]
-        return run_cli(*args, env=self.env, cwd=self.job.workdir, timeout=timeout)
+        return run_cli(*args, env=self.env if env is None else env, cwd=self.job.workdir, timeout=timeout)
 
     def popen(self, task: str, *options: str | Path) -> subprocess.Popen[str]:
         """Start ``s3qbb run-quantum`` like `run`, without waiting for it."""

@@ -16,11 +16,11 @@ from cli_helpers import PREFIX, RUN, CliJob, make_ref, object_keys
 from env_helpers import assert_ingest_exact, job_files, tmpfs
 
 from s3qbb.batch.execution import run_quantum
-from s3qbb.core import Quantum
+from s3qbb.core import DatasetRef, Quantum
 from s3qbb.provenance.files import report_key
 
 
-def _outputs(count: int, name: str = "calexp", run: str = RUN) -> list:  # type: ignore[type-arg]
+def _outputs(count: int, name: str = "calexp", run: str = RUN) -> list[DatasetRef]:
     return [make_ref(name, detector, run) for detector in range(count)]
 
 
@@ -35,7 +35,7 @@ def test_tmpdir_filling_up_before_the_records_copy_exits_75_naming_the_file(
         # The task leaves 8 KiB: enough for Python to pick TMPDIR, too little for the records file.
         env = {**files.env, "TMPDIR": str(tmpdir), "ENV_TEST_FILL": str(tmpdir / "filler")}
         env["ENV_TEST_LEAVE"] = str(8 * 1024)
-        failed = _run_with(files, env, "env_tasks:fill_disk_then_produce")
+        failed = files.run("env_tasks:fill_disk_then_produce", env=env)
         assert failed.returncode == 75, failed.stderr
         assert f"{tmpdir}/s3qbb-records-" in failed.stderr  # the file being written, not ":memory:"
         assert "is full: free space there, or write the records elsewhere" in failed.stderr
@@ -44,18 +44,10 @@ def test_tmpdir_filling_up_before_the_records_copy_exits_75_naming_the_file(
         keys = object_keys(cli_job.endpoint, f"{PREFIX}/{RUN}/")
         assert f"{PREFIX}/{report_key(RUN, quantum.id)}" not in keys  # nothing vouches for them
         (tmpdir / "filler").unlink()
-        retried = _run_with(
-            files, {**env, "ENV_TEST_LEAVE": str(200 * 1024)}, "env_tasks:fill_disk_then_produce"
-        )
+        env["ENV_TEST_LEAVE"] = str(200 * 1024)
+        retried = files.run("env_tasks:fill_disk_then_produce", env=env)
     assert retried.returncode == 0, retried.stderr
     assert_ingest_exact(cli_job, outputs)
-
-
-def _run_with(files, env, task, *options):  # type: ignore[no-untyped-def]
-    from cli_helpers import run_cli
-
-    args = ["run-quantum", files.quantum_file, "--task", task, "--config", files.config, *options]
-    return run_cli(*args, env=env, cwd=files.job.workdir, timeout=60)
 
 
 @pytest.mark.moto_server
@@ -68,7 +60,7 @@ def test_records_file_on_a_full_disk_exits_75_naming_it_then_elsewhere_succeeds(
     with tmpfs(tmp_path / "disk", "256k") as disk:
         records = disk / "records.sqlite3"
         env = {**files.env, "ENV_TEST_FILL": str(disk / "filler")}
-        failed = _run_with(files, env, "env_tasks:fill_disk_then_produce", "--records-file", str(records))
+        failed = files.run("env_tasks:fill_disk_then_produce", "--records-file", str(records), env=env)
         assert failed.returncode == 75, failed.stderr
         assert f"records store '{records}'" in failed.stderr
         assert "database or disk is full" in failed.stderr
@@ -77,7 +69,7 @@ def test_records_file_on_a_full_disk_exits_75_naming_it_then_elsewhere_succeeds(
     elsewhere = tmp_path / "records" / "records.sqlite3"
     env["ENV_TEST_FILL"] = str(tmp_path / "small-filler")
     env["ENV_TEST_LEAVE"] = str(2**62)  # writes nothing
-    retried = _run_with(files, env, "env_tasks:fill_disk_then_produce", "--records-file", str(elsewhere))
+    retried = files.run("env_tasks:fill_disk_then_produce", "--records-file", str(elsewhere), env=env)
     assert retried.returncode == 0, retried.stderr
     assert_ingest_exact(cli_job, outputs)
 
