@@ -105,7 +105,7 @@ def test_few_file_descriptors_with_many_inputs_and_outputs_and_the_cache_on(
 
     from s3qbb.core.records import DatastoreRecordData
 
-    raws = _outputs(100, "raw", "env/raw")
+    raws = _outputs(50, "raw", "env/raw")
     make = Quantum(taskLabel="make", taskName="cli_tasks.produce", outputs=raws)
     config = {
         "datastore": {
