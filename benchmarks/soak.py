@@ -86,10 +86,13 @@ class SoakConfig:
     """Seconds a ``slow_first_byte`` fault holds the response back."""
     transport: str = "boto3"
     """S3 transport of the datastore (``"boto3"`` or ``"obstore"``)."""
-    kinds: tuple[str, ...] = tuple(k for k in PROXY_FAULT_KINDS if k not in ("corrupt", "corrupt_request"))
+    kinds: tuple[str, ...] = tuple(
+        k for k in PROXY_FAULT_KINDS if k not in ("corrupt", "corrupt_request", "skewed")
+    )
     """Fault kinds; ``corrupt`` (a flipped response bit) is left out: twice on one GET it is a
-    correct `DatasetIntegrityError`, and in a listing it would alter a key name unnoticed; so is
-    ``corrupt_request`` (a flipped upload bit): the server's refusal is a correct error, not retried."""
+    correct `DatasetIntegrityError`, and in a listing it would alter a key name unnoticed; so are
+    ``corrupt_request`` (a flipped upload bit) and ``skewed`` (a clock refused): the server's
+    refusal is a correct error, not retried."""
 
 
 @dataclass

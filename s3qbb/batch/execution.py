@@ -78,6 +78,9 @@ class QuantumOutcome:
     """The task's or the infrastructure's exception."""
     missing_inputs: tuple[str, ...] = ()
     """Predicted inputs found missing before the task ran."""
+    unfinished: str = "not-started"
+    """The status when ``finish`` is `None`: ``not-started``, or ``upload-failed`` when the task
+    succeeded but its records, provenance and report could not be uploaded."""
 
 
 def load_task(spec: str, app_dir: str | os.PathLike[str] | None = None) -> TaskFunction:
@@ -294,7 +297,7 @@ def run_quantum(
             code,
             redact(str(err)),
         )
-        return QuantumOutcome(int(code), None, err, missing)
+        return QuantumOutcome(int(code), None, err, missing, unfinished="upload-failed")
     _LOG.info("Quantum %s succeeded; uploaded %s.", quantum.id, ", ".join(u.key_uri() for u in finish.uris))
     return QuantumOutcome(EXIT_SUCCESS, finish, None, missing)
 
@@ -368,7 +371,7 @@ def outcome_summary(outcome: QuantumOutcome) -> dict[str, Any]:
     error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
     return {
         "exit_code": outcome.exit_code,
-        "status": outcome.finish.status if outcome.finish else "not-started",
+        "status": outcome.finish.status if outcome.finish else outcome.unfinished,
         "uploaded": [u.key_uri() for u in outcome.finish.uris] if outcome.finish else [],
         "error": redact(error) if error is not None else None,
         "missing_inputs": list(outcome.missing_inputs),

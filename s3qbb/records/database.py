@@ -14,6 +14,7 @@ __all__ = ["RecordsDatabase"]
 
 import abc
 import contextlib
+import errno
 import os
 import sqlite3
 import tempfile
@@ -30,6 +31,26 @@ if TYPE_CHECKING:
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+_SQLITE_READONLY = 8
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
+
+
+def _advice(err: sqlite3.Error | OSError, where: str) -> str:
+    """Say what to do about an error writing the SQLite file ``where`` (a full disk, a missing folder)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    if primary == _SQLITE_FULL or getattr(err, "errno", None) == errno.ENOSPC:
+        return (
+            f"the file system holding {where} is full: free space there, or write the records "
+            "elsewhere (--records-file PATH, or TMPDIR for the default in-memory records)"
+        )
+    if primary in (_SQLITE_CANTOPEN, _SQLITE_READONLY) or isinstance(err, OSError):
+        return (
+            f"check that the folder of {where} exists and is writable, or write the records "
+            "elsewhere (--records-file PATH, or TMPDIR for the default in-memory records)"
+        )
+    return "check that the file is a writable SQLite database"
 
 
 class RecordsDatabase(abc.ABC):
@@ -97,6 +118,14 @@ class RecordsDatabase(abc.ABC):
             raise RecordsStoreError(
                 f"Records store {self._filename!r} of {self._owner} is closed; create a new store."
             )
+        if not self.in_memory:  # a records file in a folder not made yet (``--records-file out/q.sqlite3``)
+            try:
+                Path(self._filename).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise RecordsStoreError(
+                    f"Cannot create the folder of records store {self._filename!r}: {err}; "
+                    f"{_advice(err, repr(self._filename))}."
+                ) from err
         with self._translate("open the database"):
             conn = connect(self._filename, busy_timeout_ms=self._busy_timeout_ms)
         try:
@@ -137,8 +166,8 @@ class RecordsDatabase(abc.ABC):
                 f"for {self._busy_timeout_ms} ms; retry, or stop the other process using it."
             )
         return RecordsStoreError(
-            f"Cannot {action} in records store {self._filename!r}: {err}; check that the file "
-            "is a writable SQLite database."
+            f"Cannot {action} in records store {self._filename!r}: {err}; "
+            f"{_advice(err, repr(self._filename))}."
         )
 
     # --- files ---------------------------------------------------------------
@@ -163,22 +192,34 @@ class RecordsDatabase(abc.ABC):
             source = self._connection()
             if not self.in_memory and target.exists() and target.samefile(self._filename):
                 return target
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            os.close(fd)
             try:
-                with self._translate("copy the database"):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+                os.close(fd)
+            except OSError as err:
+                raise self._copy_error(target, err) from err
+            try:
+                try:
                     dest = sqlite3.connect(tmp)
                     try:
                         # Online backup API: a consistent copy, page by page, whatever the journal mode.
                         source.backup(dest)
                     finally:
                         dest.close()
-                with open(tmp, "rb+") as handle:
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
+                    with open(tmp, "rb+") as handle:
+                        os.fsync(handle.fileno())
+                    os.replace(tmp, target)
+                except (sqlite3.Error, OSError) as err:
+                    raise self._copy_error(target, err) from err
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
         return target
+
+    def _copy_error(self, target: Path, err: sqlite3.Error | OSError) -> RecordsStoreError:
+        """Return the error of a copy to ``target`` that failed (it names the file being written)."""
+        return RecordsStoreError(
+            f"Cannot copy records store {self._filename!r} of {self._owner} to {str(target)!r}: {err}; "
+            f"{_advice(err, repr(str(target)))}."
+        )

@@ -312,6 +312,12 @@ _ACCESS_DENIED = _Rule(
     "{operation} on {uri} was denied by {endpoint}; grant this action to the credentials in use "
     "or use credentials that have it{detail}",
 )
+_CLOCK_SKEW = _Rule(
+    AccessDeniedError,
+    "{operation} on {uri} was refused by {endpoint} because the request was signed at a time too far "
+    "from the service's: the clock of this host is off (S3 allows 15 minutes); synchronise it "
+    "(NTP: chronyd, systemd-timesyncd), then run the job again{detail}",
+)
 _BAD_CREDENTIALS = _Rule(
     CredentialsError,
     "{operation} on {uri} failed at {endpoint}: the credentials were rejected; check "
@@ -350,6 +356,8 @@ _CODE_TABLE: Mapping[str, _Rule] = {
     "InvalidAccessKeyId": _BAD_CREDENTIALS,
     "SignatureDoesNotMatch": _BAD_CREDENTIALS,
     "ExpiredToken": _BAD_CREDENTIALS,
+    "RequestTimeTooSkewed": _CLOCK_SKEW,
+    "RequestExpired": _CLOCK_SKEW,
     "InvalidToken": _BAD_CREDENTIALS,
     "TokenRefreshRequired": _BAD_CREDENTIALS,
     "PreconditionFailed": _PRECONDITION,

@@ -51,6 +51,7 @@ ProxyFaultKind = Literal[
     "truncate",
     "corrupt",
     "corrupt_request",
+    "skewed",
 ]
 """Faults `FaultProxy` injects into one request:
 
@@ -73,19 +74,28 @@ ProxyFaultKind = Literal[
 - ``corrupt_request``: forward the request with one bit of its body flipped
   (the lowest bit of its first byte), as a faulty path would on an upload: a
   server that checks the checksum the client sent rejects it (``BadDigest``).
-  A request without a body, or with a chunked one, is forwarded unchanged.
+  A request without a body, or with a chunked one, is forwarded unchanged;
+- ``skewed``: answer 403 ``RequestTimeTooSkewed``, as S3 does to a request signed by a
+  host whose clock is off by more than 15 minutes; the request is not forwarded.
 """
 
 PROXY_FAULT_KINDS: Final[tuple[str, ...]] = get_args(ProxyFaultKind)
 
-_RANDOM_KINDS: Final = tuple(k for k in PROXY_FAULT_KINDS if k not in ("corrupt", "corrupt_request"))
-"""Default kinds of random faults: ``corrupt`` (twice in a row it fails a read) and
-``corrupt_request`` (a rejected upload is not retried) only when asked for."""
+_RANDOM_KINDS: Final = tuple(
+    k for k in PROXY_FAULT_KINDS if k not in ("corrupt", "corrupt_request", "skewed")
+)
+"""Default kinds of random faults: ``corrupt`` (twice in a row it fails a read),
+``corrupt_request`` and ``skewed`` (a rejected request is not retried) only when asked for."""
 
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _ERRORS: Final[Mapping[str, tuple[bytes, str, str]]] = {
     "slowdown": (b"503 Slow Down", "SlowDown", "Please reduce your request rate."),
     "internal": (b"500 Internal Server Error", "InternalError", "We encountered an internal error."),
+    "skewed": (
+        b"403 Forbidden",
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+    ),
     "bad_gateway": (b"502 Bad Gateway", "BadGateway", "The fault proxy could not reach the upstream server."),
 }
 
@@ -204,7 +214,7 @@ class _Session:
         if kind == "reset_before":
             _close(self.client.sock, reset=True)
             return False
-        if kind in ("slowdown", "internal"):
+        if kind in ("slowdown", "internal", "skewed"):
             if framing and not expects:
                 _copy_body(self.client, framing, _discard)
             keep = keep and not expects  # The client holds back its body: close instead of reading it.
