@@ -275,3 +275,75 @@ def test_kill_at_the_end_then_recover_then_retry_into_postgresql(
         assert row is not None and row.status == "succeeded"
         assert_records_match_objects(endpoint, registry, {r.id for r in job.outputs})
         assert registry.counts()["quantum"] == 1 and registry.counts()["dataset"] == OUTPUTS
+
+
+# ------------------------------------------------------------ a local records file
+
+
+LEFT_BEHIND = ("killed-in-task", "killed-at-export", "killed-at-upload-3", "other-quantum", "corrupt")
+
+
+def _leave_records_file(job: Job, records: Path, how: str) -> set[uuid.UUID]:
+    """Leave a records file at ``records`` the way ``how`` says; return the IDs of other quanta's outputs."""
+    options = ("--records-file", str(records))
+    env = {**cli_env(job.endpoint), "RELIABILITY_ATTEMPT": "1"}
+    if how.startswith("killed-"):
+        step = how.removeprefix("killed-").removeprefix("at-")
+        env.update({"RELIABILITY_DIE_AFTER": "3"} if step == "in-task" else {"RELIABILITY_DIE_AT": step})
+        killed = run_cli(job.description, TASK, job.config, env, *options)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        return set()
+    output = make_ref("other", 1)
+    other = write_quantum(job.workdir / "other.json", Quantum(taskLabel="other", outputs=[output]))
+    done = run_cli(other, "reliability_tasks:produce", job.config, env, *options)
+    assert done.returncode == EXIT_SUCCESS, done.stderr
+    if how == "corrupt":  # half a records file, and a journal that is no SQLite journal
+        body = records.read_bytes()
+        records.write_bytes(body[: len(body) // 2])
+        records.with_name(f"{records.name}-journal").write_bytes(b"\xa5" * 700)
+    return {output.id}
+
+
+@pytest.mark.parametrize("left", LEFT_BEHIND)
+def test_job_does_not_trust_a_local_records_file_left_by_another_job(
+    endpoint: S3TestEndpoint,
+    transport: str,
+    left: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = Job(endpoint, tmp_path, transport, "local")
+    records = tmp_path / "work" / "records.sqlite3"
+    records.parent.mkdir()
+    others = _leave_records_file(job, records, left)
+    before = {p.name: p.read_bytes() for p in records.parent.iterdir()}
+    assert records.name in before
+
+    code, stderr, _ = job.run(2, "--records-file", str(records))
+    assert code == EXIT_SUCCESS, stderr
+    job.assert_complete(2)
+    assert f"Local records file {records} was left by an earlier job" in stderr
+    # The uploaded records file is this attempt's file; the earlier one (and journal) is kept aside as it was.
+    assert records.read_bytes() == quantum_files(endpoint, job.quantum.id)["records"]
+    aside = {p.name: p.read_bytes() for p in records.parent.iterdir() if ".before-" in p.name}
+    (stem,) = {name.removesuffix("-journal") for name in aside}
+    assert stem.startswith(f"{records.name}.before-")
+    assert aside == {stem + name.removeprefix(records.name): body for name, body in before.items()}
+    db = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    code, out = job.ingest(db, capsys)
+    assert code == 0, out
+    with Registry.from_url(db, create=False) as registry:
+        row = registry.quantum(job.quantum.id)
+        assert row is not None and row.status == "succeeded"
+        assert_records_match_objects(endpoint, registry, {r.id for r in job.outputs} | others)
+
+
+def test_job_creates_the_folder_of_its_local_records_file(
+    endpoint: S3TestEndpoint, transport: str, tmp_path: Path
+) -> None:
+    job = Job(endpoint, tmp_path, transport, "folder")
+    records = tmp_path / "not" / "yet" / "records.sqlite3"
+    code, stderr, _ = job.run(1, "--records-file", str(records))
+    assert code == EXIT_SUCCESS, stderr
+    job.assert_complete(1)
+    assert records.read_bytes() == quantum_files(endpoint, job.quantum.id)["records"]
