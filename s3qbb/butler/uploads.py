@@ -164,12 +164,13 @@ def upload_quantum_files(
                     "That object was not written by s3qbb (it carries no write token), and no retry "
                     "replaces it: find out what wrote it, delete it, then run the quantum again."
                     if refused_by_foreign_object(err)
-                    else "The outputs already written are intact; re-run the upload or use "
-                    "`s3qbb ingest --recover` to record them."
+                    else "The outputs already written are intact, and no report says the quantum "
+                    "finished: run the quantum again (exit code 75 lets a batch system retry it), or "
+                    "record its outputs with `s3qbb ingest --recover`."
                 )
                 raise RecordsUploadError(
-                    f"Uploading {path} of quantum {quantum_id} (status {status}) "
-                    f"to {datastore.get_root()} failed: {str(err).rstrip('.')}. {advice}"
+                    f"Uploading {str(datastore.get_root()).rstrip('/')}/{path} of quantum {quantum_id} "
+                    f"(status {status}) failed: {str(err).rstrip('.')}. {advice}"
                 ) from err
     by_name = dict(zip((p for p, _ in files), uris, strict=True))
     return FinishResult(
