@@ -54,7 +54,8 @@ def write_some_then_die(butler: QuantumBackedButler, quantum: Quantum) -> None:
 def write_all_or_die(butler: QuantumBackedButler, quantum: Quantum) -> None:
     """Write every output (``{"detector": d, "attempt": A}``, A from ``RELIABILITY_ATTEMPT``).
 
-    With ``RELIABILITY_DIE_AFTER=N``, die by SIGKILL after N puts.
+    With ``RELIABILITY_DIE_AFTER=N``, die by SIGKILL after N puts; with
+    ``RELIABILITY_FAIL`` set, raise once every output is written.
     """
     die_after = os.environ.get("RELIABILITY_DIE_AFTER")
     attempt = os.environ.get("RELIABILITY_ATTEMPT", "")
@@ -62,6 +63,8 @@ def write_all_or_die(butler: QuantumBackedButler, quantum: Quantum) -> None:
         if die_after is not None and index == int(die_after):
             os.kill(os.getpid(), signal.SIGKILL)
         butler.put({"detector": ref.dataId["detector"], "attempt": attempt}, ref)
+    if os.environ.get("RELIABILITY_FAIL"):
+        raise ValueError(f"attempt {attempt} failed on purpose")
 
 
 # Steps of the end of a quantum (`QuantumBackedButler.finish`) where `produce_then_die_at` dies.

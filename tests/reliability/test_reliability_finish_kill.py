@@ -218,6 +218,45 @@ def test_kill_at_the_end_of_a_quantum_then_retry_rerun_and_ingest(
         assert registry.counts()["quantum"] == 1 and registry.counts()["dataset"] == OUTPUTS
 
 
+@pytest.mark.parametrize("step", ["upload-2", "upload-3"])
+def test_kill_between_uploads_after_a_failed_attempt_leaves_no_stale_report(
+    endpoint: S3TestEndpoint,
+    transport: str,
+    step: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A killed attempt's files never pair with the report of the failed attempt they replace."""
+    job = Job(endpoint, tmp_path, transport, "stale")
+    failed = run_cli(
+        job.description,
+        TASK,
+        job.config,
+        {**cli_env(endpoint), "RELIABILITY_ATTEMPT": "1", "RELIABILITY_FAIL": "1"},
+    )
+    assert failed.returncode == 1, failed.stderr
+    report = QuantumExecutionReport.from_json(quantum_files(endpoint, job.quantum.id)["report"])
+    assert report.status == "failed"
+    code, stderr, _ = job.run(2, die_at=step)
+    assert code == -signal.SIGKILL, stderr
+    job.assert_outputs_of(2)
+    assert "report" not in quantum_files(endpoint, job.quantum.id)
+    db = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    code, out = job.ingest(db, capsys)
+    assert code == 1 and "its upload did not finish" in out, out
+    with Registry.from_url(db, create=False) as registry:
+        assert registry.quantum(job.quantum.id) is None
+    code, stderr, _ = job.run(3)
+    assert code == EXIT_SUCCESS, stderr
+    job.assert_complete(3)
+    code, out = job.ingest(db, capsys)
+    assert code == 0, out
+    with Registry.from_url(db, create=False) as registry:
+        row = registry.quantum(job.quantum.id)
+        assert row is not None and row.status == "succeeded"
+        assert_records_match_objects(endpoint, registry, {r.id for r in job.outputs})
+
+
 @pytest.fixture
 def postgres_registry() -> Iterator[str]:
     """URL of the PostgreSQL test database whose ``search_path`` is a fresh schema (dropped after)."""

@@ -239,3 +239,41 @@ def test_persistent_faults_on_an_upload_exit_75_and_a_retry_succeeds(
         assert f"Quantum {job.quantum.id} already succeeded" in stderr
     job.assert_complete(1 if finished else 2)
     job.ingest_exact(capsys)
+
+
+@pytest.mark.parametrize("kind", ["internal", "reset_before"])
+def test_report_of_a_failed_attempt_is_not_taken_for_a_later_attempt_whose_report_upload_failed(
+    job: Job, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attempt 1 fails (its files say so); attempt 2 replaces its records and provenance, not its report."""
+    env = {**cli_env(job.endpoint), "RELIABILITY_ATTEMPT": "1", "RELIABILITY_FAIL": "1"}
+    failed = run_cli(
+        job.description, "reliability_tasks:write_all_or_die", job.config(through_proxy=False), env
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert (
+        QuantumExecutionReport.from_json(quantum_files(job.endpoint, job.quantum.id)["report"]).status
+        == "failed"
+    )
+
+    job.proxy.only_keys = f"/{job.key('report')}"
+    job.proxy.script("PutObject", *[kind] * MAX_ATTEMPTS)
+    code, stderr = job.run(2, job.config())
+    assert code == EXIT_INFRASTRUCTURE_FAILURE, stderr
+    job.assert_outputs_of(2)
+    # Attempt 1's report is withdrawn before its files are replaced: the quantum reads as unfinished.
+    files = quantum_files(job.endpoint, job.quantum.id)
+    assert set(files) == {"records", "provenance"}
+    db = f"sqlite:///{job.workdir / 'partial.sqlite3'}"
+    code = main(["ingest", f"{root_of(job.endpoint)}/{RUN}/", "--registry", db, "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 1 and "its upload did not finish" in out, out
+    with Registry.from_url(db, create=False) as registry:
+        assert registry.quantum(job.quantum.id) is None
+        assert registry.datasets(run=RUN, stored=True) == []
+
+    job.proxy.only_keys = None
+    code, stderr = job.run(3, job.config())
+    assert code == EXIT_SUCCESS, stderr
+    job.assert_complete(3)
+    job.ingest_exact(capsys)
