@@ -20,12 +20,14 @@ from __future__ import annotations
 __all__ = ["JobOptions", "JobResult", "previous_success", "run_job"]
 
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.attempt import WriteToken
-from ..errors import ConfigError, DatasetIntegrityError
+from ..errors import ConfigError, DatasetIntegrityError, RecordsStoreError
 from .execution import QuantumOutcome, TaskFunction, run_quantum
 from .exitcodes import ExitCode, exit_code_for_error
 from .logs import log_context
@@ -241,6 +243,14 @@ def _run(
         return JobResult(code, QuantumOutcome(int(code), None, err), attempt=token)
     ended = "failed"
     try:
+        try:
+            _set_aside_records_file(options.records_file, token)
+        except RecordsStoreError as err:
+            code = exit_code_for_error(err, in_task=False)
+            _LOG.error(
+                "Cannot start attempt %s of quantum %s (exit %d): %s", token.attempt_id, quantum.id, code, err
+            )
+            return JobResult(code, QuantumOutcome(int(code), None, err), attempt=token)
         outcome = run_quantum(
             repo,
             quantum,
@@ -260,6 +270,44 @@ def _run(
         if lease is not None:
             lease.end(ended)
     return JobResult(ExitCode(outcome.exit_code), outcome, attempt=token)
+
+
+_SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def _set_aside_records_file(filename: str, token: WriteToken) -> None:
+    """Give this attempt an empty local records file: move one an earlier job left there aside.
+
+    A file at ``filename`` when an attempt starts is not this attempt's: an
+    attempt killed on this machine left it (its records name objects a retry
+    replaces, and its page may be half written, with a hot journal beside it),
+    or another quantum's job used the same name. Trusting it would make the
+    retry refuse to write its outputs ("already stored") or upload another
+    attempt's records. The file and its journal are renamed, never deleted
+    (``<file>.before-<attempt id>``), and the folder is created if missing.
+    """
+    if filename == ":memory:":
+        return
+    target = Path(filename)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        found = [s for s in ("", *_SQLITE_SIDE_FILES) if os.path.lexists(f"{target}{s}")]
+        if not found:
+            return
+        aside = target.with_name(f"{target.name}.before-{token.attempt_id}")
+        for suffix in found:
+            os.replace(f"{target}{suffix}", f"{aside}{suffix}")
+    except OSError as err:
+        raise RecordsStoreError(
+            f"Cannot prepare the local records file {target} of attempt {token.attempt_id}: {err}. "
+            "Check that its folder is writable, or run without --records-file (records in memory)."
+        ) from err
+    _LOG.warning(
+        "Local records file %s was left by an earlier job (a killed attempt, or another quantum) and is "
+        "not this attempt's: moved to %s; this attempt starts an empty one.",
+        target,
+        aside,
+    )
 
 
 def _ended(exit_code: int) -> str:

@@ -63,6 +63,8 @@ def upload_quantum_files(
 
     The files of an earlier attempt of the quantum that did not succeed are
     replaced; those of an earlier success only if ``replace_success`` is set.
+    The earlier report is deleted before the first file is replaced, so that
+    until this attempt's report lands the quantum reads as unfinished.
 
     Returns
     -------
@@ -148,6 +150,7 @@ def upload_quantum_files(
                     # files, and only files of an attempt of this quantum (by their write token).
                     _LOG.warning("Replacing the records of an earlier attempt of quantum %s.", quantum_id)
                     replace = True
+                    _withdraw_report(datastore, report_key(run, quantum_id))
                     uri = datastore.put_sidecar(path, data, replace_earlier=True)
                 if uri is None:
                     _LOG.warning(
@@ -164,12 +167,13 @@ def upload_quantum_files(
                     "That object was not written by s3qbb (it carries no write token), and no retry "
                     "replaces it: find out what wrote it, delete it, then run the quantum again."
                     if refused_by_foreign_object(err)
-                    else "The outputs already written are intact; re-run the upload or use "
-                    "`s3qbb ingest --recover` to record them."
+                    else "The outputs already written are intact, and no report says the quantum "
+                    "finished: run the quantum again (exit code 75 lets a batch system retry it), or "
+                    "record its outputs with `s3qbb ingest --recover`."
                 )
                 raise RecordsUploadError(
-                    f"Uploading {path} of quantum {quantum_id} (status {status}) "
-                    f"to {datastore.get_root()} failed: {str(err).rstrip('.')}. {advice}"
+                    f"Uploading {str(datastore.get_root()).rstrip('/')}/{path} of quantum {quantum_id} "
+                    f"(status {status}) failed: {str(err).rstrip('.')}. {advice}"
                 ) from err
     by_name = dict(zip((p for p, _ in files), uris, strict=True))
     return FinishResult(
@@ -203,6 +207,31 @@ def _replaceable(
     # A success is replaced only by a later attempt asked for on purpose (``run-quantum --rerun``):
     # attempt IDs sort in start order, and the last attempt wins, as in the registry.
     return replace_success and attempt_id is not None and (earlier.attempt_id or "") < attempt_id
+
+
+def _withdraw_report(datastore: Datastore, report_path: str) -> None:
+    """Delete the report of the earlier attempt whose files this attempt is about to replace.
+
+    Until this attempt's report lands, the quantum then reads as unfinished,
+    never as the earlier attempt's outcome over this attempt's records. Only a
+    readable report of the writer's own quantum is deleted (one GET, one DELETE).
+    """
+    from pydantic import ValidationError
+
+    from ..provenance.model import QuantumExecutionReport
+
+    try:
+        data = datastore.read_sidecar(report_path)
+    except DatasetIntegrityError:
+        return  # damaged: it vouches for nothing, and ingest names it
+    if data is None:
+        return
+    try:
+        earlier = QuantumExecutionReport.from_json(data)
+    except (ValidationError, S3qbbError, ValueError):
+        return  # unreadable: likewise
+    if earlier.quantum_id == datastore.write_token.quantum_id:
+        datastore.delete_sidecar(report_path)
 
 
 class ReportGuard:

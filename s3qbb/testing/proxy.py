@@ -210,7 +210,10 @@ class _Session:
         expects = framing != 0 and headers.get("expect", "").lower() == "100-continue"
         keep = _keep_alive(fields[2], headers)
         operation = s3_operation(method, target, headers, addressing_style=self.proxy.addressing_style)
-        kind, _ = self.proxy._plan.choose(operation)
+        only = self.proxy.only_keys
+        kind = None
+        if only is None or only in urllib.parse.unquote(urllib.parse.urlsplit(target).path):
+            kind, _ = self.proxy._plan.choose(operation)
         if kind == "reset_before":
             _close(self.client.sock, reset=True)
             return False
@@ -342,6 +345,10 @@ class FaultProxy(FaultCounters):
         Port to listen on; 0 (the default) lets the kernel choose (see `port`).
     addressing_style : `str`, optional
         How clients address buckets (``"path"`` or ``"virtual"``), for naming operations.
+    only_keys : `str`, optional
+        Break only requests whose (decoded) path contains this text, e.g.
+        ``"/_records/"``; the others are relayed untouched, neither counted nor
+        using up a script. All requests by default (`only_keys` can be changed).
 
     Notes
     -----
@@ -385,6 +392,7 @@ class FaultProxy(FaultCounters):
         host: str = "127.0.0.1",
         port: int = 0,
         addressing_style: Literal["path", "virtual"] = "path",
+        only_keys: str | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname:
@@ -395,6 +403,7 @@ class FaultProxy(FaultCounters):
         self.continue_timeout = continue_timeout
         self.timeout = timeout
         self.addressing_style: Literal["path", "virtual"] = addressing_style
+        self.only_keys = only_keys
         self._bind = (host, port)
         self._lock = threading.Lock()
         self._plan = FaultPlan(

@@ -10,6 +10,7 @@ __all__ = [
     "PREFIX",
     "RUN",
     "TESTS_DIR",
+    "assert_records_match_objects",
     "cli_env",
     "dataset_type",
     "make_ref",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
     from s3qbb.config import S3EndpointConfig
     from s3qbb.core.quantum import Quantum
+    from s3qbb.registry import Registry
     from s3qbb.testing.servers import S3TestEndpoint
 
 PREFIX = "repo"
@@ -208,6 +210,25 @@ def records_from_provenance(
         for name, data in QuantumProvenanceData.from_json(body).datastore_record_data().items():
             merged.setdefault(name, DatastoreRecordData({})).update(data)
     return merged
+
+
+def assert_records_match_objects(
+    endpoint: S3TestEndpoint, registry: Registry, expected: set[uuid.UUID]
+) -> None:
+    """Every stored dataset of the run is expected, once, and its record matches the object in the bucket."""
+    from s3qbb.s3 import checksums
+
+    rows = registry.datasets(run=RUN, stored=True)
+    assert sorted(row.id for row in rows) == sorted(expected)  # each exactly once
+    for row in rows:
+        (record,) = row.records
+        body = endpoint.client.get_object(Bucket=endpoint.bucket, Key=f"{PREFIX}/{record.path}")[
+            "Body"
+        ].read()
+        assert record.file_size == len(body)
+        assert record.checksum is not None
+        recorded = checksums.parse(record.checksum)
+        assert recorded.same_value(checksums.compute(recorded.algorithm, body))
 
 
 # ----------------------------------------------------------- child processes

@@ -19,6 +19,7 @@ import yaml
 from reliability_helpers import (
     PREFIX,
     RUN,
+    assert_records_match_objects,
     cli_env,
     make_ref,
     plain_repo_config,
@@ -95,23 +96,6 @@ def _ingest(
     return code, out.out, out.err
 
 
-def _assert_records_match_objects(
-    endpoint: S3TestEndpoint, registry: Registry, expected: set[uuid.UUID]
-) -> None:
-    """Every stored dataset of the run is expected, once, and its record matches the object in the bucket."""
-    rows = registry.datasets(run=RUN, stored=True)
-    assert sorted(row.id for row in rows) == sorted(expected)  # each exactly once
-    for row in rows:
-        (record,) = row.records
-        body = endpoint.client.get_object(Bucket=endpoint.bucket, Key=f"{PREFIX}/{record.path}")[
-            "Body"
-        ].read()
-        assert record.file_size == len(body)
-        assert record.checksum is not None
-        recorded = checksums.parse(record.checksum)
-        assert recorded.same_value(checksums.compute(recorded.algorithm, body))
-
-
 def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
     endpoint: S3TestEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -142,7 +126,7 @@ def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
     with Registry.from_url(db, create=False) as registry:
         row = registry.quantum(quantum.id)
         assert row is not None and row.status == "recovered"
-        _assert_records_match_objects(endpoint, registry, {r.id for r in outputs[:KILLED_AFTER]})
+        assert_records_match_objects(endpoint, registry, {r.id for r in outputs[:KILLED_AFTER]})
         recovered = {row.id: row.records[0].checksum for row in registry.datasets(run=RUN, stored=True)}
 
     # Attempt 2 succeeds (other bytes: it replaces attempt 1's objects); ingest replaces the recovered
@@ -161,7 +145,7 @@ def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
         assert row is not None and row.status == "succeeded"
         assert row.attempt is not None and row.attempt.startswith(report.attempt_id)
         assert set(row.datasets["actual_output"]) == {r.id for r in outputs}
-        _assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
+        assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
         final = {row.id: row.records[0].checksum for row in registry.datasets(run=RUN, stored=True)}
         assert all(final[i] != recovered[i] for i in recovered)  # attempt 1's records are gone
         assert registry.counts()["quantum"] == 1
@@ -173,7 +157,7 @@ def test_killed_attempt_recovered_then_rerun_registry_holds_the_last_attempt(
     assert "recovered 0 quantum(s)" in err and "1 had intact records of their last attempt" in err
     assert "Nothing new: all 1 quanta listed were already in the registry." in out
     with Registry.from_url(db, create=False) as registry:
-        _assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
+        assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
 
 
 @pytest.mark.parametrize("damaged", ["provenance", "report", "records"])
@@ -201,7 +185,7 @@ def test_damaged_file_fails_ingest_by_name_and_recover_rebuilds_it(
     with Registry.from_url(db, create=False) as registry:
         row = registry.quantum(quantum.id)
         assert row is not None and row.status == "recovered"
-        _assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
+        assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
 
 
 def test_records_file_with_a_flipped_page_or_other_rows_is_refused(
@@ -277,7 +261,7 @@ def test_recovery_adopts_only_what_it_can_vouch_for(endpoint: S3TestEndpoint) ->
     with Registry.from_url("sqlite://") as registry:
         summary = registry.ingest_run(f"{root_of(endpoint)}/{RUN}/", config=endpoint.config)
         assert summary.failures == []
-        _assert_records_match_objects(endpoint, registry, {outputs[0].id, outputs[1].id})
+        assert_records_match_objects(endpoint, registry, {outputs[0].id, outputs[1].id})
 
 
 def test_recovery_leaves_a_newer_releases_files_alone(endpoint: S3TestEndpoint) -> None:
@@ -319,7 +303,7 @@ def test_second_recovery_finds_a_later_killed_attempt(
         report = QuantumExecutionReport.from_json(quantum_files(endpoint, quantum.id)["report"])
         attempts.append(report.attempt_id)
         with Registry.from_url(db, create=False) as registry:
-            _assert_records_match_objects(endpoint, registry, {r.id for r in outputs[:die_after]})
+            assert_records_match_objects(endpoint, registry, {r.id for r in outputs[:die_after]})
     # Each recovery names the attempt whose objects it adopted (from their write tokens): the second is later.
     first, second = attempts
     assert first is not None and second is not None and first < second
@@ -351,7 +335,7 @@ def test_bits_flipped_in_transit_neither_fail_ingest_nor_make_recovery_rewrite_a
             assert (summary.quanta_added, summary.failures) == (1, [])
             row = registry.quantum(quantum.id)
             assert row is not None and row.status == "succeeded"
-            _assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
+            assert_records_match_objects(endpoint, registry, {r.id for r in outputs})
     report_after = endpoint.client.get_object(
         Bucket=endpoint.bucket, Key=f"{PREFIX}/{report_key(RUN, quantum.id)}"
     )
