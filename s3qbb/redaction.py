@@ -76,14 +76,24 @@ def registered_secrets() -> frozenset[str]:
 
 _MASK = "***"
 
-# "name=value", "name: value", '"Name": "value"' for names that hold secrets. The value is on the
-# line of its name, or alone on the next, indented line (a YAML value under its key).
+# "name=value", "name: value", '"Name": "value"' for names that hold secrets, also with a prefix
+# ("MY_AWS_SECRET_ACCESS_KEY", "S3_SECRET_ACCESS_KEY"). The value is on the line of its name, or
+# alone on a following, indented line (a YAML value under its key, perhaps after a block scalar's
+# "|" or ">", a comment or blank lines; CRLF line endings as well).
+_H = r"[^\S\r\n]"  # horizontal white space, no-break spaces included
+_ALONE = rf"""(?:"[^"\r\n]*"|'[^'\r\n]*'|\S+){_H}*(?:\#[^\r\n]*)?(?:\r?\n|\r|$)"""
 _ASSIGNMENT_RE = re.compile(
-    r"""(?P<name>\b(?:aws_secret_access_key|aws_session_token|aws_security_token|secret_access_key"""
-    r"""|secretaccesskey|session_token|sessiontoken|x-amz-security-token|x-amz-signature|signature"""
-    r"""|password|passwd)["']?)(?P<sep>[ \t]*[:=](?:[ \t]*\n[ \t]+"""
-    r"""(?=(?:"[^"\n]*"|'[^'\n]*'|\S+)[ \t]*(?:\n|$))|[ \t]*))"""
+    r"""(?P<name>(?<![A-Za-z0-9])(?:aws_secret_access_key|aws_session_token|aws_security_token"""
+    r"""|secret_access_key|secretaccesskey|secret_key|secretkey|session_token|sessiontoken"""
+    r"""|x-amz-security-token|x-amz-signature|signature|password|passwd)["']?)"""
+    rf"""(?P<sep>{_H}*[:=](?:{_H}*(?:[|>][-+1-9]*{_H}*)?(?:\#[^\r\n]*)?(?:\r?\n{_H}*)*\r?\n{_H}+"""
+    rf"""(?={_ALONE})|{_H}*))"""
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&'"]+)""",
+    re.IGNORECASE,
+)
+# A credential in the XML of a service's response (STS: AssumeRole, GetSessionToken).
+_XML_RE = re.compile(
+    r"(?P<open><(?P<tag>SecretAccessKey|SessionToken|SecretKey|Password)>)[^<]*(?P<close></(?P=tag)>)",
     re.IGNORECASE,
 )
 # Words that, after a spaced separator, begin prose about the field rather than its value:
@@ -92,11 +102,12 @@ _ASSIGNMENT_RE = re.compile(
 # credential is masked literally whatever it is.
 _PROSE_WORDS = frozenset(
     (
-        "a", "an", "and", "are", "be", "been", "can", "cannot", "could", "did", "do", "does", "empty",
-        "error", "expected", "extra", "field", "for", "found", "from", "given", "had", "has", "have", "in",
-        "input", "invalid", "is", "may", "missing", "must", "need", "needed", "needs", "no", "none", "not",
-        "null", "of", "on", "or", "required", "see", "set", "should", "string", "the", "to", "unset",
-        "value", "was", "were", "will", "with", "would",
+        "a", "an", "and", "are", "assertion", "at", "be", "been", "but", "can", "cannot", "could", "did",
+        "do", "does", "empty", "error", "expected", "extra", "field", "for", "found", "from", "given", "had",
+        "has", "have", "if", "in", "input", "invalid", "is", "it", "its", "may", "missing", "must", "need",
+        "needed", "needs", "no", "none", "not", "null", "of", "on", "only", "or", "required", "see", "set",
+        "should", "string", "the", "this", "to", "too", "unset", "value", "was", "were", "when", "will",
+        "with", "would",
     )
 )  # fmt: skip
 # After "name=" and a space, "other=..." is the next field: "name" is empty, as in a shell's "NAME= cmd".
@@ -205,6 +216,7 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
         text = text.replace(value, _MASK)
     text = _URL_PASSWORD_RE.sub(lambda m: f"{m['head']}:{_MASK}@", text)
     text = _ASSIGNMENT_RE.sub(_mask_assignment, text)
+    text = _XML_RE.sub(lambda m: f"{m['open']}{_MASK}{m['close']}", text)
     text = _mask_secrets_near_key_ids(text)
     return _KEY_ID_RE.sub(lambda m: f"{m['prefix']}{_MASK}", text)
 

@@ -173,7 +173,8 @@ def _run_one(
     summary = outcome_summary(job.outcome)
     # After finish() the butler returns its provenance from memory: no request, no reopened datastore.
     # An attempt stopped by another one (exit 75) closed its butler without finishing: no records.
-    finished = butlers and job.outcome.finish is not None and job.outcome.finish.status != "skipped"
+    finish = job.outcome.finish
+    finished = butlers and finish is not None and finish.status not in ("skipped", "upload-failed")
     records = butlers[0].extract_provenance_data().datastore_record_data() if finished else {}
     return result(
         summary["status"],

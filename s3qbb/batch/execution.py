@@ -264,7 +264,7 @@ def run_quantum(
         )
         _LOG.error("%s", missing_error)
         finish = butler.finish(missing_error)
-        return QuantumOutcome(EXIT_TASK_FAILURE, finish, missing_error, missing)
+        return QuantumOutcome(_unrecorded(finish, EXIT_TASK_FAILURE), finish, missing_error, missing)
     _LOG.info("Running task %s of quantum %s.", quantum.taskLabel or quantum.taskName, quantum.id)
     try:
         task(butler, quantum)
@@ -361,7 +361,22 @@ def _stopped(
         butler.close()
         return QuantumOutcome(int(code), None, err, missing)
     finish = butler.finish(err)
-    return QuantumOutcome(int(code), finish, err, missing)
+    return QuantumOutcome(_unrecorded(finish, int(code)), finish, err, missing)
+
+
+def _unrecorded(finish: FinishResult, code: int) -> int:
+    """Return the exit code of a stopped quantum: 75 if its failure could not be recorded, else ``code``.
+
+    Exit 1 says the failure is recorded (a report with status ``failed``): a quantum whose upload
+    failed has none, so a retry (which can record it) is due, unless an object no retry may replace
+    is in the way (a human decides).
+    """
+    from ..s3.ownership import refused_by_foreign_object
+
+    if finish.status != "upload-failed" or code != ExitCode.TASK_FAILED:
+        return code
+    foreign = finish.upload_error is not None and refused_by_foreign_object(finish.upload_error)
+    return code if foreign else int(ExitCode.TEMPFAIL)
 
 
 def outcome_summary(outcome: QuantumOutcome) -> dict[str, Any]:

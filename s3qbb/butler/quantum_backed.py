@@ -561,7 +561,7 @@ class QuantumBackedButler(LimitedButler):
                 raise
             _LOG.error("Quantum %s failed, and uploading its records failed too: %s", self.quantum_id, err)
             error.add_note(f"s3qbb: uploading the records of quantum {self.quantum_id} also failed: {err}")
-            self._finished = FinishResult()
+            self._finished = FinishResult(status="upload-failed", upload_error=err)
         self.close()
         return self._finished
 

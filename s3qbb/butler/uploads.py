@@ -8,7 +8,7 @@ import datetime
 import logging
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,11 @@ class FinishResult:
     """What `QuantumBackedButler.finish` left behind."""
 
     status: str = "skipped"
-    """``succeeded``, ``failed``, or ``skipped`` when nothing could be uploaded."""
+    """``succeeded``, ``failed``, ``interrupted``; ``skipped`` when there was nothing to upload (no
+    single output run, a datastore without files), ``upload-failed`` when the upload of a stopped
+    quantum's files failed (`upload_error` says why)."""
+    upload_error: Exception | None = field(default=None, compare=False, repr=False)
+    """Why the upload failed (status ``upload-failed``)."""
     records_uri: ResourceURI | None = None
     provenance_uri: ResourceURI | None = None
     report_uri: ResourceURI | None = None

@@ -71,6 +71,27 @@ def usage_error(err: BaseException) -> int:
     return int(exit_code_for_error(err, in_task=False))
 
 
+def _records_file(value: str) -> str:
+    """Refuse a ``--records-file`` no retry can create: a folder, or a path under a file."""
+    import os
+    from pathlib import Path
+
+    if value == ":memory:":
+        return value
+    path = Path(value)
+    if path.is_dir():
+        raise click.BadParameter(f"{value!r} is a folder: give the path of a file in it.")
+    for parent in path.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise click.BadParameter(
+                    f"{str(parent)!r} is not a folder (a file or a broken link is in the way), so "
+                    f"{value!r} cannot be created: give a path in a folder, or remove it."
+                )
+            break
+    return value
+
+
 @click.command(
     "run-quantum",
     cls=_RunQuantumCommand,
@@ -99,6 +120,7 @@ def usage_error(err: BaseException) -> int:
     "--records-file",
     metavar="PATH",
     default=":memory:",
+    callback=lambda ctx, param, value: _records_file(value),
     help="local SQLite file for the records (default: memory)",
 )
 @click.option("--allow-missing-inputs", is_flag=True, help="run the task even if inputs are missing")

@@ -433,7 +433,8 @@ def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:
 def _replacement(target: ReadTarget, result: GetResult) -> DatasetReplacedError | None:
     """Return the error of a recorded object that another s3qbb write replaced, if ``result`` shows one.
 
-    The object is replaced, not damaged, if it carries a write token and either
+    The object is replaced, not damaged, if it carries a write token, names no other
+    dataset (`WRITE_DATASET`: a copy tool keeps another object's metadata), and either
     is a multipart upload's placeholder (a write over it is running) or names
     in its metadata a checksum other than the record's (the bytes of another
     write). Bytes that fail the record's checksum under the metadata of the
@@ -446,6 +447,8 @@ def _replacement(target: ReadTarget, result: GetResult) -> DatasetReplacedError 
     token = WriteToken.parse(metadata.get(WRITE_TOKEN))
     if token is None:
         return None  # not written by s3qbb: no other attempt to name
+    if other_dataset(metadata, target.ref.id) is not None:
+        return None  # another dataset's object copied here (metadata kept): no attempt of its producer
     if metadata.get(WRITE_PENDING) == "1":
         state = "is being replaced: it is now the placeholder of a multipart upload"
     else:

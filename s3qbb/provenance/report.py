@@ -93,6 +93,9 @@ def _intact_as_written(data: bytes, digest: str) -> bool:
 
 
 def _truncate(text: str) -> str:
+    # Lone surrogates (a file name's undecodable bytes, ``os.fsdecode``) spelled as ``\udce9``:
+    # JSON would carry them, but no reader (s3qbb's own among them) accepts the report back.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
