@@ -86,9 +86,11 @@ def test_records_file_in_a_missing_folder_is_created_or_named(cli_job: CliJob, t
         records = read_only / "sub" / "records.sqlite3"
         failed = files.run("env_tasks:produce_with_pause", "--records-file", str(records))
         assert failed.returncode == 75, failed.stderr
-        assert f"Cannot create the folder of records store '{records}'" in failed.stderr
+        # The attempt prepares its records file (folder made, a file left by an earlier job set aside)
+        # before the task runs: the error names the file, the cause and what to do.
+        assert f"Cannot prepare the local records file {records}" in failed.stderr
         assert "Read-only file system" in failed.stderr
-        assert f"check that the folder of '{records}' exists and is writable" in failed.stderr
+        assert "Check that its folder is writable, or run without --records-file" in failed.stderr
         assert "Traceback" not in failed.stderr
     records = tmp_path / "no" / "such" / "folder" / "records.sqlite3"
     done = files.run("env_tasks:produce_with_pause", "--records-file", str(records))

@@ -1,4 +1,4 @@
-"""Tasks of the adversarial job tests (``adv4_tasks:NAME``)."""
+"""Tasks of the upload-failure job tests (``upload_failure_tasks:NAME``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,6 @@ def fail_with_no_temporary_folder(butler: QuantumBackedButler, quantum: Quantum)
     """Write the first output, point temporary files at a missing folder, then raise."""
     ref = quantum.output_refs()[0]
     butler.put({"detector": dict(ref.dataId)["detector"]}, ref)
-    if "ADV4_GONE" in os.environ:
-        tempfile.tempdir = os.environ["ADV4_GONE"]  # the records copy at the end cannot be made
+    if "UPLOAD_TEST_TMPDIR" in os.environ:
+        tempfile.tempdir = os.environ["UPLOAD_TEST_TMPDIR"]  # the records copy at the end cannot be made
     raise ValueError("the task failed on purpose")
