@@ -8,7 +8,8 @@
 * building a butler for 10 inputs / 10 outputs in a warm process (target <= 2 ms);
 * a cache hit against an S3 GET of the same dataset (target >= 50x), interleaved with a plain
   boto3 GET of the same object, requests counted;
-* ``extract_provenance_data()`` after 500 outputs (target <= 10 ms).
+* ``extract_provenance_data()`` after 500 outputs (target <= 10 ms, the mean of 200 calls:
+  it counts the garbage collections the calls trigger, which a median would leave out).
 
 The last two run on a moto server in this process, or with ``--server moto|seaweedfs`` on a
 server in its own process (`benchmarks.servers`). Each figure is a function returning a `dict`;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -229,8 +231,8 @@ def cache_hit(n: int, server: S3TestServer | None = None, *, trials: int = 5) ->
     }
 
 
-def provenance(n_outputs: int, server: S3TestServer | None = None, *, repeats: int = 20) -> dict[str, Any]:
-    """Time of extract_provenance_data() after ``n_outputs`` puts to S3 (an in-process moto by default)."""
+def provenance(n_outputs: int, server: S3TestServer | None = None, *, repeats: int = 200) -> dict[str, Any]:
+    """Mean and median time of extract_provenance_data() after ``n_outputs`` puts (to in-process moto)."""
     from s3qbb import DatasetRef, DatasetType, DimensionUniverse, Quantum, QuantumBackedButler
 
     u = DimensionUniverse()
@@ -245,10 +247,22 @@ def provenance(n_outputs: int, server: S3TestServer | None = None, *, repeats: i
         try:
             for ref in outputs:
                 butler.put({"i": 1}, ref)
-            median = _timeit(butler.extract_provenance_data, repeats)
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                butler.extract_provenance_data()
+                times.append(time.perf_counter() - t)
         finally:
             butler.close()
-    return {"outputs": n_outputs, "median_ms": median * 1000}
+    # The mean is what a call costs: it counts the garbage collections the calls trigger, which a
+    # median leaves out (a full collection of this process comes every tens of calls).
+    return {
+        "outputs": n_outputs,
+        "repeats": repeats,
+        "mean_ms": statistics.fmean(times) * 1000,
+        "median_ms": statistics.median(times) * 1000,
+        "max_ms": max(times) * 1000,
+    }
 
 
 def evaluate_targets(results: dict[str, Any], server: str = "-") -> list[Target]:
@@ -274,7 +288,11 @@ def evaluate_targets(results: dict[str, Any], server: str = "-") -> list[Target]
         add("cache_hit", "cache hit speed-up vs S3 GET", h["ratio"], ">=", 50, detail)
     if "provenance" in results:
         p = results["provenance"]
-        add("provenance", f"extract_provenance_data, {p['outputs']} outputs (ms)", p["median_ms"], "<=", 10)
+        calls = p.get("repeats", "?")
+        metric = f"extract_provenance_data, {p['outputs']} outputs (ms, mean of {calls} calls)"
+        slowest = p.get("max_ms", math.nan)
+        detail = f"median {p['median_ms']:.2f} ms, slowest {slowest:.1f} ms (with a full collection)"
+        add("provenance", metric, p.get("mean_ms", p["median_ms"]), "<=", 10, detail)
     return targets
 
 
@@ -296,7 +314,7 @@ def run_qbb(
         ("cold_start", lambda: cold_start(1 if quick else 7)),
         ("construction", lambda: construction(50 if quick else 300)),
         ("cache_hit", lambda: cache_hit(30 if quick else 500, server, trials=2 if quick else 5)),
-        ("provenance", lambda: provenance(outputs, server, repeats=5 if quick else 20)),
+        ("provenance", lambda: provenance(outputs, server, repeats=5 if quick else 200)),
     ]
     for name, run in steps:
         began = time.perf_counter()

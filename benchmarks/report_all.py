@@ -91,7 +91,7 @@ class ReportCounts:
     cache_ops: int = 500
     cache_trials: int = 5
     provenance_outputs: int = 500
-    provenance_repeats: int = 20
+    provenance_repeats: int = 200
     ingest_quanta: int = 1000
     ingest_trials: int = 3
     registry_datasets: int = 100_000
