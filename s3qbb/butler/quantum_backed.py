@@ -34,6 +34,7 @@ from .setup import (
     check_read_arguments,
     datastore_names,
     input_tracking_problems,
+    known_refs,
     single_run,
 )
 from .uploads import FinishResult, upload_quantum_files
@@ -552,7 +553,7 @@ class QuantumBackedButler(LimitedButler):
                 attempt_id=self._info.token().attempt_id,
                 error=error,
                 warnings_seen=[str(w.message) for w in caught],
-                refs=self._known_refs_for(provenance),
+                refs=known_refs(provenance, self._known_refs, self._actual_output_refs),
                 replace_success=self._info.replace_success,
             )
         except Exception as err:
@@ -564,11 +565,6 @@ class QuantumBackedButler(LimitedButler):
             self._finished = FinishResult(status="upload-failed", upload_error=err)
         self.close()
         return self._finished
-
-    def _known_refs_for(self, provenance: QuantumProvenanceData) -> list[DatasetRef]:
-        known = {**self._known_refs, **self._actual_output_refs}
-        ids = provenance.predicted_inputs | provenance.predicted_outputs
-        return [known[i] for i in sorted(ids) if i in known]
 
     def close(self) -> None:
         """Release the datastore (records store, thread pools); does not upload.

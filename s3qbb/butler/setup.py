@@ -10,6 +10,7 @@ __all__ = [
     "check_read_arguments",
     "datastore_names",
     "input_tracking_problems",
+    "known_refs",
     "single_run",
 ]
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ..core.records import DatastoreRecordData
     from ..core.storage_class import StorageClass, StorageClassFactory
     from ..datastores.base import Datastore
+    from ..provenance.model import QuantumProvenanceData
     from ..repo import RepoConfig
     from .quantum_backed import QuantumBackedButler
 
@@ -142,6 +144,13 @@ class ButlerSetup:
 def datastore_names(datastore: Datastore) -> tuple[str, ...]:
     """Return the names of the datastores behind a butler's datastore (wrappers keep their backend's)."""
     return (datastore.name,)
+
+
+def known_refs(provenance: QuantumProvenanceData, *known: Mapping[uuid.UUID, DatasetRef]) -> list[DatasetRef]:
+    """Return the refs among ``known`` (later mappings win) of a quantum's predicted datasets, by ID."""
+    refs = {k: v for mapping in known for k, v in mapping.items()}
+    ids = provenance.predicted_inputs | provenance.predicted_outputs
+    return [refs[i] for i in sorted(ids) if i in refs]
 
 
 def single_run(refs: Iterable[DatasetRef]) -> str | None:

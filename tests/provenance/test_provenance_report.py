@@ -10,6 +10,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from report_helpers import T0, make
 
 from s3qbb.errors import DatasetNotFoundError, RecordDataError
 from s3qbb.provenance import (
@@ -24,26 +25,6 @@ from s3qbb.provenance.model import MAX_MESSAGE_CHARS, TRACEBACK_LINES
 GOLDEN = Path(__file__).parent / "golden" / "quantum_report.json"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-T0 = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
-
-
-def make(**kw: Any) -> QuantumExecutionReport:
-    values: dict[str, Any] = {
-        "quantum_id": uuid.UUID(int=42),
-        "task_label": "isr",
-        "task_name": "lsst.ip.isr.isrTask.IsrTask",
-        "run": "u/someone/run1",
-        "status": "succeeded",
-        "started_at": T0,
-        "ended_at": T0 + datetime.timedelta(seconds=5),
-        "duration_s": 5.0,
-        "host": "worker-1",
-        "pid": 100,
-        "s3qbb_version": "0.1.0",
-        "python_version": "3.12.3",
-    }
-    values.update(kw)
-    return QuantumExecutionReport(**values)
 
 
 def raised(exc: BaseException) -> BaseException:

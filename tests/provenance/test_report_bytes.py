@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
 import os
-import uuid
 from typing import Any
 
 import pytest
+from report_helpers import make
 
 from s3qbb.errors import RecordDataError
 from s3qbb.provenance import ErrorInfo, QuantumExecutionReport
 
-T0 = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
 SOURCE = "s3://bucket/repo/run/_records/q.report.json"
-
-
-def make(**kw: Any) -> QuantumExecutionReport:
-    values: dict[str, Any] = {
-        "quantum_id": uuid.UUID(int=42),
-        "task_label": "isr",
-        "task_name": "lsst.ip.isr.isrTask.IsrTask",
-        "run": "u/someone/run1",
-        "status": "succeeded",
-        "started_at": T0,
-        "ended_at": T0 + datetime.timedelta(seconds=5),
-        "duration_s": 5.0,
-        "host": "worker-1",
-        "pid": 100,
-        "s3qbb_version": "0.1.0",
-        "python_version": "3.12.3",
-    }
-    values.update(kw)
-    return QuantumExecutionReport(**values)
 
 
 def _failed_on_an_undecodable_file_name() -> QuantumExecutionReport:

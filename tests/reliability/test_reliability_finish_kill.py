@@ -55,16 +55,6 @@ OUTPUTS = 5
 TASK = "reliability_tasks:produce_then_die_at"
 
 
-@pytest.fixture(params=["boto3", pytest.param("obstore", marks=pytest.mark.obstore)])
-def transport(request: pytest.FixtureRequest) -> str:
-    from s3qbb.testing.transports import obstore_available
-
-    if request.param == "obstore" and not obstore_available():
-        pytest.skip("obstore is not installed")
-    name: str = request.param
-    return name
-
-
 @pytest.fixture
 def endpoint(server: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S3TestEndpoint:
     """The server's fresh bucket, and its endpoint and credentials in this process's environment."""
@@ -173,12 +163,12 @@ def _check_killed(job: Job, step: str, proc: tuple[int, str, Path]) -> None:
 @pytest.mark.parametrize("step", FINISH_STEPS)
 def test_kill_at_the_end_of_a_quantum_then_retry_rerun_and_ingest(
     endpoint: S3TestEndpoint,
-    transport: str,
+    s3_transport: str,
     step: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    job = Job(endpoint, tmp_path, transport, "fin")
+    job = Job(endpoint, tmp_path, s3_transport, "fin")
     _check_killed(job, step, job.run(1, die_at=step))
     db = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     code, out = job.ingest(db, capsys)
@@ -221,13 +211,13 @@ def test_kill_at_the_end_of_a_quantum_then_retry_rerun_and_ingest(
 @pytest.mark.parametrize("step", ["upload-2", "upload-3"])
 def test_kill_between_uploads_after_a_failed_attempt_leaves_no_stale_report(
     endpoint: S3TestEndpoint,
-    transport: str,
+    s3_transport: str,
     step: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A killed attempt's files never pair with the report of the failed attempt they replace."""
-    job = Job(endpoint, tmp_path, transport, "stale")
+    job = Job(endpoint, tmp_path, s3_transport, "stale")
     failed = run_cli(
         job.description,
         TASK,
@@ -281,13 +271,13 @@ def postgres_registry() -> Iterator[str]:
 @pytest.mark.parametrize("step", ["flush-copy", "upload-3"])
 def test_kill_at_the_end_then_recover_then_retry_into_postgresql(
     endpoint: S3TestEndpoint,
-    transport: str,
+    s3_transport: str,
     step: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     postgres_registry: str,
 ) -> None:
-    job = Job(endpoint, tmp_path, transport, "finpg")
+    job = Job(endpoint, tmp_path, s3_transport, "finpg")
     _check_killed(job, step, job.run(1, die_at=step))
     code, out = job.ingest(postgres_registry, capsys, *job.recover_options())
     assert code == 0, out
@@ -346,12 +336,12 @@ def _leave_records_file(job: Job, records: Path, how: str) -> set[uuid.UUID]:
 @pytest.mark.parametrize("left", LEFT_BEHIND)
 def test_job_does_not_trust_a_local_records_file_left_by_another_job(
     endpoint: S3TestEndpoint,
-    transport: str,
+    s3_transport: str,
     left: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    job = Job(endpoint, tmp_path, transport, "local")
+    job = Job(endpoint, tmp_path, s3_transport, "local")
     records = tmp_path / "work" / "records.sqlite3"
     records.parent.mkdir()
     others = _leave_records_file(job, records, left)
@@ -378,9 +368,9 @@ def test_job_does_not_trust_a_local_records_file_left_by_another_job(
 
 
 def test_job_creates_the_folder_of_its_local_records_file(
-    endpoint: S3TestEndpoint, transport: str, tmp_path: Path
+    endpoint: S3TestEndpoint, s3_transport: str, tmp_path: Path
 ) -> None:
-    job = Job(endpoint, tmp_path, transport, "folder")
+    job = Job(endpoint, tmp_path, s3_transport, "folder")
     records = tmp_path / "not" / "yet" / "records.sqlite3"
     code, stderr, _ = job.run(1, "--records-file", str(records))
     assert code == EXIT_SUCCESS, stderr

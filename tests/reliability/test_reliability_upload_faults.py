@@ -62,16 +62,6 @@ READ_TIMEOUT = 1.0
 """Read timeout of the jobs whose responses are held back (2 s by the proxy): beyond it, retried."""
 
 
-@pytest.fixture(params=["boto3", pytest.param("obstore", marks=pytest.mark.obstore)])
-def transport(request: pytest.FixtureRequest) -> str:
-    from s3qbb.testing.transports import obstore_available
-
-    if request.param == "obstore" and not obstore_available():
-        pytest.skip("obstore is not installed")
-    name: str = request.param
-    return name
-
-
 @pytest.fixture
 def endpoint(server: str, request: pytest.FixtureRequest) -> S3TestEndpoint:
     found: S3TestEndpoint = request.getfixturevalue(f"{server}_endpoint")
@@ -151,12 +141,12 @@ class Job:
 
 
 @pytest.fixture
-def job(endpoint: S3TestEndpoint, transport: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def job(endpoint: S3TestEndpoint, s3_transport: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     for key, value in cli_env(endpoint).items():
         if key.startswith("AWS_"):
             monkeypatch.setenv(key, value)
     with FaultProxy(endpoint.endpoint_url, slow_delay=2 * READ_TIMEOUT) as proxy:
-        yield Job(endpoint, tmp_path, transport, proxy)
+        yield Job(endpoint, tmp_path, s3_transport, proxy)
 
 
 @pytest.mark.parametrize("name", list(FILES))
