@@ -318,7 +318,7 @@ class VerifiedReader:
         try:
             check(result)
         except DatasetIntegrityError as err:
-            if (replaced := _replacement(target, result)) is not None:
+            if (replaced := _replacement(target, result.metadata)) is not None:
                 raise replaced from err  # another write's complete object: reading again cannot help
             _LOG.warning(
                 "%s Reading it again from the server (a bit flipped in transit does not repeat).", err
@@ -351,6 +351,10 @@ class VerifiedReader:
             if err.status != _RANGE_NOT_SATISFIABLE or byte_range is None:
                 raise
             # A range within the recorded size that the server cannot satisfy: the object is shorter.
+            # Replaced by a rerun (its placeholder, or fewer bytes) or truncated: its metadata says which
+            # (one HEAD, on this failure only).
+            if (replaced := self._replaced_since(target)) is not None:
+                raise replaced from err
             failure = target.fail(
                 f"bytes {byte_range[0]}-{byte_range[1] - 1} cannot be read (HTTP 416): the object is "
                 f"shorter than the {target.info.file_size} bytes recorded; it was truncated or replaced."
@@ -362,6 +366,11 @@ class VerifiedReader:
         if target.predicted:
             _refuse_other_dataset(target, result)
         return result
+
+    def _replaced_since(self, target: ReadTarget) -> DatasetReplacedError | None:
+        """Return the error of a recorded object that another write replaced, from its HEAD (else `None`)."""
+        head = self.bucket.head(target.key)  # HEAD needs what GET needs: a refusal is the read's own
+        return None if head is None else _replacement(target, head.metadata)
 
     @staticmethod
     def _check_size(target: ReadTarget, result: GetResult) -> None:
@@ -421,7 +430,7 @@ def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:
     A recorded dataset's placeholder is `DatasetReplacedError`: another write is replacing it.
     """
     if object_metadata(result.metadata).get(WRITE_PENDING) == "1":
-        if (replaced := _replacement(target, result)) is not None:
+        if (replaced := _replacement(target, result.metadata)) is not None:
             raise replaced
         raise DatasetNotFoundError(
             f"Dataset {target.ref} is not stored yet: {target.uri} is the placeholder of a multipart "
@@ -430,8 +439,8 @@ def _refuse_placeholder(target: ReadTarget, result: GetResult) -> None:
         )
 
 
-def _replacement(target: ReadTarget, result: GetResult) -> DatasetReplacedError | None:
-    """Return the error of a recorded object that another s3qbb write replaced, if ``result`` shows one.
+def _replacement(target: ReadTarget, stored: Mapping[str, str]) -> DatasetReplacedError | None:
+    """Return the error of a recorded object that another s3qbb write replaced, if its metadata shows one.
 
     The object is replaced, not damaged, if it carries a write token, names no other
     dataset (`WRITE_DATASET`: a copy tool keeps another object's metadata), and either
@@ -443,7 +452,7 @@ def _replacement(target: ReadTarget, result: GetResult) -> DatasetReplacedError 
     recorded = target.recorded
     if target.predicted or recorded is None:
         return None
-    metadata = object_metadata(result.metadata)
+    metadata = object_metadata(stored)
     token = WriteToken.parse(metadata.get(WRITE_TOKEN))
     if token is None:
         return None  # not written by s3qbb: no other attempt to name

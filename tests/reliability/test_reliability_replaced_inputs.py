@@ -122,3 +122,37 @@ def test_damaged_bytes_under_the_recorded_write_are_still_damage(
         earlier.get(ref)
     assert not isinstance(info.value, DatasetReplacedError)
     assert exit_code_for_error(info.value, in_task=True) == ExitCode.TASK_FAILED
+
+
+@pytest.mark.parametrize("now", ["placeholder", "fewer bytes"])
+def test_a_partial_read_past_the_end_of_a_replacement_says_replaced(
+    endpoint: S3TestEndpoint, earlier: S3Datastore, later: S3Datastore, now: str
+) -> None:
+    """A range the replacement cannot serve (HTTP 416) is the replacement, not a truncated object."""
+    ref = RefMaker().make("NumpyArray")
+    first = np.arange(8000, dtype="float64").reshape(1000, 8)
+    earlier.put(first, ref)
+    if now == "placeholder":  # a multipart rerun's placeholder: zero bytes
+        backdoor = S3Backdoor(endpoint.client, endpoint.bucket, "repo")
+        backdoor.rewrite(ref, b"", {WRITE_TOKEN: str(later.write_token), WRITE_PENDING: "1"})
+    else:
+        later.put(first[:10] + 1, ref)
+    with pytest.raises(DatasetReplacedError) as info:
+        earlier.get(ref, parameters={"rows": (990, 1000)})
+    _assert_names_the_replacement(info.value, earlier, later, ref)
+
+
+def test_a_truncated_object_under_the_recorded_write_is_still_damage(
+    endpoint: S3TestEndpoint, earlier: S3Datastore
+) -> None:
+    ref = RefMaker().make("NumpyArray")
+    earlier.put(np.arange(8000, dtype="float64").reshape(1000, 8), ref)
+    backdoor = S3Backdoor(endpoint.client, endpoint.bucket, "repo")
+    key = backdoor.location(ref)
+    assert key is not None
+    stored = endpoint.client.get_object(Bucket=endpoint.bucket, Key=key)
+    backdoor.rewrite(ref, stored["Body"].read()[:4096], stored["Metadata"])  # the recorded write, cut short
+    with pytest.raises(DatasetIntegrityError, match=r"were recorded|HTTP 416") as info:
+        earlier.get(ref, parameters={"rows": (990, 1000)})
+    assert not isinstance(info.value, DatasetReplacedError)
+    assert exit_code_for_error(info.value, in_task=True) == ExitCode.TASK_FAILED
