@@ -6,7 +6,6 @@ __all__ = ["FinishResult", "ReportGuard", "upload_quantum_files"]
 
 import datetime
 import logging
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DatasetExistsError, DatasetIntegrityError, RecordsUploadError, S3qbbError
 from ..provenance.files import host_info, provenance_key, records_key, report_key
+from .scratch import records_scratch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -129,9 +129,9 @@ def upload_quantum_files(
         attempt_id=attempt_id,
     )
     files: list[tuple[str, bytes | Path]] = []
-    with tempfile.TemporaryDirectory(prefix="s3qbb-records-") as tmp:
+    with records_scratch() as tmp:
         db = datastore.export_records_file(
-            Path(tmp) / "records.sqlite3" if records_filename == ":memory:" else Path(records_filename)
+            tmp / "records.sqlite3" if records_filename == ":memory:" else Path(records_filename)
         )
         if db is not None:
             files.append((records_key(run, quantum_id), db))

@@ -318,6 +318,14 @@ _CLOCK_SKEW = _Rule(
     "from the service's: the clock of this host is off (S3 allows 15 minutes); synchronise it "
     "(NTP: chronyd, systemd-timesyncd), then run the job again{detail}",
 )
+_DENIED_WITHOUT_CODE = _Rule(
+    AccessDeniedError,
+    "{operation} on {uri} was refused by {endpoint} with a bare 403 (a response without a body, as to "
+    "every HEAD, names no cause). Either the credentials in use lack this action: grant it or use "
+    "credentials that have it; or the clock of this host is off by more than S3's 15 minutes (a GET or "
+    "PUT would say RequestTimeTooSkewed): check it (`date -u`) and synchronise it (NTP: chronyd, "
+    "systemd-timesyncd), then run the job again{detail}",
+)
 _BAD_CREDENTIALS = _Rule(
     CredentialsError,
     "{operation} on {uri} failed at {endpoint}: the credentials were rejected; check "
@@ -403,6 +411,10 @@ def _is_credentials_failure(exc: BaseException) -> bool:
 
 
 def _rule_for(code: str, status: int | None, key: str | None) -> _Rule:
+    if status == 403 and code in ("", "403"):
+        # No error code (boto3 gives the status as the code): a HEAD's 403, whose cause went with the
+        # body S3 does not send. A clock off by more than 15 minutes gives the same bare 403.
+        return _DENIED_WITHOUT_CODE
     rule = _CODE_TABLE.get(code)
     if rule is None and status is not None:
         rule = _STATUS_TABLE.get(status)

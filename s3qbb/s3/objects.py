@@ -37,6 +37,7 @@ from ..errors import (
     DatasetNotFoundError,
     PreconditionFailedError,
     S3qbbError,
+    TransientStorageError,
 )
 from . import checksums
 from .errors import s3_uri, translate_error
@@ -404,6 +405,11 @@ class S3Bucket:
                 raise self._conflict(key, head, mine=token) from err
             token.check_replace(head.token, self.uri(key))  # that attempt may still be running
             return self._replace(key, body, metadata, checksum, head, token)
+        except TransientStorageError:
+            landed = self._landed(key, token, metadata)
+            if landed is None:
+                raise
+            return landed.etag
         if not self.config.conditional_put_atomic:
             self._confirm(key, token)
         return etag
@@ -442,9 +448,37 @@ class S3Bucket:
                 assert isinstance(again, HeadResult)
                 return again.etag
             raise self._conflict(key, again) from err
+        except TransientStorageError:
+            landed = self._landed(key, token, metadata)
+            if landed is None:
+                raise
+            return landed.etag
         if not self.config.conditional_put_atomic:
             self._confirm(key, token)
         return etag
+
+    def _landed(self, key: str, token: WriteToken, metadata: Mapping[str, str]) -> HeadResult | None:
+        """After a conditional PUT gave up unanswered: the stored object if it is this write (one HEAD).
+
+        Every attempt's response was lost (connections reset after the server
+        stored the first, answers later than the read timeout), so no 412
+        ever settled it. The object is this write's only if it carries its
+        token and checksum (`_is_this_write`): another attempt's or another
+        thread's object never is. `None` if it is not, or cannot be looked at.
+        """
+        try:
+            head = self._head_readable(key)
+        except S3qbbError:
+            return None
+        if not _is_this_write(head, token, metadata):
+            return None
+        assert isinstance(head, HeadResult)
+        _LOG.warning(
+            "No answer to the PUT of %s reached this process, but the object stored there is this "
+            "write's (its write token and checksum): the write landed.",
+            self.uri(key),
+        )
+        return head
 
     def _confirm(self, key: str, token: WriteToken, *, complete: bool = False) -> None:
         """Raise `PreconditionFailedError` unless the stored object carries ``token`` (one HEAD)."""

@@ -18,13 +18,15 @@ arrived, the body did not) loses its status: object_store reads the body
 before it builds the error. Such an error is of kind ``"interrupted"``
 (transient) with `BODY_CUT` as its reason; for a conditional PUT,
 `refused_conditional_put` tells a refusal (412) from a failure to retry by
-the object's state, as botocore tells them by the status it did read.
+the object's state, as botocore tells them by the status it did read; for a
+GET, `cut_get_error` tells a missing object (404) the same way.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BODY_CUT",
+    "cut_get_error",
     "is_panic",
     "panic_advice",
     "refused_conditional_put",
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from .transport import TransportError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from .ownership import HeadResult
 
@@ -277,3 +279,38 @@ def _debug_value(debug: str, start: int) -> str:
             break
     value = re.sub(r"\s+", "", debug[start:end])
     return re.sub(r",(?=[)}\]])", "", value)[:200]
+
+
+def cut_get_error(failure: TransportError, head: Callable[[], HeadResult | None]) -> TransportError:
+    """Return the error of a GET whose error response lost its body (`BODY_CUT`), settled by a HEAD.
+
+    A HEAD (no body to cut) that finds no object makes it the 404 botocore
+    would have read: not found, not retried. An object there, or a HEAD that
+    fails, leaves ``failure``, a transient failure retried as before.
+
+    Parameters
+    ----------
+    failure : `~s3qbb.s3.transport.TransportError`
+        The error of the GET (reason `BODY_CUT`, raised before any body was streamed).
+    head : `~collections.abc.Callable`
+        Sends the HEAD of the object: its metadata, `None` if it does not exist.
+
+    Returns
+    -------
+    error : `~s3qbb.s3.transport.TransportError`
+        A 404 ``NoSuchKey``, or ``failure``.
+    """
+    try:
+        found = head()
+    except TransportError:
+        return failure
+    if found is not None:
+        return failure
+    what = str(failure).partition(" failed: ")[0]
+    return TransportError(
+        f"{what} failed: its error response was cut short (its status lost) and a HEAD finds no object "
+        "there (taken as 404 Not Found)",
+        code="NoSuchKey",
+        status=404,
+        kind="response",
+    )

@@ -40,6 +40,7 @@ from ..errors import ConfigError, CredentialsError, S3qbbError
 from .errors import TruncatedBodyError, s3_uri
 from .obstore_errors import (
     BODY_CUT,
+    cut_get_error,
     is_panic,
     panic_advice,
     refused_conditional_put,
@@ -199,12 +200,12 @@ class ObstoreTransport:
         streamed body as it arrives (see `_read_body`).
         """
         get, store = self._obstore.get, self._store
+        answered = False  # an error raised before: of the request, not of a streamed body
 
         def fetch() -> GetResult:
-            if byte_range is None:
-                response = get(store, key)
-            else:
-                response = get(store, key, options={"range": byte_range})
+            nonlocal answered
+            response = get(store, key, options={"range": byte_range}) if byte_range else get(store, key)
+            answered = True
             start, stop = response.range
             fed = digest() if digest is not None else None
             body, received = _read_body(response, stop - start, fed)
@@ -216,7 +217,13 @@ class ObstoreTransport:
             size = stop if byte_range is None else int(response.meta["size"])
             return GetResult(body, size, None, _user_metadata(response.attributes), fed)
 
-        return self._call("GetObject", key, fetch)
+        try:
+            return self._call("GetObject", key, fetch)
+        except TransportError as failure:
+            if failure.reason != BODY_CUT or answered:
+                raise
+            # An error response of lost status (a 404? a 503?): a HEAD, which has no body to lose, tells.
+            raise cut_get_error(failure, lambda: self.head_object(key)) from failure
 
     def head_object(self, key: str) -> HeadResult | None:
         """See `~s3qbb.s3.transport.Transport.head_object` (a HEAD: obstore's ``head`` has no metadata)."""

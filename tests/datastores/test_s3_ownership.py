@@ -465,3 +465,56 @@ def test_every_put_response_cut_short_still_replaces_an_earlier_attempt(
         assert later.get(ref) == b"\x02" * 10
         later.close()
     earlier.close()
+
+
+# ------------------------------------------------------------------ no answer to any attempt of a PUT
+
+
+def _unanswering_proxy(endpoint: S3TestEndpoint, kind: str) -> FaultProxy:
+    """A proxy breaking every PutObject (more than the retries): ``reset_after`` stores it, ``reset_before``
+    does not; neither lets an answer through."""
+    return FaultProxy(endpoint.endpoint_url, {"PutObject": [kind] * 50})
+
+
+def test_put_whose_every_answer_is_lost_landed_if_the_object_is_this_writes(
+    s3_endpoint: S3TestEndpoint,
+) -> None:
+    """The first PUT is stored, every answer reset, so no 412 ever settles it: one HEAD after the retries
+    run out finds this write's token and checksum, and the put succeeded."""
+    with _unanswering_proxy(s3_endpoint, "reset_after") as proxy:
+        store = make_store(dataclasses.replace(s3_endpoint, config=proxy.endpoint_config(s3_endpoint.config)))
+        checksum = checksums.compute(store.config.checksum_algorithm, b"report")
+        store.bucket.put_new(f"{PREFIX}/landed", b"report", checksum, token=store.write_token)
+        attempts = store.config.retry.max_attempts
+        assert proxy.injected == {"reset_after": attempts}
+        assert _requests(store) == {"PutObject": attempts, "HeadObject": 1}
+        store.close()
+    body, meta = _stored(s3_endpoint, f"{PREFIX}/landed")
+    assert body == b"report" and meta[WRITE_TOKEN] == str(store.write_token)
+
+
+@pytest.mark.parametrize("whose", ["another attempt", "another quantum", "this token, other bytes"])
+def test_put_whose_every_answer_is_lost_never_takes_another_writes_object(
+    s3_endpoint: S3TestEndpoint, whose: str
+) -> None:
+    """The PUT never reaches the server; the object there is another write's: still a transient failure."""
+    from s3qbb.errors import TransientStorageError
+
+    key = f"{PREFIX}/theirs-{whose.replace(' ', '-').replace(',', '')}"
+    owner = make_store(s3_endpoint)
+    algorithm = owner.config.checksum_algorithm
+    owner.bucket.put_new(key, b"first", checksums.compute(algorithm, b"first"), token=owner.write_token)
+    token = {
+        "another attempt": WriteToken.new(owner.write_token.quantum_id),
+        "another quantum": WriteToken.new(),
+        "this token, other bytes": owner.write_token,
+    }[whose]
+    with _unanswering_proxy(s3_endpoint, "reset_before") as proxy:
+        store = make_store(dataclasses.replace(s3_endpoint, config=proxy.endpoint_config(s3_endpoint.config)))
+        with pytest.raises(TransientStorageError):
+            store.bucket.put_new(key, b"second", checksums.compute(algorithm, b"second"), token=token)
+        assert proxy.injected == {"reset_before": store.config.retry.max_attempts}
+        store.close()
+    body, meta = _stored(s3_endpoint, key)
+    assert body == b"first" and meta[WRITE_TOKEN] == str(owner.write_token)
+    owner.close()

@@ -208,6 +208,26 @@ def test_kill_at_the_end_of_a_quantum_then_retry_rerun_and_ingest(
         assert registry.counts()["quantum"] == 1 and registry.counts()["dataset"] == OUTPUTS
 
 
+def test_retry_removes_the_records_folder_of_the_job_killed_while_copying_its_records(
+    endpoint: S3TestEndpoint, s3_transport: str, tmp_path: Path
+) -> None:
+    """A job killed in the middle of the copy leaves its ``s3qbb-records-*`` folder; the retry (same TMPDIR)
+    removes it, as it removes its own."""
+    job = Job(endpoint, tmp_path, s3_transport, "scratch")
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    env = {**cli_env(endpoint), "TMPDIR": str(shared), "RELIABILITY_DIE_AT": "flush-copy"}
+    killed = run_cli(job.description, TASK, job.config, {**env, "RELIABILITY_ATTEMPT": "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = (p for p in shared.iterdir() if p.name.startswith("s3qbb-records-"))
+    assert _temporary_records(left)  # the half-copied records file
+    del env["RELIABILITY_DIE_AT"]
+    retry = run_cli(job.description, TASK, job.config, {**env, "RELIABILITY_ATTEMPT": "2"})
+    assert retry.returncode == EXIT_SUCCESS, retry.stderr
+    job.assert_complete(2)
+    assert [p.name for p in shared.iterdir() if "s3qbb-records" in p.name] == []
+
+
 @pytest.mark.parametrize("step", ["upload-2", "upload-3"])
 def test_kill_between_uploads_after_a_failed_attempt_leaves_no_stale_report(
     endpoint: S3TestEndpoint,

@@ -177,6 +177,28 @@ def test_access_denied(err: ClientError) -> None:
 
 
 @pytest.mark.parametrize(
+    "err",
+    [client_error("403", 403), TransportError("HeadObject failed", status=403, kind="response")],
+    ids=["boto3", "obstore"],
+)
+def test_bare_403_of_a_head_names_clock_skew_as_a_possible_cause(err: ClientError | TransportError) -> None:
+    """S3 signals a skewed clock only in an error body; a HEAD's 403 has none, so both causes are named."""
+    result = translate_client_error(
+        err, operation="HeadObject", bucket="bkt", key="k.json", endpoint=ENDPOINT
+    )
+    assert type(result) is AccessDeniedError
+    message = str(result)
+    assert "HeadObject on s3://bkt/k.json" in message and ENDPOINT in message
+    assert "grant it" in message  # rights, as before
+    assert "clock of this host is off" in message and "synchronise it" in message
+
+
+def test_access_denied_with_its_code_does_not_blame_the_clock() -> None:
+    result = translate(client_error("AccessDenied", 403))
+    assert type(result) is AccessDeniedError and "clock" not in str(result)
+
+
+@pytest.mark.parametrize(
     "code", ["InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"]
 )
 def test_credentials_errors_never_show_secrets(code: str) -> None:
