@@ -56,8 +56,6 @@ pytestmark = pytest.mark.parametrize(
 
 OUTPUTS = 3
 KINDS = ("slowdown", "internal", "reset_before", "reset_after", "slow_first_byte", "truncate")
-NO_ANSWER = ("slowdown", "internal", "reset_before", "reset_after", "slow_first_byte")
-"""Faults after which the client never learns the PUT's outcome, however often it is retried."""
 FILES = {"records": records_key, "provenance": provenance_key, "report": report_key}
 MAX_ATTEMPTS = 4
 READ_TIMEOUT = 1.0

@@ -487,7 +487,7 @@ def test_flipped_upload_bit_is_refused_by_the_server(
         store.close()
 
 
-# --------------------------------------------------------------------------- known gaps in s3qbb
+# --------------------------------------------------------- requests the server applied, answers lost
 
 
 def test_put_applied_whose_every_answer_was_lost_succeeds(rig: Rig) -> None:
