@@ -239,7 +239,8 @@ def warn_unknown_variables(
     names : `list` [`str`]
         The variables warned about by this call.
     """
-    candidates = [n for n, v in environ.items() if n.startswith(prefix) and v and n not in _SEEN]
+    # Names first: `os.environ` decodes a value only when asked, and most variables lack the prefix.
+    candidates = [n for n in environ if n.startswith(prefix) and n not in _SEEN and environ[n]]
     if not candidates:
         return []
     names = set(known())

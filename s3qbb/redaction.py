@@ -24,6 +24,7 @@ __all__ = [
     "registered_secrets",
 ]
 
+import functools
 import logging
 import os
 import re
@@ -82,20 +83,16 @@ _MASK = "***"
 # "|" or ">", a comment or blank lines; CRLF line endings as well).
 _H = r"[^\S\r\n]"  # horizontal white space, no-break spaces included
 _ALONE = rf"""(?:"[^"\r\n]*"|'[^'\r\n]*'|\S+){_H}*(?:\#[^\r\n]*)?(?:\r?\n|\r|$)"""
-_ASSIGNMENT_RE = re.compile(
+_ASSIGNMENT = (
     r"""(?P<name>(?<![A-Za-z0-9])(?:aws_secret_access_key|aws_session_token|aws_security_token"""
     r"""|secret_access_key|secretaccesskey|secret_key|secretkey|session_token|sessiontoken"""
     r"""|x-amz-security-token|x-amz-signature|signature|password|passwd)["']?)"""
     rf"""(?P<sep>{_H}*[:=](?:{_H}*(?:[|>][-+1-9]*{_H}*)?(?:\#[^\r\n]*)?(?:\r?\n{_H}*)*\r?\n{_H}+"""
     rf"""(?={_ALONE})|{_H}*))"""
-    r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&'"]+)""",
-    re.IGNORECASE,
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&'"]+)"""
 )
 # A credential in the XML of a service's response (STS: AssumeRole, GetSessionToken).
-_XML_RE = re.compile(
-    r"(?P<open><(?P<tag>SecretAccessKey|SessionToken|SecretKey|Password)>)[^<]*(?P<close></(?P=tag)>)",
-    re.IGNORECASE,
-)
+_XML = r"(?P<open><(?P<tag>SecretAccessKey|SessionToken|SecretKey|Password)>)[^<]*(?P<close></(?P=tag)>)"
 # Words that, after a spaced separator, begin prose about the field rather than its value:
 # "secret_access_key: Value error, ..." (pydantic), "password: must not be empty",
 # "aws_secret_access_key = in the profile". Short English words, not credentials; a registered
@@ -111,15 +108,22 @@ _PROSE_WORDS = frozenset(
     )
 )  # fmt: skip
 # After "name=" and a space, "other=..." is the next field: "name" is empty, as in a shell's "NAME= cmd".
-_NEXT_FIELD_RE = re.compile(r"[A-Za-z_][\w.\-]*=[^\s=]")
+_NEXT_FIELD = r"[A-Za-z_][\w.\-]*=[^\s=]"
 # Password in the user information of a URL: scheme://user:password@host.
-_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*):[^\s/?#@]*@")
+_URL_PASSWORD = r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:]*):[^\s/?#@]*@"
 # AWS access key IDs: long-term (AKIA) and temporary (ASIA).
-_KEY_ID_RE = re.compile(r"(?<![A-Za-z0-9])(?P<prefix>AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])")
+_KEY_ID = r"(?<![A-Za-z0-9])(?P<prefix>AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
 # A 40-character base64 token standing alone: the shape of an AWS secret access key.
-_SECRET40_RE = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_SECRET40 = r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
 _SECRET_WINDOW = 100
 """Characters either side of an access key ID searched for its secret."""
+
+
+@functools.cache
+def _pattern(source: str, flags: int = 0) -> re.Pattern[str]:
+    # Compiled on first use, not at import: a batch job imports this module to set up its logging
+    # and, when nothing goes wrong, never redacts anything before its first put.
+    return re.compile(source, flags)
 
 
 def _mask_assignment(match: re.Match[str]) -> str:
@@ -129,18 +133,19 @@ def _mask_assignment(match: re.Match[str]) -> str:
     if not quote and sep[-1:].isspace():
         if value.lower() in _PROSE_WORDS:
             return match[0]  # prose naming the field
-        if sep.startswith("=") and _NEXT_FIELD_RE.match(value):
+        if sep.startswith("=") and _pattern(_NEXT_FIELD).match(value):
             return match[0]  # an empty value, then the next field
     return f"{match['name']}{match['sep']}{quote}{_MASK}{quote}"
 
 
 def _mask_secrets_near_key_ids(text: str) -> str:
-    windows = [(m.start() - _SECRET_WINDOW, m.end() + _SECRET_WINDOW) for m in _KEY_ID_RE.finditer(text)]
+    key_ids = _pattern(_KEY_ID).finditer(text)
+    windows = [(m.start() - _SECRET_WINDOW, m.end() + _SECRET_WINDOW) for m in key_ids]
     if not windows:
         return text
     pieces: list[str] = []
     last = 0
-    for match in _SECRET40_RE.finditer(text):
+    for match in _pattern(_SECRET40).finditer(text):
         if any(lo <= match.start() and match.end() <= hi for lo, hi in windows):
             pieces.append(text[last : match.start()])
             pieces.append(_MASK)
@@ -214,11 +219,11 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     literal = credential_values() if secrets is None else {s for s in secrets if len(s) >= MIN_SECRET_CHARS}
     for value in sorted(literal, key=len, reverse=True):  # longest first: one may contain another
         text = text.replace(value, _MASK)
-    text = _URL_PASSWORD_RE.sub(lambda m: f"{m['head']}:{_MASK}@", text)
-    text = _ASSIGNMENT_RE.sub(_mask_assignment, text)
-    text = _XML_RE.sub(lambda m: f"{m['open']}{_MASK}{m['close']}", text)
+    text = _pattern(_URL_PASSWORD).sub(lambda m: f"{m['head']}:{_MASK}@", text)
+    text = _pattern(_ASSIGNMENT, re.IGNORECASE).sub(_mask_assignment, text)
+    text = _pattern(_XML, re.IGNORECASE).sub(lambda m: f"{m['open']}{_MASK}{m['close']}", text)
     text = _mask_secrets_near_key_ids(text)
-    return _KEY_ID_RE.sub(lambda m: f"{m['prefix']}{_MASK}", text)
+    return _pattern(_KEY_ID).sub(lambda m: f"{m['prefix']}{_MASK}", text)
 
 
 class RedactingFormatter(logging.Formatter):

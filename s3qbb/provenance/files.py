@@ -43,6 +43,7 @@ __all__ = [
 
 import dataclasses
 import datetime
+import functools
 import os
 import platform
 import re
@@ -74,11 +75,11 @@ RECORDS_FILE_SUFFIXES: dict[RecordsFileKind, str] = {
 """File name suffix of each kind of per-quantum file (after the quantum ID)."""
 
 _UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_FILE_NAME_RE = re.compile(
+_FILE_NAME = (
     rf"(?P<qid>{_UUID_RE})(?P<suffix>{'|'.join(re.escape(s) for s in RECORDS_FILE_SUFFIXES.values())})"
 )
 # A segment sanitize_segment can produce: kept characters, %XX escapes and the "~" of a hashed cut.
-_RUN_SEGMENT_RE = re.compile(r"(?:[A-Za-z0-9_.=+@,~-]|%[0-9A-F]{2})+")
+_RUN_SEGMENT = r"(?:[A-Za-z0-9_.=+@,~-]|%[0-9A-F]{2})+"
 _KIND_BY_SUFFIX: dict[str, RecordsFileKind] = {suffix: kind for kind, suffix in RECORDS_FILE_SUFFIXES.items()}
 
 
@@ -142,7 +143,13 @@ def attempt_key(run: str, quantum_id: uuid.UUID, attempt_id: str) -> str:
     return f"{records_prefix(run)}{ATTEMPTS_DIR}/{quantum_id}.{attempt_id}.json"
 
 
-_ATTEMPT_NAME_RE = re.compile(rf"{ATTEMPTS_DIR}/(?P<qid>{_UUID_RE})\.(?P<attempt>[0-9a-f]+)\.json")
+_ATTEMPT_NAME = rf"{ATTEMPTS_DIR}/(?P<qid>{_UUID_RE})\.(?P<attempt>[0-9a-f]+)\.json"
+
+
+@functools.cache
+def _pattern(source: str) -> re.Pattern[str]:
+    # Compiled on first use: a batch job builds these keys but parses none before its first put.
+    return re.compile(source)
 
 
 def parse_attempt_name(name: str) -> tuple[uuid.UUID, str] | None:
@@ -159,7 +166,7 @@ def parse_attempt_name(name: str) -> tuple[uuid.UUID, str] | None:
     parsed : `tuple` [`uuid.UUID`, `str`] or `None`
         The quantum ID and the attempt ID, or `None` for any other name.
     """
-    match = _ATTEMPT_NAME_RE.fullmatch(name)
+    match = _pattern(_ATTEMPT_NAME).fullmatch(name)
     if match is None:
         return None
     return uuid.UUID(match["qid"]), match["attempt"]
@@ -273,7 +280,7 @@ def parse_records_key(key: str) -> tuple[RecordsFileKind, uuid.UUID]:
         )
     for segment in segments[:-2]:
         if (
-            _RUN_SEGMENT_RE.fullmatch(segment) is None
+            _pattern(_RUN_SEGMENT).fullmatch(segment) is None
             or segment.startswith(".")
             or urllib.parse.unquote(segment) in (".", "..")
         ):
@@ -281,7 +288,7 @@ def parse_records_key(key: str) -> tuple[RecordsFileKind, uuid.UUID]:
                 f"Key {shown!r} has run segment {segment[:80]!r} that s3qbb never writes; ignoring a "
                 "file that is not a per-quantum file."
             )
-    match = _FILE_NAME_RE.fullmatch(segments[-1])
+    match = _pattern(_FILE_NAME).fullmatch(segments[-1])
     if match is None:
         suffixes = ", ".join(RECORDS_FILE_SUFFIXES.values())
         raise InvalidNameError(

@@ -34,6 +34,7 @@ __all__ = [
     "unsettled_conditional_put",
 ]
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +54,8 @@ _CREDENTIAL_HOSTS = ("169.254.169.254", "169.254.170.2", "[fd00:ec2::254]", "sts
 _DEBUG = "\n\nDebug source:\n"
 _STATUS = re.compile(r"\binner: Status \{\s*status: (\d{3}),")
 _STATUS_LINE = re.compile(r"status code: (\d{3}) ")
-_HTTP_KIND = re.compile(r"\bHttpError \{\s*kind: (\w+),")
-_BODY_ERROR = re.compile(r"\breqwest::Error \{\s*kind: Body,")
+_HTTP_KIND = r"\bHttpError \{\s*kind: (\w+),"
+_BODY_ERROR = r"\breqwest::Error \{\s*kind: Body,"
 _URI = re.compile(r"\buri: Some\(\s*(\S+?),?\s*\)")
 _XML = {name: re.compile(rf"<{name}>([^<]{{0,500}})</{name}>") for name in ("Code", "Message", "RequestId")}
 _HTTP_KINDS: Mapping[str, Any] = {
@@ -84,7 +85,7 @@ _TLS_ERRORS = (
     "UnsupportedNameType",
 )
 """Variants of ``rustls::Error`` that end a handshake: none heals by retrying."""
-_TLS = re.compile(rf"\bkind: InvalidData,\s*error: ((?:{'|'.join(_TLS_ERRORS)})\b)")
+_TLS = rf"\bkind: InvalidData,\s*error: ((?:{'|'.join(_TLS_ERRORS)})\b)"
 """A rustls error as the TLS layer of a connection reports it (an `io::Error` of kind ``InvalidData``)."""
 _STATUS_OF_CLASS = {
     "FileNotFoundError": 404,
@@ -95,6 +96,12 @@ _STATUS_OF_CLASS = {
     "PermissionDeniedError": 403,
     "UnauthenticatedError": 401,
 }
+
+
+@functools.cache
+def _pattern(source: str) -> re.Pattern[str]:
+    # Compiled on first use: a job's expected 404s (no earlier report) need only the status patterns.
+    return re.compile(source)
 
 
 def is_panic(err: BaseException) -> bool:
@@ -151,13 +158,13 @@ def transport_error(err: BaseException, what: str) -> TransportError:
     reason = ""
     if uri is not None and any(host in uri.group(1) for host in _CREDENTIAL_HOSTS):
         kind, status = "credentials", None  # the credential service failed, not the S3 request
-    elif status is None and (tls := _TLS.search(debug)) is not None:
+    elif status is None and (tls := _pattern(_TLS).search(debug)) is not None:
         kind, reason = "tls", _debug_value(debug, tls.start(1))
     elif status is not None:
         kind = "response"
-    elif (http := _HTTP_KIND.search(debug)) is not None:
+    elif (http := _pattern(_HTTP_KIND).search(debug)) is not None:
         kind = _HTTP_KINDS.get(http.group(1), "unknown")
-        if kind == "interrupted" and _BODY_ERROR.search(debug):
+        if kind == "interrupted" and _pattern(_BODY_ERROR).search(debug):
             reason = BODY_CUT
     else:
         status = _STATUS_OF_CLASS.get(type(err).__name__)
